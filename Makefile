@@ -1,0 +1,41 @@
+# `make demo` runs the pipeline on embedded defaults; `make test` runs the tests against real
+# servers. Both install what they need first: Debian packages when missing, then a virtual
+# environment with the locked Python packages.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench lock clean
+
+setup: $(STAMP)
+	@scripts/install-system-packages.sh
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/vitals demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python bench/ingest_throughput.py
+
+# Re-pin every Python package after changing pyproject.toml's dependencies.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q -e '.[dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

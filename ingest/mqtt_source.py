@@ -1,0 +1,73 @@
+"""The MQTT side of ingest: a paho-mqtt 2.x subscriber with a persistent session and manual
+acknowledgements."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from vitals.settings import Endpoint
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = [("vitals/v1/+/+", 1), ("vitals/v1/+/+/status", 1)]
+
+OnMessage = Callable[[str, bytes, int, int], None]  # topic, payload, mid, qos
+
+
+class MqttSource:
+    """Delivers each message to `on_message` on paho's network thread; the caller acknowledges
+    it later with `ack`. With `clean_session=False` the broker keeps the subscription and
+    queues messages while ingest is down, and redelivers what was never acknowledged."""
+
+    def __init__(self, endpoint: Endpoint, client_id: str, on_message: OnMessage,
+                 on_reconnect: Callable[[], None] = lambda: None) -> None:
+        self.endpoint = endpoint
+        self.connected = threading.Event()
+        self._on_reconnect = on_reconnect
+        self._connects = 0
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                        protocol=mqtt.MQTTv311, manual_ack=True)
+        if endpoint.username:
+            c.username_pw_set(endpoint.username, endpoint.password)
+        if endpoint.tls:
+            c.tls_set()
+        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        c.on_connect = self._connected
+        c.on_disconnect = self._disconnected
+        c.on_message = lambda _c, _u, m: on_message(m.topic, m.payload, m.mid, m.qos)
+        self._client = c
+
+    def start(self) -> None:
+        self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30)
+        self._client.loop_start()
+
+    def ack(self, mid: int, qos: int) -> None:
+        self._client.ack(mid, qos)
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _connected(self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags,
+                   reason: mqtt.ReasonCode, _p: object) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker %s refused the connection: %s", self.endpoint.address, reason)
+            return
+        self._connects += 1
+        if self._connects > 1:
+            self._on_reconnect()
+        log.info("connected to MQTT %s (session %s)", self.endpoint.address,
+                 "resumed" if flags.session_present else "new")
+        client.subscribe(SUBSCRIPTIONS)
+        self.connected.set()
+
+    def _disconnected(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
+                      _p: object) -> None:
+        self.connected.clear()
+        if reason.is_failure:
+            log.warning("lost MQTT %s (%s); reconnecting", self.endpoint.address, reason)

@@ -1,0 +1,101 @@
+"""Where ingest's records go: a small interface, and the Kafka producer behind it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from confluent_kafka import KafkaError, Message, Producer
+
+log = logging.getLogger(__name__)
+
+OnDone = Callable[[], None]
+
+
+class Sink(ABC):
+    """Accepts records and calls `on_done` once each is durably stored, never before."""
+
+    @abstractmethod
+    def send(self, topic: str, key: bytes | None, value: bytes, on_done: OnDone) -> None: ...
+
+    @abstractmethod
+    def poll(self, timeout: float) -> None:
+        """Serve delivery reports (and so `on_done` calls) for up to `timeout` seconds."""
+
+    @abstractmethod
+    def flush(self, timeout: float) -> int:
+        """Wait for everything sent; returns how many records are still not stored."""
+
+    def close(self) -> None:  # noqa: B027 - optional for sinks that hold nothing
+        """Release connections (after `flush`)."""
+
+
+def producer_config(bootstrap: str) -> dict[str, object]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        # Never give up on a record: an outage backs up into the producer's queue, then into
+        # unacknowledged MQTT messages at the broker; nothing is dropped.
+        "message.timeout.ms": 0,
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        # The same partitioner as the Java client, aiokafka and Faust: a patient's key lands on
+        # the same partition whoever produces it.
+        "partitioner": "murmur2_random",
+        "queue.buffering.max.messages": 200_000,
+    }
+
+
+class KafkaSink(Sink):
+    RETRY_AFTER_S = 1.0
+
+    def __init__(self, bootstrap: str, **overrides: object) -> None:
+        self._producer = Producer({**producer_config(bootstrap), **overrides})
+        # Records whose delivery failed with a non-retriable error, produced again later.
+        self._retry: list[tuple[float, str, bytes | None, bytes, OnDone]] = []
+        self._retry_lock = threading.Lock()
+
+    def send(self, topic: str, key: bytes | None, value: bytes, on_done: OnDone) -> None:
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is None:
+                on_done()
+            else:
+                log.error("Kafka refused a record for %s (%s); trying again in %.0f s",
+                          topic, err.str(), self.RETRY_AFTER_S)
+                with self._retry_lock:
+                    self._retry.append((time.monotonic() + self.RETRY_AFTER_S, topic, key,
+                                        value, on_done))
+
+        while True:
+            try:
+                self._producer.produce(topic, value, key, on_delivery=delivered)
+                return
+            except BufferError:
+                # The local queue is full (Kafka slow or down): wait here, which stops reading
+                # MQTT, so the backlog stays at the MQTT broker rather than in memory.
+                self._producer.poll(0.1)
+
+    def poll(self, timeout: float) -> None:
+        self._producer.poll(timeout)
+        if self._retry:
+            now = time.monotonic()
+            with self._retry_lock:
+                due = [r for r in self._retry if r[0] <= now]
+                self._retry = [r for r in self._retry if r[0] > now]
+            for _, topic, key, value, on_done in due:
+                self.send(topic, key, value, on_done)
+
+    def flush(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = self._producer.flush(min(0.5, max(0.0, deadline - time.monotonic())))
+            self.poll(0)
+            if left == 0 and not self._retry:
+                return 0
+        return len(self._producer) + len(self._retry)
+
+    def close(self) -> None:
+        self._producer.close()

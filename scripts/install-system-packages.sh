@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the real servers the tests and the demo run (Debian packages), only when missing.
+set -euo pipefail
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto mosquitto-clients)
+command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "installing system packages: ${need[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

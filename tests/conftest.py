@@ -1,0 +1,46 @@
+"""Fixtures that start real servers (Mosquitto, tansu) on free loopback ports, and stop them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import write_patients
+from vitals import servers
+from vitals.settings import Settings, load_settings
+
+PATIENTS = ["P001", "P002", "P003"]
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[servers.Server]:
+    with servers.mosquitto(tmp_path / "mosquitto") as s:
+        yield s
+
+
+@pytest.fixture
+def kafka(tmp_path: Path) -> Iterator[servers.Server]:
+    with servers.tansu(tmp_path / "tansu") as s:
+        yield s
+
+
+@pytest.fixture
+def patients_file(tmp_path: Path) -> Path:
+    return write_patients(tmp_path / "patients.yaml", PATIENTS)
+
+
+@pytest.fixture
+def settings(mosquitto: servers.Server, kafka: servers.Server, patients_file: Path,
+             tmp_path: Path) -> Settings:
+    """Settings pointing at this test's servers; no `.env` is read."""
+    return load_settings(
+        _env_file=None,
+        mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
+        kafka_url=f"kafka://127.0.0.1:{kafka.port}",
+        patients=patients_file,
+        state_dir=tmp_path / "state",
+        ingest_metrics_addr=f"127.0.0.1:{servers.free_port()}",
+        kafka_partitions=4,
+    )

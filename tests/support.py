@@ -1,0 +1,101 @@
+"""Helpers for tests against the real servers: publish over MQTT, read Kafka topics back."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from confluent_kafka import Consumer, TopicPartition
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ingest import service
+from ingest.counts import Counts
+from vitals.settings import Settings
+
+
+def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict]], qos: int = 1,
+            client_id: str = "test-device", username: str | None = None,
+            password: str | None = None) -> None:
+    """Publish and wait until the broker has acknowledged every message."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    if username:
+        c.username_pw_set(username, password)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        infos = []
+        for topic, payload in messages:
+            if isinstance(payload, dict):
+                payload = json.dumps(payload)
+            infos.append(c.publish(topic, payload, qos=qos))
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 10.0,
+               settle: float = 0.5) -> list[tuple[bytes | None, dict]]:
+    """Every record of `topic` from the beginning: waits for `expect` records, then `settle`
+    seconds more so that extra (duplicate) records would be seen too."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{time.monotonic_ns()}",
+                  "enable.auto.commit": False})
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
+        out: list[tuple[bytes | None, dict]] = []
+        deadline = time.monotonic() + timeout
+        settle_until = None
+        while time.monotonic() < deadline:
+            for m in c.consume(1000, 0.1):
+                if m.error() is None:
+                    out.append((m.key(), json.loads(m.value())))
+            if len(out) >= expect:
+                settle_until = settle_until or time.monotonic() + settle
+                if time.monotonic() >= settle_until:
+                    break
+        return out
+    finally:
+        c.close()
+
+
+def write_patients(path: Path, ids: Iterable[str], devices: dict[str, list[str]] | None = None
+                   ) -> Path:
+    lines = ["patients:"]
+    for pid in ids:
+        lines.append(f"  - id: {pid}\n    infusion: 2026-11-18\n    team: haem-a")
+        if devices and pid in devices:
+            lines.append(f"    devices: [{', '.join(devices[pid])}]")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class RunningIngest:
+    """`ingest.service.run` on a thread of the test process."""
+
+    settings: Settings
+    stop_event: threading.Event
+    thread: threading.Thread
+    result: list[Counts]
+
+    def stop(self) -> Counts:
+        self.stop_event.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "ingest did not stop"
+        return self.result[0]
+
+
+def start_ingest(settings: Settings) -> RunningIngest:
+    stop, ready, result = threading.Event(), threading.Event(), []
+    t = threading.Thread(target=lambda: result.append(service.run(settings, stop, ready)),
+                         daemon=True)
+    t.start()
+    assert ready.wait(20), "ingest did not start"
+    return RunningIngest(settings, stop, t, result)

@@ -1,0 +1,80 @@
+"""The `vitals` console command. Each subcommand lives with its package; this module only
+wires them up, loads the settings, and turns configuration errors into one line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+
+from vitals.settings import ConfigError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Remote monitoring after CAR-T cell therapy.")
+
+
+
+@app.callback()
+def _group() -> None:
+    """Remote monitoring after CAR-T cell therapy: devices -> MQTT -> Kafka -> rules -> pages."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """A bad setting or file stops the command with one line naming it (exit status 2)."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            print(f"vitals: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, so services finish what they hold before exiting."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        logging.getLogger("vitals").info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+@app.command()
+@one_line_errors
+def ingest(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """The MQTT -> Kafka bridge: validate, normalise, de-duplicate; bad input to vitals.rejected."""
+    from ingest import service
+    from vitals.patients import load_patients
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    load_patients(settings.patients)  # a bad patients file stops here, before any connection
+    setup_logging(verbose)
+    counts = service.run(settings, stop_on_signals())
+    print(f"ingest: {counts.summary()}", file=sys.stderr)
+
+
+def main() -> None:
+    app()

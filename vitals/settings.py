@@ -1,0 +1,164 @@
+"""Settings from the environment and `.env` (CONTRACT section 5), validated once at start.
+
+Every command calls `load_settings()` first; a bad value raises `ConfigError` whose message is
+one line naming the setting, and the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting or a configuration file is unusable; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed `scheme://[user[:password]@]host:port` setting."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme.endswith("s")
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_endpoint(url: str, schemes: dict[str, int]) -> Endpoint:
+    """Parse a URL whose scheme is one of `schemes` (scheme -> default port)."""
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        raise ValueError(f"expected {allowed}host:port, got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}")
+    try:
+        port = parts.port or schemes[parts.scheme]
+    except ValueError:
+        raise ValueError(f"bad port in {url!r}") from None
+    return Endpoint(parts.scheme, parts.hostname, port, parts.username, parts.password)
+
+
+def parse_hostport(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host, int(port)
+
+
+MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
+KAFKA_SCHEMES = {"kafka": 9092, "kafkas": 9093}
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "vitals"
+
+
+class Settings(BaseSettings):
+    """CONTRACT section 5. Files (patients, on-call, rules) are checked to exist here and parsed
+    by the commands that use them; unset file settings fall back to the embedded defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VITALS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    kafka_url: str = "kafka://127.0.0.1:9092"
+    influx_url: str | None = None
+    influx_token: str = ""
+    influx_org: str = "vitals"
+    influx_bucket: str = "vitals"
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    webhook_url: str | None = None
+    patients: Path | None = None
+    oncall: Path | None = None
+    rules: Path | None = None
+    alerting_addr: str = "127.0.0.1:8470"
+    state_dir: Path = _default_state_dir()
+    # extensions of the contract
+    ingest_metrics_addr: str = "127.0.0.1:9470"
+    # the MQTT client id whose persistent session holds messages while ingest is down
+    ingest_client_id: str = "vitals-ingest"
+    kafka_partitions: int = 8
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt(cls, v: str) -> str:
+        parse_endpoint(v, MQTT_SCHEMES)
+        return v
+
+    @field_validator("kafka_url")
+    @classmethod
+    def _kafka(cls, v: str) -> str:
+        for part in v.split(","):
+            parse_endpoint(part if "://" in part else f"kafka://{part}", KAFKA_SCHEMES)
+        return v
+
+    @field_validator("influx_url", "pagerduty_url", "webhook_url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        parse_endpoint(v, {"http": 80, "https": 443})
+        return v
+
+    @field_validator("patients", "oncall", "rules")
+    @classmethod
+    def _file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"no such file: {v}")
+        return v
+
+    @field_validator("alerting_addr", "ingest_metrics_addr")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        parse_hostport(v)
+        return v
+
+    @field_validator("kafka_partitions")
+    @classmethod
+    def _partitions(cls, v: int) -> int:
+        if not 1 <= v <= 1024:
+            raise ValueError(f"must be 1-1024, got {v}")
+        return v
+
+    @property
+    def mqtt(self) -> Endpoint:
+        return parse_endpoint(self.mqtt_url, MQTT_SCHEMES)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """librdkafka's `bootstrap.servers` form: host:port[,host:port]."""
+        hosts = []
+        for part in self.kafka_url.split(","):
+            hosts.append(parse_endpoint(part if "://" in part else f"kafka://{part}",
+                                        KAFKA_SCHEMES).address)
+        return ",".join(hosts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings; raise `ConfigError` with one line naming the problem."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "VITALS_" + "_".join(str(p) for p in err["loc"]).upper()
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {msg}")
+        raise ConfigError("; ".join(problems)) from None

@@ -1,0 +1,21 @@
+"""The Kafka topics, declared explicitly: auto-created topics get whatever partition count the
+broker likes, and Faust refuses topics whose partitions differ from its tables'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    keyed_by_patient: bool = True
+    # One partition for low-volume topics that people read in order.
+    single_partition: bool = False
+
+
+READINGS = Topic("vitals.readings")
+STATUS = Topic("vitals.status")
+REJECTED = Topic("vitals.rejected", keyed_by_patient=False, single_partition=True)
+
+INGEST_TOPICS = (READINGS, STATUS, REJECTED)
