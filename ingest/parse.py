@@ -105,6 +105,14 @@ class Parser:
         if not self.registry.knows_device(patient_id, device_id):
             raise Invalid("unknown_device",
                           f"device {device_id} is not registered for patient {patient_id}")
+        if not payload.isascii():
+            # msgspec does not check bytes it skips (an unknown field), and raises
+            # UnicodeDecodeError rather than DecodeError on some others: check once, here.
+            try:
+                payload.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise Invalid("bad_json", f"payload is not UTF-8: {exc.reason} at byte "
+                                          f"{exc.start}") from None
         if is_status:
             return Outcome(status=parse_status(payload, patient_id, device_id, received_at))
         return self._readings(topic, payload, patient_id, device_id, received_at)
@@ -113,6 +121,19 @@ class Parser:
                   received_at: int) -> Outcome:
         is_batch, entries = split_entries(payload)
         out = Outcome()
+        items: list[object] = []  # the batch as plain JSON, read only when a typed item is bad
+
+        def as_sent(i: int) -> bytes:
+            """The JSON the device sent for entry `i`; a typed entry re-encoded would show
+            defaults it never sent and lose the fields it did."""
+            if not is_batch:
+                return payload
+            if isinstance(entries[i], RawReading):
+                if not items:
+                    items.extend(_split_generic(payload)[1])
+                return _encode(items[i])
+            return _encode(entries[i])
+
         for i, entry in enumerate(entries):
             index, size = (i, len(entries)) if is_batch else (None, None)
             try:
@@ -120,12 +141,10 @@ class Parser:
                 out.readings.append(normalise(raw, patient_id, device_id, received_at))
             except msgspec.ValidationError as exc:
                 detail = f"reading does not follow the contract: {exc}"
-                original = _encode(entry) if is_batch else payload
-                out.rejections.append(reject(Invalid("schema", detail), topic, original,
+                out.rejections.append(reject(Invalid("schema", detail), topic, as_sent(i),
                                              received_at, patient_id, device_id, index, size))
             except Invalid as exc:
-                original = _encode(entry) if is_batch else payload
-                out.rejections.append(reject(exc, topic, original, received_at, patient_id,
+                out.rejections.append(reject(exc, topic, as_sent(i), received_at, patient_id,
                                              device_id, index, size))
         return out
 
@@ -190,7 +209,9 @@ def check_time(ts: int, received_at: int) -> None:
         raise Invalid("clock_skew", f"device time {iso(ts)} is before 2010: its clock is not set")
     ahead = ts - received_at
     if ahead > limits.MAX_AHEAD_MS:
-        raise Invalid("clock_skew", f"device time {iso(ts)} is {ahead / 60000:.1f} min ahead of "
+        # `ts` is any JSON integer, which a float may not hold
+        minutes = f"{ahead / 60000:.1f}" if ahead < 10**300 else "far more than 5"
+        raise Invalid("clock_skew", f"device time {iso(ts)} is {minutes} min ahead of "
                                     f"receipt at {iso(received_at)} (limit 5 min)")
 
 

@@ -93,10 +93,14 @@ def read_yaml(path: Path, setting: str) -> object:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{setting} ({path}): cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{setting} ({path}): cannot read: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
         raise ConfigError(f"{setting} ({path}): not valid YAML{line}") from None
+    except ValueError as exc:  # a scalar YAML reads but cannot build, such as 2026-13-01
+        raise ConfigError(f"{setting} ({path}): not valid YAML: {exc}") from None
 
 
 def first_error(exc: ValidationError) -> str:

@@ -47,10 +47,13 @@ def parse_endpoint(url: str, schemes: dict[str, int]) -> Endpoint:
     if not parts.hostname:
         raise ValueError(f"no host in {url!r}")
     try:
-        port = parts.port or schemes[parts.scheme]
-    except ValueError:
-        raise ValueError(f"bad port in {url!r}") from None
-    return Endpoint(parts.scheme, parts.hostname, port, parts.username, parts.password)
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if port == 0:  # `or` would have taken 0 for "no port" and connected to the default
+        raise ValueError(f"bad port in {url!r}")
+    return Endpoint(parts.scheme, parts.hostname, port or schemes[parts.scheme], parts.username,
+                    parts.password)
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
