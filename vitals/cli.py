@@ -9,7 +9,8 @@ import sys
 import threading
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
@@ -74,6 +75,29 @@ def ingest(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     setup_logging(verbose)
     counts = service.run(settings, stop_on_signals())
     print(f"ingest: {counts.summary()}", file=sys.stderr)
+
+
+@app.command()
+@one_line_errors
+def credentials(
+    out: Annotated[Path, typer.Option(help="Directory for passwords, acl, credentials.csv.")],
+    rotate: Annotated[bool, typer.Option("--rotate", help="New passwords for all.")] = False,
+) -> None:
+    """Mosquitto password and ACL files for the enrolled devices, and a CSV for provisioning."""
+    from ingest.credentials import generate
+    from vitals.patients import load_patients
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    patients = load_patients(settings.patients)
+    accounts, without_devices = generate(out, patients, rotate)
+    if without_devices:
+        print(f"credentials: warning: no devices listed, so no accounts, for patients "
+              f"{', '.join(without_devices)}", file=sys.stderr)
+    devices = len(accounts) - 1  # all but the ingest account
+    print(f"credentials: wrote {out}/passwords, acl, credentials.csv: {devices} devices of "
+          f"{len(patients) - len(without_devices)} patients, and the ingest account"
+          f"{' (all passwords rotated)' if rotate else ''}")
 
 
 def main() -> None:

@@ -1,0 +1,272 @@
+"""`vitals credentials` against a real Mosquitto: the generated hashes are accepted, and the ACL
+keeps each device to its own topics and ingest to reading."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+from typer.testing import CliRunner
+
+from ingest.credentials import generate, hash_password
+from ingest.mqtt_source import SUBSCRIPTIONS
+from tests.support import write_patients
+from vitals import servers
+from vitals.cli import app
+from vitals.patients import PatientRegistry, load_patients
+
+DEVICES = {"P001": ["ox-1", "th-1"], "P002": ["ox-1"]}
+PATIENTS = ["P001", "P002", "P003"]  # P003 lists no devices
+
+
+class Session:
+    """One MQTT client: connect, and collect what it receives."""
+
+    def __init__(self, port: int, username: str | None, password: str | None = None,
+                 client_id: str = "", v5: bool = False) -> None:
+        proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+        # no reconnecting: each test wants to see what happened to one connection
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=proto,
+                             reconnect_on_failure=False)
+        if username is not None:
+            self.c.username_pw_set(username, password)
+        self.connack: ReasonCode | None = None
+        self.connected = threading.Event()
+        self.disconnected = threading.Event()
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.subacks: queue.Queue[list[ReasonCode]] = queue.Queue()
+        self.pubacks: dict[int, ReasonCode] = {}
+        self.c.on_connect = self._on_connect
+        self.c.on_disconnect = lambda *_a: self.disconnected.set()
+        self.c.on_message = lambda _c, _u, m: self.messages.put((m.topic, m.payload))
+        self.c.on_subscribe = lambda _c, _u, _mid, codes, _p: self.subacks.put(codes)
+        self.c.on_publish = lambda _c, _u, mid, code, _p: self.pubacks.__setitem__(mid, code)
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        assert self.connected.wait(5), "no CONNACK"
+
+    def _on_connect(self, _c: object, _u: object, _f: object, code: ReasonCode, _p: object
+                    ) -> None:
+        self.connack = code
+        self.connected.set()
+
+    @property
+    def accepted(self) -> bool:
+        return self.connack is not None and not self.connack.is_failure
+
+    def subscribe(self, topics: list[tuple[str, int]]) -> list[ReasonCode]:
+        self.c.subscribe(topics)
+        return self.subacks.get(timeout=5)
+
+    def publish(self, topic: str, payload: str) -> ReasonCode:
+        info = self.c.publish(topic, payload, qos=1)
+        info.wait_for_publish(5)
+        return self.pubacks[info.mid]
+
+    def received(self, until: str | None = None, settle: float = 0.3) -> list[tuple[str, bytes]]:
+        """Messages until one on topic `until` arrives (or 5 s), then `settle` s more: anything
+        published before `until` by the same client would have been delivered by then."""
+        out: list[tuple[str, bytes]] = []
+        deadline = time.monotonic() + 5
+        while until and time.monotonic() < deadline and all(t != until for t, _ in out):
+            with contextlib.suppress(queue.Empty):
+                out.append(self.messages.get(timeout=0.05))
+        time.sleep(settle)
+        while not self.messages.empty():
+            out.append(self.messages.get())
+        return out
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+@pytest.fixture
+def sessions() -> Iterator[list[Session]]:
+    opened: list[Session] = []
+    yield opened
+    for s in opened:
+        s.close()
+
+
+def passwords(out: Path) -> dict[str, str]:
+    with (out / "credentials.csv").open() as f:
+        return {r["username"]: r["password"] for r in csv.DictReader(f)}
+
+
+@pytest.fixture
+def creds(tmp_path: Path) -> Path:
+    out = tmp_path / "creds"
+    generate(out, _patients(tmp_path, DEVICES))
+    return out
+
+
+def _patients(tmp_path: Path, devices: dict[str, list[str]]) -> PatientRegistry:
+    return load_patients(write_patients(tmp_path / "patients.yaml", PATIENTS, devices))
+
+
+@pytest.fixture
+def broker(tmp_path: Path, creds: Path) -> Iterator[servers.Server]:
+    # Started as root, Mosquitto drops to the `mosquitto` user *before* it opens password_file
+    # and acl_file (2.0.11 then fails with "Unable to open pwfile"), and pytest's tmp dirs sit
+    # under /tmp/pytest-of-<user>, mode 0700, which that user cannot enter. `user root` keeps the
+    # uid it was started with; started as anyone else, Mosquitto ignores `user`. So this works
+    # whoever runs the tests, without loosening the 0600 modes the files are written with.
+    conf = (f"allow_anonymous false\npassword_file {creds / 'passwords'}\n"
+            f"acl_file {creds / 'acl'}\nuser root")
+    with servers.mosquitto(tmp_path / "mosquitto", conf=conf) as s:
+        yield s
+
+
+def open_session(sessions: list[Session], broker: servers.Server, username: str | None,
+                 password: str | None = None, **kw: object) -> Session:
+    s = Session(broker.port, username, password, **kw)  # type: ignore[arg-type]
+    sessions.append(s)
+    return s
+
+
+def test_hash_is_the_format_mosquitto_passwd_writes(tmp_path: Path) -> None:
+    pwfile = tmp_path / "pw"
+    subprocess.run([servers.which("mosquitto_passwd", "mosquitto"), "-b", "-c", str(pwfile),
+                    "dev", "s3cret"], check=True, capture_output=True)
+    _user, theirs = pwfile.read_text().strip().split(":", 1)
+    salt = base64.b64decode(theirs.split("$")[3])
+    assert len(salt) == 12
+    assert hash_password("s3cret", salt) == theirs
+
+
+def test_broker_accepts_generated_password_and_refuses_wrong_one(
+        broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
+    pw = passwords(creds)
+    assert open_session(sessions, broker, "P001.ox-1", pw["P001.ox-1"]).accepted
+    assert open_session(sessions, broker, "ingest", pw["ingest"]).accepted
+    assert not open_session(sessions, broker, "P001.ox-1", pw["P001.th-1"]).accepted
+    assert not open_session(sessions, broker, "P003.ox-1", "anything").accepted
+
+
+def test_anonymous_is_refused(broker: servers.Server, sessions: list[Session]) -> None:
+    s = open_session(sessions, broker, None)
+    assert s.connack is not None and s.connack.is_failure
+
+
+def test_device_cannot_publish_into_another_patients_topic(
+        broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
+    pw = passwords(creds)
+    ingest = open_session(sessions, broker, "ingest", pw["ingest"], client_id="vitals-ingest")
+    # the subscriptions the real ingest service makes are granted (QoS 1)
+    assert [c.value for c in ingest.subscribe(SUBSCRIPTIONS)] == [1, 1]
+    assert [c.value for c in ingest.subscribe([("vitals/v1/#", 1)])] == [1]
+
+    dev = open_session(sessions, broker, "P001.ox-1", pw["P001.ox-1"])
+    dev.publish("vitals/v1/P002/ox-1", "foreign patient")
+    dev.publish("vitals/v1/P001/th-1", "same patient, other device")
+    dev.publish("vitals/v1/P001/ox-1/status", "own status")
+    dev.publish("vitals/v1/P001/ox-1", "own")
+
+    got = ingest.received(until="vitals/v1/P001/ox-1")
+    # one copy per matching subscription: vitals/v1/+/+ (or +/+/status) and vitals/v1/#
+    assert sorted(set(got)) == [("vitals/v1/P001/ox-1", b"own"),
+                                ("vitals/v1/P001/ox-1/status", b"own status")]
+
+    # MQTT 3.1.1 gives the device no sign (the broker acks and drops); MQTT 5 says why
+    dev5 = open_session(sessions, broker, "P001.ox-1", pw["P001.ox-1"], client_id="d5", v5=True)
+    assert dev5.publish("vitals/v1/P002/ox-1", "foreign").getName() == "Not authorized"
+    assert dev5.publish("vitals/v1/P001/ox-1", "own").value == 0
+
+
+def test_device_cannot_subscribe_or_read(
+        broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
+    pw = passwords(creds)
+    spy = open_session(sessions, broker, "P001.ox-1", pw["P001.ox-1"])
+    codes = spy.subscribe([("vitals/v1/#", 1), ("vitals/v1/P001/ox-1", 1), ("#", 1)])
+    # Mosquitto 2.0.11 grants these SUBACKs (QoS 1, not 0x80) and enforces `read` on every
+    # delivery instead; a broker that refused them (0x80) would be just as good. What matters
+    # is that nothing arrives, checked below.
+    assert {c.value for c in codes} <= {1, 0x80}
+
+    ingest = open_session(sessions, broker, "ingest", pw["ingest"])
+    ingest.subscribe([("vitals/v1/#", 1)])
+    other = open_session(sessions, broker, "P002.ox-1", pw["P002.ox-1"])
+    other.publish("vitals/v1/P002/ox-1", "reading")
+    spy.publish("vitals/v1/P001/ox-1", "own")
+    assert len(ingest.received(until="vitals/v1/P001/ox-1", settle=0)) == 2
+    assert spy.received(settle=0.2) == []
+
+
+def test_ingest_cannot_publish(broker: servers.Server, creds: Path,
+                               sessions: list[Session]) -> None:
+    pw = passwords(creds)
+    listener = open_session(sessions, broker, "ingest", pw["ingest"], client_id="listener")
+    listener.subscribe([("vitals/v1/#", 1)])
+    ingest5 = open_session(sessions, broker, "ingest", pw["ingest"], client_id="i5", v5=True)
+    assert ingest5.publish("vitals/v1/P001/ox-1", "forged").getName() == "Not authorized"
+    ingest = open_session(sessions, broker, "ingest", pw["ingest"], client_id="i3")
+    ingest.publish("vitals/v1/P001/ox-1", "forged")
+    dev = open_session(sessions, broker, "P001.ox-1", pw["P001.ox-1"])
+    dev.publish("vitals/v1/P001/ox-1", "real")
+    assert listener.received(until="vitals/v1/P001/ox-1") == [("vitals/v1/P001/ox-1", b"real")]
+
+
+def reload_until(broker: servers.Server, sessions: list[Session], username: str, password: str,
+                 accepted: bool) -> None:
+    """SIGHUP makes Mosquitto re-read password_file and acl_file (as the README says to do)."""
+    assert broker.proc is not None
+    broker.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 2
+    while open_session(sessions, broker, username, password).accepted != accepted:
+        assert time.monotonic() < deadline, f"{username}: still {not accepted} after reload"
+        time.sleep(0.05)
+
+
+def test_rerun_keeps_passwords_rotate_changes_them_removed_device_loses_account(
+        broker: servers.Server, creds: Path, tmp_path: Path, sessions: list[Session]) -> None:
+    first = passwords(creds)
+    hashes = (creds / "passwords").read_text()
+    generate(creds, _patients(tmp_path, DEVICES))
+    assert passwords(creds) == first
+    assert (creds / "passwords").read_text() != hashes  # fresh salts, same passwords
+    reload_until(broker, sessions, "P001.ox-1", first["P001.ox-1"], accepted=True)
+
+    in_field = open_session(sessions, broker, "P001.ox-1", first["P001.ox-1"])
+    generate(creds, _patients(tmp_path, DEVICES), rotate=True)
+    rotated = passwords(creds)
+    assert rotated.keys() == first.keys()
+    assert all(rotated[u] != first[u] for u in first)
+    reload_until(broker, sessions, "P001.ox-1", first["P001.ox-1"], accepted=False)
+    # the reload also drops a connection made with the old password
+    assert in_field.disconnected.wait(2)
+    assert open_session(sessions, broker, "P001.ox-1", rotated["P001.ox-1"]).accepted
+
+    removed = open_session(sessions, broker, "P002.ox-1", rotated["P002.ox-1"])
+    generate(creds, _patients(tmp_path, {"P001": ["ox-1", "th-1"]}))  # P002's device removed
+    assert passwords(creds) == {u: p for u, p in rotated.items() if u != "P002.ox-1"}
+    for name in ("passwords", "acl", "credentials.csv"):
+        assert "P002" not in (creds / name).read_text()
+    reload_until(broker, sessions, "P002.ox-1", rotated["P002.ox-1"], accepted=False)
+    assert removed.disconnected.wait(2)
+    assert open_session(sessions, broker, "P001.th-1", rotated["P001.th-1"]).accepted
+
+
+def test_cli_writes_private_files_and_warns_about_patients_without_devices(
+        tmp_path: Path) -> None:
+    patients = write_patients(tmp_path / "patients.yaml", PATIENTS, DEVICES)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["credentials", "--out", str(out)],
+                                env={"VITALS_PATIENTS": str(patients)})
+    assert result.exit_code == 0, result.output
+    assert "3 devices of 2 patients" in result.output
+    assert "warning" in result.output and "P003" in result.output
+    assert (out / "credentials.csv").stat().st_mode & 0o777 == 0o600
+    assert (out / "passwords").stat().st_mode & 0o777 == 0o600
