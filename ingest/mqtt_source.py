@@ -27,7 +27,9 @@ class MqttSource:
     def __init__(self, endpoint: Endpoint, client_id: str, on_message: OnMessage,
                  on_reconnect: Callable[[], None] = lambda: None) -> None:
         self.endpoint = endpoint
-        self.connected = threading.Event()
+        # Set once the broker granted the subscriptions: from then on nothing published is
+        # missed, even while ingest is down (the persistent session queues it).
+        self.subscribed = threading.Event()
         self._on_reconnect = on_reconnect
         self._connects = 0
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
@@ -38,7 +40,10 @@ class MqttSource:
             c.tls_set()
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_connect = self._connected
+        c.on_subscribe = self._granted
         c.on_disconnect = self._disconnected
+        c.on_connect_fail = lambda _c, _u: log.warning(
+            "cannot reach MQTT %s; retrying", self.endpoint.address)
         c.on_message = lambda _c, _u, m: on_message(m.topic, m.payload, m.mid, m.qos)
         self._client = c
 
@@ -64,10 +69,19 @@ class MqttSource:
         log.info("connected to MQTT %s (session %s)", self.endpoint.address,
                  "resumed" if flags.session_present else "new")
         client.subscribe(SUBSCRIPTIONS)
-        self.connected.set()
+
+    def _granted(self, _c: mqtt.Client, _u: object, _mid: int, codes: list[mqtt.ReasonCode],
+                 _p: object) -> None:
+        refused = [topic for (topic, _), code in zip(SUBSCRIPTIONS, codes, strict=True)
+                   if code.is_failure]
+        if refused:
+            log.error("MQTT broker refused the subscription to %s: check this account's ACL",
+                      ", ".join(refused))
+            return
+        log.info("subscribed to %s", ", ".join(t for t, _ in SUBSCRIPTIONS))
+        self.subscribed.set()
 
     def _disconnected(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
                       _p: object) -> None:
-        self.connected.clear()
         if reason.is_failure:
             log.warning("lost MQTT %s (%s); reconnecting", self.endpoint.address, reason)

@@ -93,13 +93,11 @@ def run(settings: Settings, stop: threading.Event, ready: threading.Event | None
     log.info("metrics on http://%s:%d/metrics", host, port)
 
     source.start()
-    if not source.connected.wait(10):
-        log.warning("MQTT broker %s not reachable yet; still trying", settings.mqtt.address)
-    if ready is not None:
-        ready.set()
     try:
         while not stop.is_set():
             sink.poll(0.1)
+            if ready is not None and source.subscribed.is_set():
+                ready.set()
     finally:
         ingest.stopping = True
         left = sink.flush(30)
