@@ -46,6 +46,8 @@ def producer_config(bootstrap: str) -> dict[str, object]:
         # the same partition whoever produces it.
         "partitioner": "murmur2_random",
         "queue.buffering.max.messages": 200_000,
+        # After an outage, reconnect within 2 s rather than librdkafka's default of up to 10 s.
+        "reconnect.backoff.max.ms": 2000,
     }
 
 
@@ -53,7 +55,11 @@ class KafkaSink(Sink):
     RETRY_AFTER_S = 1.0
 
     def __init__(self, bootstrap: str, **overrides: object) -> None:
-        self._producer = Producer({**producer_config(bootstrap), **overrides})
+        self.bootstrap = bootstrap
+        self.unreachable = False
+        config = {**producer_config(bootstrap), "error_cb": self._error, "log_level": 2,
+                  **overrides}
+        self._producer = Producer(config)
         # Records whose delivery failed with a non-retriable error, produced again later.
         self._retry: list[tuple[float, str, bytes | None, bytes, OnDone]] = []
         self._retry_lock = threading.Lock()
@@ -61,6 +67,9 @@ class KafkaSink(Sink):
     def send(self, topic: str, key: bytes | None, value: bytes, on_done: OnDone) -> None:
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is None:
+                if self.unreachable:
+                    self.unreachable = False
+                    log.warning("Kafka at %s is back; catching up", self.bootstrap)
                 on_done()
             else:
                 log.error("Kafka refused a record for %s (%s); trying again in %.0f s",
@@ -77,6 +86,16 @@ class KafkaSink(Sink):
                 # The local queue is full (Kafka slow or down): wait here, which stops reading
                 # MQTT, so the backlog stays at the MQTT broker rather than in memory.
                 self._producer.poll(0.1)
+
+    def _error(self, err: KafkaError) -> None:
+        """librdkafka retries by itself; say once that Kafka is unreachable, not per attempt."""
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            if not self.unreachable:
+                self.unreachable = True
+                log.warning("Kafka at %s is unreachable (%s); holding messages unacknowledged "
+                            "at the MQTT broker until it is back", self.bootstrap, err.str())
+        else:
+            log.error("Kafka: %s", err.str())
 
     def poll(self, timeout: float) -> None:
         self._producer.poll(timeout)

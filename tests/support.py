@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterable
+import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,3 +103,42 @@ def start_ingest(settings: Settings) -> RunningIngest:
     t.start()
     assert ready.wait(20), "ingest did not start"
     return RunningIngest(settings, stop, t, result)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a `vitals` subprocess these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
+    for name in ("mqtt_url", "kafka_url", "patients", "state_dir", "ingest_metrics_addr",
+                 "kafka_partitions", "ingest_client_id"):
+        env[f"VITALS_{name.upper()}"] = str(getattr(settings, name))
+    return env
+
+
+def start_ingest_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """`vitals ingest` as its own process, returned once its subscription is granted."""
+    before = log.read_text().count("subscribed to") if log.exists() else 0
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-c", "from vitals.cli import main; main()",
+                                 "ingest"], env=settings_env(settings), stderr=out)
+    deadline = time.monotonic() + 20
+    while log.read_text().count("subscribed to") == before:
+        assert proc.poll() is None, f"ingest exited: {log.read_text()[-2000:]}"
+        assert time.monotonic() < deadline, f"ingest did not subscribe: {log.read_text()[-2000:]}"
+        time.sleep(0.05)
+    return proc
+
+
+def metric(settings: Settings, name: str) -> float:
+    with urllib.request.urlopen(f"http://{settings.ingest_metrics_addr}/metrics") as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+             ) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

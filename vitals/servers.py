@@ -124,13 +124,15 @@ def tansu_binary() -> Path:
     return path
 
 
-def tansu(workdir: Path, port: int | None = None) -> Server:
-    """A tansu broker with in-memory storage: everything is gone when it stops."""
+def tansu(workdir: Path, port: int | None = None, advertised_port: int | None = None) -> Server:
+    """A tansu broker with in-memory storage: everything is gone when it stops. Clients connect
+    to `advertised_port` after the first metadata request (a relay in front of it, say)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     url = f"tcp://{LOOPBACK}:{port}"
+    advertised = f"tcp://{LOOPBACK}:{advertised_port or port}"
     args = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url",
-            url, "--storage-engine", "memory://tansu/"]
+            advertised, "--storage-engine", "memory://tansu/"]
     return Server("tansu", port, workdir, args).start()
 
 
