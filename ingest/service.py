@@ -69,9 +69,10 @@ class Ingest:
             self.sink.send(name, key, value, ticket.done)
 
 
-def run(settings: Settings, stop: threading.Event, ready: threading.Event | None = None
-        ) -> Counts:
-    """Run until `stop` is set; then finish what was received, acknowledge it, and return."""
+def run(settings: Settings, stop: threading.Event,
+        on_ready: Callable[[Ingest], None] | None = None) -> Counts:
+    """Run until `stop` is set; then finish what was received, acknowledge it, and return the
+    counts. `on_ready` is called once the subscription is granted, with the running pipeline."""
     registry = load_patients(settings.patients)
     log.info("%d enrolled patients from %s", len(registry), registry.source)
     declare_topics(settings.kafka_bootstrap, topics.INGEST_TOPICS, settings.kafka_partitions)
@@ -96,8 +97,9 @@ def run(settings: Settings, stop: threading.Event, ready: threading.Event | None
     try:
         while not stop.is_set():
             sink.poll(0.1)
-            if ready is not None and source.subscribed.is_set():
-                ready.set()
+            if on_ready is not None and source.subscribed.is_set():
+                on_ready(ingest)
+                on_ready = None
     finally:
         ingest.stopping = True
         left = sink.flush(30)

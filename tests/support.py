@@ -98,8 +98,9 @@ class RunningIngest:
 
 def start_ingest(settings: Settings) -> RunningIngest:
     stop, ready, result = threading.Event(), threading.Event(), []
-    t = threading.Thread(target=lambda: result.append(service.run(settings, stop, ready)),
-                         daemon=True)
+    t = threading.Thread(
+        target=lambda: result.append(service.run(settings, stop, lambda _: ready.set())),
+        daemon=True)
     t.start()
     assert ready.wait(20), "ingest did not start"
     return RunningIngest(settings, stop, t, result)

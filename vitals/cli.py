@@ -100,5 +100,23 @@ def credentials(
           f"{' (all passwords rotated)' if rotate else ''}")
 
 
+@app.command()
+@one_line_errors
+def demo(
+    minutes: Annotated[int, typer.Option(min=1, max=24 * 60,
+                                         help="Simulated minutes of readings per patient.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated cohort.")] = 1,
+) -> None:
+    """The pipeline as far as it is built, on embedded defaults: real brokers on free loopback
+    ports, ingest, and the embedded cohort's devices (with their faults) publishing."""
+    from rich.console import Console
+
+    from vitals import demo as demo_
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    counts = demo_.run(minutes, seed, Console())
+    print(f"ingest: {counts.summary()}")
+
+
 def main() -> None:
     app()
