@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.support import write_patients
-from vitals import servers
+from vitals import servers, topics
+from vitals.kafka import declare_topics
 from vitals.settings import Settings, load_settings
 
 PATIENTS = ["P001", "P002", "P003"]
+PARTITIONS = 4
 
 
 @pytest.fixture
@@ -22,7 +24,9 @@ def mosquitto(tmp_path: Path) -> Iterator[servers.Server]:
 
 @pytest.fixture
 def kafka(tmp_path: Path) -> Iterator[servers.Server]:
+    """A tansu broker with the ingest topics declared (explicit partitions, as in production)."""
     with servers.tansu(tmp_path / "tansu") as s:
+        declare_topics(f"127.0.0.1:{s.port}", topics.INGEST_TOPICS, PARTITIONS, wait_s=10)
         yield s
 
 
@@ -42,5 +46,5 @@ def settings(mosquitto: servers.Server, kafka: servers.Server, patients_file: Pa
         patients=patients_file,
         state_dir=tmp_path / "state",
         ingest_metrics_addr=f"127.0.0.1:{servers.free_port()}",
-        kafka_partitions=4,
+        kafka_partitions=PARTITIONS,
     )

@@ -22,10 +22,11 @@ from typer.testing import CliRunner
 
 from ingest.credentials import generate, hash_password
 from ingest.mqtt_source import SUBSCRIPTIONS
-from tests.support import write_patients
+from tests.support import publish, read_topic, start_ingest, write_patients
 from vitals import servers
 from vitals.cli import app
 from vitals.patients import PatientRegistry, load_patients
+from vitals.settings import load_settings
 
 DEVICES = {"P001": ["ox-1", "th-1"], "P002": ["ox-1"]}
 PATIENTS = ["P001", "P002", "P003"]  # P003 lists no devices
@@ -270,3 +271,21 @@ def test_cli_writes_private_files_and_warns_about_patients_without_devices(
     assert "warning" in result.output and "P003" in result.output
     assert (out / "credentials.csv").stat().st_mode & 0o777 == 0o600
     assert (out / "passwords").stat().st_mode & 0o777 == 0o600
+
+
+def test_ingest_runs_on_its_own_account_and_forwards_a_devices_reading(
+        tmp_path: Path, broker: servers.Server, creds: Path, kafka: servers.Server) -> None:
+    """The whole set-up as deployed: `vitals ingest` logs in with the generated read-only
+    account, a device with its own credentials publishes, and the reading reaches Kafka."""
+    pw = passwords(creds)
+    settings = load_settings(
+        _env_file=None, mqtt_url=f"mqtt://ingest:{pw['ingest']}@127.0.0.1:{broker.port}",
+        kafka_url=f"kafka://127.0.0.1:{kafka.port}", patients=tmp_path / "patients.yaml",
+        ingest_metrics_addr=f"127.0.0.1:{servers.free_port()}", kafka_partitions=4)
+    ingest = start_ingest(settings)
+    reading = {"ts": int(time.time() * 1000), "kind": "temperature", "temp": 38.4, "seq": 1}
+    publish(broker.port, [("vitals/v1/P001/ox-1", reading), ("vitals/v1/P002/ox-1", reading)],
+            client_id="P001.ox-1", username="P001.ox-1", password=pw["P001.ox-1"])
+    got = read_topic(settings.kafka_bootstrap, "vitals.readings", expect=1, settle=1.0)
+    ingest.stop()
+    assert [(v["patient_id"], v["temp"]) for _, v in got] == [("P001", 38.4)]
