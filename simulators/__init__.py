@@ -1,0 +1,1 @@
+"""Simulated patients and devices with ground truth, publishing what real devices would."""

@@ -69,3 +69,45 @@ class Rejection(msgspec.Struct, omit_defaults=True, frozen=True):
 
 
 encode = msgspec.json.Encoder().encode
+
+
+Severity = Literal["critical", "error", "warning", "info"]
+
+
+class AlertEvent(msgspec.Struct, omit_defaults=True, frozen=True):
+    """A rule firing or clearing for a patient, on `vitals.alerts` keyed by `patient_id`.
+
+    `alert_id` is stable for the alert's whole life: the same condition re-evaluated (a worker
+    restart, a replay) gives the same id, so consumers treat a repeat idempotently. All times
+    are event time (epoch ms UTC): `start` when the condition began, `detected_at` the time of
+    the reading that made it fire (or clear), `late` when that reading arrived long after it was
+    measured (a device's buffered upload)."""
+
+    alert_id: str
+    status: Literal["firing", "resolved"]
+    rule: str
+    severity: Severity
+    patient_id: str
+    start: int
+    detected_at: int
+    summary: str
+    source: str = ""  # where the rule's threshold comes from (CLINICAL.md)
+    day_since_infusion: float | None = None
+    late: bool = False
+    evidence: dict[str, object] = {}
+
+
+class TrendPoint(msgspec.Struct, omit_defaults=True, frozen=True):
+    """A patient's features at the end of one minute of event time, on `vitals.trends`."""
+
+    patient_id: str
+    ts: int
+    temp: float | None = None  # sustained (median) temperature, °C
+    hr: float | None = None  # sustained heart rate, /min
+    spo2: float | None = None  # sustained SpO2, %
+    rr: float | None = None
+    temp_slope: float | None = None  # °C per hour, robust (Theil-Sen) over the trend window
+    hr_slope: float | None = None  # beats/min per hour
+    hr_baseline: float | None = None
+    news2: int | None = None  # partial NEWS2 of the parameters measured
+    news2_parameters: tuple[str, ...] = ()
