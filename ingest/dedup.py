@@ -12,18 +12,17 @@ downstream are idempotent by the same key, so that costs a repeat, never a loss.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import OrderedDict
 
 from vitals.records import Reading
+from vitals.seqset import SeqSet
 
 
 class _Device:
-    __slots__ = ("ends", "latest_ts", "starts", "unsequenced")
+    __slots__ = ("latest_ts", "seqs", "unsequenced")
 
-    def __init__(self) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+    def __init__(self, max_ranges: int) -> None:
+        self.seqs = SeqSet(max_ranges)
         self.latest_ts = -1
         self.unsequenced: dict[tuple[str, int], None] = {}
 
@@ -45,7 +44,7 @@ class DuplicateFilter:
         key = (r.patient_id, r.device_id)
         dev = self._devices.get(key)
         if dev is None:
-            dev = self._devices[key] = _Device()
+            dev = self._devices[key] = _Device(self.max_ranges)
             if len(self._devices) > self.max_devices:
                 self._devices.popitem(last=False)
         else:
@@ -65,32 +64,12 @@ class DuplicateFilter:
         return True
 
     def _sequenced(self, dev: _Device, seq: int, ts: int) -> bool:
-        starts, ends = dev.starts, dev.ends
-        if ends and seq == ends[-1] + 1:  # the common case: the next reading of a live device
-            ends[-1] = seq
+        if dev.seqs.add(seq):
             return True
-        i = bisect_right(starts, seq) - 1
-        if i >= 0 and seq <= ends[i]:
-            if ts <= dev.latest_ts:
-                return False
-            # A seen seq with a newer time than anything seen: the device restarted its
-            # counter (reboot, battery swap). Its new readings are real; start over.
-            self.sequence_restarts += 1
-            starts[:] = [seq]
-            ends[:] = [seq]
-            return True
-        joins_left = i >= 0 and ends[i] == seq - 1
-        joins_right = i + 1 < len(starts) and starts[i + 1] == seq + 1
-        if joins_left and joins_right:
-            ends[i] = ends[i + 1]
-            del starts[i + 1], ends[i + 1]
-        elif joins_left:
-            ends[i] = seq
-        elif joins_right:
-            starts[i + 1] = seq
-        else:
-            starts.insert(i + 1, seq)
-            ends.insert(i + 1, seq)
-            if len(starts) > self.max_ranges:
-                del starts[0], ends[0]  # forget the oldest seqs first
+        if ts <= dev.latest_ts:
+            return False
+        # A seen seq with a newer time than anything seen: the device restarted its counter
+        # (reboot, battery swap). Its new readings are real; start over.
+        self.sequence_restarts += 1
+        dev.seqs.restart(seq)
         return True

@@ -29,8 +29,8 @@ def state(f: DuplicateFilter, patient: str = "P001", device: str = "ox-1") -> _D
 def ranges(f: DuplicateFilter, patient: str = "P001", device: str = "ox-1"
            ) -> list[tuple[int, int]]:
     d = state(f, patient, device)
-    assert len(d.starts) == len(d.ends)
-    return list(zip(d.starts, d.ends, strict=True))
+    assert len(d.seqs.starts) == len(d.seqs.ends)
+    return list(zip(d.seqs.starts, d.seqs.ends, strict=True))
 
 
 def feed(f: DuplicateFilter, readings: list[Reading]) -> list[bool]:
@@ -62,7 +62,7 @@ def test_without_seq_the_key_is_kind_and_ts() -> None:
         rd(None, ts=T0, device="ox-2"),        # another device
         rd(None, ts=T0, kind="temperature"),
     ]) == [True, False, True, True, True, False]
-    assert state(f).starts == [] and len(state(f).unsequenced) == 3
+    assert state(f).seqs.starts == [] and len(state(f).unsequenced) == 3
 
 
 def test_seqs_and_seqless_keys_do_not_mix() -> None:
@@ -145,7 +145,7 @@ def test_the_ranges_per_device_are_capped_forgetting_the_lowest_seqs_first() -> 
     assert ranges(f) == [(2, 4), (6, 6)]
     for s in range(8, 400, 2):
         f.first_time(rd(s))
-        assert len(state(f).starts) <= 3
+        assert len(state(f).seqs.starts) <= 3
     assert ranges(f) == [(394, 394), (396, 396), (398, 398)]
 
 
@@ -184,10 +184,10 @@ def test_memory_stays_bounded_under_a_hostile_stream() -> None:
         f.first_time(rd(seq, ts=T0 + i, device=f"d{i % 9}"))
         assert len(f) <= 5
     for d in f._devices.values():
-        assert len(d.starts) == len(d.ends) <= 4
+        assert len(d.seqs.starts) == len(d.seqs.ends) <= 4
         assert len(d.unsequenced) <= 6
-        assert all(a <= b for a, b in zip(d.starts, d.ends, strict=True))
-        assert all(e + 1 < s for e, s in zip(d.ends, d.starts[1:], strict=False))
+        assert all(a <= b for a, b in zip(d.seqs.starts, d.seqs.ends, strict=True))
+        assert all(e + 1 < s for e, s in zip(d.seqs.ends, d.seqs.starts[1:], strict=False))
 
 
 @settings(max_examples=300, deadline=None)
@@ -217,5 +217,5 @@ def test_any_order_with_repeats_forwards_each_distinct_reading_once(
     assert set(keys) == {key(r) for r in readings}
     assert f.sequence_restarts == 0
     for d in f._devices.values():  # the ranges stay sorted, disjoint and not adjacent
-        assert all(a <= b for a, b in zip(d.starts, d.ends, strict=True))
-        assert all(e + 1 < s for e, s in zip(d.ends, d.starts[1:], strict=False))
+        assert all(a <= b for a, b in zip(d.seqs.starts, d.seqs.ends, strict=True))
+        assert all(e + 1 < s for e, s in zip(d.seqs.ends, d.seqs.starts[1:], strict=False))

@@ -1,0 +1,67 @@
+"""A day of per-minute values for one signal, in a fixed ring: long horizons at a small,
+constant size (the raw samples of a minute are dropped once the minute is judged)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DAY_MIN = 24 * 60
+_MISSING = -32768  # int16 sentinel on the wire
+
+
+class MinuteSeries:
+    """Values indexed by epoch minute, the newest `DAY_MIN` of them kept. Missing is NaN.
+
+    Serialised as int16 scaled by `scale` (e.g. 100 for centi-degrees), so a day of one
+    signal costs 2.8 KiB."""
+
+    __slots__ = ("head", "scale", "values")
+
+    def __init__(self, scale: float, head: int = -1, values: np.ndarray | None = None) -> None:
+        self.scale = scale
+        self.head = head  # newest minute stored; -1 when empty
+        self.values = np.full(DAY_MIN, np.nan) if values is None else values
+
+    def set(self, minute: int, value: float) -> None:
+        if minute > self.head:
+            self._advance(minute)
+        elif minute <= self.head - DAY_MIN:
+            return  # older than a day: not kept
+        # quantised as on the wire, so a state restored from its bytes judges exactly alike
+        self.values[minute % DAY_MIN] = round(value * self.scale) / self.scale
+
+    def get(self, minute: int) -> float:
+        if minute > self.head or minute <= self.head - DAY_MIN:
+            return float("nan")
+        return float(self.values[minute % DAY_MIN])
+
+    def window(self, end: int, length: int) -> np.ndarray:
+        """Values of the minutes (end - length, end], oldest first; NaN where missing."""
+        length = min(length, DAY_MIN)
+        minutes = np.arange(end - length + 1, end + 1)
+        out = self.values[minutes % DAY_MIN]
+        stale = (minutes > self.head) | (minutes <= self.head - DAY_MIN)
+        if stale.any():
+            out = out.copy()
+            out[stale] = np.nan
+        return out
+
+    def _advance(self, minute: int) -> None:
+        gap = minute - self.head
+        if self.head < 0 or gap >= DAY_MIN:
+            self.values[:] = np.nan
+        else:
+            cleared = np.arange(self.head + 1, minute + 1) % DAY_MIN
+            self.values[cleared] = np.nan
+        self.head = minute
+
+    def to_bytes(self) -> bytes:
+        scaled = np.where(np.isnan(self.values), _MISSING,
+                          np.round(np.nan_to_num(self.values) * self.scale))
+        return scaled.astype("<i2").tobytes()
+
+    @classmethod
+    def from_bytes(cls, scale: float, head: int, raw: bytes) -> MinuteSeries:
+        ints = np.frombuffer(raw, dtype="<i2")
+        values = np.where(ints == _MISSING, np.nan, ints / scale)
+        return cls(scale, head, values)

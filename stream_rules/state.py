@@ -1,0 +1,163 @@
+"""One patient's engine state, and its compact serialised form (a Faust table value).
+
+Raw samples are kept only for minutes not yet judged; judged minutes live on as per-minute
+medians in day-long rings. So a patient with a day of history stays under ~16 KiB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+
+from stream_rules.series import MinuteSeries
+from vitals.seqset import SeqSet
+
+# Signal -> (the kind of reading it comes from, wire scale of its ring)
+SIGNALS = {"temp": ("temperature", 100.0), "hr": ("oximetry", 10.0),
+           "spo2": ("oximetry", 10.0), "rr": ("oximetry", 10.0)}
+KIND_SIGNALS = {"temperature": ("temp",), "oximetry": ("hr", "spo2", "rr")}
+MAX_UNSEQUENCED = 512
+
+
+@dataclass(slots=True)
+class KindState:
+    """Event-time progress of one kind of reading (temperature or oximetry)."""
+
+    max_ts: int = -1
+    cursor: int = -1  # the last minute judged; -1 before any
+    # minute -> signal -> valid samples, for minutes not yet judged
+    open: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DeviceState:
+    kind: str
+    seqs: SeqSet = field(default_factory=lambda: SeqSet(64))
+    unsequenced: dict[int, None] = field(default_factory=dict)  # ts of readings without seq
+    first_ts: int = -1  # its first reading: silent since then if none was ever valid
+    last_ts: int = -1  # newest reading
+    last_valid_ts: int = -1  # newest reading that carried a vital sign
+    last_received: int = -1
+    site: str | None = None
+    battery: float | None = None
+    sensor_off: bool = False  # its newest temperature read like room air
+
+    def first_time(self, seq: int | None, ts: int) -> bool:
+        if seq is not None:
+            if self.seqs.add(seq):
+                return True
+            if ts <= self.last_ts:
+                return False
+            self.seqs.restart(seq)  # the device restarted its counter
+            return True
+        if ts in self.unsequenced:
+            return False
+        self.unsequenced[ts] = None
+        if len(self.unsequenced) > MAX_UNSEQUENCED:
+            del self.unsequenced[next(iter(self.unsequenced))]
+        return True
+
+
+class RuleState(msgspec.Struct):
+    """Hysteresis of one rule (or one device, for no_data)."""
+
+    firing: bool = False
+    pending_since: int | None = None  # first minute of the current run of "fire"
+    clearing_since: int | None = None  # first minute of the current run of "clear"
+    start: int | None = None  # event time (ms) the firing condition began
+    peak: float | None = None  # the worst value while firing
+    detail: str | None = None  # e.g. the device of a no_data alert
+
+
+@dataclass(slots=True)
+class PatientState:
+    patient_id: str
+    max_ts: int = -1
+    first_ts: int = -1
+    combined_cursor: int = -1
+    kinds: dict[str, KindState] = field(default_factory=dict)
+    devices: dict[str, DeviceState] = field(default_factory=dict)
+    series: dict[str, MinuteSeries] = field(
+        default_factory=lambda: {s: MinuteSeries(scale) for s, (_, scale) in SIGNALS.items()})
+    rules: dict[str, RuleState] = field(default_factory=dict)
+    hr_baseline: float | None = None
+    temp_baseline: float | None = None
+    last_fever_minute: int | None = None
+    temp_site: str | None = None
+    stale_readings: int = 0  # readings older than what was already judged
+
+
+# --- the wire form ----------------------------------------------------------------------
+
+class _Kind(msgspec.Struct, array_like=True):
+    max_ts: int
+    cursor: int
+    open: dict[int, dict[str, list[float]]]
+
+
+class _Device(msgspec.Struct, array_like=True):
+    kind: str
+    starts: list[int]
+    ends: list[int]
+    unsequenced: list[int]
+    first_ts: int
+    last_ts: int
+    last_valid_ts: int
+    last_received: int
+    site: str | None
+    battery: float | None
+    sensor_off: bool
+
+
+class _Snapshot(msgspec.Struct, array_like=True):
+    v: int
+    patient_id: str
+    max_ts: int
+    first_ts: int
+    combined_cursor: int
+    kinds: dict[str, _Kind]
+    devices: dict[str, _Device]
+    heads: dict[str, int]
+    series: dict[str, bytes]
+    rules: dict[str, RuleState]
+    hr_baseline: float | None
+    temp_baseline: float | None
+    last_fever_minute: int | None
+    temp_site: str | None
+    stale_readings: int
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(_Snapshot)
+
+
+def dump(s: PatientState) -> bytes:
+    return _encoder.encode(_Snapshot(
+        1, s.patient_id, s.max_ts, s.first_ts, s.combined_cursor,
+        {k: _Kind(v.max_ts, v.cursor, v.open) for k, v in s.kinds.items()},
+        {k: _Device(d.kind, d.seqs.starts, d.seqs.ends, list(d.unsequenced), d.first_ts, d.last_ts,
+                    d.last_valid_ts, d.last_received, d.site, d.battery, d.sensor_off)
+         for k, d in s.devices.items()},
+        {k: ser.head for k, ser in s.series.items()},
+        {k: ser.to_bytes() for k, ser in s.series.items()},
+        s.rules, s.hr_baseline, s.temp_baseline, s.last_fever_minute, s.temp_site,
+        s.stale_readings))
+
+
+def load(raw: bytes) -> PatientState:
+    w = _decoder.decode(raw)
+    return PatientState(
+        patient_id=w.patient_id, max_ts=w.max_ts, first_ts=w.first_ts,
+        combined_cursor=w.combined_cursor,
+        kinds={k: KindState(v.max_ts, v.cursor, v.open) for k, v in w.kinds.items()},
+        devices={k: DeviceState(d.kind, SeqSet(64, d.starts, d.ends),
+                                dict.fromkeys(d.unsequenced), d.first_ts, d.last_ts,
+                                d.last_valid_ts,
+                                d.last_received, d.site, d.battery, d.sensor_off)
+                 for k, d in w.devices.items()},
+        series={k: MinuteSeries.from_bytes(SIGNALS[k][1], w.heads[k], raw_)
+                for k, raw_ in w.series.items()},
+        rules=w.rules, hr_baseline=w.hr_baseline, temp_baseline=w.temp_baseline,
+        last_fever_minute=w.last_fever_minute, temp_site=w.temp_site,
+        stale_readings=w.stale_readings)

@@ -1,0 +1,252 @@
+"""The rule engine at its boundaries, with artefacts that must not fire, hysteresis, late
+uploads, and the invariances that make replay and restarts safe."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_rules import state as state_io
+from stream_rules.config import load_rules
+from stream_rules.engine import Engine, Output
+from vitals.patients import Patient
+from vitals.records import AlertEvent, Reading
+
+RULES = load_rules(None)
+PATIENT = Patient(id="P001", infusion=dt.date(2026, 11, 18), team="haem-a", product="axi-cel")
+T0 = int(dt.datetime(2026, 11, 20, 0, 0, tzinfo=dt.UTC).timestamp() * 1000)
+MIN = 60_000
+
+Vital = Callable[[int], float | None]  # second -> value (None: no reading)
+
+
+def readings(minutes: int, temp: Vital | None = None, spo2: Vital | None = None,
+             hr: Vital | None = None, ox_flags: Callable[[int], tuple[str, ...]] | None = None,
+             temp_every_s: int = 60, site: str = "core", ox_skip: Callable[[int], bool]
+             | None = None) -> list[Reading]:
+    """A thermometer every `temp_every_s` and an oximeter at 1 Hz, in time order."""
+    out = []
+    for s in range(minutes * 60):
+        ts = T0 + s * 1000
+        if temp is not None and s % temp_every_s == 0 and (v := temp(s)) is not None:
+            out.append(Reading("P001", "th-1", ts, "temperature", ts + 200, seq=s // temp_every_s,
+                               temp=float(v), site=site))  # type: ignore[arg-type]
+        if (spo2 is not None or hr is not None) and not (ox_skip and ox_skip(s)):
+            sp = None if spo2 is None else spo2(s)
+            h = None if hr is None else hr(s)
+            out.append(Reading("P001", "ox-1", ts, "oximetry", ts + 200, seq=s,
+                               spo2=None if sp is None else float(sp),
+                               hr=None if h is None else float(h),
+                               flags=ox_flags(s) if ox_flags else ()))
+    return out
+
+
+def run(rs: list[Reading], rules=RULES, flush: bool = True) -> list[AlertEvent]:
+    eng = Engine(rules, PATIENT)
+    s = eng.new_state()
+    out = eng.process(s, rs)
+    if flush:
+        out.alerts += eng.flush(s).alerts
+    return out.alerts
+
+
+def fired(alerts: list[AlertEvent], rule: str) -> list[AlertEvent]:
+    return [a for a in alerts if a.rule == rule and a.status == "firing"]
+
+
+def const(v: float) -> Vital:
+    return lambda _s: v
+
+
+# --- boundaries ---------------------------------------------------------------------
+
+def test_fever_fires_at_38_0_sustained_and_not_at_37_9() -> None:
+    assert fired(run(readings(45, temp=const(38.0))), "fever")
+    assert not fired(run(readings(45, temp=const(37.9))), "fever")
+
+
+def test_fever_needs_its_minimum_duration() -> None:
+    # window 20 min median, fires after 10 min of the condition: 38.5 for 5 min is a blip
+    blip = readings(60, temp=lambda s: 38.5 if 20 * 60 <= s < 25 * 60 else 37.0)
+    assert not fired(run(blip), "fever")
+
+
+def test_fever_uses_the_core_equivalent_of_an_axillary_reading() -> None:
+    alerts = run(readings(45, temp=const(37.5), site="axillary"))  # +0.5 -> 38.0
+    (fever,) = fired(alerts, "fever")
+    assert fever.evidence["site"] == "axillary" and fever.evidence["measured"] == 37.5
+    assert "axillary reading 37.5" in fever.summary
+    assert not fired(run(readings(45, temp=const(37.4), site="axillary")), "fever")
+
+
+def test_high_fever_boundary() -> None:
+    assert fired(run(readings(45, temp=const(39.0))), "high_fever")
+    assert not fired(run(readings(45, temp=const(38.9))), "high_fever")
+
+
+def test_desaturation_fires_at_93_not_94_and_severe_at_90() -> None:
+    assert fired(run(readings(20, spo2=const(93), hr=const(70))), "desaturation")
+    assert not fired(run(readings(20, spo2=const(94), hr=const(70))), "desaturation")
+    assert fired(run(readings(20, spo2=const(90), hr=const(70))), "severe_desaturation")
+    assert not fired(run(readings(20, spo2=const(91), hr=const(70))), "severe_desaturation")
+
+
+def test_tachycardia_fires_at_131_not_130() -> None:
+    assert fired(run(readings(30, spo2=const(97), hr=const(131))), "tachycardia")
+    assert not fired(run(readings(30, spo2=const(97), hr=const(130))), "tachycardia")
+
+
+# --- artefacts that must not fire ----------------------------------------------------
+
+def test_motion_flagged_drops_do_not_fire() -> None:
+    motion = lambda s: ("motion",) if (s // 60) % 2 == 0 else ()  # noqa: E731
+    rs = readings(30, spo2=lambda s: 80 if (s // 60) % 2 == 0 else 97, hr=const(70),
+                  ox_flags=motion)
+    alerts = run(rs)
+    assert not fired(alerts, "desaturation") and not fired(alerts, "severe_desaturation")
+
+
+def test_short_unflagged_spikes_are_filtered() -> None:
+    # 3 s of a false SpO2 80 and heart rate 180 every 20 s: motion the device did not flag
+    spike = lambda s: s % 20 < 3  # noqa: E731
+    alerts = run(readings(30, spo2=lambda s: 80 if spike(s) else 97,
+                          hr=lambda s: 180 if spike(s) else 72))
+    for rule in ("desaturation", "severe_desaturation", "tachycardia"):
+        assert not fired(alerts, rule), rule
+
+
+def test_probe_off_sentinels_are_not_vital_signs() -> None:
+    rs = readings(40, spo2=const(None), hr=const(None), ox_flags=lambda s: ("no_signal",))
+    alerts = run(rs)
+    assert not [a for a in alerts if a.rule != "no_data"]
+    (silent,) = fired(alerts, "no_data")  # 30 min without a valid reading
+    assert silent.evidence["device"] == "ox-1"
+
+
+def test_a_patch_at_room_temperature_is_sensor_off_not_hypothermia() -> None:
+    rs = readings(50, temp=const(26.0), spo2=const(97), hr=const(70))
+    alerts = run(rs)
+    assert not fired(alerts, "news2") and not fired(alerts, "news2_high")
+    (silent,) = fired(alerts, "no_data")
+    assert silent.evidence["device"] == "th-1" and silent.evidence["sensor_off"] is True
+
+
+# --- hysteresis -------------------------------------------------------------------
+
+def test_fever_between_thresholds_stays_and_clears_below_for_long_enough() -> None:
+    def temp(s: int) -> float:
+        m = s // 60
+        return 38.4 if m < 40 else 37.8 if m < 80 else 37.5
+
+    alerts = [a for a in run(readings(150, temp=temp)) if a.rule == "fever"]
+    assert [a.status for a in alerts] == ["firing", "resolved"]
+    firing, resolved = alerts
+    assert firing.alert_id == resolved.alert_id and resolved.start == firing.start
+    # 37.8 (above clear_below 37.7) keeps it; clears only after 30 min below
+    assert resolved.detected_at >= T0 + (80 + 30) * MIN
+    assert resolved.evidence["peak"] == 38.4
+
+
+def test_a_patient_near_the_threshold_does_not_flap() -> None:
+    alerts = run(readings(240, temp=lambda s: 38.05 if (s // 60) % 2 else 37.95))
+    assert len([a for a in alerts if a.rule == "fever"]) <= 1
+
+
+# --- combined rules -----------------------------------------------------------------
+
+def test_masked_fever_with_high_heart_rate_is_still_crs_suspicion() -> None:
+    # fever for an hour, then antipyretics bring temperature down while heart rate stays up
+    rs = readings(180, temp=lambda s: 38.6 if s < 60 * 60 else 37.2, spo2=const(97),
+                  hr=lambda s: 75 if s < 30 * 60 else 132)
+    alerts = run(rs)
+    crs = fired(alerts, "crs_suspicion")
+    assert crs and crs[0].severity == "critical"  # day 2 after infusion: within 14 days
+    assert "Not a CRS grade" in crs[0].summary
+    assert not [a for a in alerts if a.rule == "crs_suspicion" and a.status == "resolved"]
+
+
+def test_news2_is_partial_and_says_so() -> None:
+    alerts = run(readings(40, temp=const(39.2), spo2=const(92), hr=const(115)))
+    (news,) = fired(alerts, "news2")
+    assert news.evidence["partial"] is True and "blood pressure" in news.summary
+    assert news.evidence["scores"] == {"temp": 2, "hr": 2, "spo2": 2}
+
+
+# --- late uploads and determinism ---------------------------------------------------------
+
+def test_an_offline_oximeters_upload_is_judged_in_order_and_marked_late() -> None:
+    low = lambda s: 88 if 60 * 60 <= s < 90 * 60 else 97  # noqa: E731
+    live = readings(150, temp=const(36.8), spo2=low, hr=const(70),
+                    ox_skip=lambda s: 40 * 60 <= s < 120 * 60)
+    upload = [r for r in readings(150, spo2=low, hr=const(70)) if 40 * 60 <= (r.ts - T0) // 1000
+              < 120 * 60]
+    # on reconnect at minute 120 the device uploads its buffer, then goes on live
+    cut = next(i for i, r in enumerate(live) if r.ts >= T0 + 120 * MIN)
+    alerts = run(live[:cut] + upload + live[cut:])
+    (severe,) = fired(alerts, "severe_desaturation")
+    assert severe.late and T0 + 60 * MIN <= severe.start < T0 + 70 * MIN
+    # while it was offline, the device was reported silent (judged as the thermometer's
+    # time went on), and that cleared once its readings arrived
+    (silent,) = fired(alerts, "no_data")
+    assert silent.evidence["device"] == "ox-1" and not silent.late
+
+
+def test_readings_for_minutes_already_judged_are_counted_not_used() -> None:
+    """The known limit: a buffer sent after newer live readings of the same kind arrives for
+    minutes already judged; it is counted as stale and does not fire rules."""
+    low = lambda s: 88 if 60 * 60 <= s < 90 * 60 else 97  # noqa: E731
+    live = readings(150, temp=const(36.8), spo2=low, hr=const(70),
+                    ox_skip=lambda s: 40 * 60 <= s < 120 * 60)
+    upload = [r for r in readings(150, spo2=low, hr=const(70))
+              if 40 * 60 <= (r.ts - T0) // 1000 < 120 * 60]
+    cut = next(i for i, r in enumerate(live) if r.ts >= T0 + 130 * MIN)
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    alerts = eng.process(s, live[:cut] + upload + live[cut:]).alerts
+    assert not fired(alerts, "severe_desaturation")
+    assert s.stale_readings == len(upload)
+
+
+def _split(rs: list[Reading], cuts: list[int]) -> list[list[Reading]]:
+    bounds = sorted({0, len(rs), *(c % (len(rs) + 1) for c in cuts)})
+    return [rs[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+EPISODE = readings(150, temp=lambda s: 37.0 + min(1.6, max(0.0, (s - 1800) / 2400)),
+                   spo2=lambda s: 97 - (5 if s > 6000 else 0), hr=lambda s: 72 + s // 200,
+                   temp_every_s=300)
+REFERENCE = run(EPISODE, flush=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0), max_size=30),
+       dups=st.lists(st.integers(min_value=0), max_size=30),
+       restart=st.booleans())
+def test_any_batching_duplicates_and_restarts_give_identical_events(
+        cuts: list[int], dups: list[int], restart: bool) -> None:
+    rs = list(EPISODE)
+    for d in sorted(dups, reverse=True):  # a redelivered reading reappears later
+        i = d % len(rs)
+        rs.insert(min(len(rs), i + 1 + d % 50), rs[i])
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    out = Output()
+    for batch in _split(rs, cuts):
+        if restart:  # a worker restart between batches: the state goes through its bytes
+            s = state_io.load(state_io.dump(s))
+        got = eng.process(s, batch)
+        out.alerts += got.alerts
+    assert out.alerts == REFERENCE
+    assert {a.rule for a in REFERENCE} >= {"fever", "desaturation", "crs_suspicion"}
+
+
+def test_state_of_a_day_stays_small() -> None:
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    eng.process(s, readings(24 * 60, temp=const(37.0), spo2=const(97), hr=const(72),
+                            temp_every_s=300))
+    assert len(state_io.dump(s)) <= 32 * 1024
