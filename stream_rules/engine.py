@@ -72,6 +72,31 @@ class Engine:
             self._advance(state, kind, out, final=True)
         return out
 
+    def silence(self, state: PatientState, now_ms: int) -> Output:
+        """Live only: devices from which nothing has been received for `no_data.after_min` by
+        the wall clock. Event time cannot notice a patient whose every device went quiet; the
+        worker calls this from a timer. It shares the no_data rule state with the event-time
+        check, so the two never page twice for one silence, and data arriving clears it."""
+        out = Output()
+        cfg = self.rf.rules.no_data
+        after = cfg.after_min * MINUTE
+        for device_id, dev in state.devices.items():
+            key = f"no_data:{device_id}"
+            st = state.rules.get(key)
+            if dev.last_received < 0 or now_ms - dev.last_received < after or (
+                    st is not None and st.firing):
+                continue
+            st = state.rules[key] = RuleState(firing=True, start=dev.last_received + after)
+            last = dev.last_valid_ts if dev.last_valid_ts >= 0 else dev.first_ts
+            silent_min = (now_ms - dev.last_received) / MINUTE
+            j = Judgement(True, False, silent_min, {
+                "device": device_id, "kind": dev.kind, "silent_min": silent_min,
+                "after_min": cfg.after_min, "last_valid_at": last, "battery": dev.battery,
+                "sensor_off": dev.sensor_off, "judged_by": "wall clock"})
+            out.alerts.append(self._event(state, key, "no_data", st, "fired",
+                                          (st.start or 0) // MINUTE, j, late=False))
+        return out
+
     # --- readings ---------------------------------------------------------------------
 
     def _take(self, s: PatientState, r: Reading) -> bool:

@@ -118,5 +118,21 @@ def demo(
     print(f"ingest: {counts.summary()}")
 
 
+@app.command()
+@one_line_errors
+def rules(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """The Faust worker that judges vitals.readings against the CRS rules (VITALS_RULES) and
+    emits vitals.alerts and vitals.trends. Run several to split patients by partition."""
+    from stream_rules.config import load_rules
+    from stream_rules.worker import run
+    from vitals.patients import load_patients
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    rules_file = load_rules(settings.rules)  # a bad rules file stops here, in one line
+    registry = load_patients(settings.patients)
+    run(settings, rules_file, registry, loglevel="DEBUG" if verbose else "INFO")
+
+
 def main() -> None:
     app()

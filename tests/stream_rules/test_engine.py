@@ -250,3 +250,20 @@ def test_state_of_a_day_stays_small() -> None:
     eng.process(s, readings(24 * 60, temp=const(37.0), spo2=const(97), hr=const(72),
                             temp_every_s=300))
     assert len(state_io.dump(s)) <= 32 * 1024
+
+
+def test_live_silence_fires_once_by_the_wall_clock_and_clears_when_data_returns() -> None:
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    first = readings(10, spo2=const(97), hr=const(70))
+    eng.process(s, first)
+    last_received = first[-1].received_at
+    assert not eng.silence(s, last_received + 29 * MIN).alerts
+    (alert,) = eng.silence(s, last_received + 31 * MIN).alerts
+    assert alert.rule == "no_data" and alert.evidence["judged_by"] == "wall clock"
+    assert not eng.silence(s, last_received + 40 * MIN).alerts  # once, not every tick
+    back = [Reading(r.patient_id, r.device_id, r.ts + 40 * MIN, r.kind, r.received_at + 40 * MIN,
+                    seq=(r.seq or 0) + 100_000, spo2=r.spo2, hr=r.hr) for r in first]
+    out = eng.process(s, back)
+    cleared = [a for a in out.alerts if a.rule == "no_data" and a.status == "resolved"]
+    assert [a.alert_id for a in cleared] == [alert.alert_id]

@@ -1,0 +1,114 @@
+"""The Faust worker on a real Kafka-protocol broker (tansu), as its own process: readings in,
+alert events out; killed mid-episode and restarted, it loses no alert and invents none."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from confluent_kafka import Producer
+
+from stream_rules.config import load_rules
+from stream_rules.engine import Engine
+from tests.stream_rules.test_engine import PATIENT, readings
+from tests.support import read_topic, wait_for, write_patients
+from vitals import servers
+from vitals.records import Reading, encode
+
+pytestmark = pytest.mark.slow
+
+WORKER = [sys.executable, "-c", "from vitals.cli import main; main()", "rules"]
+
+
+class Workers:
+    def __init__(self, kafka: servers.Server, tmp_path: Path) -> None:
+        self.bootstrap = f"127.0.0.1:{kafka.port}"
+        self.log = tmp_path / "worker.log"
+        self.env = {**os.environ, "VITALS_KAFKA_URL": f"kafka://{self.bootstrap}",
+                    "VITALS_PATIENTS": str(write_patients(tmp_path / "p.yaml", ["P001"])),
+                    "VITALS_KAFKA_PARTITIONS": "4"}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        ready_before = self.log.read_text().count("Worker]: Ready") if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            proc = subprocess.Popen(WORKER, env=self.env, stdout=out,
+                                    stderr=out)
+        self.procs.append(proc)
+        wait_for(lambda: self.log.read_text().count("Worker]: Ready") > ready_before,
+                 timeout=60, what="the Faust worker to be ready")
+        return proc
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(30)
+
+
+@pytest.fixture
+def workers(kafka: servers.Server, tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(kafka, tmp_path)
+    yield w
+    w.stop_all()
+
+
+def produce(bootstrap: str, rs: list[Reading]) -> None:
+    """As ingest would: stamped with the time of receipt (the worker's live silence check
+    reads it), keyed by patient."""
+    p = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    now = int(time.time() * 1000)
+    for r in rs:
+        p.produce("vitals.readings", encode(msgspec.structs.replace(r, received_at=now)),
+                  r.patient_id.encode())
+    assert p.flush(30) == 0
+
+
+def episode() -> list[Reading]:
+    """Fever rising through 38 and 39 C, then a racing heart and falling SpO2."""
+    return readings(150, temp=lambda s: 37.0 + min(2.3, max(0.0, (s - 600) / 2000)),
+                    spo2=lambda s: 97 - (8 if s > 6000 else 0),
+                    hr=lambda s: 75 + (60 if s > 5400 else 0), temp_every_s=120)
+
+
+def test_worker_killed_mid_episode_loses_no_alert_and_invents_none(workers: Workers) -> None:
+    rs = episode()
+    expected = Engine(load_rules(None), PATIENT).process(None, rs).alerts
+    assert {a.rule for a in expected} >= {"fever", "high_fever", "crs_suspicion",
+                                          "severe_desaturation"}
+    half = len(rs) // 2
+    first = workers.start()
+    produce(workers.bootstrap, rs[:half])
+    # wait until the worker has judged most of the first half, then crash it
+    wait_for(lambda: len(read_topic(workers.bootstrap, "vitals.trends", 1, timeout=2,
+                                    settle=0)) >= 60, timeout=60, what="trend points")
+    first.kill()
+    first.wait()
+    produce(workers.bootstrap, rs[half:])
+    workers.start()
+    keys = {(a.alert_id, a.status) for a in expected}
+    got = read_topic(workers.bootstrap, "vitals.alerts", len(expected), timeout=60, settle=3)
+    seen = {(v["alert_id"], v["status"]) for _, v in got}
+    assert seen == keys  # nothing lost, nothing that the readings do not support
+    # a repeat after the crash carries the same id and the same content
+    by_key = {(a.alert_id, a.status): a for a in expected}
+    for _, v in got:
+        a = by_key[(v["alert_id"], v["status"])]
+        assert (v["start"], v["detected_at"], v["summary"]) == (a.start, a.detected_at, a.summary)
+
+
+def test_trend_points_carry_the_patients_features(workers: Workers) -> None:
+    workers.start()
+    produce(workers.bootstrap, readings(20, temp=lambda s: 37.2, spo2=lambda s: 96,
+                                        hr=lambda s: 95))
+    got = read_topic(workers.bootstrap, "vitals.trends", 15, timeout=30)
+    last = got[-1][1]
+    assert got[-1][0] == b"P001"
+    assert (last["temp"], last["spo2"], last["hr"]) == (37.2, 96.0, 95.0)
+    assert last["news2"] == 1 and set(last["news2_parameters"]) == {"temp", "hr", "spo2"}
