@@ -17,5 +17,9 @@ class Topic:
 READINGS = Topic("vitals.readings")
 STATUS = Topic("vitals.status")
 REJECTED = Topic("vitals.rejected", keyed_by_patient=False, single_partition=True)
+TRENDS = Topic("vitals.trends")
+ALERTS = Topic("vitals.alerts")
 
 INGEST_TOPICS = (READINGS, STATUS, REJECTED)
+# what `vitals store` consumes (it also produces to REJECTED: points InfluxDB refuses)
+STORE_TOPICS = (READINGS, TRENDS, ALERTS)
