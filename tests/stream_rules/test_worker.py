@@ -4,6 +4,7 @@ alert events out; killed mid-episode and restarted, it loses no alert and invent
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -112,3 +113,37 @@ def test_trend_points_carry_the_patients_features(workers: Workers) -> None:
     assert got[-1][0] == b"P001"
     assert (last["temp"], last["spo2"], last["hr"]) == (37.2, 96.0, 95.0)
     assert last["news2"] == 1 and set(last["news2_parameters"]) == {"temp", "hr", "spo2"}
+
+
+def partitions(text: str) -> set[int]:
+    """Faust's way of listing partitions: "0-1", "0,2", "0-1, 3"."""
+    out: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        lo, _, hi = part.partition("-")
+        out |= set(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def test_two_workers_split_the_patients_and_each_alert_comes_once(workers: Workers,
+                                                                   tmp_path: Path) -> None:
+    ids = [f"P00{i}" for i in range(1, 7)]
+    workers.env["VITALS_PATIENTS"] = str(write_patients(tmp_path / "six.yaml", ids))
+    workers.start()
+    workers.start()  # joins the group, and is ready once the partitions are shared out again
+    tables = re.findall(r"\| vitals\.readings\s+\| \{([0-9, -]+)\}", workers.log.read_text())
+    a, b = (partitions(t) for t in tables[-2:])  # the two workers' shares after the rebalance
+    assert a and b and not a & b and a | b == {0, 1, 2, 3}, tables
+    rules = load_rules(None)
+    expected = set()
+    for pid in ids:
+        rs = [msgspec.structs.replace(r, patient_id=pid) for r in episode()]
+        patient = PATIENT.model_copy(update={"id": pid})
+        alerts = Engine(rules, patient).process(None, rs).alerts
+        expected |= {(a.alert_id, a.status) for a in alerts}
+        produce(workers.bootstrap, rs)
+    got = read_topic(workers.bootstrap, "vitals.alerts", len(expected), timeout=90, settle=3)
+    assert {(v["alert_id"], v["status"]) for _, v in got} == expected
+    assert len(got) == len(expected)  # no restart here, so not even a repeat
+    workers.stop_all()
+    judged = [int(n) for n in re.findall(r"rules: judged (\d+) readings", workers.log.read_text())]
+    assert len(judged) == 2 and all(n > 0 for n in judged), judged  # both did part of it
