@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_rules import state as state_io
-from stream_rules.config import load_rules
+from stream_rules.config import Baseline, PatientRules, load_rules
 from stream_rules.engine import Engine, Output
 from vitals.patients import Patient
 from vitals.records import AlertEvent, Reading
@@ -267,3 +267,34 @@ def test_live_silence_fires_once_by_the_wall_clock_and_clears_when_data_returns(
     out = eng.process(s, back)
     cleared = [a for a in out.alerts if a.rule == "no_data" and a.status == "resolved"]
     assert [a.alert_id for a in cleared] == [alert.alert_id]
+
+
+def test_rising_temperature_fires_at_its_slope_and_not_below() -> None:
+    def ramp(per_h: float) -> Vital:
+        return lambda s: round(37.3 + per_h * s / 3600, 2)
+
+    # 0.45 C/h from 37.3 stays below 38.0 for the first 1.5 h: a warning before the fever
+    alerts = run(readings(100, temp=ramp(0.45), temp_every_s=120))
+    (rise,) = fired(alerts, "rising_temperature")
+    assert rise.severity == "warning" and rise.evidence["trend_per_h"] >= 0.3
+    assert not fired(run(readings(100, temp=ramp(0.2), temp_every_s=120)), "rising_temperature")
+
+
+def test_relative_tachycardia_needs_the_baseline_plus_30() -> None:
+    rules = RULES.model_copy(update={"patients": {"P001": PatientRules(baseline=Baseline(hr=70))}})
+    assert fired(run(readings(30, spo2=const(97), hr=const(100)), rules=rules),
+                 "tachycardia_relative")
+    assert not fired(run(readings(30, spo2=const(97), hr=const(99)), rules=rules),
+                     "tachycardia_relative")
+    # without a baseline (none set, none learnt yet) the relative rule cannot judge
+    assert not fired(run(readings(30, spo2=const(97), hr=const(120))), "tachycardia_relative")
+
+
+def test_news2_fires_on_aggregate_5_or_a_single_3_and_not_on_4() -> None:
+    # temp 38.5 -> 1, hr 112 -> 2, spo2 95 -> 1: aggregate 4, no 3
+    assert not fired(run(readings(40, temp=const(38.5), spo2=const(95), hr=const(112))), "news2")
+    # temp 39.2 -> 2 instead: aggregate 5
+    assert fired(run(readings(40, temp=const(39.2), spo2=const(95), hr=const(112))), "news2")
+    # a single 3 (spo2 91) with everything else normal
+    (single,) = fired(run(readings(40, temp=const(37.0), spo2=const(91), hr=const(70))), "news2")
+    assert single.evidence["scores"]["spo2"] == 3 and single.evidence["value"] == 3
