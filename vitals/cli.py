@@ -134,5 +134,35 @@ def rules(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     run(settings, rules_file, registry, loglevel="DEBUG" if verbose else "INFO")
 
 
+@app.command()
+@one_line_errors
+def store(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Readings, trends and alerts from Kafka into InfluxDB 2 (VITALS_INFLUX_*); what InfluxDB
+    refuses goes to vitals.rejected. `vitals export` reads a patient's history back out."""
+    from ingest.influx import writer
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    target = writer.influx_target(settings)  # VITALS_INFLUX_URL unset stops here
+    setup_logging(verbose)
+    counts = writer.run(settings, stop_on_signals(), target=target)
+    print(f"store: {counts.summary()}", file=sys.stderr)
+
+
+@app.command()
+@one_line_errors
+def export(
+    patient: Annotated[str, typer.Argument(help="Pseudonymous patient id.")],
+    start: Annotated[str, typer.Argument(help="From (RFC 3339 time or date, UTC).")],
+    end: Annotated[str, typer.Argument(help="Until, exclusive (RFC 3339 time or date).")],
+    out: Annotated[Path, typer.Option(help="Traffic file to write (.gz compresses).")],
+) -> None:
+    """A patient's stored readings from InfluxDB 2, as a traffic file that `vitals replay`
+    publishes again."""
+    from ingest.influx.export import command
+
+    command(patient, start, end, out)
+
+
 def main() -> None:
     app()

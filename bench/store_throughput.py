@@ -1,0 +1,169 @@
+"""Store throughput: readings already in Kafka (tansu) -> `vitals store` (its own process) ->
+VictoriaMetrics through its InfluxDB write endpoint. Prints points/s.
+
+    .venv/bin/python bench/store_throughput.py [--readings 500000] [--patients 500]
+
+The readings are produced to `vitals.readings` first (confluent-kafka, acks=all), then the
+store is started and drains them. Points/s is measured from the store's first committed batch
+to its last: offsets are committed only after VictoriaMetrics confirmed the write, so this is
+confirmed points. The rate from the process start (Python start-up and the ~3 s consumer group
+join included) is printed too. Afterwards every point is counted in VictoriaMetrics, from
+`/api/v1/export`, as distinct (series, timestamp) pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from ingest.influx.writer import GROUP_ID
+from ingest.sink import producer_config
+from vitals import servers, topics
+from vitals.kafka import declare_topics
+from vitals.records import Reading, encode
+
+PARTITIONS = 8
+
+
+def produce(bootstrap: str, n: int, patients: int) -> dict[int, int]:
+    """1 Hz oximetry, and a temperature every 300th reading, from `patients` patients; returns
+    the end offset of each partition written."""
+    p = Producer(producer_config(bootstrap))
+    ends: dict[int, int] = {}
+
+    def delivered(err: object, msg: object) -> None:
+        assert err is None, err
+        part, off = msg.partition(), msg.offset()  # type: ignore[attr-defined]
+        ends[part] = max(ends.get(part, 0), off + 1)
+
+    t0 = int(time.time() * 1000) - n // patients * 1000 - 60_000
+    for i in range(n):
+        pid, s = f"B{i % patients:04d}", i // patients
+        if s % 300 == 7:
+            r = Reading(pid, "th-1", t0 + s * 1000, "temperature", t0 + s * 1000 + 40, seq=s,
+                        temp=36.5 + (s % 20) / 10, site="axillary")
+        else:
+            r = Reading(pid, "ox-1", t0 + s * 1000, "oximetry", t0 + s * 1000 + 40, seq=s,
+                        spo2=float(94 + s % 5), hr=float(70 + s % 40), pi=2.5)
+        while True:
+            try:
+                p.produce(topics.READINGS.name, encode(r), pid.encode(), on_delivery=delivered)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 10_000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+    return ends
+
+
+def committed(bootstrap: str, parts: list[int]) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP_ID,
+                  "enable.auto.commit": False})
+    try:
+        tps = c.committed([TopicPartition(topics.READINGS.name, p) for p in parts], timeout=10)
+        return sum(tp.offset for tp in tps if tp.offset > 0)
+    finally:
+        c.close()
+
+
+def vm_points(port: int) -> tuple[int, int]:
+    """(distinct (series, timestamp) points, raw samples) of the readings in VictoriaMetrics,
+    counting one field per reading kind (hr for oximetry, temp for temperature)."""
+    base = f"http://127.0.0.1:{port}"
+    urllib.request.urlopen(f"{base}/internal/force_flush").read()
+    time.sleep(1)
+    distinct = raw = 0
+    for name in ("readings_hr", "readings_temp"):
+        q = urllib.parse.urlencode({"match[]": name})
+        with urllib.request.urlopen(f"{base}/api/v1/export?{q}") as r:
+            for line in r:
+                series = json.loads(line)
+                raw += len(series["timestamps"])
+                distinct += len(set(series["timestamps"]))
+    return distinct, raw
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--readings", type=int, default=500_000)
+    ap.add_argument("--patients", type=int, default=500)
+    args = ap.parse_args()
+    n = args.readings
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with servers.tansu(work / "tansu") as kafka, \
+                servers.victoria_metrics(work / "vm") as vm:
+            bootstrap = f"127.0.0.1:{kafka.port}"
+            declare_topics(bootstrap, (*topics.STORE_TOPICS, topics.REJECTED), PARTITIONS,
+                           wait_s=10)
+            t = time.perf_counter()
+            ends = produce(bootstrap, n, args.patients)
+            print(f"produced {n:,} readings to {topics.READINGS.name} in "
+                  f"{time.perf_counter() - t:.1f} s")
+            assert sum(ends.values()) == n, ends
+
+            env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
+            env |= {"VITALS_KAFKA_URL": f"kafka://{bootstrap}",
+                    "VITALS_INFLUX_URL": f"http://127.0.0.1:{vm.port}",
+                    "VITALS_KAFKA_PARTITIONS": str(PARTITIONS)}
+            log = work / "store.log"
+            started = time.perf_counter()
+            with log.open("wb") as out:
+                proc = subprocess.Popen([sys.executable, "-c",
+                                         "from vitals.cli import main; main()", "store"],
+                                        env=env, stderr=out)
+            first: tuple[float, int] | None = None
+            done = 0
+            try:
+                while done < n:
+                    assert proc.poll() is None, f"store exited: {log.read_text()[-2000:]}"
+                    assert time.perf_counter() - started < 600, "store did not finish in 600 s"
+                    time.sleep(0.1)
+                    done = committed(bootstrap, list(ends))
+                    if first is None and done > 0:
+                        first = (time.perf_counter(), done)
+                finished = time.perf_counter()
+                cpu, rss = cpu_seconds(proc.pid), peak_rss_mib(proc.pid)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+            assert first is not None
+            distinct, raw = vm_points(vm.port)
+    drain = (n - first[1]) / (finished - first[0])
+    overall = n / (finished - started)
+    print(f"store drained {n:,} readings: {drain:,.0f} points/s from the first commit to the "
+          f"last ({finished - first[0]:.1f} s); {overall:,.0f} points/s from process start "
+          f"({finished - started:.1f} s, start-up and group join included)")
+    print(f"store CPU {cpu:.1f} s ({cpu / n * 1e6:.0f} µs per point), peak RSS {rss:.0f} MiB")
+    print(f"in VictoriaMetrics: {distinct:,} distinct points of {n:,} "
+          f"({raw - distinct:,} raw samples written twice)")
+    if distinct != n:
+        sys.exit(f"expected {n} points in VictoriaMetrics, found {distinct}")
+
+
+if __name__ == "__main__":
+    main()
