@@ -27,8 +27,12 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# Every benchmark prints its numbers (targets in each script's docstring); ~5 minutes in all.
 bench: setup
-	$(BIN)/python bench/ingest_throughput.py
+	$(BIN)/python -m bench.ingest_throughput
+	$(BIN)/python -m bench.engine_throughput
+	$(BIN)/python -m bench.rules_worker_throughput
+	$(BIN)/python -m bench.store_throughput
 
 # Re-pin every Python package after changing pyproject.toml's dependencies.
 lock:
