@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python -m bench.engine_throughput
 	$(BIN)/python -m bench.rules_worker_throughput
 	$(BIN)/python -m bench.store_throughput
+	$(BIN)/python -m bench.simulate_throughput
 
 # Re-pin every Python package after changing pyproject.toml's dependencies.
 lock:

@@ -3,6 +3,7 @@ wires them up, loads the settings, and turns configuration errors into one line.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import sys
@@ -162,6 +163,108 @@ def export(
     from ingest.influx.export import command
 
     command(patient, start, end, out)
+
+
+@app.command()
+@one_line_errors
+def simulate(
+    scenario: Annotated[Path | None, typer.Option(
+        help="A scenario file (YAML, see simulators/README.md); otherwise a generated cohort."
+    )] = None,
+    patients: Annotated[int, typer.Option(min=1, help="Patients in the generated cohort.")] = 20,
+    seed: Annotated[int | None, typer.Option(
+        min=0, help="Seed (default: 1 for a cohort, the scenario's own seed).")] = None,
+    days: Annotated[float, typer.Option(
+        min=0.0001, max=400, help="Simulated days of the generated cohort (0.5 = 12 hours).")
+    ] = 14,
+    start: Annotated[str | None, typer.Option(
+        help="ISO time the timeline starts (default: now minus its duration, to the minute)."
+    )] = None,
+    speed: Annotated[str, typer.Option(
+        help="1 = real time, 600 = 10 simulated minutes a second, max (or 0) = as fast as the "
+             "broker takes it.")] = "1",
+    out: Annotated[Path | None, typer.Option(
+        help="Write the traffic to this file (.jsonl, .jsonl.gz) instead of publishing.")] = None,
+    truth: Annotated[Path | None, typer.Option(
+        help="The truth file (default: <out>.truth.json, or in VITALS_STATE_DIR).")] = None,
+    patients_file: Annotated[Path | None, typer.Option(
+        help="The patients file for VITALS_PATIENTS (default: beside the truth).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw a PNG per patient here.")] = None,
+    chunk_minutes: Annotated[float | None, typer.Option(
+        min=0.1, max=1440, help="Simulated minutes generated at a time (memory; default 10, "
+                                "less for big cohorts). The output does not depend on it.")
+    ] = None,
+) -> None:
+    """Simulated patients and devices: publish over MQTT (VITALS_MQTT_URL) at any speed, or
+    write the traffic to a file; writes the truth and a patients file beside it."""
+    from rich.console import Console
+
+    from simulators import cohort, run
+    from simulators.plan import DAY, MINUTE, iso
+    from simulators.scenario import build, load_scenario
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    pace = run.parse_speed(speed)
+    t0 = run.parse_start(start) if start else None
+    if scenario is not None:
+        model = load_scenario(scenario)
+        if t0 is None and model.start is not None:
+            t0 = int((model.start if model.start.tzinfo else model.start.replace(
+                tzinfo=dt.UTC)).timestamp() * 1000)
+        t0 = run.default_start(model.duration) if t0 is None else t0
+        sim = build(model, t0, seed, source=f"scenario {scenario}")
+    else:
+        t0 = run.default_start(round(days * DAY)) if t0 is None else t0
+        sim = cohort.generate(patients, 1 if seed is None else seed, days, t0)
+    if out is not None:
+        truth = truth or out.with_name(out.name + ".truth.json")
+    elif truth is None:
+        folder = settings.state_dir / "simulate"
+        folder.mkdir(parents=True, exist_ok=True)
+        truth = folder / f"{iso(sim.start).replace(':', '')}.truth.json"
+    patients_file = patients_file or truth.with_name(
+        truth.name.removesuffix(".truth.json").removesuffix(".json") + ".patients.yaml")
+    for path in (out, truth, patients_file):
+        if path is not None and not path.parent.is_dir():
+            raise ConfigError(f"{path}: no such directory {path.parent}")
+    publisher = None if out else run.connect(settings.mqtt, "simulate")
+    print(f"simulate: {len(sim.patients)} patients, {iso(sim.start)} to {iso(sim.end)} "
+          f"({sim.source}), to {out or settings.mqtt.address}", file=sys.stderr)
+    try:
+        done = run.simulate(sim, out, truth, patients_file, plot, pace, publisher,
+                            chunk_minutes and round(chunk_minutes * MINUTE),
+                            Console(stderr=True))
+    finally:
+        if publisher:
+            publisher.close()
+    where = f"wrote {out}" if out else f"published to {settings.mqtt.address}"
+    print(f"simulate: {where}: {done.messages} messages, {done.readings} readings in "
+          f"{done.seconds:.2f} s ({done.readings / max(done.seconds, 1e-9):,.0f} readings/s)")
+    print(f"simulate: truth {done.truth}; patients {done.patients} (set VITALS_PATIENTS to it)"
+          + (f"; {len(done.plots)} plots in {plot}" if plot else ""))
+
+
+@app.command()
+@one_line_errors
+def replay(
+    file: Annotated[Path, typer.Argument(help="A traffic file (vitals simulate --out).")],
+    speed: Annotated[str, typer.Option(
+        help="1 = real time, 600 = 10 minutes a second, max (or 0) = as fast as the broker "
+             "takes it.")] = "1",
+) -> None:
+    """Publish a recorded or simulated traffic file again over MQTT, payloads and event times
+    unchanged, in its order (so per device too), at any speed."""
+    from rich.console import Console
+
+    from simulators import run
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    pace = run.parse_speed(speed)
+    n, seconds = run.replay(file, pace, settings.mqtt, Console(stderr=True))
+    print(f"replay: published {n} messages from {file} to {settings.mqtt.address} in "
+          f"{seconds:.1f} s ({n / max(seconds, 1e-9):,.0f} msg/s)")
 
 
 def main() -> None:

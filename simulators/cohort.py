@@ -1,0 +1,148 @@
+"""A seeded cohort: N patients drawn from the products' CRS onset distributions and rates
+(CLINICAL.md), with devices that misbehave at realistic rates. The same seed, size, days and
+start always give the same cohort; each patient draws from its own seed stream
+(`SeedSequence(seed, spawn_key=(i, ...))`), so patient i is the same in a cohort of 10 or 10,000.
+
+Onset (CLINICAL.md; product labels): ide-cel median day 1 (1-23), axi-cel 2 (1-12), tisa-cel 3
+(1-51), liso-cel 5 (1-14), cilta-cel 7 (IQR 5-8; range taken as 1-14, since no new CRS started
+after day 14 in 475 real-world patients). The onset time in days is a split lognormal around
+median + 0.5 (so that the median onset *day* is the median), each side's spread set so that the
+range's ends (or the IQR's) are its 1st/99th (25th/75th) percentiles, clipped to the range.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simulators.plan import DAY, HOUR, Simulation, ms
+from simulators.scenario import (
+    DeviceModel,
+    EpisodeModel,
+    PatientModel,
+    RatesModel,
+    ScenarioModel,
+    build,
+)
+
+
+@dataclass(frozen=True)
+class Product:
+    median: int  # onset day
+    lo: int
+    hi: int
+    any_crs: float  # P(any CRS)
+    severe: float  # P(grade >= 3)
+    iqr: tuple[int, int] | None = None
+    weight: float = 0.2  # share of the cohort
+
+
+# any-CRS and grade >= 3 from the product labels, within CLINICAL.md's 74-95 % and 4-23 %
+PRODUCTS = {
+    "ide-cel": Product(1, 1, 23, 0.84, 0.05, weight=0.15),
+    "axi-cel": Product(2, 1, 12, 0.93, 0.13, weight=0.30),
+    "tisa-cel": Product(3, 1, 51, 0.74, 0.23, weight=0.15),
+    "liso-cel": Product(5, 1, 14, 0.74, 0.04, weight=0.15),
+    "cilta-cel": Product(7, 1, 14, 0.95, 0.05, iqr=(5, 8), weight=0.25),
+}
+Z99, Z75 = 2.3263, 0.6745
+P_MASKED = 0.3  # of CRS grade >= 2: antipyretics/tocilizumab mask the fever
+P_ANTIPYRETIC = 0.5
+P_INFECTION = 0.15  # an infection fever later, days 8-30
+SITES = (("skin", 0.4, "2m"), ("axillary", 0.45, "5m"), ("oral", 0.1, "10m"),
+         ("tympanic", 0.05, "10m"))
+
+
+def onset_days(product: str, u: np.ndarray) -> np.ndarray:
+    """Continuous onset times (days since infusion) for standard normal draws `u`."""
+    p = PRODUCTS[product]
+    mid = p.median + 0.5
+    if p.iqr:
+        s_lo = math.log(mid / (p.iqr[0] + 0.5)) / Z75
+        s_hi = math.log((p.iqr[1] + 0.5) / mid) / Z75
+    else:
+        s_lo = math.log(mid / p.lo) / Z99
+        s_hi = math.log((p.hi + 1) / mid) / Z99
+    c = mid * np.exp(np.where(u < 0, s_lo, s_hi) * u)
+    return np.clip(c, p.lo, p.hi + 1 - 1e-6)
+
+
+def draw_patients(n: int, seed: int, days: float, start: int) -> list[PatientModel]:
+    """The cohort as scenario patients (episode onsets relative to `start`)."""
+    duration = round(days * DAY)
+    infusion = dt.datetime.fromtimestamp(start / 1000, dt.UTC).date()  # day 0 = start's date
+    day0 = int(dt.datetime.combine(infusion, dt.time(), tzinfo=dt.UTC).timestamp() * 1000)
+    names = list(PRODUCTS)
+    weights = np.array([PRODUCTS[k].weight for k in names])
+    width = max(4, len(str(n)))
+    out = []
+    for i in range(n):
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(i, 3))))
+        u = rng.random(16)
+        product = names[int(np.searchsorted(np.cumsum(weights) / weights.sum(), u[0]))]
+        p = PRODUCTS[product]
+        episodes = []
+        if u[1] < p.any_crs:
+            severe = u[2] < p.severe / p.any_crs
+            grade = (4 if u[3] < 0.25 else 3) if severe else (2 if u[3] < 0.4 else 1)
+            kind = "masked" if grade >= 2 and u[4] < P_MASKED else "crs"
+            onset = day0 + float(onset_days(product, rng.standard_normal(1))[0]) * DAY - start
+            doses = int(1 + 3 * u[6]) if u[5] < P_ANTIPYRETIC else 0
+            episodes.append(EpisodeModel(kind=kind, grade=grade, onset=ms(onset),
+                                         antipyretic_doses=doses,
+                                         antipyretic_delay=ms((0.5 + 2.5 * u[7]) * HOUR)))
+        if u[8] < P_INFECTION:
+            onset = day0 + (8 + 22 * u[9]) * DAY - start
+            if all(abs(onset - e.onset) > 5 * DAY for e in episodes):
+                episodes.append(EpisodeModel(kind="infection", onset=ms(onset),
+                                             antipyretic_doses=1 if u[10] < 0.5 else 0))
+        episodes = [e for e in episodes if 0 <= e.onset < duration]  # in the timeline
+        out.append(PatientModel(
+            id=f"S{i + 1:0{width}d}", infusion=infusion, product=product,
+            team="haem-a" if u[11] < 0.5 else "haem-b", devices=_devices(rng),
+            episodes=tuple(episodes), sleep_dips_per_hour=round(2 * u[12], 2)))
+    return out
+
+
+def _devices(rng: np.random.Generator) -> tuple[DeviceModel, DeviceModel]:
+    u = rng.random(12)
+    cum = np.cumsum([w for _, w, _ in SITES])
+    site, _, interval = SITES[int(np.searchsorted(cum, u[0] * cum[-1]))]
+    ox = DeviceModel(
+        id="ox-1", type="oximeter", rr=bool(u[1] < 0.3), clock_skew=ms(rng.normal(0, 5000)),
+        battery=round(20 + 80 * u[2]), rates=RatesModel(
+            probe_off_per_day=round(1 + 5 * u[3], 2), motion_per_hour=round(0.2 + 1.8 * u[4], 2),
+            offline_per_day=round(0.5 * u[5], 2),
+            clock_skew_per_day=0.2 if u[6] < 0.1 else 0.0, duplicate=0.0005, malformed=1e-5))
+    th = DeviceModel(
+        id="th-1", type="thermometer", site=site, interval=interval,
+        unit="F" if u[7] < 0.05 else "C", ts_format="rfc3339" if u[8] < 0.25 else "epoch_ms",
+        clock_skew=ms(rng.normal(0, 5000)), battery=round(20 + 80 * u[9]),
+        rates=RatesModel(
+            offline_per_day=round(0.3 * u[10], 2),
+            patch_off_per_day=0.15 if site == "skin" else 0.0,
+            blanket_per_night=round(0.5 * u[11], 2) if site in ("skin", "axillary") else 0.0,
+            duplicate=0.0005, malformed=1e-3))
+    return ox, th
+
+
+def generate(n: int, seed: int, days: float, start: int) -> Simulation:
+    model = ScenarioModel(name=f"cohort of {n}", seed=seed, duration=ms(days * DAY),
+                          patients=tuple(draw_patients(n, seed, days, start)))
+    return build(model, start, seed, source=f"cohort: {n} patients, seed {seed}, {days:g} days")
+
+
+def write_patients(sim: Simulation, path: Path) -> None:
+    """The patients file (CONTRACT section 3) for ingest's VITALS_PATIENTS, devices listed."""
+    lines = [f"# {sim.source}: the enrolled patients and their devices (vitals simulate)",
+             "patients:"]
+    for p in sim.patients:
+        product = f", product: {p.product}" if p.product else ""
+        devices = ", ".join(d.id for d in p.devices)
+        lines.append(f"  - {{id: {p.id}, infusion: {p.infusion.isoformat()}{product}, "
+                     f"team: {p.team}, devices: [{devices}]}}")
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

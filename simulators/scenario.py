@@ -1,0 +1,281 @@
+"""The scenario file (YAML, validated with pydantic): patients, their devices, what happens to
+them and when. Times are durations from the scenario's start (`2d6h`, `90s`). A bad file
+stops with one line naming the file and the field, as `vitals.patients` does.
+`simulators/README.md` documents the format; `simulators/scenarios/example.yaml` uses all of it.
+
+`build()` turns a scenario into a `Simulation` plan; the cohort generator builds its patients
+with the same models, so both go through the same code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from simulators import draws
+from simulators.episodes import draw_episode
+from simulators.plan import (
+    DAY,
+    HOUR,
+    MINUTE,
+    SECOND,
+    Baseline,
+    DevicePlan,
+    PatientPlan,
+    Simulation,
+    parse_duration,
+)
+from vitals.patients import Ident, first_error, read_yaml
+from vitals.settings import ConfigError
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]  # milliseconds
+Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
+WINDOW_KINDS = {"offline": {"oximeter", "thermometer"}, "clock_skew": {"oximeter", "thermometer"},
+                "probe_off": {"oximeter"}, "motion": {"oximeter"},
+                "patch_off": {"thermometer"}, "blanket": {"thermometer"}}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RatesModel(_Model):
+    probe_off_per_day: float = Field(0.0, ge=0)
+    motion_per_hour: float = Field(0.0, ge=0)
+    motion_flagged: float = Field(0.5, ge=0, le=1)
+    offline_per_day: float = Field(0.0, ge=0)
+    patch_off_per_day: float = Field(0.0, ge=0)
+    blanket_per_night: float = Field(0.0, ge=0, le=1)
+    clock_skew_per_day: float = Field(0.0, ge=0)
+    duplicate: float = Field(0.0, ge=0, le=1)
+    malformed: float = Field(0.0, ge=0, le=1)
+
+
+class DeviceModel(_Model):
+    id: Ident
+    type: Literal["oximeter", "thermometer"]
+    interval: Duration | None = None  # oximeter 1s, thermometer 5m
+    site: Site | None = None  # thermometer; default axillary
+    unit: Literal["C", "F"] = "C"
+    ts_format: Literal["epoch_ms", "rfc3339"] = "epoch_ms"
+    rr: bool = False  # the oximeter reports respiratory rate
+    clock_skew: Duration = 0
+    battery: float = Field(100.0, gt=10, le=100)
+    drain_per_hour: float | None = Field(None, ge=0, le=50)  # oximeter 4, thermometer 0.5
+    buffer: bool = True
+    status: bool = True
+    site_offset: float | None = Field(None, ge=-3, le=2)
+    noise: float | None = Field(None, ge=0, le=3)
+    seq_start: int = Field(0, ge=0)
+    rates: RatesModel = RatesModel()
+
+    @model_validator(mode="after")
+    def _check(self) -> DeviceModel:
+        if self.interval is not None and not 100 <= self.interval <= HOUR:
+            raise ValueError("interval must be 100ms-1h")
+        if self.type == "oximeter" and (self.site or self.unit != "C"):
+            raise ValueError("site and unit are for thermometers")
+        if self.type == "thermometer" and self.rr:
+            raise ValueError("rr is for oximeters")
+        return self
+
+
+class EpisodeModel(_Model):
+    kind: Literal["none", "crs", "infection", "masked"]
+    grade: int | None = Field(None, ge=1, le=4)
+    onset: Duration = 0
+    peak: float | None = Field(None, ge=37.5, le=42.5)
+    rise: Duration | None = None
+    plateau: Duration | None = None
+    recovery: Duration | None = None
+    tachycardia: float | None = Field(None, ge=0, le=100)
+    spo2_nadir: float | None = Field(None, ge=60, le=99)
+    hypoxia_delay: Duration | None = None
+    hypoxia_rise: Duration | None = None
+    antipyretics: tuple[Duration, ...] = ()  # dose times, from the scenario start
+    antipyretic_doses: int = Field(0, ge=0, le=20)  # or: this many, every 6 h ...
+    antipyretic_delay: Duration = 2 * HOUR  # ... the first this long after the rise
+    antipyretic_drop: float = Field(1.0, ge=0, le=3)
+    tocilizumab: Duration | None = None  # masked: when (default: hours after the rise)
+    mask_depth: float | None = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> EpisodeModel:
+        if self.kind == "crs" and self.grade is None:
+            raise ValueError("a crs episode needs a grade (1-4)")
+        if self.kind in ("infection", "none") and self.grade is not None:
+            raise ValueError(f"a grade is for crs or masked episodes, not {self.kind}")
+        if self.kind != "masked" and (self.tocilizumab is not None or self.mask_depth):
+            raise ValueError("tocilizumab and mask_depth are for masked episodes")
+        return self
+
+
+class EventModel(_Model):
+    device: Ident
+    kind: Literal["offline", "probe_off", "motion", "patch_off", "blanket", "clock_skew"]
+    start: Duration
+    duration: Duration = Field(gt=0)
+    value: float | None = None  # motion: SpO2 drop; patch_off: room °C; blanket: +°C
+    offset: Duration | None = None  # clock_skew: how far ahead (negative: behind)
+    flagged: bool = True  # motion: the device flags it
+
+
+class BaselineModel(_Model):
+    temp: float | None = Field(None, ge=35.5, le=37.8)
+    hr: float | None = Field(None, ge=40, le=120)
+    spo2: float | None = Field(None, ge=88, le=100)
+    rr: float | None = Field(None, ge=6, le=30)
+    circadian: float | None = Field(None, ge=0, le=0.6)  # half the peak-to-trough, °C
+
+
+class PatientModel(_Model):
+    id: Ident
+    infusion: dt.date | int = 0  # a date, or days from the scenario start's date
+    team: Ident = "haem-a"
+    product: str | None = None
+    utc_offset: Duration = 0
+    baseline: BaselineModel = BaselineModel()
+    devices: tuple[DeviceModel, ...] = (DeviceModel(id="ox-1", type="oximeter"),
+                                        DeviceModel(id="th-1", type="thermometer"))
+    episodes: tuple[EpisodeModel, ...] = ()
+    events: tuple[EventModel, ...] = ()
+    sleep_dips_per_hour: float = Field(0.0, ge=0, le=30)
+
+    @model_validator(mode="after")
+    def _check(self) -> PatientModel:
+        types = {}
+        for d in self.devices:
+            if d.id in types:
+                raise ValueError(f"device {d.id} is listed twice")
+            types[d.id] = d.type
+        for e in self.events:
+            if e.device not in types:
+                raise ValueError(f"event on device {e.device}, which is not listed")
+            if types[e.device] not in WINDOW_KINDS[e.kind]:
+                raise ValueError(f"{e.kind} does not happen to a {types[e.device]}")
+            if e.kind == "clock_skew" and e.offset is None:
+                raise ValueError("a clock_skew event needs an offset")
+        return self
+
+
+class ScenarioModel(_Model):
+    name: str = ""
+    seed: int = Field(0, ge=0)
+    start: dt.datetime | None = None  # default: the command's --start, or now - duration
+    duration: Duration
+    patients: tuple[PatientModel, ...]
+
+    @model_validator(mode="after")
+    def _check(self) -> ScenarioModel:
+        if not self.patients:  # here, not min_length: that repeats any patient's error
+            raise ValueError("no patients listed")
+        if not SECOND <= self.duration <= 400 * DAY:
+            raise ValueError("duration must be 1s-400d")
+        seen = set()
+        for p in self.patients:
+            if p.id in seen:
+                raise ValueError(f"patient id {p.id} is listed twice")
+            seen.add(p.id)
+            for e in p.episodes:
+                if not 0 <= e.onset < self.duration:
+                    raise ValueError(f"patient {p.id}: episode onset is outside the scenario")
+        return self
+
+
+def load_scenario(path: Path) -> ScenarioModel:
+    data = read_yaml(path, "scenario")
+    try:
+        return ScenarioModel.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"scenario ({path}): {first_error(exc)}") from None
+
+
+def _rng(ss: np.random.SeedSequence) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(ss))
+
+
+def build(model: ScenarioModel, start: int, seed: int | None = None, source: str = ""
+          ) -> Simulation:
+    """The plan of a scenario starting at `start` (epoch ms)."""
+    sim = Simulation(start, start + model.duration, model.seed if seed is None else seed, (),
+                     source)
+    patients = tuple(patient_plan(sim, i, p) for i, p in enumerate(model.patients))
+    return Simulation(sim.start, sim.end, sim.seed, patients, source)
+
+
+def patient_plan(sim: Simulation, index: int, m: PatientModel) -> PatientPlan:
+    rng = _rng(sim.seed_for(index, 0))
+    u = rng.random(5).tolist()  # baseline draws, all made so that a given value shifts nothing
+    given = m.baseline
+    base = Baseline(
+        temp=given.temp if given.temp is not None else round(36.5 + 0.5 * u[0], 2),
+        hr=given.hr if given.hr is not None else round(60 + 25 * u[1], 1),
+        spo2=given.spo2 if given.spo2 is not None else round(94 + 5 * u[2], 1),
+        rr=given.rr if given.rr is not None else round(12 + 6 * u[3], 1),
+        circadian=given.circadian if given.circadian is not None else 0.2 + 0.1 * u[4])
+    wander = draws.wander(rng)
+    dips = draws.sleep_dips(rng, m.sleep_dips_per_hour, sim.start, sim.end, m.utc_offset)
+    start_date = dt.datetime.fromtimestamp(sim.start / 1000, dt.UTC).date()
+    infusion = (m.infusion if isinstance(m.infusion, dt.date)
+                else start_date + dt.timedelta(days=m.infusion))
+    episodes = []
+    for e in m.episodes:
+        if e.kind == "none":
+            continue
+        given_e = {k: getattr(e, k) for k in (
+            "peak", "rise", "plateau", "recovery", "tachycardia", "spo2_nadir",
+            "hypoxia_delay", "hypoxia_rise", "mask_depth")}
+        given_e["antipyretic_drop"] = e.antipyretic_drop
+        if e.tocilizumab is not None:
+            given_e["tocilizumab"] = sim.start + e.tocilizumab
+        grade = e.grade if e.grade is not None or e.kind != "masked" else 2
+        plan = draw_episode(rng, e.kind, grade, sim.start + e.onset, base, **given_e)
+        doses = [sim.start + a for a in e.antipyretics]
+        first = plan.onset + plan.rise + e.antipyretic_delay
+        doses += [first + k * 6 * HOUR for k in range(e.antipyretic_doses)
+                  if first + k * 6 * HOUR < plan.onset + plan.rise + plan.plateau]
+        episodes.append(replace(plan, antipyretics=tuple(sorted(doses))))
+    devices = tuple(device_plan(sim, index, j, d, m) for j, d in enumerate(m.devices))
+    return PatientPlan(index=index, id=m.id, infusion=infusion, team=m.team, product=m.product,
+                       baseline=base, utc_offset=m.utc_offset, episodes=tuple(episodes),
+                       devices=devices, dips=dips, wander=wander)
+
+
+def device_plan(sim: Simulation, index: int, j: int, d: DeviceModel, p: PatientModel
+                ) -> DevicePlan:
+    rng = _rng(sim.seed_for(index, 2, j))
+    ox = d.type == "oximeter"
+    interval = d.interval or (SECOND if ox else 5 * MINUTE)
+    phase = int(rng.integers(0, interval))
+    site = None if ox else (d.site or "axillary")
+    offset, noise = draws.thermometer_params(rng, site or "axillary")
+    bias, ox_noise = float(rng.uniform(-1, 1)), float(rng.uniform(0.6, 1.2))
+    rows = draws.device_windows(rng, draws.Rates(**d.rates.model_dump()), d.type, sim.start,
+                                sim.end, p.utc_offset)
+    for e in p.events:
+        if e.device == d.id:
+            value = e.value
+            if e.kind == "clock_skew":
+                value = e.offset
+            elif value is None:
+                value = {"motion": 8.0, "patch_off": 24.0, "blanket": 0.7}.get(e.kind, 0.0)
+            rows.setdefault(e.kind, []).append(
+                (sim.start + e.start, min(sim.start + e.start + e.duration, sim.end),
+                 float(value or 0.0), e.flagged))
+    return DevicePlan(
+        id=d.id, type=d.type, interval=interval, phase=phase, site=site, unit=d.unit,
+        ts_format=d.ts_format, rr=d.rr, seq_start=d.seq_start, clock_skew=d.clock_skew,
+        battery_start=d.battery,
+        drain_per_hour=d.drain_per_hour if d.drain_per_hour is not None else (
+            4.0 if ox else 0.5),
+        buffer=d.buffer, status=d.status, duplicate_rate=d.rates.duplicate,
+        malformed_rate=d.rates.malformed,
+        site_offset=0.0 if ox else (d.site_offset if d.site_offset is not None else offset),
+        noise=d.noise if d.noise is not None else (ox_noise if ox else noise),
+        bias=bias if ox else 0.0,
+        windows=draws.finish_windows(rows, sim.end))
