@@ -1,6 +1,6 @@
 """The pure rule engine: readings/s, p99 per-batch latency, and state bytes per patient.
 
-    .venv/bin/python bench/engine_throughput.py [--patients 50] [--hours 24] [--batch 500]
+    .venv/bin/python -m bench.engine_throughput [--patients 50] [--hours 24] [--batch 500]
 
 Synthetic readings: per patient an oximeter at 1 Hz and a thermometer every 5 min, with a fever
 and a desaturation episode in part of the cohort, fed in batches as a Faust worker would

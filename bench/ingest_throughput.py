@@ -1,7 +1,7 @@
 """Ingest throughput: simulated devices -> real Mosquitto -> `vitals ingest` (its own process)
 -> tansu. Prints readings/s sustained and the ingest process's peak memory.
 
-    .venv/bin/python bench/ingest_throughput.py [--readings 100000] [--batch 1]
+    .venv/bin/python -m bench.ingest_throughput [--readings 100000] [--batch 1]
 
 Readings/s is measured from the first publish until ingest has handled every message and has
 none left unacknowledged; since ingest acknowledges a message only after Kafka confirmed its
@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.procstats import cpu_seconds, peak_rss_mib
 from vitals import servers
 
 IN_FLIGHT = 100  # paho collapses with unbounded QoS 1 in flight (ENVIRONMENT.md)
@@ -94,18 +95,6 @@ def distinct_on_kafka(bootstrap: str, topic: str, expect: int) -> tuple[int, int
         return records, len(seen)
     finally:
         c.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def raw_ceiling(port: int, messages: list[tuple[str, bytes]]) -> float:

@@ -2,7 +2,7 @@
 and how fast `vitals simulate` and `vitals replay` publish to a real Mosquitto compared with
 the raw paho ceiling measured in the same run.
 
-    .venv/bin/python bench/simulate_throughput.py [--patients 1000] [--minutes 60]
+    .venv/bin/python -m bench.simulate_throughput [--patients 1000] [--minutes 60]
                                                   [--publish-minutes 3] [--rounds 2]
 
 1. `vitals simulate --out` (its own process): a cohort of `--patients` at 1 Hz for

@@ -1,7 +1,7 @@
 """Store throughput: readings already in Kafka (tansu) -> `vitals store` (its own process) ->
 VictoriaMetrics through its InfluxDB write endpoint. Prints points/s.
 
-    .venv/bin/python bench/store_throughput.py [--readings 500000] [--patients 500]
+    .venv/bin/python -m bench.store_throughput [--readings 500000] [--patients 500]
 
 The readings are produced to `vitals.readings` first (confluent-kafka, acks=all), then the
 store is started and drains them. Points/s is measured from the store's first committed batch
@@ -27,6 +27,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from bench.procstats import cpu_seconds, peak_rss_mib
 from ingest.influx.writer import GROUP_ID
 from ingest.sink import producer_config
 from vitals import servers, topics
@@ -93,18 +94,6 @@ def vm_points(port: int) -> tuple[int, int]:
                 raw += len(series["timestamps"])
                 distinct += len(set(series["timestamps"]))
     return distinct, raw
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

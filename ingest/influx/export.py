@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import typer
@@ -107,14 +107,8 @@ def export(url: str, token: str, org: str, query: FluxQuery, out: Path) -> int:
     return trafficfile.write(out, rows_to_messages(rows))
 
 
-def command(
-    patient: Annotated[str, typer.Argument(help="Pseudonymous patient id.")],
-    start: Annotated[str, typer.Argument(help="From (RFC 3339 time or date, UTC).")],
-    end: Annotated[str, typer.Argument(help="Until, exclusive (RFC 3339 time or date).")],
-    out: Annotated[Path, typer.Option(help="Traffic file to write (.gz compresses).")],
-) -> None:
-    """A patient's stored readings from InfluxDB 2, as a traffic file that `vitals replay`
-    publishes again."""
+def command(patient: str, start: str, end: str, out: Path) -> None:
+    """`vitals export`: a patient's stored readings from InfluxDB 2, as a traffic file."""
     import sys
 
     from vitals.settings import ConfigError, load_settings
