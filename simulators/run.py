@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from rich.progress import (
 from simulators import cohort, stream, trafficfile
 from simulators import plot as plot_
 from simulators import truth as truth_
-from simulators.plan import MINUTE, Simulation, iso
+from simulators.plan import DAY, MINUTE, Simulation, iso
 from simulators.publish import Publisher, PublishError, pace, prefetch
 from vitals.settings import ConfigError, Endpoint
 
@@ -181,3 +182,51 @@ def replay(path: Path, speed: float | None, endpoint: Endpoint, console: Console
             raise ConfigError(f"VITALS_MQTT_URL: {exc}") from None
     return paced.published, paced.seconds
 
+
+def command(*, scenario: Path | None, patients: int, seed: int | None, days: float,
+            start: str | None, speed: str, out: Path | None, truth: Path | None,
+            patients_file: Path | None, plot: Path | None, chunk_minutes: float | None
+            ) -> None:
+    """`vitals simulate`: build the scenario or cohort, then publish it or write it."""
+    from simulators.scenario import build, load_scenario
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    rate = parse_speed(speed)
+    t0 = parse_start(start) if start else None
+    if scenario is not None:
+        model = load_scenario(scenario)
+        if t0 is None and model.start is not None:
+            t0 = int((model.start if model.start.tzinfo else model.start.replace(
+                tzinfo=dt.UTC)).timestamp() * 1000)
+        t0 = default_start(model.duration) if t0 is None else t0
+        sim = build(model, t0, seed, source=f"scenario {scenario}")
+    else:
+        t0 = default_start(round(days * DAY)) if t0 is None else t0
+        sim = cohort.generate(patients, 1 if seed is None else seed, days, t0)
+    if out is not None:
+        truth = truth or out.with_name(out.name + ".truth.json")
+    elif truth is None:
+        folder = settings.state_dir / "simulate"
+        folder.mkdir(parents=True, exist_ok=True)
+        truth = folder / f"{iso(sim.start).replace(':', '')}.truth.json"
+    patients_file = patients_file or truth.with_name(
+        truth.name.removesuffix(".truth.json").removesuffix(".json") + ".patients.yaml")
+    for path in (out, truth, patients_file):
+        if path is not None and not path.parent.is_dir():
+            raise ConfigError(f"{path}: no such directory {path.parent}")
+    publisher = None if out else connect(settings.mqtt, "simulate")
+    print(f"simulate: {len(sim.patients)} patients, {iso(sim.start)} to {iso(sim.end)} "
+          f"({sim.source}), to {out or settings.mqtt.address}", file=sys.stderr)
+    try:
+        done = simulate(sim, out, truth, patients_file, plot, rate, publisher,
+                            chunk_minutes and round(chunk_minutes * MINUTE),
+                            Console(stderr=True))
+    finally:
+        if publisher:
+            publisher.close()
+    where = f"wrote {out}" if out else f"published to {settings.mqtt.address}"
+    print(f"simulate: {where}: {done.messages} messages, {done.readings} readings in "
+          f"{done.seconds:.2f} s ({done.readings / max(done.seconds, 1e-9):,.0f} readings/s)")
+    print(f"simulate: truth {done.truth}; patients {done.patients} (set VITALS_PATIENTS to it)"
+          + (f"; {len(done.plots)} plots in {plot}" if plot else ""))

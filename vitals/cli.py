@@ -3,7 +3,6 @@ wires them up, loads the settings, and turns configuration errors into one line.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import signal
 import sys
@@ -121,22 +120,6 @@ def demo(
 
 @app.command()
 @one_line_errors
-def rules(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    """The Faust worker that judges vitals.readings against the CRS rules (VITALS_RULES) and
-    emits vitals.alerts and vitals.trends. Run several to split patients by partition."""
-    from stream_rules.config import load_rules
-    from stream_rules.worker import run
-    from vitals.patients import load_patients
-    from vitals.settings import load_settings
-
-    settings = load_settings()
-    rules_file = load_rules(settings.rules)  # a bad rules file stops here, in one line
-    registry = load_patients(settings.patients)
-    run(settings, rules_file, registry, loglevel="DEBUG" if verbose else "INFO")
-
-
-@app.command()
-@one_line_errors
 def store(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     """Readings, trends and alerts from Kafka into InfluxDB 2 (VITALS_INFLUX_*); what InfluxDB
     refuses goes to vitals.rejected. `vitals export` reads a patient's history back out."""
@@ -163,6 +146,22 @@ def export(
     from ingest.influx.export import command
 
     command(patient, start, end, out)
+
+
+@app.command()
+@one_line_errors
+def rules(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """The Faust worker that judges vitals.readings against the CRS rules (VITALS_RULES) and
+    emits vitals.alerts and vitals.trends. Run several to split patients by partition."""
+    from stream_rules.config import load_rules
+    from stream_rules.worker import run
+    from vitals.patients import load_patients
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    rules_file = load_rules(settings.rules)  # a bad rules file stops here, in one line
+    registry = load_patients(settings.patients)
+    run(settings, rules_file, registry, loglevel="DEBUG" if verbose else "INFO")
 
 
 @app.command()
@@ -197,52 +196,11 @@ def simulate(
 ) -> None:
     """Simulated patients and devices: publish over MQTT (VITALS_MQTT_URL) at any speed, or
     write the traffic to a file; writes the truth and a patients file beside it."""
-    from rich.console import Console
+    from simulators.run import command
 
-    from simulators import cohort, run
-    from simulators.plan import DAY, MINUTE, iso
-    from simulators.scenario import build, load_scenario
-    from vitals.settings import load_settings
-
-    settings = load_settings()
-    pace = run.parse_speed(speed)
-    t0 = run.parse_start(start) if start else None
-    if scenario is not None:
-        model = load_scenario(scenario)
-        if t0 is None and model.start is not None:
-            t0 = int((model.start if model.start.tzinfo else model.start.replace(
-                tzinfo=dt.UTC)).timestamp() * 1000)
-        t0 = run.default_start(model.duration) if t0 is None else t0
-        sim = build(model, t0, seed, source=f"scenario {scenario}")
-    else:
-        t0 = run.default_start(round(days * DAY)) if t0 is None else t0
-        sim = cohort.generate(patients, 1 if seed is None else seed, days, t0)
-    if out is not None:
-        truth = truth or out.with_name(out.name + ".truth.json")
-    elif truth is None:
-        folder = settings.state_dir / "simulate"
-        folder.mkdir(parents=True, exist_ok=True)
-        truth = folder / f"{iso(sim.start).replace(':', '')}.truth.json"
-    patients_file = patients_file or truth.with_name(
-        truth.name.removesuffix(".truth.json").removesuffix(".json") + ".patients.yaml")
-    for path in (out, truth, patients_file):
-        if path is not None and not path.parent.is_dir():
-            raise ConfigError(f"{path}: no such directory {path.parent}")
-    publisher = None if out else run.connect(settings.mqtt, "simulate")
-    print(f"simulate: {len(sim.patients)} patients, {iso(sim.start)} to {iso(sim.end)} "
-          f"({sim.source}), to {out or settings.mqtt.address}", file=sys.stderr)
-    try:
-        done = run.simulate(sim, out, truth, patients_file, plot, pace, publisher,
-                            chunk_minutes and round(chunk_minutes * MINUTE),
-                            Console(stderr=True))
-    finally:
-        if publisher:
-            publisher.close()
-    where = f"wrote {out}" if out else f"published to {settings.mqtt.address}"
-    print(f"simulate: {where}: {done.messages} messages, {done.readings} readings in "
-          f"{done.seconds:.2f} s ({done.readings / max(done.seconds, 1e-9):,.0f} readings/s)")
-    print(f"simulate: truth {done.truth}; patients {done.patients} (set VITALS_PATIENTS to it)"
-          + (f"; {len(done.plots)} plots in {plot}" if plot else ""))
+    command(scenario=scenario, patients=patients, seed=seed, days=days, start=start,
+            speed=speed, out=out, truth=truth, patients_file=patients_file, plot=plot,
+            chunk_minutes=chunk_minutes)
 
 
 @app.command()
