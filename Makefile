@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python -m bench.rules_worker_throughput
 	$(BIN)/python -m bench.store_throughput
 	$(BIN)/python -m bench.simulate_throughput
+	$(BIN)/python -m bench.alerting_latency
 
 # Re-pin every Python package after changing pyproject.toml's dependencies.
 lock:

@@ -4,6 +4,9 @@ set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto mosquitto-clients)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+# the nurse page is tested in a real headless browser
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${need[*]}"

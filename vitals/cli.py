@@ -166,6 +166,20 @@ def rules(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 
 @app.command()
 @one_line_errors
+def alerting(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Pages the on-call team for vitals.alerts (VITALS_ONCALL: PagerDuty, webhook, e-mail),
+    escalates until someone acknowledges, and serves the ack API and nurse page."""
+    from alerting.service import load_config, run
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    load_config(settings)  # a bad patients or on-call file stops here, in one line
+    setup_logging(verbose)
+    run(settings, stop_on_signals())
+
+
+@app.command()
+@one_line_errors
 def simulate(
     scenario: Annotated[Path | None, typer.Option(
         help="A scenario file (YAML, see simulators/README.md); otherwise a generated cohort."

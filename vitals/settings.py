@@ -65,6 +65,7 @@ def parse_hostport(value: str) -> tuple[str, int]:
 
 MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 KAFKA_SCHEMES = {"kafka": 9092, "kafkas": 9093}
+SMTP_SCHEMES = {"smtp": 25, "smtps": 465}
 
 
 def _default_state_dir() -> Path:
@@ -98,6 +99,9 @@ class Settings(BaseSettings):
     # the MQTT client id whose persistent session holds messages while ingest is down
     ingest_client_id: str = "vitals-ingest"
     kafka_partitions: int = 8
+    # alerting: HMAC-SHA256 secret for webhook bodies, and the SMTP server for e-mail pages
+    webhook_secret: str | None = None
+    smtp_url: str | None = None
 
     @field_validator("mqtt_url")
     @classmethod
@@ -118,6 +122,14 @@ class Settings(BaseSettings):
         if v in (None, ""):
             return None
         parse_endpoint(v, {"http": 80, "https": 443})
+        return v
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        parse_endpoint(v, SMTP_SCHEMES)
         return v
 
     @field_validator("patients", "oncall", "rules")

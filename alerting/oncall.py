@@ -1,0 +1,183 @@
+"""The on-call file (`VITALS_ONCALL`, CONTRACT section 3, extended): targets and their channels,
+teams and their escalation steps, weekly rotating schedules, bearer tokens, paging policy.
+
+A name in a team's `notify` list is a target or a schedule; a schedule resolves to the target
+on duty at page time (overrides first, then the weekly rotation in the schedule's time zone).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import itertools
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from vitals.patients import first_error, read_yaml
+from vitals.settings import ConfigError
+
+Severity = Literal["critical", "error", "warning", "info"]
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Target(_Strict):
+    """A person or a pager; at least one channel."""
+
+    pagerduty: Annotated[str, StringConstraints(min_length=1)] | None = None  # routing key
+    webhook: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _some_channel(self) -> Target:
+        if not (self.pagerduty or self.webhook or self.email):
+            raise ValueError("needs at least one of pagerduty, webhook, email")
+        return self
+
+
+class Step(_Strict):
+    after_min: float = Field(ge=0)
+    notify: tuple[Name, ...] = Field(min_length=1)
+
+
+class Team(_Strict):
+    escalation: tuple[Step, ...] = Field(min_length=1)
+    repeat_min: float | None = Field(default=None, ge=1)  # overrides paging.repeat_min
+
+    @field_validator("escalation")
+    @classmethod
+    def _ordered(cls, v: tuple[Step, ...]) -> tuple[Step, ...]:
+        if any(b.after_min < a.after_min for a, b in itertools.pairwise(v)):
+            raise ValueError("after_min must not decrease from one step to the next")
+        return v
+
+
+class Override(_Strict):
+    target: Name
+    start: dt.datetime  # local time of the schedule unless it carries an offset
+    end: dt.datetime
+
+
+class Schedule(_Strict):
+    """A weekly rotation: `rotation[0]` is on duty for the 7 days from `start`, then the next."""
+
+    timezone: str = "UTC"
+    start: dt.datetime
+    rotation: tuple[Name, ...] = Field(min_length=1)
+    overrides: tuple[Override, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    def _local(self, t: dt.datetime) -> dt.datetime:
+        tz = ZoneInfo(self.timezone)
+        return t.replace(tzinfo=tz) if t.tzinfo is None else t.astimezone(tz)
+
+    def on_duty(self, now: dt.datetime) -> str:
+        for o in self.overrides:
+            if self._local(o.start) <= now < self._local(o.end):
+                return o.target
+        # Whole weeks of local wall-clock time, so a handoff stays at 08:00 across DST changes.
+        local = now.astimezone(ZoneInfo(self.timezone)).replace(tzinfo=None)
+        start = self._local(self.start).replace(tzinfo=None)
+        weeks = (local - start) // dt.timedelta(days=7)
+        return self.rotation[weeks % len(self.rotation)]
+
+
+class Paging(_Strict):
+    severities: tuple[Severity, ...] = ("critical", "error")  # CLINICAL.md: alarm burden
+    repeat_min: float | None = Field(default=10, ge=1)  # the last step repeats; null: never
+    resolve_hold_min: float = Field(default=5, ge=0)  # flap damping, see README
+    public_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    email_from: str = "vitals-alerting@localhost"
+
+
+class OnCall(_Strict):
+    targets: dict[Name, Target]
+    teams: dict[Name, Team]
+    schedules: dict[Name, Schedule] = {}
+    tokens: dict[Name, Annotated[str, StringConstraints(min_length=16)]] = {}
+    paging: Paging = Paging()
+
+    @model_validator(mode="after")
+    def _names(self) -> OnCall:
+        both = set(self.targets) & set(self.schedules)
+        if both:
+            raise ValueError(f"{sorted(both)[0]} is both a target and a schedule")
+        for name, sched in self.schedules.items():
+            for who in (*sched.rotation, *(o.target for o in sched.overrides)):
+                if who not in self.targets:
+                    raise ValueError(f"schedules.{name}: unknown target {who}")
+        for name, team in self.teams.items():
+            for i, step in enumerate(team.escalation):
+                for who in step.notify:
+                    if who not in self.targets and who not in self.schedules:
+                        raise ValueError(f"teams.{name}.escalation[{i}].notify: unknown target "
+                                         f"or schedule {who}")
+        return self
+
+    def resolve(self, name: str, now: dt.datetime) -> tuple[str, Target]:
+        """The target a name stands for at `now` (a schedule's person on duty)."""
+        if name in self.schedules:
+            name = self.schedules[name].on_duty(now)
+        return name, self.targets[name]
+
+    def who(self, token: str) -> str | None:
+        """The person a bearer token belongs to; tokens may be stored as `sha256:<hex>`."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        found = None
+        for person, stored in self.tokens.items():
+            want = stored.removeprefix("sha256:") if stored.startswith("sha256:") else (
+                hashlib.sha256(stored.encode()).hexdigest())
+            if hmac.compare_digest(want, digest):
+                found = person
+        return found
+
+    def pages(self, severity: str) -> bool:
+        return severity in self.paging.severities
+
+    def repeat_min(self, team: str) -> float | None:
+        return self.teams[team].repeat_min or self.paging.repeat_min
+
+
+def default_oncall_path() -> Path:
+    return Path(str(resources.files("vitals") / "defaults" / "oncall.yaml"))
+
+
+def load_oncall(path: Path | None, teams_needed: set[str] | None = None) -> OnCall:
+    """Parse and validate the on-call file; a problem raises `ConfigError` in one line that
+    names the file and the field. `teams_needed` (from the patients file) must all exist."""
+    path = path or default_oncall_path()
+    data = read_yaml(path, "VITALS_ONCALL")
+    try:
+        oncall = OnCall.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"VITALS_ONCALL ({path}): {first_error(exc)}") from None
+    missing = sorted((teams_needed or set()) - set(oncall.teams))
+    if missing:
+        raise ConfigError(f"VITALS_ONCALL ({path}): teams: no team {missing[0]}, which "
+                          "VITALS_PATIENTS names")
+    return oncall

@@ -1,0 +1,159 @@
+"""Alerting latency: an alert event produced to Kafka (tansu) -> `vitals alerting` (its own
+process) -> the PagerDuty request arriving at a local receiver. Prints p50, p99 and max.
+
+    .venv/bin/python -m bench.alerting_latency [--rate 100] [--seconds 20]
+
+Each event is for a distinct patient, so each opens an incident and pages (step 1). The
+receiver runs in this process and matches each request to its event by payload.source (the
+patient id); both times come from this process's monotonic clock. Latency includes the
+consumer's fetch wait, the SQLite commit (synchronous=FULL) of the event and its intent,
+the HTTP request, and the receiver's parsing. Target: p99 <= 200 ms at 100 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+from confluent_kafka import Producer
+
+from ingest.sink import producer_config
+from vitals import servers, topics
+from vitals.kafka import declare_topics
+from vitals.records import AlertEvent
+
+PARTITIONS = 8
+
+
+def receiver(port: int, arrived: dict[str, float], ready: threading.Event) -> None:
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["event_action"] == "trigger":
+            arrived.setdefault(body["payload"]["source"], time.monotonic())
+        return web.json_response({"status": "success"}, status=202)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/v2/enqueue", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def write_files(work: Path, n: int) -> tuple[Path, Path]:
+    patients = work / "patients.yaml"
+    patients.write_text("patients:\n" + "".join(
+        f"  - {{id: B{i:05d}, infusion: 2026-11-18, team: haem-a}}\n" for i in range(n)))
+    oncall = work / "oncall.yaml"
+    oncall.write_text("targets: {nurse: {pagerduty: bench-routing-key}}\n"
+                      "teams: {haem-a: {escalation: [{after_min: 0, notify: [nurse]}]}}\n")
+    return patients, oncall
+
+
+def event(i: int) -> AlertEvent:
+    now = int(time.time() * 1000)
+    return AlertEvent(alert_id=f"B{i:05d}/fever/{now}", status="firing", rule="fever",
+                      severity="error", patient_id=f"B{i:05d}", start=now - 600_000,
+                      detected_at=now, summary=f"B{i:05d}: fever: temperature 38.4 °C",
+                      source="bench", day_since_infusion=2.0,
+                      evidence={"value": 38.4, "window_min": 20})
+
+
+def send(producer: Producer, ev: AlertEvent) -> None:
+    producer.produce(topics.ALERTS.name, msgspec.json.encode(ev), ev.patient_id.encode())
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    args = ap.parse_args()
+    n = int(args.rate * args.seconds)
+    work = Path(tempfile.mkdtemp(prefix="bench-alerting-"))
+    patients, oncall = write_files(work, n + 1)
+    arrived: dict[str, float] = {}
+    pd_port, api_port = servers.free_port(), servers.free_port()
+    ready = threading.Event()
+    threading.Thread(target=receiver, args=(pd_port, arrived, ready), daemon=True).start()
+    ready.wait(5)
+
+    with servers.tansu(work / "tansu") as kafka:
+        bootstrap = f"127.0.0.1:{kafka.port}"
+        declare_topics(bootstrap, (topics.ALERTS, topics.TRENDS), PARTITIONS, wait_s=10)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
+        env.update({"VITALS_KAFKA_URL": f"kafka://{bootstrap}", "VITALS_PATIENTS": str(patients),
+                    "VITALS_ONCALL": str(oncall), "VITALS_STATE_DIR": str(work / "state"),
+                    "VITALS_PAGERDUTY_URL": f"http://127.0.0.1:{pd_port}/v2/enqueue",
+                    "VITALS_ALERTING_ADDR": f"127.0.0.1:{api_port}",
+                    "VITALS_KAFKA_PARTITIONS": str(PARTITIONS)})
+        log = (work / "alerting.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-c", "from vitals.cli import main; main()",
+                                 "alerting"], env=env, stderr=log)
+        try:
+            producer = Producer({**producer_config(bootstrap), "linger.ms": 0, "log_level": 3})
+            # warm-up: wait until the consumer has joined and paged once
+            warm = event(n)
+            send(producer, warm)
+            producer.flush(10)
+            deadline = time.monotonic() + 60
+            while warm.patient_id not in arrived:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (work / "alerting.log").read_text()[-2000:]
+                    sys.exit(f"alerting did not page: {tail}")
+                time.sleep(0.05)
+
+            sent: dict[str, float] = {}
+            start = time.monotonic()
+            for i in range(n):
+                due = start + i / args.rate
+                while (delay := due - time.monotonic()) > 0:
+                    time.sleep(min(delay, 0.005))
+                ev = event(i)
+                sent[ev.patient_id] = time.monotonic()
+                send(producer, ev)
+                producer.poll(0)
+            producer.flush(10)
+            deadline = time.monotonic() + 30
+            while len([p for p in sent if p in arrived]) < n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz") as r:
+                json.load(r)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+            log.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+    lat = [(arrived[p] - t) * 1000 for p, t in sent.items() if p in arrived]
+    missing = n - len(lat)
+    print(f"alerting latency, Kafka -> vitals alerting -> PagerDuty receiver: {n} events at "
+          f"{args.rate:.0f}/s, distinct patients")
+    print(f"  p50 {pct(lat, 50):.1f} ms   p99 {pct(lat, 99):.1f} ms   max {max(lat):.1f} ms   "
+          f"paged {len(lat)}/{n}{'' if not missing else f'  MISSING {missing}'}")
+    print(f"  target p99 <= 200 ms: {'met' if pct(lat, 99) <= 200 and not missing else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

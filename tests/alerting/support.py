@@ -1,0 +1,194 @@
+"""Stand-ins for the outside world on loopback: an HTTP receiver (PagerDuty, webhook targets)
+on its own thread, a fake clock, the on-call file of the tests, and alert events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from aiohttp import web
+
+from alerting import service
+from alerting.core import Alerting
+from alerting.dispatch import Dispatcher
+from tests.support import write_patients
+from vitals.records import AlertEvent
+from vitals.servers import free_port
+from vitals.settings import Settings, load_settings
+
+# The official schema, beside the checkout as CONTRACT section 4 names it (../shared/reference).
+SCHEMA_FILE = (Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+               / "pagerduty-events-v2.openapi.json")
+T0 = 1_795_000_000.0  # Sat 2026-11-18 ... in seconds; any fixed instant will do
+
+
+def pagerduty_validator() -> jsonschema.Validator:
+    """The request body schema of POST /enqueue in the official OpenAPI file, with the
+    file's components so that its $refs resolve."""
+    spec = json.loads(SCHEMA_FILE.read_text())
+    body = spec["paths"]["/enqueue"]["post"]["requestBody"]["content"]["application/json"]
+    schema = {**body["schema"], "components": spec["components"]}
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+@dataclass
+class Captured:
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+
+@dataclass
+class Receiver:
+    """An aiohttp server on its own thread that records every POST and answers with queued
+    responses (status, body, headers), then 202."""
+
+    port: int = field(default_factory=free_port)
+    requests: list[Captured] = field(default_factory=list)
+    responses: deque[tuple[int, str, dict[str, str]]] = field(default_factory=deque)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def respond(self, status: int, body: str = "", headers: dict[str, str] | None = None
+                ) -> None:
+        self.responses.append((status, body, headers or {}))
+
+    def start(self) -> Receiver:
+        ready = threading.Event()
+
+        async def handle(request: web.Request) -> web.Response:
+            self.requests.append(Captured(request.path, dict(request.headers),
+                                          await request.read()))
+            status, body, headers = self.responses.popleft() if self.responses else (
+                202, '{"status":"success","message":"Event processed"}', {})
+            return web.Response(status=status, text=body, headers=headers)
+
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", handle)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            self._stop = asyncio.Event()
+            ready.set()
+            await self._stop.wait()
+            await runner.cleanup()
+
+        def thread() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(main())
+
+        self._thread = threading.Thread(target=thread, daemon=True)
+        self._thread.start()
+        assert ready.wait(5)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+    def pd(self, action: str | None = None, key: str | None = None) -> list[dict[str, Any]]:
+        out = [r.json for r in self.requests if r.path == "/v2/enqueue"]
+        return [b for b in out if (action is None or b["event_action"] == action)
+                and (key is None or b["routing_key"] == key)]
+
+    def wait(self, n: int, timeout: float = 10.0, path: str = "/v2/enqueue") -> None:
+        deadline = time.monotonic() + timeout
+        while sum(r.path == path for r in self.requests) < n:
+            assert time.monotonic() < deadline, (
+                f"{n} requests to {path} expected: {[r.raw for r in self.requests]}")
+            time.sleep(0.02)
+
+
+class Clock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, minutes: float) -> None:
+        self.t += minutes * 60
+
+
+ONCALL = """
+targets:
+  nurse-alice: {pagerduty: key-alice}
+  nurse-bob: {pagerduty: key-bob}
+  registrar: {pagerduty: key-registrar, webhook: "%(hook)s/registrar"}
+  charge: {email: charge@example.org}
+schedules:
+  ward-nurse:
+    timezone: Europe/London
+    start: 2026-11-02T08:00
+    rotation: [nurse-alice, nurse-bob]
+teams:
+  haem-a:
+    escalation:
+      - {after_min: 0, notify: [ward-nurse]}
+      - {after_min: %(step2)s, notify: [registrar]}
+      - {after_min: %(step3)s, notify: [charge]}
+tokens:
+  alice: token-alice-0123456789
+  bob: "sha256:%(bob_hash)s"
+paging:
+  severities: [critical, error]
+  repeat_min: 15
+  resolve_hold_min: %(hold)s
+"""
+BOB_TOKEN = "token-bob-0123456789ab"
+
+
+def write_oncall(path: Path, hook: str, step2: float = 10, step3: float = 20,
+                 hold: float = 0) -> Path:
+    import hashlib
+
+    path.write_text(ONCALL % {"hook": hook, "step2": step2, "step3": step3, "hold": hold,
+                              "bob_hash": hashlib.sha256(BOB_TOKEN.encode()).hexdigest()})
+    return path
+
+
+def make_settings(tmp_path: Path, receiver: Receiver, **kw: Any) -> Settings:
+    oncall_kw = {k: kw.pop(k) for k in ("step2", "step3", "hold") if k in kw}
+    return load_settings(
+        _env_file=None,
+        patients=write_patients(tmp_path / "patients.yaml", ["P001", "P002", "P003"]),
+        oncall=write_oncall(tmp_path / "oncall.yaml", receiver.url, **oncall_kw),
+        pagerduty_url=f"{receiver.url}/v2/enqueue",
+        state_dir=tmp_path / "state",
+        alerting_addr=f"127.0.0.1:{free_port()}",
+        **kw)
+
+
+def build(settings: Settings, clock: Clock) -> tuple[Alerting, Dispatcher]:
+    core, dispatcher = service.build(settings, clock)
+    dispatcher.backoff_s = 0.01  # retries in tests: fast, but still real waits
+    return core, dispatcher
+
+
+def event(patient: str = "P001", rule: str = "fever", severity: str = "error",
+          status: str = "firing", start: int = 1_795_000_000_000, **kw: Any) -> AlertEvent:
+    return AlertEvent(
+        alert_id=f"{patient}/{rule}/{start}", status=status, rule=rule,  # type: ignore[arg-type]
+        severity=severity, patient_id=patient, start=start,  # type: ignore[arg-type]
+        detected_at=start + 600_000,
+        summary=kw.pop("summary", f"{patient}: {rule}: temperature 38.4 °C, median over 20 "
+                                  "min, >= 38 °C, since 18 Nov 09:20 UTC; day 1 after infusion."),
+        source=kw.pop("source", "ASTCT consensus (Lee 2019): fever >= 38.0 C"),
+        day_since_infusion=1.4,
+        evidence=kw.pop("evidence", {"value": 38.4, "window_min": 20, "trend": "+0.4 C/h"}),
+        **kw)

@@ -1,0 +1,187 @@
+"""Channels against real servers on loopback: PagerDuty's retries and refusals, the signed
+webhook, e-mail through a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message
+
+from alerting.notify.webhook import SIGNATURE_HEADER, verify
+from tests.alerting.support import Clock, Receiver, build, event, make_settings
+from vitals.servers import free_port
+
+
+def test_the_schema_check_has_teeth() -> None:
+    """The teardown check of every captured request would catch a malformed event."""
+    import jsonschema
+
+    from tests.alerting.conftest import VALIDATOR
+
+    good = {"routing_key": "k", "event_action": "trigger", "dedup_key": "P001-1",
+            "payload": {"summary": "s", "source": "P001", "severity": "error"}}
+    VALIDATOR.validate(good)
+    for bad in ({**good, "event_action": "page"},
+                {k: v for k, v in good.items() if k != "routing_key"},
+                {**good, "payload": {"summary": "s", "source": "P001", "severity": "high"}},
+                {**good, "payload": {"summary": "s", "severity": "error"}}):
+        with pytest.raises(jsonschema.ValidationError):
+            VALIDATOR.validate(bad)
+
+
+def test_429_and_5xx_are_retried_honouring_retry_after(tmp_path: Path,
+                                                        receiver: Receiver) -> None:
+    receiver.respond(429, '{"status":"throttled"}', {"Retry-After": "0.3"})
+    receiver.respond(502, "bad gateway")
+    receiver.respond(503, "unavailable")
+
+    async def scenario() -> None:
+        core, d = build(make_settings(tmp_path, receiver), Clock())
+        core.handle(event())
+        started = time.monotonic()
+        await d.drain()
+        assert time.monotonic() - started >= 0.29  # waited as PagerDuty asked (asyncio may
+        # wake up to its clock resolution early)
+        assert [r.json["event_action"] for r in receiver.requests] == ["trigger"] * 4
+        [row] = core.store.db.execute("SELECT * FROM outbox").fetchall()
+        assert (row["status"], row["attempts"], row["response_status"]) == ("sent", 4, 202)
+        await d.close()
+
+    asyncio.run(scenario())
+
+
+def test_retries_are_bounded(tmp_path: Path, receiver: Receiver) -> None:
+    for _ in range(10):
+        receiver.respond(500, "down")
+
+    async def scenario() -> None:
+        core, d = build(make_settings(tmp_path, receiver), Clock())
+        d.max_attempts = 3
+        core.handle(event())
+        await d.drain()
+        assert len(receiver.requests) == 3
+        [row] = core.store.db.execute("SELECT * FROM outbox").fetchall()
+        assert row["status"] == "failed"
+        assert core.open_alerts()[0]["delivery_errors"][0]["response_status"] == 500
+        await d.close()
+
+    asyncio.run(scenario())
+
+
+def test_400_is_surfaced_in_the_audit_and_the_api_and_not_retried(
+        tmp_path: Path, receiver: Receiver) -> None:
+    body = '{"status":"invalid event","message":"Event object is invalid","errors":["x"]}'
+    receiver.respond(400, body)
+
+    async def scenario() -> None:
+        core, d = build(make_settings(tmp_path, receiver), Clock())
+        core.handle(event())
+        await d.drain()
+        assert len(receiver.requests) == 1
+        [failed] = [r for r in core.store.audit_rows() if r["event"] == "delivery_failed"]
+        assert failed["status"] == "400" and "Event object is invalid" in failed["detail"]
+        [err] = core.open_alerts()[0]["delivery_errors"]
+        assert err["response_status"] == 400 and "invalid" in err["response_body"]
+        await d.close()
+
+    asyncio.run(scenario())
+
+
+def test_webhook_body_is_signed_and_the_receiver_verifies_it(tmp_path: Path,
+                                                             receiver: Receiver) -> None:
+    secret = "webhook-secret-for-tests"
+
+    async def scenario() -> None:
+        clock = Clock()
+        core, d = build(make_settings(tmp_path, receiver, webhook_secret=secret,
+                                      webhook_url=f"{receiver.url}/feed"), clock)
+        core.handle(event())
+        clock.advance(10)
+        core.tick()  # step 2: the registrar's own webhook
+        await d.drain()
+        hooks = [r for r in receiver.requests if r.path in ("/feed", "/registrar")]
+        assert {r.path for r in hooks} == {"/feed", "/registrar"}
+        for r in hooks:
+            assert verify(secret, r.raw, r.headers[SIGNATURE_HEADER])
+            assert not verify(secret, r.raw + b" ", r.headers[SIGNATURE_HEADER])
+            assert not verify("another secret", r.raw, r.headers[SIGNATURE_HEADER])
+            assert r.headers["X-Vitals-Delivery"].isdigit()
+        [reg] = [r.json for r in hooks if r.path == "/registrar"]
+        assert reg["event"] == "trigger" and reg["patient_id"] == "P001"
+        assert reg["escalation_step"] == 1 and reg["alerts"][0]["rule"] == "fever"
+        assert reg["ack_url"].startswith("http://127.0.0.1:")
+        await d.close()
+
+    asyncio.run(scenario())
+
+
+class Inbox(Message):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list = []
+
+    def handle_message(self, message) -> None:
+        self.messages.append(message)
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, inbox
+    controller.stop()
+
+
+def test_email_through_a_real_smtp_server(tmp_path: Path, receiver: Receiver,
+                                          smtp: tuple[int, Inbox]) -> None:
+    port, inbox = smtp
+
+    async def scenario() -> None:
+        clock = Clock()
+        core, d = build(make_settings(tmp_path, receiver, step2=1, step3=2,
+                                      smtp_url=f"smtp://127.0.0.1:{port}"), clock)
+        core.handle(event(severity="critical"))
+        clock.advance(2)
+        core.tick()  # steps 2 and 3 at once: the charge nurse's e-mail
+        await d.drain()
+        [mail] = inbox.messages
+        assert mail["To"] == "charge@example.org"
+        assert mail["Subject"].startswith("[PAGE] P001: fever")
+        text = mail.get_payload(decode=True).decode()
+        for fact in ("Patient P001: CRITICAL", "38.4 °C", "since 2026-11-18T",
+                     "trend: +0.4 C/h", "why: ASTCT", "Day 1.4 after CAR-T infusion",
+                     "Escalation step 3", "Acknowledge: http://", "not a diagnosis"):
+            assert fact in text, fact
+        assert "grade" not in text.replace("or a CRS grade", "")
+        [row] = core.store.db.execute("SELECT * FROM outbox WHERE channel='email'").fetchall()
+        assert (row["status"], row["response_status"]) == ("sent", 250)
+        await d.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_long_summary_is_cut_to_pagerdutys_limit(tmp_path: Path, receiver: Receiver) -> None:
+    async def scenario() -> None:
+        core, d = build(make_settings(tmp_path, receiver), Clock())
+        core.handle(event(summary="P001: fever: " + "very " * 400 + "high"))
+        await d.drain()
+        [t] = receiver.pd("trigger")
+        assert len(t["payload"]["summary"]) == 1024 and t["payload"]["summary"].endswith("…")
+        await d.close()
+
+    asyncio.run(scenario())
+
+
+def test_audit_csv_does_not_let_alert_text_become_a_formula() -> None:
+    from alerting.audit import to_csv
+
+    text = to_csv([{"id": 1, "at": 1_795_000_000_000, "event": "received",
+                    "patient_id": "P001", "detail": "=HYPERLINK(1)"}])
+    assert "'=HYPERLINK" in text and "2026-11-18T11:06:40.000+00:00" in text
