@@ -13,7 +13,15 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
 from alerting.notify.webhook import SIGNATURE_HEADER, verify
-from tests.alerting.support import Clock, Receiver, build, event, make_settings
+from tests.alerting.support import (
+    CONTRACT_SCHEMA,
+    SCHEMA_FILE,
+    Clock,
+    Receiver,
+    build,
+    event,
+    make_settings,
+)
 from vitals.servers import free_port
 
 
@@ -185,3 +193,8 @@ def test_audit_csv_does_not_let_alert_text_become_a_formula() -> None:
     text = to_csv([{"id": 1, "at": 1_795_000_000_000, "event": "received",
                     "patient_id": "P001", "detail": "=HYPERLINK(1)"}])
     assert "'=HYPERLINK" in text and "2026-11-18T11:06:40.000+00:00" in text
+
+
+@pytest.mark.skipif(not CONTRACT_SCHEMA.exists(), reason="../shared is not beside this clone")
+def test_the_vendored_pagerduty_schema_is_the_contracts() -> None:
+    assert SCHEMA_FILE.read_bytes() == CONTRACT_SCHEMA.read_bytes()
