@@ -90,6 +90,7 @@ def test_an_alert_shows_up_and_the_button_acknowledges_it(tmp_path: Path, receiv
         assert "P001" in card.text and "fever" in card.text and "paged" in card.text
         charts = card.find_elements(By.CSS_SELECTOR, "svg[data-points='30']")
         assert len(charts) == 3  # temperature, heart rate, SpO2
+        browser.save_screenshot(str(tmp_path / "nurse-page.png"))  # for a person to look at
         card.find_element(By.CSS_SELECTOR, "button.ack").click()
         # the list is re-rendered after the click: read it afresh each time, not via `card`
         wait.until(lambda b: "acknowledged by alice" in (b.execute_script(
