@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import hmac
 import itertools
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,12 +20,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from vitals.patients import first_error, read_yaml
+from vitals.configfile import embedded, load_model
 from vitals.settings import ConfigError
 
 Severity = Literal["critical", "error", "warning", "info"]
@@ -164,18 +162,14 @@ class OnCall(_Strict):
 
 
 def default_oncall_path() -> Path:
-    return Path(str(resources.files("vitals") / "defaults" / "oncall.yaml"))
+    return embedded("oncall.yaml")
 
 
 def load_oncall(path: Path | None, teams_needed: set[str] | None = None) -> OnCall:
     """Parse and validate the on-call file; a problem raises `ConfigError` in one line that
     names the file and the field. `teams_needed` (from the patients file) must all exist."""
     path = path or default_oncall_path()
-    data = read_yaml(path, "VITALS_ONCALL")
-    try:
-        oncall = OnCall.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"VITALS_ONCALL ({path}): {first_error(exc)}") from None
+    oncall = load_model(OnCall, path, "VITALS_ONCALL")
     missing = sorted((teams_needed or set()) - set(oncall.teams))
     if missing:
         raise ConfigError(f"VITALS_ONCALL ({path}): teams: no team {missing[0]}, which "

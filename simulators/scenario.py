@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from simulators import draws
 from simulators.episodes import draw_episode
@@ -30,8 +30,8 @@ from simulators.plan import (
     Simulation,
     parse_duration,
 )
-from vitals.patients import Ident, first_error, read_yaml
-from vitals.settings import ConfigError
+from vitals.configfile import load_model
+from vitals.patients import Ident
 
 Duration = Annotated[int, BeforeValidator(parse_duration)]  # milliseconds
 Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
@@ -188,11 +188,7 @@ class ScenarioModel(_Model):
 
 
 def load_scenario(path: Path) -> ScenarioModel:
-    data = read_yaml(path, "scenario")
-    try:
-        return ScenarioModel.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"scenario ({path}): {first_error(exc)}") from None
+    return load_model(ScenarioModel, path, "scenario")
 
 
 def _rng(ss: np.random.SeedSequence) -> np.random.Generator:

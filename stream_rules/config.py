@@ -6,14 +6,12 @@ are merged over the defaults once, when a patient's engine is built.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from vitals.patients import first_error, read_yaml
-from vitals.settings import ConfigError
+from vitals.configfile import embedded, first_error, load_model
 
 Severity = Literal["critical", "error", "warning", "info"]
 Minutes = float
@@ -166,14 +164,9 @@ class RulesFile(_Strict):
 
 
 def default_rules_path() -> Path:
-    return Path(str(resources.files("vitals") / "defaults" / "rules.yaml"))
+    return embedded("rules.yaml")
 
 
 def load_rules(path: Path | None) -> RulesFile:
     """Parse and validate a rules file (the embedded defaults when `path` is None)."""
-    path = path or default_rules_path()
-    data = read_yaml(path, "VITALS_RULES")
-    try:
-        return RulesFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"VITALS_RULES ({path}): {first_error(exc)}") from None
+    return load_model(RulesFile, path or default_rules_path(), "VITALS_RULES")

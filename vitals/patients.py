@@ -7,14 +7,12 @@ accepts readings only from those devices and the broker credentials are generate
 from __future__ import annotations
 
 import datetime as dt
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
-from vitals.settings import ConfigError
+from vitals.configfile import embedded, load_model
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -74,42 +72,11 @@ class PatientRegistry:
 
 
 def default_patients_path() -> Path:
-    return Path(str(resources.files("vitals") / "defaults" / "patients.yaml"))
+    return embedded("patients.yaml")
 
 
 def load_patients(path: Path | None) -> PatientRegistry:
     """Parse and validate a patients file (the embedded demo cohort when `path` is None)."""
     path = path or default_patients_path()
-    data = read_yaml(path, "VITALS_PATIENTS")
-    try:
-        parsed = PatientsFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"VITALS_PATIENTS ({path}): {first_error(exc)}") from None
+    parsed = load_model(PatientsFile, path, "VITALS_PATIENTS")
     return PatientRegistry(parsed.patients, source=str(path))
-
-
-def read_yaml(path: Path, setting: str) -> object:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{setting} ({path}): cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{setting} ({path}): cannot read: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where else ""
-        raise ConfigError(f"{setting} ({path}): not valid YAML{line}") from None
-    except ValueError as exc:  # a scalar YAML reads but cannot build, such as 2026-13-01
-        raise ConfigError(f"{setting} ({path}): not valid YAML: {exc}") from None
-
-
-def first_error(exc: ValidationError) -> str:
-    """The validation errors as one line: `patients[2].infusion: Input should be a valid date`."""
-    parts = []
-    for err in exc.errors():
-        loc = ""
-        for p in err["loc"]:
-            loc += f"[{p}]" if isinstance(p, int) else (f".{p}" if loc else str(p))
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)

@@ -40,7 +40,7 @@ def accepted(payload: object, **kw: object) -> Reading:
     return out.readings[0]
 
 
-def rejected(payload: object, reason: str, **kw: object) -> Rejection:
+def expect_rejected(payload: object, reason: str, **kw: object) -> Rejection:
     out = parse(payload, **kw)  # type: ignore[arg-type]
     assert out.readings == [] and out.status is None, out.readings
     assert len(out.rejections) == 1
@@ -71,7 +71,7 @@ def test_temperature_inside_the_range_is_accepted(value: float) -> None:
 
 @pytest.mark.parametrize("value", [24.9, 45.1, -40, 0])
 def test_temperature_outside_the_range_is_out_of_range(value: float) -> None:
-    rej = rejected(temp(value), "out_of_range")
+    rej = expect_rejected(temp(value), "out_of_range")
     assert "temp" in rej.detail and f"{value:g}" in rej.detail
     assert json.loads(rej.payload) == temp(value)  # the whole message, as sent
     assert (rej.patient_id, rej.device_id) == ("P001", "ox-1")
@@ -91,22 +91,22 @@ def test_fahrenheit_is_range_checked_after_conversion() -> None:
     assert accepted(temp(77.0, unit="F")).temp == 25.0
     assert accepted(temp(113.0, unit="F")).temp == 45.0
     # 40 would be a plausible Celsius value, but 40 °F is 4.4 °C
-    rej = rejected(temp(40.0, unit="F"), "out_of_range")
+    rej = expect_rejected(temp(40.0, unit="F"), "out_of_range")
     assert "°F" in rej.detail and "4.4 °C" in rej.detail
-    rejected(temp(113.5, unit="F"), "out_of_range")
-    rejected(temp(76.9, unit="F"), "out_of_range")
+    expect_rejected(temp(113.5, unit="F"), "out_of_range")
+    expect_rejected(temp(76.9, unit="F"), "out_of_range")
 
 
 def test_temperature_without_temp_is_schema() -> None:
-    rejected({"ts": T, "kind": "temperature"}, "schema")
-    rejected({"ts": T, "kind": "temperature", "spo2": 97}, "schema")
+    expect_rejected({"ts": T, "kind": "temperature"}, "schema")
+    expect_rejected({"ts": T, "kind": "temperature", "spo2": 97}, "schema")
 
 
 def test_site_defaults_to_axillary_and_keeps_what_was_sent() -> None:
     assert accepted(temp(37.0)).site == "axillary"
     assert accepted(temp(37.0, site="core")).site == "core"
-    rejected(temp(37.0, site="rectal"), "schema")
-    rejected(temp(37.0, unit="K"), "schema")
+    expect_rejected(temp(37.0, site="rectal"), "schema")
+    expect_rejected(temp(37.0, unit="K"), "schema")
 
 
 # --- oximetry --------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_hr_inside_the_range_is_accepted(hr: float) -> None:
 
 @pytest.mark.parametrize("hr", [19.9, 250.1, 1, 254, 256])
 def test_hr_outside_the_range_is_out_of_range(hr: float) -> None:
-    assert "hr" in rejected(ox(spo2=97, hr=hr), "out_of_range").detail
+    assert "hr" in expect_rejected(ox(spo2=97, hr=hr), "out_of_range").detail
 
 
 @pytest.mark.parametrize("spo2", [50, 100, 97.5])
@@ -129,7 +129,7 @@ def test_spo2_inside_the_range_is_accepted(spo2: float) -> None:
 
 @pytest.mark.parametrize("spo2", [49, 101, 49.99, 126, 128])
 def test_spo2_outside_the_range_is_out_of_range(spo2: float) -> None:
-    assert "spo2" in rejected(ox(spo2=spo2, hr=70), "out_of_range").detail
+    assert "spo2" in expect_rejected(ox(spo2=spo2, hr=70), "out_of_range").detail
 
 
 @pytest.mark.parametrize("rr", [3, 80])
@@ -139,8 +139,8 @@ def test_rr_at_the_limits_is_accepted(rr: float) -> None:
 
 @pytest.mark.parametrize("rr", [2.9, 80.1, 0])
 def test_rr_outside_the_range_is_out_of_range(rr: float) -> None:
-    assert "rr" in rejected(ox(spo2=97, hr=70, rr=rr), "out_of_range").detail
-    rejected(temp(37.0, rr=rr), "out_of_range")  # checked on temperature readings too
+    assert "rr" in expect_rejected(ox(spo2=97, hr=70, rr=rr), "out_of_range").detail
+    expect_rejected(temp(37.0, rr=rr), "out_of_range")  # checked on temperature readings too
 
 
 @pytest.mark.parametrize(("fields", "left"), [
@@ -167,14 +167,14 @@ def test_no_sentinel_no_flag() -> None:
 
 
 def test_oximetry_without_spo2_or_hr_is_schema() -> None:
-    assert "spo2" in rejected(ox(), "schema").detail
-    rejected(ox(rr=12, pi=3), "schema")
-    rejected(ox(temp=37.0), "schema")
+    assert "spo2" in expect_rejected(ox(), "schema").detail
+    expect_rejected(ox(rr=12, pi=3), "schema")
+    expect_rejected(ox(temp=37.0), "schema")
 
 
 def test_a_sentinel_does_not_hide_the_other_field_being_out_of_range() -> None:
-    rejected(ox(spo2=127, hr=300), "out_of_range")
-    rejected(ox(spo2=20, hr=255), "out_of_range")
+    expect_rejected(ox(spo2=127, hr=300), "out_of_range")
+    expect_rejected(ox(spo2=20, hr=255), "out_of_range")
 
 
 # --- time ------------------------------------------------------------------------------------
@@ -190,34 +190,34 @@ def test_rfc3339_with_an_offset_and_epoch_ms_mean_the_same_instant() -> None:
 
 
 def test_rfc3339_without_an_offset_is_schema() -> None:
-    assert "ts" in rejected(ox(ts="2026-11-20T11:30:15", spo2=97), "schema").detail
-    rejected(ox(ts="2026-11-20", spo2=97), "schema")
-    rejected(ox(ts="yesterday", spo2=97), "schema")
+    assert "ts" in expect_rejected(ox(ts="2026-11-20T11:30:15", spo2=97), "schema").detail
+    expect_rejected(ox(ts="2026-11-20", spo2=97), "schema")
+    expect_rejected(ox(ts="yesterday", spo2=97), "schema")
 
 
 @pytest.mark.parametrize("ts", [-1, 1.7e12, True, None, [], "1779998400000"])
 def test_ts_of_another_type_is_schema(ts: object) -> None:
-    rejected(ox(ts=ts, spo2=97), "schema")
+    expect_rejected(ox(ts=ts, spo2=97), "schema")
 
 
 def test_missing_ts_or_kind_is_schema() -> None:
-    rejected({"kind": "oximetry", "spo2": 97}, "schema")
-    rejected({"ts": T, "spo2": 97}, "schema")
-    rejected({"ts": T, "kind": "ecg", "spo2": 97}, "schema")
+    expect_rejected({"kind": "oximetry", "spo2": 97}, "schema")
+    expect_rejected({"ts": T, "spo2": 97}, "schema")
+    expect_rejected({"ts": T, "kind": "ecg", "spo2": 97}, "schema")
 
 
 def test_device_time_exactly_5_minutes_ahead_is_accepted_1_ms_more_is_clock_skew() -> None:
     assert accepted(ox(ts=RECEIVED + limits.MAX_AHEAD_MS, spo2=97)).ts == RECEIVED + 300_000
-    rej = rejected(ox(ts=RECEIVED + 300_001, spo2=97), "clock_skew")
+    rej = expect_rejected(ox(ts=RECEIVED + 300_001, spo2=97), "clock_skew")
     assert "ahead" in rej.detail
-    rejected(ox(ts=RECEIVED + 3_600_000, spo2=97), "clock_skew")
+    expect_rejected(ox(ts=RECEIVED + 3_600_000, spo2=97), "clock_skew")
 
 
 def test_device_time_before_2010_is_clock_skew() -> None:
     assert accepted(ox(ts=limits.EARLIEST_TS_MS, spo2=97)).ts == limits.EARLIEST_TS_MS
-    assert "2010" in rejected(ox(ts=limits.EARLIEST_TS_MS - 1, spo2=97), "clock_skew").detail
-    rejected(ox(ts=0, spo2=97), "clock_skew")  # a clock that booted at 1970
-    rejected(ox(ts="2000-01-01T00:00:00Z", spo2=97), "clock_skew")
+    assert "2010" in expect_rejected(ox(ts=limits.EARLIEST_TS_MS - 1, spo2=97), "clock_skew").detail
+    expect_rejected(ox(ts=0, spo2=97), "clock_skew")  # a clock that booted at 1970
+    expect_rejected(ox(ts="2000-01-01T00:00:00Z", spo2=97), "clock_skew")
 
 
 def test_old_readings_are_accepted() -> None:
@@ -226,9 +226,9 @@ def test_old_readings_are_accepted() -> None:
 
 
 def test_absurd_device_times_are_clock_skew_not_a_crash() -> None:
-    rejected(b'{"ts": %s, "kind": "oximetry", "spo2": 97}' % (b"9" * 400), "clock_skew")
-    rejected(ox(ts="9999-12-31T23:59:59-23:59", spo2=97), "clock_skew")
-    rejected(ox(ts="0001-01-01T00:00:00+01:00", spo2=97), "clock_skew")
+    expect_rejected(b'{"ts": %s, "kind": "oximetry", "spo2": 97}' % (b"9" * 400), "clock_skew")
+    expect_rejected(ox(ts="9999-12-31T23:59:59-23:59", spo2=97), "clock_skew")
+    expect_rejected(ox(ts="0001-01-01T00:00:00+01:00", spo2=97), "clock_skew")
 
 
 # --- message shape ---------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_optional_fields_are_kept() -> None:
     {"spo2": "97"}, {"hr": True},
 ])
 def test_optional_fields_of_the_wrong_type_or_value_are_schema(fields: dict[str, object]) -> None:
-    rejected(ox(**{"spo2": 97, "hr": 72, **fields}), "schema")
+    expect_rejected(ox(**{"spo2": 97, "hr": 72, **fields}), "schema")
 
 
 def test_flags_are_deduplicated_and_no_signal_appended_once() -> None:
@@ -266,7 +266,7 @@ def test_payload_of_64_kib_is_accepted_one_byte_more_is_too_large() -> None:
     assert len(exact) == 64 * 1024
     assert accepted(exact).spo2 == 97
     over = dumps(ox(spo2=97, hr=72, pad=pad + "x"))
-    rej = rejected(over, "too_large")
+    rej = expect_rejected(over, "too_large")
     assert "65537" in rej.detail and rej.payload == over.decode()
 
 
@@ -279,7 +279,7 @@ def test_batch_of_1000_is_accepted_1001_is_too_large() -> None:
     out = parse(batch(1000))
     assert len(out.readings) == 1000 and out.rejections == []
     assert [r.seq for r in out.readings] == list(range(1000))
-    rej = rejected(batch(1001), "too_large")
+    rej = expect_rejected(batch(1001), "too_large")
     assert "1001" in rej.detail and rej.batch_index is None
 
 
@@ -289,23 +289,23 @@ def test_a_malformed_batch_of_1001_is_also_too_large_as_one_entry() -> None:
 
 
 def test_empty_batch_is_schema() -> None:
-    assert "empty" in rejected({"readings": []}, "schema").detail
+    assert "empty" in expect_rejected({"readings": []}, "schema").detail
 
 
 @pytest.mark.parametrize("readings", [None, {}, "x", 3, {"ts": T}])
 def test_readings_not_a_list_is_schema(readings: object) -> None:
-    assert "`readings`" in rejected({"readings": readings}, "schema").detail
+    assert "`readings`" in expect_rejected({"readings": readings}, "schema").detail
 
 
 @pytest.mark.parametrize("payload", [[ox(spo2=97)], [], "x", 3, None, True])
 def test_top_level_json_that_is_not_an_object_is_schema(payload: object) -> None:
-    rej = rejected(payload, "schema")
+    rej = expect_rejected(payload, "schema")
     assert rej.payload == dumps(payload).decode()
 
 
 @pytest.mark.parametrize("payload", [b"", b"{not json", b'{"ts": 1', b"\x00", b'{"a":1} x'])
 def test_not_json_is_bad_json_with_the_payload_as_text(payload: bytes) -> None:
-    rej = rejected(payload, "bad_json")
+    rej = expect_rejected(payload, "bad_json")
     assert rej.payload == payload.decode() and rej.payload_encoding == "utf-8"
 
 
@@ -320,13 +320,13 @@ def test_not_json_is_bad_json_with_the_payload_as_text(payload: bytes) -> None:
     "{\"ts\": 1, \"kind\": \"oximetry\", \"note\": \"é\"}".encode("latin-1"),
 ])
 def test_non_utf8_is_bad_json_with_the_payload_in_base64(payload: bytes) -> None:
-    rej = rejected(payload, "bad_json")
+    rej = expect_rejected(payload, "bad_json")
     assert rej.payload_encoding == "base64"
     assert base64.b64decode(rej.payload, validate=True) == payload
 
 
 def test_non_utf8_status_is_bad_json() -> None:
-    rej = rejected(b'{"state": "on\xffline"}', "bad_json", topic=STATUS_TOPIC)
+    rej = expect_rejected(b'{"state": "on\xffline"}', "bad_json", topic=STATUS_TOPIC)
     assert base64.b64decode(rej.payload) == b'{"state": "on\xffline"}'
 
 
@@ -337,15 +337,15 @@ def test_utf8_beyond_ascii_is_fine() -> None:
 # --- topic, patient, device ------------------------------------------------------------------
 
 def test_unknown_patient_is_rejected() -> None:
-    rej = rejected(ox(spo2=97), "unknown_patient", topic="vitals/v1/P999/ox-1")
+    rej = expect_rejected(ox(spo2=97), "unknown_patient", topic="vitals/v1/P999/ox-1")
     assert "P999" in rej.detail and (rej.patient_id, rej.device_id) == ("P999", "ox-1")
 
 
 def test_a_listed_device_is_accepted_an_unlisted_one_is_unknown_device() -> None:
     assert accepted(ox(spo2=97), topic="vitals/v1/P002/ox-7").device_id == "ox-7"
-    rej = rejected(ox(spo2=97), "unknown_device", topic="vitals/v1/P002/ox-8")
+    rej = expect_rejected(ox(spo2=97), "unknown_device", topic="vitals/v1/P002/ox-8")
     assert "ox-8" in rej.detail and "P002" in rej.detail
-    rejected({"state": "online"}, "unknown_device", topic="vitals/v1/P002/ox-8/status")
+    expect_rejected({"state": "online"}, "unknown_device", topic="vitals/v1/P002/ox-8/status")
 
 
 @pytest.mark.parametrize("topic", [
@@ -355,7 +355,7 @@ def test_a_listed_device_is_accepted_an_unlisted_one_is_unknown_device() -> None
     "vitals/v1/P001/ox-1/" + "status".upper(),
 ])
 def test_a_topic_off_the_contract_is_bad_topic(topic: str) -> None:
-    rej = rejected(ox(spo2=97), "bad_topic", topic=topic)
+    rej = expect_rejected(ox(spo2=97), "bad_topic", topic=topic)
     assert rej.patient_id is None and rej.payload == dumps(ox(spo2=97)).decode()
 
 
@@ -390,7 +390,7 @@ def test_status_without_ts_or_with_an_old_or_rfc3339_ts() -> None:
 
 
 def test_status_far_ahead_is_clock_skew() -> None:
-    rejected({"ts": RECEIVED + 300_001, "state": "online"}, "clock_skew", topic=STATUS_TOPIC)
+    expect_rejected({"ts": RECEIVED + 300_001, "state": "online"}, "clock_skew", topic=STATUS_TOPIC)
     assert parse({"ts": RECEIVED + 300_000, "state": "online"}, topic=STATUS_TOPIC).status
 
 
@@ -399,15 +399,15 @@ def test_status_far_ahead_is_clock_skew() -> None:
     {"state": "online", "ts": "2026-11-20T11:00:00"}, [], {"state": None},
 ])
 def test_bad_status_is_schema(payload: object) -> None:
-    rejected(payload, "schema", topic=STATUS_TOPIC)
+    expect_rejected(payload, "schema", topic=STATUS_TOPIC)
 
 
 def test_status_not_json_is_bad_json() -> None:
-    rejected(b"offline", "bad_json", topic=STATUS_TOPIC)
+    expect_rejected(b"offline", "bad_json", topic=STATUS_TOPIC)
 
 
 def test_status_of_an_unknown_patient_is_unknown_patient() -> None:
-    rejected({"state": "online"}, "unknown_patient", topic="vitals/v1/P999/ox-1/status")
+    expect_rejected({"state": "online"}, "unknown_patient", topic="vitals/v1/P999/ox-1/status")
 
 
 # --- batches ---------------------------------------------------------------------------------

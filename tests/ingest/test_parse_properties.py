@@ -376,7 +376,7 @@ def check_outcome(topic: str, payload: bytes, out: Outcome) -> None:
         assert out.status.received_at == RECEIVED
 
 
-def parse_and_check(topic: str, payload: bytes) -> Outcome:
+def check_parse(topic: str, payload: bytes) -> Outcome:
     out = PARSER.parse(topic, payload, RECEIVED)
     check_outcome(topic, payload, out)
     for outcome in {r.reason for r in out.rejections} | ({"accepted"} if out.readings else set()):
@@ -391,36 +391,36 @@ def parse_and_check(topic: str, payload: bytes) -> Outcome:
 @FAST
 @given(topics_st, st.binary(max_size=500))
 def test_arbitrary_bytes(topic: str, payload: bytes) -> None:
-    parse_and_check(topic, payload)
+    check_parse(topic, payload)
 
 
 @FAST
 @given(topics_st, json_values)
 def test_arbitrary_json_values(topic: str, value: object) -> None:
-    parse_and_check(topic, as_payload(value))
-    parse_and_check(topic, as_payload({"readings": value}))
+    check_parse(topic, as_payload(value))
+    check_parse(topic, as_payload({"readings": value}))
 
 
 @FAST
 @given(st.sampled_from(GOOD_TOPICS), valid_readings())
 def test_valid_readings_are_accepted(topic: str, reading: dict[str, Any]) -> None:
-    out = parse_and_check(topic, dumps(reading))
+    out = check_parse(topic, dumps(reading))
     assert len(out.readings) == 1, out.rejections
-    out = parse_and_check(topic, dumps({"readings": [reading, reading]}))
+    out = check_parse(topic, dumps({"readings": [reading, reading]}))
     assert len(out.readings) == 2, out.rejections
 
 
 @FAST
 @given(st.sampled_from(GOOD_TOPICS + STATUS_TOPICS), not_utf8_json())
 def test_bytes_that_are_not_utf8_inside_json(topic: str, payload: bytes) -> None:
-    out = parse_and_check(topic, payload)
+    out = check_parse(topic, payload)
     assert [(r.reason, r.payload_encoding) for r in out.rejections] == [("bad_json", "base64")]
 
 
 @FAST
 @given(topics_st, near_valid_readings())
 def test_near_valid_readings(topic: str, reading: dict[str, Any]) -> None:
-    parse_and_check(topic, as_payload(reading))
+    check_parse(topic, as_payload(reading))
 
 
 @FAST
@@ -432,7 +432,7 @@ def test_near_valid_readings(topic: str, reading: dict[str, Any]) -> None:
 @example("vitals/v1/P001/ox-1", [{"ts": RECEIVED, "kind": "oximetry", "spo2": 97},
                                  {"ts": 10**400, "kind": "oximetry", "spo2": 97}])
 def test_batches_mixing_good_and_bad_readings(topic: str, items: list[Any]) -> None:
-    out = parse_and_check(topic, dumps({"readings": items}))
+    out = check_parse(topic, dumps({"readings": items}))
     try:
         json.dumps(items, allow_nan=False)
     except ValueError:
@@ -458,7 +458,7 @@ def statuses(draw: st.DrawFn) -> dict[str, Any]:
 @given(st.sampled_from(STATUS_TOPICS * 3 + GOOD_TOPICS + ["vitals/v1/P002/ox-8/status"]),
        statuses())
 def test_status_like_messages(topic: str, message: dict[str, Any]) -> None:
-    out = parse_and_check(topic, as_payload(message))
+    out = check_parse(topic, as_payload(message))
     if out.status is not None:
         assert message["state"] == out.status.state
         assert out.status.ts is None or out.status.ts == epoch_ms(message["ts"])
@@ -467,7 +467,7 @@ def test_status_like_messages(topic: str, message: dict[str, Any]) -> None:
 @SLOW
 @given(st.sampled_from(GOOD_TOPICS), big_batches())
 def test_batches_of_0_1_1000_1001(topic: str, payload: bytes) -> None:
-    out = parse_and_check(topic, payload)
+    out = check_parse(topic, payload)
     n = len(json.loads(payload)["readings"])
     if n > limits.MAX_BATCH_READINGS or n == 0:
         assert [r.reason for r in out.rejections] == ["too_large" if n else "schema"]
@@ -476,7 +476,7 @@ def test_batches_of_0_1_1000_1001(topic: str, payload: bytes) -> None:
 @SLOW
 @given(st.sampled_from(GOOD_TOPICS), near_64_kib())
 def test_payloads_near_64_kib(topic: str, payload: bytes) -> None:
-    out = parse_and_check(topic, payload)
+    out = check_parse(topic, payload)
     too_large = [r for r in out.rejections if r.reason == "too_large"]
     assert bool(too_large) == (len(payload) > limits.MAX_PAYLOAD_BYTES)
     if len(payload) <= limits.MAX_PAYLOAD_BYTES:
