@@ -196,3 +196,30 @@ def run_traffic(path: Path, rules: RulesFile, registry: PatientRegistry,
         if progress:
             progress(pipe.counts.messages)
     return RunResult(pipe.finish(), pipe.counts)
+
+
+def desat_onsets(sim: Simulation, grid: int = 30_000, below: float = 93.0
+                 ) -> dict[tuple[str, int], int]:
+    """(patient, episode onset) -> the first time the model's SpO2 is <= `below` within the
+    episode (30 s grid, as the truth's fever onset), for episodes that have one."""
+    from simulators import physiology
+
+    out = {}
+    for p in sim.patients:
+        for e in p.episodes:
+            t = np.arange(e.onset, min(e.end, sim.end) + grid, grid, dtype=np.int64)
+            low = np.flatnonzero(physiology.vitals(p, t).spo2 <= below)
+            if len(low):
+                out[(p.id, e.onset)] = int(t[low[0]])
+    return out
+
+
+def cohort_of(source: str, start: int) -> Simulation | None:
+    """The plan behind a truth file written for a generated cohort ("cohort: N patients, seed
+    S, D days"), rebuilt to find true desaturation onsets; None for anything else."""
+    import re
+
+    m = re.fullmatch(r"cohort: (\d+) patients, seed (\d+), ([\d.e+-]+) days", source)
+    if m is None:
+        return None
+    return cohort.generate(int(m[1]), int(m[2]), float(m[3]), start)

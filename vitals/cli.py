@@ -4,6 +4,7 @@ wires them up, loads the settings, and turns configuration errors into one line.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -237,6 +238,40 @@ def replay(
     n, seconds = run.replay(file, pace, settings.mqtt, Console(stderr=True))
     print(f"replay: published {n} messages from {file} to {settings.mqtt.address} in "
           f"{seconds:.1f} s ({n / max(seconds, 1e-9):,.0f} msg/s)")
+
+
+@app.command()
+@one_line_errors
+def evaluate(
+    patients: Annotated[int, typer.Option(min=1, help="Patients in the generated cohort.")] = 100,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the generated cohort.")] = 1,
+    days: Annotated[float, typer.Option(
+        min=0.0001, max=400, help="Simulated days of the generated cohort.")] = 14,
+    start: Annotated[str | None, typer.Option(
+        help="ISO time the generated timeline starts (default 2026-11-20T00:00Z).")] = None,
+    traffic: Annotated[Path | None, typer.Option(
+        help="Evaluate this traffic file (vitals simulate --out) instead of generating.")
+    ] = None,
+    truth: Annotated[Path | None, typer.Option(
+        help="The traffic's truth file (default: <traffic>.truth.json).")] = None,
+    patients_file: Annotated[Path | None, typer.Option(
+        help="The patients file (default: the patients in the truth).")] = None,
+    rules: Annotated[Path | None, typer.Option(
+        help="Rules file (default: VITALS_RULES, else the embedded defaults).")] = None,
+    out: Annotated[Path, typer.Option(
+        help="Directory for report.md, report.json and plots/.")] = Path("evaluation-report"),
+    workers: Annotated[int, typer.Option(
+        min=1, help="Processes for a generated cohort (split by patient).")
+    ] = max(1, os.cpu_count() or 1),
+    plots: Annotated[bool, typer.Option(help="Draw the PNG plots.")] = True,
+) -> None:
+    """A cohort and its truth through ingest's parser and the pure rule engine (no brokers):
+    sensitivity, delays, lead over nurse checks, false pages; Markdown, JSON and plots."""
+    from evaluation.command import command
+
+    command(patients=patients, seed=seed, days=days, start=start, traffic=traffic,
+            truth=truth, patients_file=patients_file, rules=rules, out=out, workers=workers,
+            plots=plots)
 
 
 def main() -> None:

@@ -1,0 +1,111 @@
+"""The evaluation as JSON (every number) and Markdown (for people)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%d %b %H:%M")
+
+
+def to_json(meta: Mapping[str, Any], result: Mapping[str, Any],
+            targets: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"meta": dict(meta), "targets": targets,
+            **{k: ([dataclasses.asdict(x) for x in v] if k in ("episodes", "false_pages") else v)
+               for k, v in result.items()}}
+
+
+def write_json(doc: Mapping[str, Any], path: Path) -> None:
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(doc), indent=1) + b"\n")
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def _stats_row(name: str, s: Mapping[str, Any]) -> str:
+    return (f"| {name} | {s['n']} | {_num(s['median'])} | {_num(s['p90'])} | {_num(s['min'])} "
+            f"| {_num(s['max'])} |")
+
+
+def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
+             targets: list[dict[str, Any]], plots: list[str]) -> str:
+    L = [f"# Evaluation: {meta['source']}", "",
+         f"Rules: `{meta['rules']}`. {meta['patients']} patients, {meta['days']:.2f} days "
+         f"each ({result['patient_days']:.1f} patient-days). {meta['messages']:,} messages, "
+         f"{meta['readings']:,} readings ({meta['duplicates']:,} duplicates dropped, "
+         f"{sum(meta['rejected'].values()):,} rejected by ingest). Evaluated in "
+         f"{meta['seconds']:.1f} s with {meta['workers']} worker process(es) "
+         f"({meta['readings'] / max(meta['seconds'], 1e-9):,.0f} readings/s).", "",
+         "## Targets", "", "| target | value | |", "|---|---|---|"]
+    L += [f"| {t['target']} | {t['value']} | {'met' if t['met'] else '**not met**'} |"
+          for t in targets]
+    L += ["", "## Sensitivity per episode kind", "",
+          "Episodes whose fever onset (or start, without one) lies at least 1 h before the end "
+          "of the timeline. Paged: a critical or error page in [start, end + 1 h].", "",
+          "| episode | n | paged | sensitivity | median delay (min) | p90 delay (min) |",
+          "|---|---|---|---|---|---|"]
+    for lab, k in result["by_kind"].items():
+        L.append(f"| {lab} | {k['episodes']} | {k['paged']} | {_pct(k['sensitivity'])} | "
+                 f"{_num(k['delay']['median'])} | {_num(k['delay']['p90'])} |")
+    L += ["", "## Delays and lead time", "",
+          "Delay: first page - the true time core temperature reached 38.0 °C (negative: the "
+          "page came first). Desaturation: first desaturation alert (any severity) - the "
+          "true time SpO2 reached <= 93 % (model, sleep dips included). Lead: a nurse checks "
+          "every 4 h (8 h) from the start of the timeline (phase 0) and sees the fever at the "
+          "first check at or after its onset; lead = that check - our first page. Published "
+          "continuous monitoring found fevers 4.4-4.9 h before 4-8-hourly checks "
+          "(CLINICAL.md).", "",
+          "| measure | n | median | p90 | min | max |", "|---|---|---|---|---|---|",
+          _stats_row("delay from fever onset (min)", result["delay"]),
+          _stats_row("desaturation delay (min)", result["desat_delay"])]
+    L += [_stats_row(f"lead over nurse every {h} (min)", s) for h, s in result["lead"].items()]
+    sh = result["shifts"]
+    L += ["", "## False pages", "",
+          f"All pages (critical or error, firing): {result['pages']} "
+          f"({result['pages_per_patient_day']:.3f} per patient-day). Pages outside every "
+          f"true episode window [start - 1 h, end + 2 h]: "
+          f"**{len(result['false_pages'])}**, {result['false_per_patient_day']:.3f} per "
+          f"patient-day. Cause: the rule (no_data), else a device artefact in the truth "
+          f"overlapping the alert's start..detection, else a sleep dip, else unexplained.", "",
+          "| cause | pages |", "|---|---|"]
+    L += [f"| {c} | {n} |" for c, n in result["false_by_cause"].items()]
+    L += ["", f"Pages per nurse (one per team: {', '.join(sh['teams'])}) per 12-hour shift "
+          f"({sh['shifts']} shifts from the start of the timeline): mean {sh['mean']:.2f}, "
+          f"p90 {sh['p90']:.1f}, max {sh['max']}. Counted per alert event; the alerting "
+          f"service groups a patient's pages into one incident. Distinct patients paged per "
+          f"nurse per shift: mean {sh['patients_paged_mean']:.2f}, "
+          f"max {sh['patients_paged_max']}.", "",
+          "## Per rule", "",
+          "Fired: firing events. True: in a true episode window [start - 1 h, end + 2 h]. "
+          "Sensitivity contribution: the share of scorable episodes the rule detected in "
+          "[start, end + 1 h].", "",
+          "| rule | severity | fired | true | false | episodes detected | sensitivity |",
+          "|---|---|---|---|---|---|---|"]
+    for rule, r in result["by_rule"].items():
+        L.append(f"| {rule} | {r['severity']} | {r['fired']} | {r['true']} | {r['false']} | "
+                 f"{r['episodes_detected']} | {_pct(r['sensitivity'])} |")
+    L += ["", "## Episodes", "",
+          "| patient | episode | start | fever onset | first page | rule | delay (min) | "
+          "lead 4 h (min) |", "|---|---|---|---|---|---|---|---|"]
+    for e in sorted(result["episodes"], key=lambda e: (e.first_page is not None, e.patient)):
+        L.append(f"| {e.patient} | {e.label}{'' if e.scorable else ' (at the end)'} | "
+                 f"{_iso(e.start)} | {_iso(e.fever_onset)} | "
+                 f"{_iso(e.first_page) or '**missed**'} | {e.first_page_rule or ''} | "
+                 f"{_num(e.delay_min)} | {_num(e.lead_min.get('4h'))} |")
+    if plots:
+        L += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(L) + "\n"
