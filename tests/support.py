@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, TopicPartition
@@ -20,6 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest import service
 from ingest.counts import Counts
 from vitals.settings import Settings
+
+T = TypeVar("T")
 
 
 def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict]], qos: int = 1,
@@ -80,20 +83,26 @@ def write_patients(path: Path, ids: Iterable[str], devices: dict[str, list[str]]
     return path
 
 
-@dataclass
-class RunningIngest:
-    """`ingest.service.run` on a thread of the test process."""
+@dataclass(kw_only=True)
+class RunningService(Generic[T]):
+    """A service's `run(settings, stop, ...)` on a thread of the test process; `stop()` asks
+    it to finish and returns what `run` returned."""
 
-    settings: Settings
+    name: str
     stop_event: threading.Event
     thread: threading.Thread
-    result: list[Counts]
+    result: list[T]
 
-    def stop(self) -> Counts:
+    def stop(self) -> T:
         self.stop_event.set()
         self.thread.join(30)
-        assert not self.thread.is_alive(), "ingest did not stop"
+        assert not self.thread.is_alive(), f"{self.name} did not stop"
         return self.result[0]
+
+
+@dataclass(kw_only=True)
+class RunningIngest(RunningService[Counts]):
+    settings: Settings
 
 
 def start_ingest(settings: Settings) -> RunningIngest:
@@ -103,7 +112,8 @@ def start_ingest(settings: Settings) -> RunningIngest:
         daemon=True)
     t.start()
     assert ready.wait(20), "ingest did not start"
-    return RunningIngest(settings, stop, t, result)
+    return RunningIngest(name="ingest", settings=settings, stop_event=stop, thread=t,
+                         result=result)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

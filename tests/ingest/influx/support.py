@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from ingest.influx import writer
 from ingest.influx.writer import Backoff, Store, StoreCounts
 from ingest.sink import producer_config
+from tests.support import RunningService
 from vitals import servers
 from vitals.settings import Settings
 
@@ -111,18 +112,9 @@ def committed(bootstrap: str, topic: str, partitions: int) -> int:
         c.close()
 
 
-@dataclass
-class RunningStore:
-    stop_event: threading.Event
-    thread: threading.Thread
-    result: list[StoreCounts]
+@dataclass(kw_only=True)
+class RunningStore(RunningService[StoreCounts]):
     store: list[Store]
-
-    def stop(self) -> StoreCounts:
-        self.stop_event.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "store did not stop"
-        return self.result[0]
 
 
 QUICK = Backoff(0.2, 1.0)
@@ -142,4 +134,4 @@ def start_store(settings: Settings, backoff: Backoff = QUICK) -> RunningStore:
         writer.run(settings, stop, backoff=backoff, on_ready=on_ready)), daemon=True)
     t.start()
     assert ready.wait(20), "store did not start"
-    return RunningStore(stop, t, result, stores)
+    return RunningStore(name="store", stop_event=stop, thread=t, result=result, store=stores)
