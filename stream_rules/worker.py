@@ -77,6 +77,7 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
         APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",  # the changelog topic is the durable copy
+        datadir=str(settings.state_dir / "rules"),  # Faust's own files, not in the cwd
         topic_partitions=n,
         topic_replication_factor=1,
         producer_acks=-1,
@@ -163,5 +164,6 @@ def run(settings: Settings, rules: RulesFile, registry: PatientRegistry,
     declare_topics(settings.kafka_bootstrap,
                    (topics.READINGS, topics.STATUS, topics.REJECTED, topics.ALERTS,
                     topics.TRENDS, Topic(CHANGELOG)), settings.kafka_partitions)
+    (settings.state_dir / "rules").mkdir(parents=True, exist_ok=True)
     app = make_app(settings, Judge(rules, registry))
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
