@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.plan import DAY, HOUR, Simulation, ms
+from simulators.plan import DAY, HOUR, SECOND, Simulation, ms
 from simulators.scenario import (
     DeviceModel,
     EpisodeModel,
@@ -71,8 +71,10 @@ def onset_days(product: str, u: np.ndarray) -> np.ndarray:
     return np.clip(c, p.lo, p.hi + 1 - 1e-6)
 
 
-def draw_patients(n: int, seed: int, days: float, start: int) -> list[PatientModel]:
-    """The cohort as scenario patients (episode onsets relative to `start`)."""
+def draw_patients(n: int, seed: int, days: float, start: int, ox_interval: int = SECOND
+                  ) -> list[PatientModel]:
+    """The cohort as scenario patients (episode onsets relative to `start`); oximeters report
+    every `ox_interval` ms (1 s, or e.g. a minute's summary for a light demo)."""
     duration = round(days * DAY)
     infusion = dt.datetime.fromtimestamp(start / 1000, dt.UTC).date()  # day 0 = start's date
     day0 = int(dt.datetime.combine(infusion, dt.time(), tzinfo=dt.UTC).timestamp() * 1000)
@@ -103,17 +105,18 @@ def draw_patients(n: int, seed: int, days: float, start: int) -> list[PatientMod
         episodes = [e for e in episodes if 0 <= e.onset < duration]  # in the timeline
         out.append(PatientModel(
             id=f"S{i + 1:0{width}d}", infusion=infusion, product=product,
-            team="haem-a" if u[11] < 0.5 else "haem-b", devices=_devices(rng),
+            team="haem-a" if u[11] < 0.5 else "haem-b", devices=_devices(rng, ox_interval),
             episodes=tuple(episodes), sleep_dips_per_hour=round(2 * u[12], 2)))
     return out
 
 
-def _devices(rng: np.random.Generator) -> tuple[DeviceModel, DeviceModel]:
+def _devices(rng: np.random.Generator, ox_interval: int) -> tuple[DeviceModel, DeviceModel]:
     u = rng.random(12)
     cum = np.cumsum([w for _, w, _ in SITES])
     site, _, interval = SITES[int(np.searchsorted(cum, u[0] * cum[-1]))]
     ox = DeviceModel(
-        id="ox-1", type="oximeter", rr=bool(u[1] < 0.3), clock_skew=ms(rng.normal(0, 5000)),
+        id="ox-1", type="oximeter", interval=f"{ox_interval}ms", rr=bool(u[1] < 0.3),
+        clock_skew=ms(rng.normal(0, 5000)),
         battery=round(20 + 80 * u[2]), rates=RatesModel(
             probe_off_per_day=round(1 + 5 * u[3], 2), motion_per_hour=round(0.2 + 1.8 * u[4], 2),
             offline_per_day=round(0.5 * u[5], 2),
@@ -130,10 +133,13 @@ def _devices(rng: np.random.Generator) -> tuple[DeviceModel, DeviceModel]:
     return ox, th
 
 
-def generate(n: int, seed: int, days: float, start: int) -> Simulation:
+def generate(n: int, seed: int, days: float, start: int, ox_interval: int = SECOND
+             ) -> Simulation:
     model = ScenarioModel(name=f"cohort of {n}", seed=seed, duration=ms(days * DAY),
-                          patients=tuple(draw_patients(n, seed, days, start)))
-    return build(model, start, seed, source=f"cohort: {n} patients, seed {seed}, {days:g} days")
+                          patients=tuple(draw_patients(n, seed, days, start, ox_interval)))
+    light = "" if ox_interval == SECOND else f", oximetry every {ox_interval / 1000:g} s"
+    return build(model, start, seed,
+                 source=f"cohort: {n} patients, seed {seed}, {days:g} days{light}")
 
 
 def write_patients(sim: Simulation, path: Path) -> None:

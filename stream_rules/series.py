@@ -38,7 +38,11 @@ class MinuteSeries:
     def window(self, end: int, length: int) -> np.ndarray:
         """Values of the minutes (end - length, end], oldest first; NaN where missing."""
         length = min(length, DAY_MIN)
-        minutes = np.arange(end - length + 1, end + 1)
+        first = end - length + 1
+        lo = first % DAY_MIN
+        if end <= self.head and first > self.head - DAY_MIN and lo + length <= DAY_MIN:
+            return self.values[lo:lo + length].copy()  # the usual case: one slice, all current
+        minutes = np.arange(first, end + 1)
         out = self.values[minutes % DAY_MIN]
         stale = (minutes > self.head) | (minutes <= self.head - DAY_MIN)
         if stale.any():
