@@ -36,7 +36,7 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.0f} %"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     """A Markdown table: the header, its separator, one line per row."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
         "| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -56,17 +56,17 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
          f"{meta['seconds']:.1f} s with {meta['workers']} worker process(es) "
          f"({meta['readings'] / max(meta['seconds'], 1e-9):,.0f} readings/s).", "",
          "## Targets", ""]
-    L += _table(("target", "value", ""),
-                ((t["target"], t["value"], "met" if t["met"] else "**not met**")
-                 for t in targets))
+    L += table(("target", "value", ""),
+               ((t["target"], t["value"], "met" if t["met"] else "**not met**")
+                for t in targets))
     L += ["", "## Sensitivity per episode kind", "",
           "Episodes whose fever onset (or start, without one) lies at least 1 h before the end "
           "of the timeline. Paged: a critical or error page in [start, end + 1 h].", ""]
-    L += _table(("episode", "n", "paged", "sensitivity", "median delay (min)",
-                 "p90 delay (min)"),
-                ((lab, k["episodes"], k["paged"], _pct(k["sensitivity"]),
-                  _num(k["delay"]["median"]), _num(k["delay"]["p90"]))
-                 for lab, k in result["by_kind"].items()))
+    L += table(("episode", "n", "paged", "sensitivity", "median delay (min)",
+                "p90 delay (min)"),
+               ((lab, k["episodes"], k["paged"], _pct(k["sensitivity"]),
+                 _num(k["delay"]["median"]), _num(k["delay"]["p90"]))
+                for lab, k in result["by_kind"].items()))
     L += ["", "## Delays and lead time", "",
           "Delay: first page - the true time core temperature reached 38.0 °C (negative: the "
           "page came first). Desaturation: first desaturation alert (any severity) - the "
@@ -75,11 +75,11 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
           "first check at or after its onset; lead = that check - our first page. Published "
           "continuous monitoring found fevers 4.4-4.9 h before 4-8-hourly checks "
           "(CLINICAL.md).", ""]
-    L += _table(("measure", "n", "median", "p90", "min", "max"),
-                [_stats("delay from fever onset (min)", result["delay"]),
-                 _stats("desaturation delay (min)", result["desat_delay"])]
-                + [_stats(f"lead over nurse every {h} (min)", s)
-                   for h, s in result["lead"].items()])
+    L += table(("measure", "n", "median", "p90", "min", "max"),
+               [_stats("delay from fever onset (min)", result["delay"]),
+                _stats("desaturation delay (min)", result["desat_delay"])]
+               + [_stats(f"lead over nurse every {h} (min)", s)
+                  for h, s in result["lead"].items()])
     sh = result["shifts"]
     L += ["", "## False pages", "",
           f"All pages (critical or error, firing): {result['pages']} "
@@ -88,7 +88,7 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
           f"**{len(result['false_pages'])}**, {result['false_per_patient_day']:.3f} per "
           f"patient-day. Cause: the rule (no_data), else a device artefact in the truth "
           f"overlapping the alert's start..detection, else a sleep dip, else unexplained.", ""]
-    L += _table(("cause", "pages"), result["false_by_cause"].items())
+    L += table(("cause", "pages"), result["false_by_cause"].items())
     L += ["", f"Pages per nurse (one per team: {', '.join(sh['teams'])}) per 12-hour shift "
           f"({sh['shifts']} shifts from the start of the timeline): mean {sh['mean']:.2f}, "
           f"p90 {sh['p90']:.1f}, max {sh['max']}. Counted per alert event; the alerting "
@@ -99,19 +99,19 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
           "Fired: firing events. True: in a true episode window [start - 1 h, end + 2 h]. "
           "Sensitivity contribution: the share of scorable episodes the rule detected in "
           "[start, end + 1 h].", ""]
-    L += _table(("rule", "severity", "fired", "true", "false", "episodes detected",
-                 "sensitivity"),
-                ((rule, r["severity"], r["fired"], r["true"], r["false"],
-                  r["episodes_detected"], _pct(r["sensitivity"]))
-                 for rule, r in result["by_rule"].items()))
+    L += table(("rule", "severity", "fired", "true", "false", "episodes detected",
+                "sensitivity"),
+               ((rule, r["severity"], r["fired"], r["true"], r["false"],
+                 r["episodes_detected"], _pct(r["sensitivity"]))
+                for rule, r in result["by_rule"].items()))
     episodes = sorted(result["episodes"], key=lambda e: (e.first_page is not None, e.patient))
     L += ["", "## Episodes", ""]
-    L += _table(("patient", "episode", "start", "fever onset", "first page", "rule",
-                 "delay (min)", "lead 4 h (min)"),
-                ((e.patient, e.label + ("" if e.scorable else " (at the end)"),
-                  _iso(e.start), _iso(e.fever_onset), _iso(e.first_page) or "**missed**",
-                  e.first_page_rule or "", _num(e.delay_min), _num(e.lead_min.get("4h")))
-                 for e in episodes))
+    L += table(("patient", "episode", "start", "fever onset", "first page", "rule",
+                "delay (min)", "lead 4 h (min)"),
+               ((e.patient, e.label + ("" if e.scorable else " (at the end)"),
+                 _iso(e.start), _iso(e.fever_onset), _iso(e.first_page) or "**missed**",
+                 e.first_page_rule or "", _num(e.delay_min), _num(e.lead_min.get("4h")))
+                for e in episodes))
     if plots:
         L += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(L) + "\n"

@@ -104,19 +104,35 @@ def credentials(
 @app.command()
 @one_line_errors
 def demo(
-    minutes: Annotated[int, typer.Option(min=1, max=24 * 60,
-                                         help="Simulated minutes of readings per patient.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated cohort.")] = 1,
+    patients: Annotated[int, typer.Option(min=1, max=200,
+                                          help="Simulated patients in the cohort.")] = 20,
+    days: Annotated[float, typer.Option(min=0.01, max=30,
+                                        help="Simulated days after infusion.")] = 14,
+    speed: Annotated[float, typer.Option(
+        min=1, help="Simulated seconds per second: 10000 plays two weeks in about two "
+                    "minutes (if the pipeline falls behind, it catches up at the end).")
+    ] = 10_000,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the cohort (same seed, same "
+                                                  "patients and episodes).")] = 1,
+    auto_ack: Annotated[float, typer.Option(
+        min=0, help="Seconds after which the simulated nurse acknowledges each page; 0: "
+                    "nobody does, acknowledge on the nurse page yourself.")] = 2,
+    out: Annotated[Path, typer.Option(help="Directory for report.md, report.json and plots/."
+                                      )] = Path("demo-report"),
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the services' logs and state "
+                                                      "(printed at start).")] = False,
 ) -> None:
-    """The pipeline as far as it is built, on embedded defaults: real brokers on free loopback
-    ports, ingest, and the embedded cohort's devices (with their faults) publishing."""
+    """The whole pipeline on embedded defaults: Mosquitto, tansu, ingest, rules and alerting
+    as separate processes, a simulated cohort published over MQTT, pages to a local stand-in
+    for PagerDuty, a live view; at the end a report scored against the simulation's truth."""
     from rich.console import Console
 
-    from vitals import demo as demo_
+    from demo.run import Options, run
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    counts = demo_.run(minutes, seed, Console())
-    print(f"ingest: {counts.summary()}")
+    path = run(Options(patients=patients, days=days, seed=seed, speed=speed,
+                       auto_ack=auto_ack or None, out=out, keep=keep), Console())
+    print(f"demo: report in {path} (plots in {path.parent / 'plots'})")
 
 
 @app.command()

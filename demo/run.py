@@ -1,0 +1,195 @@
+"""`vitals demo`: the whole pipeline on embedded defaults, in one command.
+
+1. A seeded cohort (about 20 patients, two weeks) with its truth, and the files the services
+   read: the cohort's patients file and an on-call file (the embedded one, resolves not held).
+2. Mosquitto and tansu on free loopback ports; `vitals ingest`, `vitals rules`,
+   `vitals alerting` (and `vitals store` when VITALS_INFLUX_URL is set) as separate processes;
+   a local stand-in for PagerDuty that shows each page; a simulated nurse who acknowledges.
+3. The cohort published over MQTT, two weeks compressed into about two minutes, with a live
+   view; then a wait until the pipeline has caught up.
+4. The report, scored on what the pipeline put on `vitals.alerts`; then every process
+   stopped, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.live import Live
+
+from alerting.oncall import OnCall
+from alerting.pagerduty_standin import Event, PagerDutyStandIn
+from demo import report, view
+from demo.nurse import Nurse
+from demo.observe import Observer
+from evaluation.run import desat_onsets
+from simulators import cohort, stream
+from simulators import truth as truth_
+from simulators.plan import DAY, MINUTE, Simulation
+from simulators.publish import Publisher, pace, prefetch
+from simulators.run import default_start
+from vitals.configfile import embedded, load_model
+from vitals.settings import MQTT_SCHEMES, Settings, load_settings, parse_endpoint
+from vitals.stack import Stack
+
+OX_INTERVAL = MINUTE  # a minute's summary per oximeter keeps two weeks of 20 patients light
+QUIET_S = 5.0  # the pipeline has caught up when it has said nothing for this long
+DRAIN_LIMIT_S = 600.0
+
+
+@dataclass
+class Options:
+    patients: int = 20
+    days: float = 14
+    seed: int = 1
+    speed: float = 10_000.0
+    auto_ack: float | None = 2.0
+    out: Path = Path("demo-report")
+    keep: bool = False
+
+
+def oncall_file(path: Path) -> OnCall:
+    """The embedded on-call file with `resolve_hold_min: 0`: at thousands of times real time a
+    wall-clock hold of 5 minutes would outlast the whole demo, so no page would ever resolve."""
+    doc = yaml.safe_load(embedded("oncall.yaml").read_text())
+    doc["paging"]["resolve_hold_min"] = 0
+    path.write_text("# vitals demo: the embedded on-call file, resolves not held\n"
+                    + yaml.safe_dump(doc, sort_keys=False))
+    return load_model(OnCall, path, "VITALS_ONCALL")
+
+
+def store_line(settings: Settings) -> str:
+    if settings.influx_url:
+        return (f"Readings, trends and alerts were also written to InfluxDB at "
+                f"{settings.influx_url} (bucket {settings.influx_bucket}) by `vitals store`.")
+    return ("The series were not stored: VITALS_INFLUX_URL is not set, so they stayed on the "
+            "demo's Kafka topics (gone with it) and in this report's plots.")
+
+
+class Demo:
+    def __init__(self, opts: Options, console: Console) -> None:
+        self.opts, self.console = opts, console
+        self.settings = load_settings()
+        self.stop = threading.Event()
+        self.workdir = Path(tempfile.mkdtemp(prefix="vitals-demo-"))
+        duration = round(opts.days * DAY)
+        self.sim: Simulation = cohort.generate(opts.patients, opts.seed, opts.days,
+                                               default_start(duration), OX_INTERVAL)
+        self.published_until = 0
+        self.readings = 0
+        self.messages = 0
+        self.pages = view.Pages()
+
+    def run(self) -> Path:
+        o, console, w = self.opts, self.console, self.workdir
+        patients = w / "patients.yaml"
+        cohort.write_patients(self.sim, patients)
+        oncall = oncall_file(w / "oncall.yaml")
+        s = self.settings
+        extra = {"VITALS_INFLUX_TOKEN": s.influx_token, "VITALS_INFLUX_ORG": s.influx_org,
+                 "VITALS_INFLUX_BUCKET": s.influx_bucket} if s.influx_url else {}
+        nurse: Nurse | None = None
+
+        def on_event(e: Event) -> None:
+            self.pages.add(e)
+            if nurse is not None:
+                nurse.paged(e)
+
+        standin = PagerDutyStandIn(on_event).start()
+        stack = Stack(w, patients=patients, oncall=w / "oncall.yaml",
+                      pagerduty_url=standin.url, influx_url=s.influx_url, extra_env=extra)
+        observer: Observer | None = None
+        try:
+            with console.status("starting Mosquitto, tansu, ingest, rules, alerting ...") as st:
+                stack.start_brokers()
+                for service in ("ingest", "rules", "alerting") + (
+                        ("store",) if s.influx_url else ()):
+                    st.update(f"starting vitals {service} ...")
+                    stack.start(service)
+            console.print(f"[green]running[/]: Mosquitto :{stack.mqtt_port}, tansu "
+                          f"{stack.bootstrap}, ingest, rules, alerting"
+                          f"{', store' if s.influx_url else ''} (logs in {w})")
+            if not s.influx_url:
+                console.print("series: not stored (set VITALS_INFLUX_URL to run `vitals store`"
+                              "); they stay on the demo's Kafka topics and in the report")
+            nurse = Nurse(stack.alerting_url, oncall, o.auto_ack).start()
+            observer = Observer(stack.bootstrap).start()
+            return self._play(stack, observer, nurse, standin)
+        finally:
+            with console.status("stopping every process ..."):
+                for part in (nurse, observer):
+                    if part is not None:
+                        part.stop()
+                stack.close()
+                standin.stop()
+            if not o.keep:
+                shutil.rmtree(w, ignore_errors=True)
+
+    def _play(self, stack: Stack, observer: Observer, nurse: Nurse,
+              standin: PagerDutyStandIn) -> Path:
+        o, sim = self.opts, self.sim
+        s = stream.Stream(sim, line=False)
+        topics = s.topics
+        token = next(iter(nurse.oncall.tokens.values()), "")
+
+        def items() -> Iterator[tuple[int, str, bytes]]:
+            for b in prefetch(s.batches()):
+                for at, dev, item in zip(b.at.tolist(), b.dev.tolist(), b.items, strict=True):
+                    if self.stop.is_set():
+                        return
+                    yield at, topics[dev], item.encode()
+
+        def progress(n: int, at: int) -> None:
+            self.messages, self.published_until, self.readings = n, at, s.readings
+
+        phase = ["publishing"]
+
+        def frame() -> view.Group:
+            return view.render(sim, self.published_until, self.readings,
+                               observer.judged_until(), dict(observer.latest), self.pages,
+                               f"{stack.alerting_url}/", token, o.auto_ack, phase[0])
+
+        interrupted = False
+        publish_s = drain_s = 0.0
+        with Live(frame(), console=self.console, refresh_per_second=4,
+                  get_renderable=frame, transient=False):
+            try:
+                endpoint = parse_endpoint(f"mqtt://127.0.0.1:{stack.mqtt_port}", MQTT_SCHEMES)
+                with Publisher(endpoint, "vitals-demo-devices") as publisher:
+                    paced = pace(items(), publisher, o.speed, t0=sim.start, progress=progress,
+                                 every=500)
+                self.messages, publish_s = paced.published, paced.seconds
+                phase[0] = "catching up"
+                t0 = time.monotonic()
+                while observer.quiet_for() < QUIET_S and time.monotonic() - t0 < DRAIN_LIMIT_S:
+                    time.sleep(0.2)
+                drain_s = max(0.0, time.monotonic() - t0 - QUIET_S)
+                time.sleep(max(0.0, (o.auto_ack or 0) + 1))  # the nurse's last acks
+            except KeyboardInterrupt:
+                interrupted = True
+                self.stop.set()
+                phase[0] = "interrupted"
+        self.console.print()
+        phase[0] = "report"
+        truth = truth_.build(sim, s.injected)
+        with observer.lock:
+            runs = dict(observer.runs)
+        path = report.write(
+            o.out, report.LiveRun(sim.source, o.speed, publish_s, self.messages, s.readings,
+                                  drain_s, interrupted, store_line(self.settings)),
+            truth, runs, desat_onsets(sim), list(standin.events), list(nurse.acked))
+        if nurse.failures:
+            self.console.print(f"[red]acknowledgements that failed[/]: {nurse.failures[:3]}")
+        return path
+
+
+def run(opts: Options, console: Console) -> Path:
+    return Demo(opts, console).run()

@@ -1,0 +1,96 @@
+"""`vitals demo`, the README's first command, as a user runs it: the whole pipeline as
+processes, a report scored on what it paged, and nothing left running afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+DEMO = [sys.executable, "-m", "vitals", "demo"]
+
+
+def processes_of(workdir: str) -> list[str]:
+    """Processes whose command line, environment or working directory is the demo's work
+    directory (Mosquitto's config path, tansu's cwd, the services' VITALS_STATE_DIR)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            blob = Path(f"/proc/{pid}/cmdline").read_bytes() + Path(
+                f"/proc/{pid}/environ").read_bytes() + os.readlink(f"/proc/{pid}/cwd").encode()
+        except OSError:
+            continue
+        if workdir.encode() in blob:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                         .decode(errors="replace"))
+    return found
+
+
+def workdir_of(output: str) -> str:
+    m = re.search(r"\(logs in (\S+?)\)", output.replace("\n", ""))
+    assert m, f"the demo did not say where its logs are: {output[-2000:]}"
+    return m[1]
+
+
+def test_the_demo_pages_a_crs_patient_reports_and_leaves_nothing_running(tmp_path: Path
+                                                                         ) -> None:
+    # seed 13, 4 patients, 1.5 days: a grade 2 CRS (onset day 0.6) and a grade 1 (day 1.2)
+    out = tmp_path / "report"
+    proc = subprocess.run([*DEMO, "--patients", "4", "--days", "1.5", "--speed", "4000",
+                                  "--seed", "13", "--auto-ack", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"report in {out / 'report.md'}" in proc.stdout
+    report = (out / "report.md").read_text()
+    doc = json.loads((out / "report.json").read_text())
+    triggers = [e for e in doc["pagerduty"] if e["event_action"] == "trigger"]
+    assert {t["payload"]["source"] for t in triggers} >= {"S0001", "S0002"}, triggers
+    assert all("fever" in t["payload"]["summary"] or "temperature" in t["payload"]["summary"]
+               for t in triggers if t["payload"]["source"] in ("S0001", "S0002")), triggers
+    acks = [e for e in doc["pagerduty"] if e["event_action"] == "acknowledge"]
+    assert acks, "the simulated nurse acknowledged nothing"
+    assert {a["dedup_key"] for a in acks} <= {t["dedup_key"] for t in triggers}
+    crs = [e for e in doc["episodes"] if e["label"].startswith(("crs", "masked"))]
+    assert len(crs) == 2 and all(e["first_page"] is not None for e in crs), crs
+    assert "## What PagerDuty received" in report and "| S0002 |" in report
+    for pid in ("S0001", "S0002"):
+        assert (out / "plots" / f"{pid}.png").stat().st_size > 10_000
+    assert "not stored" in proc.stdout  # VITALS_INFLUX_URL unset: says where series went
+    assert processes_of(workdir_of(proc.stdout)) == []
+
+
+def test_ctrl_c_stops_every_process_and_still_reports(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    log = tmp_path / "demo.out"
+    with log.open("w") as f:
+        proc = subprocess.Popen([*DEMO, "--patients", "3", "--days", "5", "--speed", "2000",
+                                        "--seed", "13", "--out", str(out), "--keep"],
+                                stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path,
+                                env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 90
+    while "running:" not in log.read_text():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the demo did not start its services"
+        time.sleep(0.2)
+    workdir = workdir_of(log.read_text())
+    assert len(processes_of(workdir)) >= 5  # mosquitto, tansu, ingest, rules, alerting
+    time.sleep(3)  # some publishing
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"the demo did not stop within 60 s of Ctrl-C: {log.read_text()[-2000:]}")
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    assert processes_of(workdir) == []
+    assert "Interrupted (Ctrl-C)" in (out / "report.md").read_text()
