@@ -69,7 +69,9 @@ def measured(rule: str, ev: dict) -> str:
             signs.append(f"heart rate {ev['heart_rate']:.0f}/min")
         if ev["spo2"] is not None:
             signs.append(f"SpO2 {ev['spo2']:.0f} %")
-        return f"{fever} with {' and '.join(ev['because'])} ({', '.join(signs)})"
+        because = " and ".join(ev["because"])  # empty once the signs have settled (clearing)
+        return f"{fever} with {because} ({', '.join(signs)})" if because else (
+            f"{fever}; heart rate and SpO2 no longer raise concern ({', '.join(signs)})")
     if rule == "no_data":
         return (f"no valid reading from {ev['device']} for {ev['silent_min']:.0f} min "
                 f"(last at {hhmm(ev['last_valid_at'])})" if ev.get("last_valid_at")

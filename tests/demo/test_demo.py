@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.ingest.influx.support import vm_points
+from vitals import servers
+
 DEMO = [sys.executable, "-m", "vitals", "demo"]
 
 
@@ -94,3 +97,19 @@ def test_ctrl_c_stops_every_process_and_still_reports(tmp_path: Path) -> None:
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert processes_of(workdir) == []
     assert "Interrupted (Ctrl-C)" in (out / "report.md").read_text()
+
+
+def test_with_an_influx_url_the_demo_also_runs_store(tmp_path: Path) -> None:
+    with servers.victoria_metrics(tmp_path / "vm") as vm:
+        out = tmp_path / "report"
+        proc = subprocess.run([*DEMO, "--patients", "2", "--days", "0.3", "--speed", "2000",
+                               "--out", str(out)], capture_output=True, text=True, timeout=180,
+                              cwd=tmp_path, env={**os.environ, "COLUMNS": "200",
+                                                 "VITALS_INFLUX_URL": f"http://127.0.0.1:{vm.port}"})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "ingest, rules, alerting, store" in proc.stdout.replace("\n", "")
+        assert "written to InfluxDB" in (out / "report.md").read_text()
+        pts = vm_points(vm)
+        patients = {dict(labels).get("patient") for _, labels in pts.series}
+        assert {"S0001", "S0002"} <= patients, sorted(pts.names())
+        assert pts.distinct("readings_temp") > 0, sorted(pts.names())
