@@ -100,6 +100,8 @@ class Demo:
 
         def on_event(e: Event) -> None:
             self.pages.add(e)
+            if not console.is_terminal:  # a log, not a screen: one line per page instead
+                console.print(view.page_line(e, self.pages), soft_wrap=True)
             if nurse is not None:
                 nurse.paged(e)
 
@@ -148,6 +150,10 @@ class Demo:
                     yield at, topics[dev], item.encode()
 
         def progress(n: int, at: int) -> None:
+            if not self.console.is_terminal and (at - sim.start) // DAY > (
+                    self.published_until - sim.start) // DAY >= 0 and self.published_until:
+                self.console.print(f"published day {(at - sim.start) // DAY} of {o.days:g}: "
+                                   f"{n:,} messages")
             self.messages, self.published_until, self.readings = n, at, s.readings
 
         phase = ["publishing"]

@@ -44,6 +44,14 @@ class Pages:
             self.log.append((e.received, e, patient))
 
 
+def page_line(e: Event, pages: Pages) -> Text:
+    """One PagerDuty event as a log line (when the console is not a terminal)."""
+    what = e.summary if e.action == "trigger" else (
+        f"{pages.patient_of.get(e.dedup_key, '?')} ({e.dedup_key})")
+    return Text.assemble(time.strftime("%H:%M:%S ", time.localtime(e.received)),
+                         (f"{e.action.upper():<12}", STYLE.get(e.action, "")), what)
+
+
 def _num(x: float | None, digits: int = 0) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 

@@ -163,7 +163,7 @@ def run(settings: Settings, rules: RulesFile, registry: PatientRegistry,
 
     declare_topics(settings.kafka_bootstrap,
                    (topics.READINGS, topics.STATUS, topics.REJECTED, topics.ALERTS,
-                    topics.TRENDS, Topic(CHANGELOG)), settings.kafka_partitions)
+                    topics.TRENDS, Topic(CHANGELOG, compacted=True)), settings.kafka_partitions)
     (settings.state_dir / "rules").mkdir(parents=True, exist_ok=True)
     app = make_app(settings, Judge(rules, registry))
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -34,7 +34,9 @@ def declare_topics(bootstrap: str, topics: tuple[Topic, ...], partitions: int,
                 waiting_said = True
             time.sleep(1)
     wanted = {t.name: (1 if t.single_partition else partitions) for t in topics}
-    missing = [NewTopic(name, n, 1) for name, n in wanted.items() if name not in existing]
+    config = {t.name: {"cleanup.policy": "compact"} if t.compacted else {} for t in topics}
+    missing = [NewTopic(name, n, 1, config=config[name]) for name, n in wanted.items()
+               if name not in existing]
     if missing:
         for name, fut in admin.create_topics(missing, operation_timeout=10).items():
             try:

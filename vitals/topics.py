@@ -12,6 +12,8 @@ class Topic:
     keyed_by_patient: bool = True
     # One partition for low-volume topics that people read in order.
     single_partition: bool = False
+    # Compacted: only the latest record per key matters (a table's changelog, written often).
+    compacted: bool = False
 
 
 READINGS = Topic("vitals.readings")
