@@ -1,0 +1,395 @@
+"""deploy/compose.yaml against the Compose Specification's JSON schema and its cross-references
+(deploy/check_compose.py), and deploy/kafka/create-topics.sh against a stand-in for Kafka's
+command-line tools. No Docker engine runs here, so whether the images start is not tested;
+everything the compose file says about this repository is."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from stream_rules.worker import CHANGELOG
+from vitals import topics
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DATA = Path(__file__).resolve().parent / "data"
+# sha256 of compose-spec.json as vendored (see data/README.md)
+SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
+
+
+def load_module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, DEPLOY / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+cc = load_module("check_compose")
+
+
+@pytest.fixture(scope="module")
+def loaded() -> tuple[dict[str, Any], dict[str, Any], set[str], dict[str, str]]:
+    env = cc.read_env_file(cc.ENV_EXAMPLE)
+    raw, doc, used = cc.load(cc.COMPOSE, env)
+    return raw, doc, used, env
+
+
+def cross(loaded: tuple[dict[str, Any], dict[str, Any], set[str], dict[str, str]],
+          doc: dict[str, Any] | None = None, **kw: Any) -> list[str]:
+    raw, d, used, env = loaded
+    return cc.cross_errors(raw, doc if doc is not None else d, used, env, env, **kw)
+
+
+# --- the schema ------------------------------------------------------------------------------
+def test_the_vendored_schema_is_the_one_noted_in_data_readme() -> None:
+    assert hashlib.sha256((DATA / "compose-spec.json").read_bytes()).hexdigest() == SCHEMA_SHA256
+    assert SCHEMA_SHA256 in (DATA / "README.md").read_text()
+
+
+def test_compose_yaml_is_valid_against_the_compose_specification(loaded: Any) -> None:
+    _raw, doc, _used, _env = loaded
+    assert cc.schema_errors(doc) == []
+
+
+def test_the_schema_catches_what_compose_would_refuse(loaded: Any) -> None:
+    _raw, doc, _used, _env = loaded
+    typo = copy.deepcopy(doc)
+    typo["services"]["rules"]["restrat"] = "always"
+    assert any("restrat" in e for e in cc.schema_errors(typo))
+    bad_condition = copy.deepcopy(doc)
+    bad_condition["services"]["ingest"]["depends_on"]["kafka-topics"]["condition"] = "done"
+    assert any("depends_on" in e for e in cc.schema_errors(bad_condition))
+    bad_interval = copy.deepcopy(doc)
+    bad_interval["services"]["alerting"]["healthcheck"]["interval"] = 15
+    assert any("interval" in e for e in cc.schema_errors(bad_interval))
+
+
+# --- interpolation, as docker compose does it -------------------------------------------------
+@pytest.mark.parametrize(("text", "env", "expected"), [
+    ("${A}", {"A": "x"}, "x"),
+    ("${A}", {}, ""),
+    ("${A:-d}", {"A": ""}, "d"),
+    ("${A-d}", {"A": ""}, ""),
+    ("${A-d}", {}, "d"),
+    ("${A:-${B:-nested}}", {}, "nested"),
+    ("${A:+alt}", {"A": "x"}, "alt"),
+    ("${A:+alt}", {}, ""),
+    ("$$A and $A", {"A": "x"}, "$A and x"),
+    ("pre-${A:--Xmx1g}-post", {}, "pre--Xmx1g-post"),
+])
+def test_interpolation(text: str, env: dict[str, str], expected: str) -> None:
+    assert cc.Interpolator(env).string(text) == expected
+
+
+def test_a_required_variable_that_is_empty_stops_interpolation() -> None:
+    with pytest.raises(cc.InterpolationError, match="MQTT_HOSTNAME is required: set it"):
+        cc.Interpolator({"MQTT_HOSTNAME": ""}).string("${MQTT_HOSTNAME:?set it}")
+    with pytest.raises(cc.InterpolationError, match="lone"):
+        cc.Interpolator({}).string("cost $5")
+
+
+def test_the_env_file_reader(tmp_path: Path) -> None:
+    f = tmp_path / ".env"
+    f.write_text("# comment\n\nA=1\nexport B='two words'\nC=\"x y\"\nD=val # note\nE=\n")
+    assert cc.read_env_file(f) == {"A": "1", "B": "two words", "C": "x y", "D": "val", "E": ""}
+
+
+# --- cross-references --------------------------------------------------------------------------
+def test_every_cross_reference_holds(loaded: Any) -> None:
+    assert cross(loaded) == []
+
+
+def test_every_variable_of_env_example_is_commented() -> None:
+    lines = cc.ENV_EXAMPLE.read_text().splitlines()
+    for n, line in enumerate(lines):
+        if re.match(r"[A-Z_]+=", line):
+            above = n - 1
+            while above >= 0 and re.match(r"[A-Z_]+=", lines[above]):
+                above -= 1  # a group of related variables shares its comment
+            assert above >= 0 and lines[above].startswith("#"), line
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: d["services"]["rules"].update(command=["rule"]), "not a vitals subcommand"),
+    (lambda d: d["services"]["store"].update(command=["store", "--fast"]), "No such option"),
+    (lambda d: d["services"]["ingest"]["environment"].update(
+        VITALS_INGEST_METRICS_ADDR="0.0.0.0:9999"), "does not probe /metrics on port 9999"),
+    (lambda d: d["services"]["alerting"]["environment"].update(
+        VITALS_ALERTING_ADDR="127.0.0.1:8470"), "must listen on 0.0.0.0"),
+    (lambda d: d["services"]["alerting"]["environment"].update(VITALS_ONCAL="x"),
+     "VITALS_ONCAL is not a vitals setting"),
+    (lambda d: d["services"]["ingest"]["environment"].update(VITALS_MQTT_URL="tcp://x:1"),
+     "VITALS_MQTT_URL"),
+    (lambda d: d["services"]["rules"]["environment"].update(VITALS_RULES="/etc/other/r.yaml"),
+     "not in a mounted directory"),
+    (lambda d: d["services"]["alerting"]["deploy"].update(replicas=2), "exactly one replica"),
+    (lambda d: d["services"]["ingest"]["deploy"].update(replicas=2), "exactly one replica"),
+    (lambda d: d["services"]["rules"]["deploy"].update(replicas=9), "VITALS_KAFKA_PARTITIONS"),
+    (lambda d: d["services"]["alerting"].update(volumes=["./config:/etc/vitals:ro"]),
+     "VITALS_STATE_DIR must be a writable named volume"),
+    (lambda d: d["services"]["grafana"].update(volumes=["./grafana/provisionin:/x:ro"]),
+     "not in the repository"),
+    (lambda d: d["services"]["kafka"].pop("healthcheck"), "kafka has no healthcheck"),
+    (lambda d: d["services"]["kafka-topics"].update(restart="on-failure"), "restarts"),
+    (lambda d: d["services"]["mosquitto"].update(
+        volumes=[v for v in d["services"]["mosquitto"]["volumes"] if "certs" not in v]),
+     "certfile /mosquitto/certs/server.crt is not in a mounted directory"),
+    (lambda d: d["services"]["grafana"]["environment"].pop("GRAFANA_INFLUX_TOKEN"),
+     "uses ${GRAFANA_INFLUX_TOKEN}"),
+    (lambda d: d["services"]["influx-init"]["environment"].update(VITALS_LONG_BUCKET="x"),
+     "init.sh does not read it"),
+    (lambda d: d["services"].pop("store"), "no service store"),
+])
+def test_each_cross_check_catches_its_mistake(loaded: Any, change: Any, expected: str) -> None:
+    raw, doc, used, env = loaded
+    raw, doc = copy.deepcopy(raw), copy.deepcopy(doc)
+    change(doc)
+    for svc in doc["services"]:  # the mutated volumes stand as written
+        if svc in raw["services"] and "volumes" in doc["services"][svc]:
+            raw["services"][svc]["volumes"] = doc["services"][svc]["volumes"]
+    problems = cc.cross_errors(raw, doc, used, env, env)
+    assert any(expected in p for p in problems), problems
+
+
+def test_variables_must_match_env_example(loaded: Any) -> None:
+    raw, doc, used, env = loaded
+    assert any("NEW_VAR is used by compose.yaml but not in .env.example" in p
+               for p in cc.cross_errors(raw, doc, used | {"NEW_VAR"}, env, env))
+    smaller = {k: v for k, v in env.items() if k != "RULES_WORKERS"}
+    assert any("RULES_WORKERS is used" in p for p in cc.cross_errors(raw, doc, used, smaller, env))
+    assert any("STALE is in .env.example but compose.yaml does not use it" in p
+               for p in cc.cross_errors(raw, doc, used, {**env, "STALE": ""}, env))
+
+
+def test_the_command_line_check_passes() -> None:
+    result = subprocess.run([sys.executable, str(DEPLOY / "check_compose.py")],
+                            capture_output=True, text=True, cwd=DEPLOY.parent)
+    assert result.returncode == 0, result.stderr
+    assert "valid against the Compose Specification" in result.stdout
+
+
+# --- a site, as the runbook's first start makes it ----------------------------------------------
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """deploy/.env and the files it names, made as deploy/README.md says."""
+    config = tmp_path / "config"
+    config.mkdir()
+    defaults = DEPLOY.parent / "vitals" / "defaults"
+    for name in ("oncall.yaml", "rules.yaml"):
+        shutil.copy(defaults / name, config / name)
+    (config / "patients.yaml").write_text(
+        "patients:\n"
+        "  - {id: P001, infusion: 2026-11-18, team: haem-a, devices: [ox-1, th-1]}\n"
+        "  - {id: P011, infusion: 2026-11-19, team: haem-b, devices: [ox-1]}\n")
+    accounts = tmp_path / "vitals-accounts"
+    env = {**os.environ, "VITALS_PATIENTS": str(config / "patients.yaml")}
+    subprocess.run([sys.executable, "-m", "vitals", "credentials", "--out", str(accounts)],
+                   env=env, check=True, capture_output=True, cwd=tmp_path)
+    mqtt = tmp_path / "mqtt"
+    mqtt.mkdir()
+    for name in ("passwords", "acl"):
+        shutil.copy(accounts / name, mqtt / name)
+    ca = tmp_path / "ca"
+    subprocess.run([str(DEPLOY / "mosquitto" / "make-certs.sh"), str(ca), "mqtt.example.org"],
+                   check=True, capture_output=True)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for name in ("ca.crt", "server.crt", "server.key"):
+        shutil.copy(ca / name, certs / name)
+    ingest_password = next(line.split(",")[3] for line in
+                           (accounts / "credentials.csv").read_text().splitlines()
+                           if line.startswith(",,ingest,"))
+    text = cc.ENV_EXAMPLE.read_text()
+    values = {"VITALS_CONFIG_DIR": config, "MQTT_CONFIG_DIR": mqtt, "MQTT_CERTS_DIR": certs,
+              "MQTT_INGEST_PASSWORD": ingest_password, "KAFKA_CLUSTER_ID": "MkU3OEVBNTcwNTJENDM2Qk",
+              "INFLUX_ADMIN_PASSWORD": "a-long-admin-password",
+              "INFLUX_ADMIN_TOKEN": "0123456789abcdef", "GRAFANA_ADMIN_PASSWORD": "grafana-pw"}
+    for key, value in values.items():
+        text, n = re.subn(rf"^{key}=.*$", f"{key}={value}", text, flags=re.M)
+        assert n == 1, key
+    env_file = tmp_path / ".env"
+    env_file.write_text(text)
+    return env_file
+
+
+def test_a_site_made_as_the_runbook_says_passes_the_site_check(site: Path) -> None:
+    assert cc.check(cc.COMPOSE, site, site=True) == []
+
+
+def test_the_site_check_names_a_missing_rules_file_and_placeholders(site: Path) -> None:
+    (site.parent / "config" / "rules.yaml").unlink()
+    text = site.read_text().replace("GRAFANA_ADMIN_PASSWORD=grafana-pw",
+                                    "GRAFANA_ADMIN_PASSWORD=change-me")
+    site.write_text(text)
+    problems = cc.check(cc.COMPOSE, site, site=True)
+    assert any("VITALS_RULES" in p and "does not exist" in p for p in problems), problems
+    assert any("GRAFANA_ADMIN_PASSWORD is still 'change-me'" in p for p in problems), problems
+
+
+def test_the_site_check_runs_the_projects_own_validation_of_the_files(site: Path) -> None:
+    oncall = site.parent / "config" / "oncall.yaml"
+    oncall.write_text(oncall.read_text().replace("haem-b:", "haem-x:"))
+    problems = cc.check(cc.COMPOSE, site, site=True)
+    assert any("VITALS_ONCALL" in p and "haem-b" in p for p in problems), problems
+
+
+def test_without_the_site_check_a_site_without_files_is_not_judged(site: Path) -> None:
+    shutil.rmtree(site.parent / "certs")
+    assert cc.check(cc.COMPOSE, site, site=False) == []
+    assert any("certs" in p for p in cc.check(cc.COMPOSE, site, site=True))
+
+
+# --- create-topics.sh ------------------------------------------------------------------------
+FAKE_TOPICS = r"""#!/bin/sh
+echo "kafka-topics $*" >> "$FAKE_DIR/calls"
+topic="" parts="" describe=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --topic) topic=$2; shift ;;
+        --partitions) parts=$2; shift ;;
+        --describe) describe=1 ;;
+    esac
+    shift
+done
+if [ "$describe" = 1 ]; then
+    printf 'Topic: %s\tTopicId: x\tPartitionCount: %s\tReplicationFactor: 1\tConfigs: \n' \
+        "$topic" "$(cat "$FAKE_DIR/topic.$topic")"
+elif [ ! -f "$FAKE_DIR/topic.$topic" ]; then
+    echo "$parts" > "$FAKE_DIR/topic.$topic"
+fi
+"""
+FAKE_CONFIGS = """#!/bin/sh
+echo "kafka-configs $*" >> "$FAKE_DIR/calls"
+"""
+
+
+def run_create_topics(tmp_path: Path, existing: dict[str, int] | None = None,
+                      partitions: int = 8) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in (("kafka-topics.sh", FAKE_TOPICS), ("kafka-configs.sh", FAKE_CONFIGS)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    for topic, n in (existing or {}).items():
+        (bin_dir / f"topic.{topic}").write_text(f"{n}\n")
+    env = {"PATH": os.environ["PATH"], "KAFKA_BIN": str(bin_dir), "FAKE_DIR": str(bin_dir),
+           "KAFKA_BOOTSTRAP": "kafka:9092", "VITALS_KAFKA_PARTITIONS": str(partitions)}
+    result = subprocess.run(["sh", str(DEPLOY / "kafka" / "create-topics.sh")], env=env,
+                            capture_output=True, text=True, timeout=30)
+    calls = (bin_dir / "calls").read_text().splitlines() if (bin_dir / "calls").exists() else []
+    return result, calls
+
+
+def created(calls: list[str]) -> dict[str, tuple[int, dict[str, str]]]:
+    out = {}
+    for call in calls:
+        if "--create" not in call:
+            continue
+        args = call.split()
+        topic = args[args.index("--topic") + 1]
+        configs = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--config")
+        out[topic] = (int(args[args.index("--partitions") + 1]), configs)
+    return out
+
+
+def test_create_topics_declares_every_topic_of_vitals_and_the_rules_changelog(
+        tmp_path: Path) -> None:
+    result, calls = run_create_topics(tmp_path, partitions=12)
+    assert result.returncode == 0, result.stderr
+    topics_made = created(calls)
+    declared = (topics.READINGS, topics.STATUS, topics.REJECTED, topics.TRENDS, topics.ALERTS)
+    assert set(topics_made) == {t.name for t in declared} | {CHANGELOG}
+    for t in declared:
+        assert topics_made[t.name][0] == (1 if t.single_partition else 12), t.name
+    n, changelog = topics_made[CHANGELOG]
+    assert n == 12  # Faust refuses a changelog whose partitions differ from its source topic
+    assert changelog["cleanup.policy"] == "compact"
+    assert int(changelog["segment.bytes"]) <= 64 * 2**20
+    readings = topics_made[topics.READINGS.name][1]
+    assert readings["cleanup.policy"] == "delete"
+    assert int(readings["retention.ms"]) == 168 * 3600 * 1000
+    # existing topics get their settings again
+    altered = [c for c in calls if c.startswith("kafka-configs") and "--alter" in c]
+    assert len(altered) == 6 and any(CHANGELOG in c and "compact" in c for c in altered)
+
+
+def test_create_topics_refuses_a_topic_with_another_partition_count(tmp_path: Path) -> None:
+    result, calls = run_create_topics(tmp_path, existing={"vitals.readings": 4}, partitions=8)
+    assert result.returncode == 1
+    assert "vitals.readings has 4 partitions, not 8" in result.stderr
+    # an existing topic is left alone (--if-not-exists), and every topic is still checked, so
+    # that one run names every mismatch
+    assert all("--if-not-exists" in c for c in calls if "--create" in c)
+    assert len([c for c in calls if "--describe" in c]) == 6
+
+
+def test_create_topics_is_the_script_the_compose_step_runs(loaded: Any) -> None:
+    _raw, doc, _used, _env = loaded
+    step = doc["services"]["kafka-topics"]
+    assert step["entrypoint"] == ["/bin/sh", "/opt/vitals/create-topics.sh"]
+    assert "./kafka/create-topics.sh:/opt/vitals/create-topics.sh:ro" in step["volumes"]
+    assert step["environment"]["VITALS_KAFKA_PARTITIONS"] == "8"
+    kafka_env = doc["services"]["kafka"]["environment"]
+    assert kafka_env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+# --- the HTTP healthchecks, run against a real server ----------------------------------------
+class _Handler(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path in ("/metrics", "/healthz") else 404)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("service", ["ingest", "alerting"])
+def test_the_http_healthcheck_passes_only_when_the_service_answers(loaded: Any,
+                                                                   service: str) -> None:
+    _raw, doc, _used, _env = loaded
+    kind, program, *args = doc["services"][service]["healthcheck"]["test"]
+    assert (kind, program) == ("CMD", "python")  # the image's venv Python
+    port = cc.url_port(args)
+    assert port is not None
+
+    def probe() -> int:
+        return subprocess.run([sys.executable, *args], capture_output=True,
+                              timeout=20).returncode
+
+    assert probe() != 0 or _port_in_use(port)  # nothing listens: unhealthy
+    for status, healthy in ((200, True), (503, False)):
+        handler = type("H", (_Handler,), {"status": status})
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError:
+            pytest.skip(f"port {port} is in use on this machine")
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            assert (probe() == 0) is healthy, status
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

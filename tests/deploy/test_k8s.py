@@ -1,0 +1,277 @@
+"""deploy/k8s: every document parses and is valid against the Kubernetes 1.32 strict schemas
+(tests/deploy/data/k8s-strict-schemas.json), selectors match their pods, probes and singletons
+are where the services need them, every ConfigMap and Secret that is referenced exists or is
+one the site makes (documented in the base kustomization and deploy/README.md), the demo
+overlay's files pass the project's own validation, and the sizing is the measured one.
+No cluster runs here; `kubectl kustomize` renders the overlay when kubectl is installed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from alerting.oncall import load_oncall
+from stream_rules.config import load_rules
+from vitals.patients import load_patients
+from vitals.settings import Settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+K8S = DEPLOY / "k8s"
+SCHEMAS = Path(__file__).resolve().parent / "data" / "k8s-strict-schemas.json"
+DEFAULTS = DEPLOY.parent / "vitals" / "defaults"
+# made by the site, never committed: named in base/kustomization.yaml and deploy/README.md
+SITE_MADE = {("Secret", "vitals-secrets"), ("ConfigMap", "vitals-mqtt-ca"),
+             ("ConfigMap", "vitals-files")}
+SERVICES = {"vitals-ingest": "ingest", "vitals-rules": "rules", "vitals-store": "store",
+            "vitals-alerting": "alerting"}
+
+
+def base_documents() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    docs = []
+    for name in kustomization["resources"]:
+        docs += [d for d in yaml.safe_load_all((K8S / "base" / name).read_text()) if d]
+    return docs
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    return deployment["spec"]["template"]["spec"]["containers"]
+
+
+def references(deployment: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
+    """(kind, name, optional) of every ConfigMap and Secret a Deployment uses."""
+    pod = deployment["spec"]["template"]["spec"]
+    for v in pod.get("volumes", []):
+        if "configMap" in v:
+            yield "ConfigMap", v["configMap"]["name"], v["configMap"].get("optional", False)
+        if "secret" in v:
+            yield "Secret", v["secret"]["secretName"], v["secret"].get("optional", False)
+    for c in pod["containers"]:
+        for src in c.get("envFrom", []):
+            for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                if key in src:
+                    yield kind, src[key]["name"], src[key].get("optional", False)
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {})
+            for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                if key in ref:
+                    yield kind, ref[key]["name"], ref[key].get("optional", False)
+
+
+def test_every_document_parses_and_has_apiversion_kind_and_name() -> None:
+    files = sorted(K8S.rglob("*.yaml"))
+    assert len(files) >= 8
+    for f in files:
+        for doc in yaml.safe_load_all(f.read_text()):
+            assert isinstance(doc, dict), f
+            if f.name == "kustomization.yaml":
+                assert doc["kind"] == "Kustomization", f
+                continue
+            if f.parent.name == "demo":
+                continue  # the demo's patients, on-call and rules files
+            assert doc.get("apiVersion") and doc.get("kind"), f
+            assert doc["metadata"]["name"], f
+
+
+def test_every_document_is_valid_against_the_kubernetes_strict_schemas() -> None:
+    bundle = json.loads(SCHEMAS.read_text())
+    docs = base_documents()
+    assert {f"{d['apiVersion']}/{d['kind']}" for d in docs} <= set(bundle["x-kinds"])
+    for doc in docs:
+        schema = {**bundle, "$ref": bundle["x-kinds"][f"{doc['apiVersion']}/{doc['kind']}"]}
+        errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
+        assert errors == [], (doc["kind"], doc["metadata"]["name"], errors)
+
+
+def test_the_schemas_catch_a_misspelt_field() -> None:
+    bundle = json.loads(SCHEMAS.read_text())
+    deployment = by_kind(base_documents(), "Deployment")["vitals-ingest"]
+    containers(deployment)[0]["livenessProbes"] = containers(deployment)[0].pop("livenessProbe")
+    deployment["spec"]["replicas"] = "1"
+    schema = {**bundle, "$ref": bundle["x-kinds"]["apps/v1/Deployment"]}
+    errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(deployment)]
+    assert any("livenessProbes" in e for e in errors) and any("'1'" in e for e in errors)
+
+
+def test_selectors_match_the_pod_labels_and_services_find_their_pods() -> None:
+    docs = base_documents()
+    deployments = by_kind(docs, "Deployment")
+    assert set(deployments) == set(SERVICES)
+    for name, d in deployments.items():
+        selector = d["spec"]["selector"]["matchLabels"]
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert selector and selector.items() <= labels.items(), name
+    for name, svc in by_kind(docs, "Service").items():
+        matched = [d for d in deployments.values() if svc["spec"]["selector"].items()
+                   <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert len(matched) == 1, name
+        ports = {p["name"] for c in containers(matched[0]) for p in c.get("ports", [])}
+        for p in svc["spec"]["ports"]:
+            assert p["targetPort"] in ports, (name, p)
+
+
+def test_each_deployment_runs_its_vitals_subcommand_as_the_images_user() -> None:
+    import typer.main
+
+    from vitals.cli import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    for name, d in by_kind(base_documents(), "Deployment").items():
+        [c] = containers(d)
+        assert c["args"] == [SERVICES[name]] and "command" not in c, name
+        assert c["args"][0] in commands
+        pod = d["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsUser"] == 10001  # deploy/Dockerfile's useradd
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        assert {"/etc/vitals", "/var/lib/vitals", "/tmp"} <= mounts, name
+
+
+def probe_port(container: dict[str, Any], probe: str) -> tuple[str, int]:
+    http = container[probe]["httpGet"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    return http["path"], ports[http["port"]]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def test_ingest_and_alerting_have_probes_on_the_port_they_listen_on() -> None:
+    deployments = by_kind(base_documents(), "Deployment")
+    for name, path, var in (("vitals-ingest", "/metrics", "VITALS_INGEST_METRICS_ADDR"),
+                            ("vitals-alerting", "/healthz", "VITALS_ALERTING_ADDR")):
+        [c] = containers(deployments[name])
+        host, _, port = env_of(c)[var].rpartition(":")
+        assert host == "0.0.0.0"
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert probe_port(c, probe) == (path, int(port)), (name, probe)
+        # the service waits up to 5 minutes for Kafka before it listens
+        startup = c["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+
+
+def test_ingest_and_alerting_are_single_replicas_replaced_with_recreate() -> None:
+    deployments = by_kind(base_documents(), "Deployment")
+    for name in ("vitals-ingest", "vitals-alerting"):
+        d = deployments[name]
+        assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"]["type"] == "Recreate", name
+
+
+def test_alerting_keeps_its_state_on_a_persistent_volume_claim() -> None:
+    docs = base_documents()
+    d = by_kind(docs, "Deployment")["vitals-alerting"]
+    pod = d["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    settings = by_kind(docs, "ConfigMap")["vitals-settings"]["data"]
+    state_dir = env_of(c).get("VITALS_STATE_DIR", settings["VITALS_STATE_DIR"])
+    [mount] = [m for m in c["volumeMounts"] if m["mountPath"] == state_dir]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    pvc = by_kind(docs, "PersistentVolumeClaim")[claim]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert pod["securityContext"]["fsGroup"] == 10001
+
+
+def test_rules_workers_are_no_more_than_the_partitions_and_never_surge() -> None:
+    docs = base_documents()
+    rules = by_kind(docs, "Deployment")["vitals-rules"]
+    partitions = int(by_kind(docs, "ConfigMap")["vitals-settings"]["data"][
+        "VITALS_KAFKA_PARTITIONS"])
+    assert 1 <= rules["spec"]["replicas"] <= partitions
+    assert rules["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+    assert "replicas <= VITALS_KAFKA_PARTITIONS" in (K8S / "base" / "rules.yaml").read_text()
+
+
+def test_the_settings_are_vitals_settings_and_valid() -> None:
+    docs = base_documents()
+    data = by_kind(docs, "ConfigMap")["vitals-settings"]["data"]
+    known = {f"VITALS_{f.upper()}" for f in Settings.model_fields}
+    env_names = {e["name"] for d in by_kind(docs, "Deployment").values()
+                 for c in containers(d) for e in c.get("env", [])}
+    assert set(data) <= known
+    assert {n for n in env_names if n.startswith("VITALS_")} <= known
+    files = {"VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES", "VITALS_STATE_DIR"}
+    values = {k[len("VITALS_"):].lower(): v for k, v in data.items() if k not in files}
+    Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    for var in ("VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES"):
+        assert data[var].startswith("/etc/vitals/")
+
+
+def test_every_configmap_and_secret_referenced_exists_or_is_made_by_the_site() -> None:
+    docs = base_documents()
+    defined = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    referenced = {(kind, name) for d in by_kind(docs, "Deployment").values()
+                  for kind, name, _optional in references(d)}
+    assert referenced - defined == SITE_MADE
+    notes = (K8S / "base" / "kustomization.yaml").read_text() + (DEPLOY / "README.md").read_text()
+    for _kind, name in SITE_MADE:
+        assert f"`{name}`" in notes, name
+
+
+def test_the_secret_keys_the_deployments_read_are_documented() -> None:
+    keys = {(e["valueFrom"]["secretKeyRef"]["key"])
+            for d in by_kind(base_documents(), "Deployment").values() for c in containers(d)
+            for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    readme = (DEPLOY / "README.md").read_text()
+    assert keys == {"mqtt-url", "influx-token", "webhook-url", "webhook-secret", "smtp-url"}
+    for key in keys:
+        assert f"{key}=" in readme, key
+
+
+def test_resources_follow_the_measured_numbers() -> None:
+    deployments = by_kind(base_documents(), "Deployment")
+
+    def mib(q: str) -> int:
+        m = re.fullmatch(r"(\d+)(Mi|Gi)", q)
+        assert m, q
+        return int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1)
+
+    for name, d in deployments.items():
+        [c] = containers(d)
+        req, lim = c["resources"]["requests"], c["resources"]["limits"]
+        assert mib(req["memory"]) <= mib(lim["memory"]), name
+    ingest = containers(deployments["vitals-ingest"])[0]["resources"]
+    assert mib(ingest["requests"]["memory"]) >= 66  # measured peak RSS 60-66 MiB
+    store = containers(deployments["vitals-store"])[0]["resources"]
+    assert mib(store["limits"]["memory"]) >= 240  # measured peak RSS ~240 MiB
+
+
+def test_the_demo_overlay_files_are_the_embedded_defaults_and_valid() -> None:
+    demo = K8S / "demo"
+    for name in ("patients.yaml", "oncall.yaml", "rules.yaml"):
+        assert (demo / name).read_bytes() == (DEFAULTS / name).read_bytes(), (
+            f"deploy/k8s/demo/{name} differs from vitals/defaults/{name}: copy it again")
+    patients = load_patients(demo / "patients.yaml")
+    load_oncall(demo / "oncall.yaml", {p.team for p in patients})
+    load_rules(demo / "rules.yaml")
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kustomize_renders_the_demo_with_the_generated_configmap_wired_in() -> None:
+    out = subprocess.run(["kubectl", "kustomize", str(K8S / "demo")], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    [files] = [d for d in docs if d["kind"] == "ConfigMap"
+               and d["metadata"]["name"].startswith("vitals-files-")]
+    assert set(files["data"]) == {"patients.yaml", "oncall.yaml", "rules.yaml"}
+    assert files["data"]["rules.yaml"] == (DEFAULTS / "rules.yaml").read_text()
+    for d in (d for d in docs if d["kind"] == "Deployment"):
+        assert d["metadata"]["namespace"] == "vitals"
+        names = {name for kind, name, _ in references(d) if kind == "ConfigMap"}
+        assert files["metadata"]["name"] in names and "vitals-files" not in names
+        assert containers(d)[0]["image"] == "registry.example.org/vitals:0.1.0"
