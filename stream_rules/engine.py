@@ -20,7 +20,7 @@ import numpy as np
 
 from stream_rules import describe
 from stream_rules.config import RulesFile
-from stream_rules.features import minute_median, slope_per_hour
+from stream_rules.features import minute_median, slope_of
 from stream_rules.hysteresis import step
 from stream_rules.rules import Judgement, combined_rules, oximetry_rules, temperature_rules
 from stream_rules.series import DAY_MIN
@@ -270,8 +270,8 @@ class Engine:
         def val(x: float, digits: int = 1) -> float | None:
             return None if math.isnan(x) else round(x, digits)
 
-        temp_slope = slope_per_hour(s.series["temp"].window(m, 120), 4)
-        hr_slope = slope_per_hour(s.series["hr"].window(m, 60), 10)
+        temp_slope = slope_of(s.series["temp"], m, 120, 4)
+        hr_slope = slope_of(s.series["hr"], m, 60, 10)
         return TrendPoint(
             patient_id=s.patient_id, ts=(m + 1) * MINUTE, temp=val(levels["temp"], 2),
             hr=val(levels["hr"]), spo2=val(levels["spo2"]), rr=val(levels["rr"]),

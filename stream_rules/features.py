@@ -10,6 +10,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import medfilt
 
+from stream_rules.series import MinuteSeries
+
 SPIKE_KERNEL = 7  # samples: a motion spike shorter than half of it is removed
 
 
@@ -62,6 +64,25 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
 @lru_cache(maxsize=512)
 def _thinned(n: int, keep: int) -> np.ndarray:
     return np.linspace(0, n - 1, keep).astype(int)
+
+
+def level_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int = 1) -> Level:
+    """`sustained` over the series' window ending at `minute`, computed once per change."""
+    key = ("level", minute, window_min, min_samples)
+    lv = series.memo.get(key)
+    if lv is None:
+        lv = series.memo[key] = sustained(series.window(minute, window_min), min_samples)
+    return lv  # type: ignore[return-value]
+
+
+def slope_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int) -> float:
+    """`slope_per_hour` over the series' window ending at `minute`, computed once per change."""
+    key = ("slope", minute, window_min, min_samples)
+    slope = series.memo.get(key)
+    if slope is None:
+        slope = series.memo[key] = slope_per_hour(series.window(minute, window_min),
+                                                  min_samples)
+    return slope  # type: ignore[return-value]
 
 
 def slope_per_hour(window: np.ndarray, min_samples: int) -> float:

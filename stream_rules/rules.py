@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from stream_rules.config import HighLevel, LowLevel, RulesFile
-from stream_rules.features import Level, news2_partial, slope_per_hour, sustained
+from stream_rules.features import Level, level_of, news2_partial, slope_of
 from stream_rules.state import PatientState
 
 
@@ -31,7 +31,7 @@ def _r(x: float, digits: int = 1) -> float | None:
 
 def level(s: PatientState, signal: str, minute: int, window_min: float, min_samples: int = 1
           ) -> Level:
-    return sustained(s.series[signal].window(minute, int(window_min)), min_samples)
+    return level_of(s.series[signal], minute, int(window_min), min_samples)
 
 
 def _high(lv: Level, cfg: HighLevel, unit: str, **extra: object) -> Judgement:
@@ -59,8 +59,8 @@ def temperature_rules(s: PatientState, m: int, rf: RulesFile) -> dict[str, Judge
     lv = level(s, "temp", m, r.fever.window_min, r.fever.min_samples)
     site_ev = {"site": site, "site_correction_c": correction,
                "measured": _r(lv.value - correction, 2) if lv.known else None}
-    trend_window = s.series["temp"].window(m, int(r.rising_temperature.window_min))
-    slope = slope_per_hour(trend_window, r.rising_temperature.min_samples)
+    slope = slope_of(s.series["temp"], m, int(r.rising_temperature.window_min),
+                     r.rising_temperature.min_samples)
     out = {
         "fever": _high(lv, r.fever, "°C", trend_per_h=_r(slope, 2), **site_ev),
         "high_fever": _high(level(s, "temp", m, r.high_fever.window_min,

@@ -15,14 +15,18 @@ class MinuteSeries:
     Serialised as int16 scaled by `scale` (e.g. 100 for centi-degrees), so a day of one
     signal costs 2.8 KiB."""
 
-    __slots__ = ("head", "scale", "values")
+    __slots__ = ("head", "memo", "scale", "values")
 
     def __init__(self, scale: float, head: int = -1, values: np.ndarray | None = None) -> None:
         self.scale = scale
         self.head = head  # newest minute stored; -1 when empty
         self.values = np.full(DAY_MIN, np.nan) if values is None else values
+        # Features of windows (levels, slopes) already computed since the last change: the
+        # rules ask for the same window several times a minute. Not part of the state.
+        self.memo: dict[tuple[object, ...], object] = {}
 
     def set(self, minute: int, value: float) -> None:
+        self.memo.clear()
         if minute > self.head:
             self._advance(minute)
         elif minute <= self.head - DAY_MIN:

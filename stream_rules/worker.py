@@ -25,6 +25,7 @@ import msgspec
 from stream_rules import state as state_io
 from stream_rules.config import RulesFile
 from stream_rules.engine import Engine, Output
+from stream_rules.state import PatientState
 from vitals import topics
 from vitals.kafka import declare_topics
 from vitals.patients import PatientRegistry
@@ -99,14 +100,13 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
     table = app.Table(TABLE, default=None, partitions=n, key_type=str, value_type=bytes,
                       use_partitioner=True)
 
-    async def publish(pid: str, out: Output) -> None:
+    async def send(pid: str, out: Output) -> list[asyncio.Future]:
+        """Queue a patient's alerts and trends; the futures complete when Kafka has them."""
         key = pid.encode()
-        futures = [await alerts.send(key=key, value=encode(a)) for a in out.alerts]
-        futures += [await trends.send(key=key, value=encode(t)) for t in out.trends]
-        if futures:
-            await asyncio.gather(*futures)  # Kafka acknowledged every one
         for a in out.alerts:
             log.info("%s %s %s", a.status, a.severity, a.summary)
+        return [await alerts.send(key=key, value=encode(a)) for a in out.alerts] + [
+            await trends.send(key=key, value=encode(t)) for t in out.trends]
 
     @app.agent(readings)
     async def judge_readings(stream: faust.StreamT[bytes]) -> None:
@@ -116,6 +116,8 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
             for raw in batch:
                 r = _decode_reading(raw)
                 by_patient[r.patient_id].append(r)
+            judged: list[tuple[str, PatientState]] = []
+            sent: list[asyncio.Future] = []
             for pid, rs in by_patient.items():
                 engine = judge.engine(pid)
                 if engine is None:
@@ -124,9 +126,14 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
                 raw_state = table.get(pid)
                 s = state_io.load(raw_state) if raw_state else engine.new_state()
                 out = engine.process(s, rs)
-                await publish(pid, out)
-                table[pid] = state_io.dump(s)
+                sent += await send(pid, out)
+                judged.append((pid, s))
                 judge.alerts += len(out.alerts)
+            # One wait for the whole batch (not one round trip per patient); the states are
+            # written only once Kafka has every alert, so a crash re-judges instead of losing.
+            await asyncio.gather(*sent)
+            for pid, s in judged:
+                table[pid] = state_io.dump(s)
             judge.readings += len(batch)
             judge.batch_ms.append((time.perf_counter() - started) * 1000)
 
@@ -141,7 +148,7 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
             s = state_io.load(raw_state)
             out = engine.silence(s, now)
             if out.alerts:
-                await publish(pid, out)
+                await asyncio.gather(*await send(pid, out))
                 table[pid] = state_io.dump(s)
 
     @app.timer(STATS_EVERY_S)
