@@ -27,14 +27,11 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# Every benchmark prints its numbers (targets in each script's docstring); ~5 minutes in all.
+# Every benchmark, each in its own process, then one table against the targets:
+# bench/results/latest.md and .json (~10 minutes; BENCH_ARGS=--quick for a short check).
+# See bench/README.md.
 bench: setup
-	$(BIN)/python -m bench.ingest_throughput
-	$(BIN)/python -m bench.engine_throughput
-	$(BIN)/python -m bench.rules_worker_throughput
-	$(BIN)/python -m bench.store_throughput
-	$(BIN)/python -m bench.simulate_throughput
-	$(BIN)/python -m bench.alerting_latency
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Re-pin every Python package after changing pyproject.toml's dependencies.
 lock:

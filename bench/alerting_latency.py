@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -90,6 +91,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     args = ap.parse_args()
+    run(args.rate, args.seconds)
+
+
+def run(rate: float = 100.0, seconds: float = 20.0) -> dict[str, Any]:
+    args = argparse.Namespace(rate=rate, seconds=seconds)
     n = int(args.rate * args.seconds)
     work = Path(tempfile.mkdtemp(prefix="bench-alerting-"))
     patients, oncall = write_files(work, n + 1)
@@ -153,6 +159,8 @@ def main() -> None:
     print(f"  p50 {pct(lat, 50):.1f} ms   p99 {pct(lat, 99):.1f} ms   max {max(lat):.1f} ms   "
           f"paged {len(lat)}/{n}{'' if not missing else f'  MISSING {missing}'}")
     print(f"  target p99 <= 200 ms: {'met' if pct(lat, 99) <= 200 and not missing else 'NOT met'}")
+    return {"events": n, "rate": args.rate, "p50_ms": round(pct(lat, 50), 1),
+            "p99_ms": round(pct(lat, 99), 1), "max_ms": round(max(lat), 1), "paged": len(lat)}
 
 
 if __name__ == "__main__":

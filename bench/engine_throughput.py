@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
+from typing import Any
 
 import numpy as np
 
@@ -43,25 +44,20 @@ def patient_readings(pid: str, hours: int, rng: np.random.Generator, sick: bool)
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patients", type=int, default=50)
-    ap.add_argument("--hours", type=int, default=24)
-    ap.add_argument("--batch", type=int, default=500)
-    args = ap.parse_args()
+def run(patients: int = 50, hours: int = 24, batch: int = 500) -> dict[str, Any]:
     rules = load_rules(None)
     rng = np.random.default_rng(7)
     total, elapsed, latencies, alerts, sizes = 0, 0.0, [], 0, []
-    for p in range(args.patients):
+    for p in range(patients):
         pid = f"B{p:04d}"
         patient = Patient(id=pid, infusion=dt.date(2026, 11, 18), team="haem-a")
-        readings = patient_readings(pid, args.hours, rng, sick=p % 3 == 0)
+        readings = patient_readings(pid, hours, rng, sick=p % 3 == 0)
         engine = Engine(rules, patient)
         state = engine.new_state()
-        for i in range(0, len(readings), args.batch):
-            batch = readings[i:i + args.batch]
+        for i in range(0, len(readings), batch):
+            chunk = readings[i:i + batch]
             t = time.perf_counter()
-            out = engine.process(state, batch)
+            out = engine.process(state, chunk)
             dt_ = time.perf_counter() - t
             elapsed += dt_
             latencies.append(dt_)
@@ -69,14 +65,26 @@ def main() -> None:
         total += len(readings)
         sizes.append(len(state_io.dump(state)))
     lat = np.array(latencies) * 1000
-    print(f"engine: {total} readings of {args.patients} patients x {args.hours} h, "
-          f"batches of {args.batch}")
+    print(f"engine: {total} readings of {patients} patients x {hours} h, batches of {batch}")
     print(f"  readings/s            {total / elapsed:10.0f}   (target >= 100,000)")
     p50, p99 = np.percentile(lat, 50), np.percentile(lat, 99)
     print(f"  per batch p50 / p99   {p50:7.2f} / {p99:.2f} ms")
     print(f"  alert events          {alerts:10d}")
     print(f"  state per patient     {np.mean(sizes) / 1024:7.1f} KiB mean, "
           f"{max(sizes) / 1024:.1f} KiB max (target <= 32 KiB with a day of history)")
+    return {"readings": total, "readings_per_s": round(total / elapsed),
+            "batch_p50_ms": round(float(p50), 2), "batch_p99_ms": round(float(p99), 2),
+            "alerts": alerts, "state_kib_mean": round(float(np.mean(sizes)) / 1024, 1),
+            "state_kib_max": round(max(sizes) / 1024, 1), "hours": hours}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--patients", type=int, default=50)
+    ap.add_argument("--hours", type=int, default=24)
+    ap.add_argument("--batch", type=int, default=500)
+    args = ap.parse_args()
+    run(args.patients, args.hours, args.batch)
 
 
 if __name__ == "__main__":

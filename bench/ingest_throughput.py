@@ -17,6 +17,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, TopicPartition
@@ -167,24 +169,18 @@ def _publisher(port: int, chunk: list[tuple[str, bytes]], client_id: str, barrie
     publish_all(port, chunk, client_id)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--readings", type=int, default=100_000)
-    ap.add_argument("--devices", type=int, default=1000)
-    ap.add_argument("--batch", type=int, default=1, help="readings per MQTT message")
-    ap.add_argument("--publishers", type=int, default=2, help="publishing processes (live)")
-    args = ap.parse_args()
-
+def run(readings: int = 100_000, devices: int = 1000, batch: int = 1, publishers: int = 2
+        ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="vitals-bench-"))
     patients = work / "patients.yaml"
     patients.write_text("patients:\n" + "".join(
         f"  - {{id: B{d:04d}, infusion: 2026-11-01, team: haem-a}}\n"
-        for d in range(args.devices)))
+        for d in range(devices)))
     t0 = int(time.time() * 1000) - 2 * 86_400_000
-    messages = payloads(args.readings, args.devices, args.batch, t0)
-    n = sum(1 if args.batch == 1 else len(json.loads(b)["readings"]) for _, b in messages)
-    print(f"ingest benchmark: {n} readings in {len(messages)} MQTT messages (batch {args.batch}) "
-          f"from {args.devices} devices, QoS 1; Mosquitto, tansu, `vitals ingest` on 2 cores")
+    messages = payloads(readings, devices, batch, t0)
+    n = sum(1 if batch == 1 else len(json.loads(b)["readings"]) for _, b in messages)
+    print(f"ingest benchmark: {n} readings in {len(messages)} MQTT messages (batch {batch}) "
+          f"from {devices} devices, QoS 1; Mosquitto, tansu, `vitals ingest` on 2 cores")
 
     broker = servers.mosquitto(work / "mosquitto")
     kafka = servers.tansu(work / "tansu")
@@ -192,7 +188,7 @@ def main() -> None:
     addr = f"{servers.LOOPBACK}:{servers.free_port()}"
     env = {**os.environ, "VITALS_MQTT_URL": f"mqtt://{servers.LOOPBACK}:{broker.port}",
            "VITALS_KAFKA_URL": f"kafka://{bootstrap}", "VITALS_PATIENTS": str(patients),
-           "VITALS_INGEST_METRICS_ADDR": addr}
+           "VITALS_INGEST_METRICS_ADDR": addr, "VITALS_STATE_DIR": str(work / "state")}
     log = work / "ingest.log"
     half = len(messages) // 2
     ingest: subprocess.Popen[bytes] | None = None
@@ -200,7 +196,7 @@ def main() -> None:
         # 1. live: devices publish while ingest runs
         ingest = start_ingest(env, log)
         cpu0 = cpu_seconds(ingest.pid)
-        start = publish_parallel(broker.port, messages[:half], args.publishers)
+        start = publish_parallel(broker.port, messages[:half], publishers)
         published = time.perf_counter() - start
         live = wait_handled(addr, half, start)
         live_cpu = cpu_seconds(ingest.pid) - cpu0
@@ -209,7 +205,7 @@ def main() -> None:
         ingest.wait(60)
 
         # 2. backlog: the rest is published while ingest is down, then drained
-        publish_parallel(broker.port, messages[half:], args.publishers)
+        publish_parallel(broker.port, messages[half:], publishers)
         ingest = start_ingest(env, log)
         drain = wait_handled(addr, len(messages) - half, time.perf_counter())
         rss = max(rss, peak_rss_mib(ingest.pid))
@@ -223,18 +219,36 @@ def main() -> None:
             ingest.kill()
         broker.stop()
         kafka.stop()
+        last_line = servers.tail(log, 1)
+        shutil.rmtree(work, ignore_errors=True)
 
-    live_n = half * (1 if args.batch == 1 else args.batch)
+    live_n = half * (1 if batch == 1 else batch)
     drain_n = n - live_n
     print(f"  on Kafka afterwards   {stored}/{n} distinct readings, {records} records")
-    print(f"  live                  {live_n / live:9.0f} readings/s  ({args.publishers} publishers "
+    print(f"  live                  {live_n / live:9.0f} readings/s  ({publishers} publishers "
           f"offered {live_n / published:.0f}/s; ingest used {live_cpu / live:.2f} cores, "
           f"{live_cpu / live_n * 1e6:.0f} us CPU/reading)")
     print(f"  backlog drain         {drain_n / drain:9.0f} readings/s  (ingest alone, "
           f"{drain_n} queued at the broker while it was down)")
     print(f"  ingest peak RSS       {rss:9.1f} MiB")
     print(f"  raw MQTT ceiling      {ceiling:9.0f} msg/s  (one paho publisher -> one subscriber)")
-    print(f"  {servers.tail(log, 1)}")
+    print(f"  {last_line}")
+    return {"readings": n, "live_readings_per_s": round(live_n / live),
+            "offered_per_s": round(live_n / published),
+            "backlog_drain_readings_per_s": round(drain_n / drain),
+            "cpu_us_per_reading": round(live_cpu / live_n * 1e6, 1),
+            "peak_rss_mib": round(rss, 1), "distinct_on_kafka": stored,
+            "records_on_kafka": records, "raw_ceiling_msg_per_s": round(ceiling)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--readings", type=int, default=100_000)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=1, help="readings per MQTT message")
+    ap.add_argument("--publishers", type=int, default=2, help="publishing processes (live)")
+    args = ap.parse_args()
+    run(args.readings, args.devices, args.batch, args.publishers)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,19 @@
 """One `vitals rules` worker (Faust, its own process) on tansu: readings/s, p99 per-batch
-latency (as the worker measures it), and state bytes per patient.
+latency (as the worker measures it), and state bytes per patient; then, on the same topic in
+the same run, the Quix Streams app of bench/quix_rules.py for comparison.
 
-    .venv/bin/python -m bench.rules_worker_throughput [--patients 50] [--hours 2]
+    .venv/bin/python -m bench.rules_worker_throughput [--patients 50] [--hours 2] [--no-quix]
 
 The readings are produced to `vitals.readings` first; the clock runs from the worker being
 ready until it has emitted every trend point that the pure engine computes for the same
 readings (so it has judged them all). Target on this 2-core machine: >= 10,000 readings/s
-(a naive Faust agent with three windowed tables measured ~515/s here).
+(a naive Faust agent with three windowed tables measured ~515/s here). The Faust worker is
+stopped before the Quix app starts, so the two never share the cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import re
 import subprocess
@@ -20,68 +21,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-from confluent_kafka import Consumer, Producer, TopicPartition
-
-from bench.engine_throughput import patient_readings
-from stream_rules import state as state_io
-from stream_rules.config import load_rules
-from stream_rules.engine import Engine
+from bench import quix_rules
+from bench.readings import RecordCounter, declare_readings, patients_yaml, prefill
 from vitals import servers
-from vitals.patients import Patient
-from vitals.records import encode
+
+PARTITIONS = 8  # the worker's default VITALS_KAFKA_PARTITIONS
 
 
-def count_records(bootstrap: str, topic: str) -> int:
-    """Records on `topic`, by consuming it (tansu's high watermarks undercount)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{time.time_ns()}"})
-    try:
-        md = c.list_topics(topic, timeout=10).topics[topic]
-        c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
-        n, idle = 0, 0
-        while idle < 3:
-            got = c.consume(10_000, 0.1)
-            idle = 0 if got else idle + 1
-            n += len(got)
-        return n
-    finally:
-        c.close()
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patients", type=int, default=50)
-    ap.add_argument("--hours", type=int, default=2)
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="vitals-bench-rules-"))
-    rules = load_rules(None)
-    rng = np.random.default_rng(11)
-    ids = [f"B{p:04d}" for p in range(args.patients)]
-    (work / "patients.yaml").write_text("patients:\n" + "".join(
-        f"  - {{id: {pid}, infusion: 2026-11-18, team: haem-a}}\n" for pid in ids))
-    kafka = servers.tansu(work / "tansu")
-    bootstrap = f"{servers.LOOPBACK}:{kafka.port}"
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random",
-                         "linger.ms": 20})
-    total, trends, sizes = 0, 0, []
-    for i, pid in enumerate(ids):
-        rs = patient_readings(pid, args.hours, rng, sick=i % 3 == 0)
-        engine = Engine(rules, Patient(id=pid, infusion=dt.date(2026, 11, 18), team="haem-a"))
-        state = engine.new_state()
-        trends += len(engine.process(state, rs).trends)
-        sizes.append(len(state_io.dump(state)))
-        for r in rs:
-            while True:
-                try:
-                    producer.produce("vitals.readings", encode(r), pid.encode())
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        total += len(rs)
-    producer.flush()
+def faust_worker(bootstrap: str, work: Path, trends: int) -> tuple[float, str]:
+    """Seconds from the worker being ready until it emitted `trends` trend points, and its
+    last stats line."""
     env = {**os.environ, "VITALS_KAFKA_URL": f"kafka://{bootstrap}",
-           "VITALS_PATIENTS": str(work / "patients.yaml")}
+           "VITALS_PATIENTS": str(work / "patients.yaml"),
+           "VITALS_KAFKA_PARTITIONS": str(PARTITIONS), "VITALS_STATE_DIR": str(work / "state")}
     log = work / "worker.log"
     with log.open("wb") as out:
         worker = subprocess.Popen([sys.executable, "-c", "from vitals.cli import main; main()",
@@ -92,21 +46,59 @@ def main() -> None:
                 sys.exit(f"worker exited: {servers.tail(log)}")
             time.sleep(0.05)
         start = time.perf_counter()
-        while (seen := count_records(bootstrap, "vitals.trends")) < trends:
-            if time.perf_counter() - start > 600:
-                sys.exit(f"worker emitted {seen} of {trends} trend points in 600 s")
-            time.sleep(0.5)
+        # one consumer reading on, so the end is seen within ~50 ms of the last trend point
+        with RecordCounter(bootstrap, "vitals.trends") as counter:
+            while (seen := counter.poll()) < trends:
+                if time.perf_counter() - start > 600:
+                    sys.exit(f"worker emitted {seen} of {trends} trend points in 600 s")
         elapsed = time.perf_counter() - start
     finally:
         worker.terminate()
         worker.wait(60)
-        kafka.stop()
     stats = re.findall(r"rules: (judged .*)", log.read_text())
-    print(f"rules worker: {total} readings of {args.patients} patients x {args.hours} h, "
+    return elapsed, stats[-1].strip() if stats else "(no stats line)"
+
+
+def run(patients: int = 50, hours: int = 2, quix: bool = True) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="vitals-bench-rules-") as tmp:
+        work = Path(tmp)
+        kafka = servers.tansu(work / "tansu")
+        bootstrap = f"{servers.LOOPBACK}:{kafka.port}"
+        try:
+            declare_readings(bootstrap, PARTITIONS)
+            filled = prefill(bootstrap, patients, hours)
+            (work / "patients.yaml").write_text(patients_yaml(filled.patients))
+            elapsed, stats = faust_worker(bootstrap, work, filled.trends)
+            q = quix_rules.measure(bootstrap, filled.readings, work, filled.firing) if quix \
+                else None
+        finally:
+            kafka.stop()
+    total = filled.readings
+    result: dict[str, Any] = {
+        "readings": total, "readings_per_s": round(total / elapsed), "worker_says": stats,
+        "state_kib_max": round(max(filled.state_sizes) / 1024, 1)}
+    print(f"rules worker: {total} readings of {patients} patients x {hours} h, "
           "one Faust worker on tansu")
     print(f"  readings/s            {total / elapsed:10.0f}   (target >= 10,000)")
-    print(f"  worker says           {stats[-1] if stats else '(no stats line)'}")
-    print(f"  state per patient     {max(sizes) / 1024:7.1f} KiB max ({args.hours} h of history)")
+    print(f"  worker says           {stats}")
+    print(f"  state per patient     {result['state_kib_max']:7.1f} KiB max ({hours} h of history)")
+    if q is not None:
+        result["quix"] = q
+        print(f"  Quix Streams app      {quix_rules.describe(q)}")
+        if "readings_per_s" in q:
+            print(f"  Faust worker / Quix   {total / elapsed / q['readings_per_s']:10.2f}x  "
+                  "(the Quix app runs only the fever and tachycardia windows)")
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--patients", type=int, default=50)
+    ap.add_argument("--hours", type=int, default=2)
+    ap.add_argument("--no-quix", dest="quix", action="store_false",
+                    help="the Faust worker only")
+    args = ap.parse_args()
+    run(args.patients, args.hours, args.quix)
 
 
 if __name__ == "__main__":

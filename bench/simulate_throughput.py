@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -116,14 +117,21 @@ def main() -> None:
     ap.add_argument("--publish-minutes", type=float, default=3)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
+    run(args.patients, args.minutes, args.publish_minutes, args.rounds)
+
+
+def run(patients: int = 1000, minutes: float = 60, publish_minutes: float = 3,
+        rounds: int = 2) -> dict[str, Any]:
+    args = argparse.Namespace(patients=patients, minutes=minutes,
+                              publish_minutes=publish_minutes, rounds=rounds)
     work = Path(tempfile.mkdtemp(prefix="vitals-bench-sim-"))
     try:
-        run(args, work)
+        return measure(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args: argparse.Namespace, work: Path) -> None:
+def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     env = {**os.environ, "VITALS_STATE_DIR": str(work / "state")}
     cohort = ["--patients", str(args.patients), "--seed", "1", "--start", START]
     print(f"simulate benchmark: {args.patients} patients (oximeter 1 Hz, thermometer every "
@@ -178,6 +186,10 @@ def run(args: argparse.Namespace, work: Path) -> None:
     print(f"  vitals simulate  {simulated:9,.0f} msg/s  ({simulated / raw:.0%} of the ceiling; "
           "generating while publishing)")
     print(f"  (best of {args.rounds} rounds each)")
+    return {"to_file_readings_per_s": round(readings / seconds),
+            "whole_command_readings_per_s": round(readings / wall),
+            "replay_msg_per_s": round(replayed), "simulate_msg_per_s": round(simulated),
+            "raw_ceiling_msg_per_s": round(raw), "messages": n}
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -96,12 +97,8 @@ def vm_points(port: int) -> tuple[int, int]:
     return distinct, raw
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--readings", type=int, default=500_000)
-    ap.add_argument("--patients", type=int, default=500)
-    args = ap.parse_args()
-    n = args.readings
+def run(readings: int = 500_000, patients: int = 500) -> dict[str, Any]:
+    n = readings
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with servers.tansu(work / "tansu") as kafka, \
@@ -110,7 +107,7 @@ def main() -> None:
             declare_topics(bootstrap, (*topics.STORE_TOPICS, topics.REJECTED), PARTITIONS,
                            wait_s=10)
             t = time.perf_counter()
-            ends = produce(bootstrap, n, args.patients)
+            ends = produce(bootstrap, n, patients)
             print(f"produced {n:,} readings to {topics.READINGS.name} in "
                   f"{time.perf_counter() - t:.1f} s")
             assert sum(ends.values()) == n, ends
@@ -118,7 +115,8 @@ def main() -> None:
             env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
             env |= {"VITALS_KAFKA_URL": f"kafka://{bootstrap}",
                     "VITALS_INFLUX_URL": f"http://127.0.0.1:{vm.port}",
-                    "VITALS_KAFKA_PARTITIONS": str(PARTITIONS)}
+                    "VITALS_KAFKA_PARTITIONS": str(PARTITIONS),
+                    "VITALS_STATE_DIR": str(work / "state")}
             log = work / "store.log"
             started = time.perf_counter()
             with log.open("wb") as out:
@@ -152,6 +150,17 @@ def main() -> None:
           f"({raw - distinct:,} raw samples written twice)")
     if distinct != n:
         sys.exit(f"expected {n} points in VictoriaMetrics, found {distinct}")
+    return {"readings": n, "drain_points_per_s": round(drain),
+            "from_start_points_per_s": round(overall), "cpu_us_per_point": round(cpu / n * 1e6, 1),
+            "peak_rss_mib": round(rss), "distinct_points": distinct}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--readings", type=int, default=500_000)
+    ap.add_argument("--patients", type=int, default=500)
+    args = ap.parse_args()
+    run(args.readings, args.patients)
 
 
 if __name__ == "__main__":
