@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import os
 import re
 import shutil
@@ -17,27 +16,19 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from stream_rules.worker import CHANGELOG
+from tests.deploy.support import DEPLOY, load_module
 from vitals import topics
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DATA = Path(__file__).resolve().parent / "data"
 # sha256 of compose-spec.json as vendored (see data/README.md)
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 
 
-def load_module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, DEPLOY / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 cc = load_module("check_compose")

@@ -5,28 +5,15 @@ check itself, on small Dockerfiles that must fail."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import time
 import tomllib
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-REPO = DEPLOY.parent
-
-
-def load_module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, DEPLOY / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from tests.deploy.support import DEPLOY, REPO, load_module
 
 cd = load_module("check_dockerfile")
 
