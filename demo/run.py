@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -126,6 +127,8 @@ class Demo:
             observer = Observer(stack.bootstrap).start()
             return self._play(stack, observer, nurse, standin)
         finally:
+            # a second Ctrl-C must not cut the clean-up short and leave servers running
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             with console.status("stopping every process ..."):
                 for part in (nurse, observer):
                     if part is not None:
