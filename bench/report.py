@@ -183,6 +183,7 @@ def markdown(results: dict[str, Any], machine: dict[str, Any]) -> str:
     if e2e:
         lines += ["", "## End to end, per level", "",
                   f"{e2e['patients']} patients, {e2e['publishers']} publishing processes, "
+                  f"{e2e.get('rules_workers', 1)} rules worker(s), "
                   f"{e2e['seconds']:g} s per level, a probe every {e2e['probe_every']:g} s.", "",
                   "| offered/s | published/s | ingested/s | sustained/s | backlog at end | "
                   "drained (s) | kept up | probes paged | p50 ms | p99 ms | max ms | "
