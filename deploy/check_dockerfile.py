@@ -39,6 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -278,13 +279,7 @@ class Builder:
                     raise CheckError(f"line {ins.line}: {s} does not exist in stage "
                                      f"{src_stage.name}")
                 # hard links: the earlier stage's files are not used again
-                target = self.host(dest)
-                if src.is_dir():
-                    shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True,
-                                    copy_function=os.link)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.link(src, target)
+                self.copy(src, self.host(dest), link=True)
             return
         target = self.host(dest)
         many = len(sources) > 1 or dest.endswith("/")
@@ -297,13 +292,16 @@ class Builder:
                                  f"by {self.ignore_file.name}")
             self.copy(src, target / src.name if many and src.is_file() else target)
 
-    def copy(self, src: Path, dest: Path) -> None:
+    def copy(self, src: Path, dest: Path, link: bool = False) -> None:
+        """Copy from the build context (what the ignore file leaves out stays out), or hard-link
+        from an earlier stage (`link`)."""
         if src.is_dir():
-            shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True,
-                            ignore=self.ignored_in)
+            how: dict[str, Any] = ({"copy_function": os.link} if link
+                                   else {"ignore": self.ignored_in})
+            shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, **how)
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest)
+            (os.link if link else shutil.copy2)(src, dest)
 
     def ignored_in(self, directory: str, names: list[str]) -> list[str]:
         """shutil.copytree's `ignore`: what the context leaves out of a copied directory."""
