@@ -11,7 +11,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError
 
 from alerting.core import Alerting
-from vitals import topics
+from vitals import kafka, topics
 from vitals.records import AlertEvent, TrendPoint
 
 log = logging.getLogger(__name__)
@@ -22,16 +22,8 @@ _trend = msgspec.json.Decoder(TrendPoint)
 
 
 def consumer_config(bootstrap: str) -> dict[str, object]:
-    return {
-        "bootstrap.servers": bootstrap,
-        "group.id": GROUP,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",  # a new group pages what is already waiting
-        "fetch.wait.max.ms": 20,  # latency: a page should leave within ~100 ms of the event
-        "session.timeout.ms": 6000,  # a crashed member is replaced sooner
-        "reconnect.backoff.max.ms": 2000,
-        "log_level": 2,
-    }
+    # latency: a page should leave within ~100 ms of the event
+    return {**kafka.consumer_config(bootstrap, GROUP), "fetch.wait.max.ms": 20}
 
 
 class AlertConsumer:

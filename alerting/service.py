@@ -112,7 +112,8 @@ async def serve(settings: Settings, stop: asyncio.Event,
                  consumer.events, core.duplicates, dispatcher.sent)
 
 
-def run(settings: Settings, stop: threading.Event) -> None:
+def run(settings: Settings, stop: threading.Event,
+        on_ready: Callable[[Alerting], None] | None = None) -> None:
     """For the CLI: until `stop` (SIGINT/SIGTERM) is set."""
 
     async def main() -> None:
@@ -120,6 +121,6 @@ def run(settings: Settings, stop: threading.Event) -> None:
         loop = asyncio.get_running_loop()
         threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(astop.set)),
                          daemon=True).start()
-        await serve(settings, astop)
+        await serve(settings, astop, on_ready)
 
     asyncio.run(main())

@@ -31,9 +31,10 @@ import msgspec
 from aiohttp import web
 from confluent_kafka import Producer
 
-from ingest.sink import producer_config
-from vitals import servers, topics
-from vitals.kafka import declare_topics
+from harness import servers
+from harness.command import VITALS
+from vitals import topics
+from vitals.kafka import declare_topics, producer_config
 from vitals.records import AlertEvent
 
 PARTITIONS = 8
@@ -115,7 +116,7 @@ def run(rate: float = 100.0, seconds: float = 20.0) -> dict[str, Any]:
                     "VITALS_ALERTING_ADDR": f"127.0.0.1:{api_port}",
                     "VITALS_KAFKA_PARTITIONS": str(PARTITIONS)})
         log = (work / "alerting.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-c", "from vitals.cli import main; main()",
+        proc = subprocess.Popen([*VITALS,
                                  "alerting"], env=env, stderr=log)
         try:
             producer = Producer({**producer_config(bootstrap), "linger.ms": 0, "log_level": 3})

@@ -22,14 +22,15 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
 
-from alerting.pagerduty_standin import Event
+from harness.pagerduty import Event
+from harness.servers import LOOPBACK
 from simulators.publish import Publisher
 from stream_rules.config import RulesFile
 from stream_rules.engine import Engine
 from vitals import topics
+from vitals.kafka import reader_config
 from vitals.patients import Patient
 from vitals.records import Reading
-from vitals.servers import LOOPBACK
 from vitals.settings import Endpoint
 
 INFUSION = dt.date(2026, 11, 18)
@@ -100,8 +101,7 @@ class AlertWatcher:
 
     def __init__(self, bootstrap: str, probes: dict[str, Probe]) -> None:
         self._probes = probes
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "enable.auto.commit": False,
-                                   "group.id": f"bench-watch-{time.time_ns()}",
+        self._consumer = Consumer({**reader_config(bootstrap, "bench-watch"),
                                    "fetch.wait.max.ms": 10})
         topic = topics.ALERTS.name
         parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions

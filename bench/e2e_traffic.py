@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 
+from harness.servers import LOOPBACK
 from simulators.publish import Publisher
-from vitals.servers import LOOPBACK
 from vitals.settings import Endpoint
 
 TEMP_EVERY_S = 300  # event seconds between thermometer readings

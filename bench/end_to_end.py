@@ -1,6 +1,6 @@
 """End to end: devices -> Mosquitto -> `vitals ingest` -> tansu -> `vitals rules` workers ->
 `vitals alerting` -> a local PagerDuty stand-in, every service its own process
-(vitals.stack). At each offered load (default 1k, 5k and 10k readings/s) it measures the
+(harness.stack). At each offered load (default 1k, 5k and 10k readings/s) it measures the
 readings/s the pipeline sustains and the latency from the MQTT publish of the reading that
 makes a paging rule fire to the PagerDuty request.
 
@@ -43,16 +43,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from alerting.pagerduty_standin import PagerDutyStandIn
 from bench.e2e_probes import INFUSION, TEAM, AlertWatcher, Probe, ProbeRunner, plan, span_ms
 from bench.e2e_traffic import Level, LoadPublishers, speed_for
 from bench.procstats import cpu_seconds, peak_rss_mib
 from bench.report import split_text
+from harness.pagerduty import PagerDutyStandIn
+from harness.servers import tail
+from harness.stack import Stack
 from stream_rules.config import load_rules
 from stream_rules.worker import APP_ID
 from vitals import topics
-from vitals.servers import tail
-from vitals.stack import Stack
 
 PARTITIONS = 8
 ROUTING_KEY = "e2ebe0c4a1b2c3d4e5f60718293a4b5c"  # 32 characters, as PagerDuty requires

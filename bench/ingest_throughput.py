@@ -32,7 +32,9 @@ from confluent_kafka import Consumer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.procstats import cpu_seconds, peak_rss_mib
-from vitals import servers
+from harness import servers
+from harness.command import VITALS
+from vitals.kafka import reader_config
 
 IN_FLIGHT = 100  # paho collapses with unbounded QoS 1 in flight (ENVIRONMENT.md)
 
@@ -82,7 +84,7 @@ def metric(addr: str, name: str) -> float:
 
 def distinct_on_kafka(bootstrap: str, topic: str, expect: int) -> tuple[int, int]:
     """(records, distinct (patient, seq)) by consuming the topic from the beginning."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench"})
+    c = Consumer(reader_config(bootstrap, "bench"))
     try:
         md = c.list_topics(topic, timeout=10).topics[topic]
         c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
@@ -126,7 +128,7 @@ def start_ingest(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start `vitals ingest` and wait until its subscription is granted."""
     before = log.read_text().count("subscribed to") if log.exists() else 0
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-c", "from vitals.cli import main; main()",
+        proc = subprocess.Popen([*VITALS,
                                  "ingest"], env=env, stderr=out)
     deadline = time.monotonic() + 30
     while log.read_text().count("subscribed to") == before:

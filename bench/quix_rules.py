@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.readings import declare_readings, prefill
+from harness import servers
 from stream_rules.config import load_rules
-from vitals import servers, topics
+from vitals import topics
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".quix-venv"

@@ -5,7 +5,6 @@ Quix Streams app read the same records), and counting a topic's records by consu
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +16,7 @@ from stream_rules import state as state_io
 from stream_rules.config import load_rules
 from stream_rules.engine import Engine
 from vitals import topics
+from vitals.kafka import producer_config, reader_config
 from vitals.patients import Patient
 from vitals.records import encode
 
@@ -54,8 +54,7 @@ def prefill(bootstrap: str, patients: int, hours: int, seed: int = 11) -> Prefil
     rules = load_rules(None)
     rng = np.random.default_rng(seed)
     out = Prefilled([f"B{p:04d}" for p in range(patients)])
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random",
-                         "linger.ms": 20})
+    producer = Producer({**producer_config(bootstrap), "linger.ms": 20})
     for i, pid in enumerate(out.patients):
         rs = patient_readings(pid, hours, rng, sick=i % 3 == 0)
         engine = Engine(rules, Patient(id=pid, infusion=INFUSION, team=TEAM))
@@ -87,8 +86,7 @@ class RecordCounter:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.n = 0
         # a short fetch wait: the end is seen within ~10 ms (the default waits up to 500 ms)
-        self._c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{time.time_ns()}",
-                            "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+        self._c = Consumer({**reader_config(bootstrap, "bench"), "fetch.wait.max.ms": 10})
         md = self._c.list_topics(topic, timeout=10).topics[topic]
         self._c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from bench import quix_rules
 from bench.readings import RecordCounter, declare_readings, patients_yaml, prefill
-from vitals import servers
+from harness import servers
+from harness.command import VITALS
 
 PARTITIONS = 8  # the worker's default VITALS_KAFKA_PARTITIONS
 
@@ -38,7 +39,7 @@ def faust_worker(bootstrap: str, work: Path, trends: int) -> tuple[float, str]:
            "VITALS_KAFKA_PARTITIONS": str(PARTITIONS), "VITALS_STATE_DIR": str(work / "state")}
     log = work / "worker.log"
     with log.open("wb") as out:
-        worker = subprocess.Popen([sys.executable, "-c", "from vitals.cli import main; main()",
+        worker = subprocess.Popen([*VITALS,
                                    "rules"], env=env, stdout=out, stderr=out)
     try:
         while "Worker]: Ready" not in log.read_text():

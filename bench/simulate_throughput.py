@@ -35,8 +35,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from simulators import trafficfile
-from vitals import servers
+from harness import servers
+from harness.command import VITALS
+from vitals import trafficfile
 
 START = "2026-11-20T00:00:00Z"
 RAW_PUBLISHER = """
@@ -44,7 +45,7 @@ import sys, time
 from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from simulators import trafficfile
+from vitals import trafficfile
 messages = [(m.topic, m.payload) for m in trafficfile.read(Path(sys.argv[2]))]
 c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw")
 c.max_inflight_messages_set(100)
@@ -99,7 +100,7 @@ class Counter:
 
 def vitals(*args: str, env: dict[str, str]) -> tuple[str, float]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", "from vitals.cli import main; main()", *args],
+    done = subprocess.run([*VITALS, *args],
                           capture_output=True, text=True, env=env)
     if done.returncode:
         sys.exit(f"vitals {' '.join(args)} failed: {done.stderr.strip()[-500:]}")

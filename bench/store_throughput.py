@@ -29,10 +29,11 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.procstats import cpu_seconds, peak_rss_mib
-from ingest.influx.writer import GROUP_ID
-from ingest.sink import producer_config
-from vitals import servers, topics
-from vitals.kafka import declare_topics
+from harness import servers
+from harness.command import VITALS
+from storage.writer import GROUP_ID
+from vitals import topics
+from vitals.kafka import declare_topics, producer_config
 from vitals.records import Reading, encode
 
 PARTITIONS = 8
@@ -120,8 +121,7 @@ def run(readings: int = 500_000, patients: int = 500) -> dict[str, Any]:
             log = work / "store.log"
             started = time.perf_counter()
             with log.open("wb") as out:
-                proc = subprocess.Popen([sys.executable, "-c",
-                                         "from vitals.cli import main; main()", "store"],
+                proc = subprocess.Popen([*VITALS, "store"],
                                         env=env, stderr=out)
             first: tuple[float, int] | None = None
             done = 0

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from alerting.oncall import OnCall
-from alerting.pagerduty_standin import Event
+from harness.pagerduty import Event
 
 
 @dataclass

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaError
 from evaluation.run import PatientRun
 from stream_rules.engine import Output
 from vitals import topics
+from vitals.kafka import reader_config
 from vitals.records import AlertEvent, TrendPoint
 
 
@@ -27,9 +28,7 @@ class Observer:
         self.alerts = 0
         self.last_message = time.monotonic()  # wall clock: when the pipeline last said anything
         self._stop = threading.Event()
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"vitals-demo-{time.time_ns()}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        self._consumer = Consumer(reader_config(bootstrap, "vitals-demo"))
         self._consumer.subscribe([topics.ALERTS.name, topics.TRENDS.name])
         self._thread = threading.Thread(target=self._loop, name="observer", daemon=True)
         self._alert = msgspec.json.Decoder(AlertEvent)

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alerting.pagerduty_standin import Event
 from evaluation import plots as plots_
 from evaluation import report as eval_report
 from evaluation import score
 from evaluation.run import PatientRun
+from harness.pagerduty import Event
 from simulators.plan import HOUR, iso
 from simulators.truth import Truth
 

@@ -27,11 +27,12 @@ from rich.console import Console
 from rich.live import Live
 
 from alerting.oncall import OnCall
-from alerting.pagerduty_standin import Event, PagerDutyStandIn
 from demo import report, view
 from demo.nurse import Nurse
 from demo.observe import Observer
 from evaluation.run import desat_onsets
+from harness.pagerduty import Event, PagerDutyStandIn
+from harness.stack import Stack
 from simulators import cohort, stream
 from simulators import truth as truth_
 from simulators.plan import DAY, MINUTE, Simulation
@@ -39,7 +40,6 @@ from simulators.publish import Publisher, pace, prefetch
 from simulators.run import default_start
 from vitals.configfile import embedded, load_model
 from vitals.settings import MQTT_SCHEMES, Settings, load_settings, parse_endpoint
-from vitals.stack import Stack
 
 OX_INTERVAL = MINUTE  # a minute's summary per oximeter keeps two weeks of 20 patients light
 QUIET_S = 5.0  # the pipeline has caught up when it has said nothing for this long

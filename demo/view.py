@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from alerting.pagerduty_standin import Event
+from harness.pagerduty import Event
 from simulators.plan import DAY, Simulation, iso
 from vitals.records import TrendPoint
 

@@ -6,7 +6,7 @@ cross-references that the schema cannot see.
 
 Variables are interpolated as `docker compose` does (`${VAR}`, `${VAR:-default}`,
 `${VAR:?error}`, `$$`, ...) from the env file; then the file is validated against the schema
-vendored in tests/deploy/data/compose-spec.json, and:
+vendored in deploy/schemas/compose-spec.json, and:
 
 - every variable the compose file uses is in .env.example, and every one there is used;
 - every bind-mounted path that is part of the repository exists; paths that come from a
@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 COMPOSE = HERE / "compose.yaml"
 ENV_EXAMPLE = HERE / ".env.example"
-SCHEMA = REPO / "tests" / "deploy" / "data" / "compose-spec.json"
+SCHEMA = REPO / "deploy" / "schemas" / "compose-spec.json"
 
 VITALS_SERVICES = ("ingest", "rules", "store", "alerting")
 ONE_SHOTS = ("kafka-topics", "influx-init")
@@ -225,7 +225,7 @@ def script_variables(text: str) -> set[str]:
 def vitals_commands() -> dict[str, Any]:
     import typer.main
 
-    from vitals.cli import app
+    from cli.app import app
 
     return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 

@@ -51,7 +51,7 @@ BASE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 # so `--help` alone would not notice a missing dependency) and the embedded default files.
 SERVICE_COMMANDS = ("ingest", "rules", "store", "alerting", "credentials")
 SMOKE = """
-import ingest.service, ingest.influx.writer, stream_rules.worker, alerting.service
+import ingest.service, storage.writer, stream_rules.worker, alerting.service
 from vitals.patients import load_patients
 from stream_rules.config import load_rules
 from alerting.oncall import load_oncall

@@ -18,11 +18,12 @@ import numpy as np
 
 from ingest.dedup import DuplicateFilter
 from ingest.parse import Parser
-from simulators import cohort, stream, trafficfile
+from simulators import cohort, stream
 from simulators.plan import Simulation
 from simulators.stream import Injected
 from stream_rules.config import RulesFile
 from stream_rules.engine import Engine, Output
+from vitals import trafficfile
 from vitals.patients import Patient, PatientRegistry
 from vitals.records import AlertEvent, Reading
 

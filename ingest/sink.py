@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from vitals.kafka import producer_config
+
 log = logging.getLogger(__name__)
 
 OnDone = Callable[[], None]
@@ -31,24 +33,6 @@ class Sink(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for sinks that hold nothing
         """Release connections (after `flush`)."""
-
-
-def producer_config(bootstrap: str) -> dict[str, object]:
-    return {
-        "bootstrap.servers": bootstrap,
-        "acks": "all",
-        # Never give up on a record: an outage backs up into the producer's queue, then into
-        # unacknowledged MQTT messages at the broker; nothing is dropped.
-        "message.timeout.ms": 0,
-        "linger.ms": 5,
-        "compression.type": "lz4",
-        # The same partitioner as the Java client, aiokafka and Faust: a patient's key lands on
-        # the same partition whoever produces it.
-        "partitioner": "murmur2_random",
-        "queue.buffering.max.messages": 200_000,
-        # After an outage, reconnect within 2 s rather than librdkafka's default of up to 10 s.
-        "reconnect.backoff.max.ms": 2000,
-    }
 
 
 class KafkaSink(Sink):

@@ -6,7 +6,7 @@ batches on reconnect, status messages, QoS 1 duplicates and the odd malformed pa
 Speed matters here (hundreds of thousands of readings per second): values are computed with
 numpy per device and chunk, and payloads are rendered with %-templates over `.tolist()`
 columns. A template renders either the payload or, for the traffic file, the whole escaped
-file line (`simulators.trafficfile` format) in one step.
+file line (`vitals.trafficfile` format) in one step.
 
 Chunk-invariance: each device draws its noise from its own streams, a fixed number of values
 per sample in sample order, and carries its filter state and offline buffer between chunks,

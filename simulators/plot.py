@@ -16,8 +16,8 @@ import msgspec
 import numpy as np
 
 from simulators.plan import DAY, SECOND, Simulation
-from simulators.trafficfile import Message
 from simulators.truth import Truth
+from vitals.trafficfile import Message
 
 MAX_POINTS = 40_000  # per patient and series, after decimation
 TEMP_FLOOR = 34.5  # °C: the temperature axis starts here

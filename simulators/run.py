@@ -23,11 +23,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from simulators import cohort, stream, trafficfile
+from simulators import cohort, stream
 from simulators import plot as plot_
 from simulators import truth as truth_
 from simulators.plan import DAY, MINUTE, Simulation, iso
 from simulators.publish import Publisher, PublishError, pace, prefetch
+from vitals import trafficfile
 from vitals.settings import ConfigError, Endpoint
 
 

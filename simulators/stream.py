@@ -22,7 +22,7 @@ import numpy as np
 
 from simulators.devices import DeviceSim
 from simulators.plan import MINUTE, Simulation
-from simulators.trafficfile import Message
+from vitals.trafficfile import Message
 
 DEFAULT_CHUNK = 10 * MINUTE
 CHUNK_READINGS = 300_000  # an automatic chunk holds about this many readings at most
@@ -158,7 +158,7 @@ def open_text(path: Path) -> io.TextIOBase:
 
 def write(stream: Stream, path: Path, progress: Callable[[Batch], None] | None = None
           ) -> Written:
-    """Write the traffic file (`simulators.trafficfile` format) chunk by chunk."""
+    """Write the traffic file (`vitals.trafficfile` format) chunk by chunk."""
     if not stream.line:
         raise ValueError("write() needs a Stream in line mode")
     with open_text(path) as f:

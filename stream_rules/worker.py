@@ -29,6 +29,7 @@ from stream_rules.state import PatientState
 from vitals import topics
 from vitals.kafka import declare_topics
 from vitals.patients import PatientRegistry
+from vitals.ready import announce_ready
 from vitals.records import Reading, encode
 from vitals.settings import Settings
 
@@ -55,6 +56,7 @@ class Judge:
         self.readings = 0
         self.alerts = 0
         self.batch_ms: deque[float] = deque(maxlen=2000)
+        self.announced = False
 
     def stats(self) -> str:
         ms = sorted(self.batch_ms)
@@ -154,6 +156,13 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
     @app.timer(STATS_EVERY_S)
     async def report() -> None:
         log.info("%s", judge.stats())
+
+    @app.on_rebalance_complete.connect
+    async def judging(_app: faust.App, **_kw: object) -> None:
+        """Partitions assigned and state recovered: say so once (`vitals.ready`)."""
+        if not judge.announced:
+            judge.announced = True
+            announce_ready("rules")
 
     @app.on_before_shutdown.connect
     async def said_goodbye(_app: faust.App, **_kw: object) -> None:

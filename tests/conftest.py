@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import servers
 from tests.support import write_patients
-from vitals import servers, topics
+from vitals import topics
 from vitals.kafka import declare_topics
 from vitals.settings import Settings, load_settings
 

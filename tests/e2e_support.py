@@ -22,13 +22,14 @@ from confluent_kafka import Consumer, TopicPartition
 
 from alerting.oncall import default_oncall_path
 from evaluation.run import Pipeline
+from harness import servers
+from harness.stack import Stack
 from ingest.dedup import DuplicateFilter
 from ingest.parse import Parser
-from simulators import trafficfile
 from stream_rules.config import load_rules
-from vitals import servers
+from vitals import trafficfile
+from vitals.kafka import reader_config
 from vitals.patients import load_patients
-from vitals.stack import Stack
 
 AlertKey = tuple[str, str]  # (alert_id, status)
 
@@ -106,8 +107,7 @@ class TopicTail:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
         self.records: list[tuple[str, dict[str, Any]]] = []  # (key, value)
-        self._c = Consumer({"bootstrap.servers": bootstrap, "enable.auto.commit": False,
-                            "group.id": f"e2e-{topic}-{time.monotonic_ns()}"})
+        self._c = Consumer(reader_config(bootstrap, f"e2e-{topic}"))
         parts = self._c.list_topics(topic, timeout=10).topics[topic].partitions
         self._c.assign([TopicPartition(topic, p, 0) for p in parts])
 
@@ -125,7 +125,7 @@ class TopicTail:
 
 def topic_size(bootstrap: str, topic: str) -> int:
     """Records in `topic` (the sum of its partitions' high watermarks)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"e2e-size-{time.monotonic_ns()}"})
+    c = Consumer(reader_config(bootstrap, "e2e-size"))
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]

@@ -8,7 +8,7 @@ import contextlib
 import socket
 import threading
 
-from vitals.servers import LOOPBACK, free_port
+from harness.servers import LOOPBACK, free_port
 
 
 class TcpRelay:

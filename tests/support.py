@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -18,8 +17,10 @@ import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.command import VITALS
 from ingest import service
 from ingest.counts import Counts
+from vitals.kafka import reader_config
 from vitals.settings import Settings
 
 T = TypeVar("T")
@@ -51,8 +52,7 @@ def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 10.0,
                settle: float = 0.5) -> list[tuple[bytes | None, dict]]:
     """Every record of `topic` from the beginning: waits for `expect` records, then `settle`
     seconds more so that extra (duplicate) records would be seen too."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{time.monotonic_ns()}",
-                  "enable.auto.commit": False})
+    c = Consumer(reader_config(bootstrap, "test"))
     try:
         md = c.list_topics(topic, timeout=10).topics[topic]
         c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
@@ -129,7 +129,7 @@ def start_ingest_process(settings: Settings, log: Path) -> subprocess.Popen[byte
     """`vitals ingest` as its own process, returned once its subscription is granted."""
     before = log.read_text().count("subscribed to") if log.exists() else 0
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-c", "from vitals.cli import main; main()",
+        proc = subprocess.Popen([*VITALS,
                                  "ingest"], env=settings_env(settings), stderr=out)
     deadline = time.monotonic() + 20
     while log.read_text().count("subscribed to") == before:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +36,10 @@ from typing import Any
 
 import pytest
 
-from alerting.pagerduty_standin import Event, PagerDutyStandIn
+from harness import servers
+from harness.command import VITALS
+from harness.pagerduty import Event, PagerDutyStandIn
+from harness.stack import Stack
 from tests.alerting.support import pagerduty_validator
 from tests.e2e_support import (
     AlertKey,
@@ -52,8 +54,7 @@ from tests.e2e_support import (
     vm_points,
     write_oncall,
 )
-from vitals import servers, topics
-from vitals.stack import Stack
+from vitals import topics
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +65,6 @@ SPEED = 3600  # one simulated hour a second: 30 simulated hours in ~30 s
 # It must lie in the past (ingest rejects readings from the future as clock skew); nothing
 # in the pipeline minds readings that are weeks old.
 START = "2026-11-02T00:00:00Z"
-VITALS = [sys.executable, "-m", "vitals"]
 
 
 @dataclass

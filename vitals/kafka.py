@@ -1,4 +1,5 @@
-"""Kafka plumbing shared by the services: declaring the topics, waiting for the broker."""
+"""Kafka plumbing shared by the services: the one client configuration (producer and
+consumer), declaring the topics, waiting for the broker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,52 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from vitals.topics import Topic
 
 log = logging.getLogger(__name__)
+
+# The partitioner of the Java client, aiokafka and Faust: a patient's key lands on the same
+# partition whoever produces it, so a patient's readings and its rules state (a Faust table
+# keyed the same way) always share a partition.
+PARTITIONER = "murmur2_random"
+
+
+def producer_config(bootstrap: str) -> dict[str, object]:
+    """Every producer of the project: acknowledged by all replicas, never giving up."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        # Never give up on a record: an outage backs up into the producer's queue, then into
+        # unacknowledged MQTT messages at the broker; nothing is dropped.
+        "message.timeout.ms": 0,
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "partitioner": PARTITIONER,
+        "queue.buffering.max.messages": 200_000,
+        # After an outage, reconnect within 2 s rather than librdkafka's default of up to 10 s.
+        "reconnect.backoff.max.ms": 2000,
+    }
+
+
+def consumer_config(bootstrap: str, group: str) -> dict[str, object]:
+    """Every consumer group of the project: offsets committed by hand, after the work is done,
+    and a new group starts from the beginning (what is already waiting is judged or paged)."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        # Joining a group takes about half the session timeout; heartbeats come from
+        # librdkafka's own thread, so long work does not expire the session.
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 2000,
+        "reconnect.backoff.max.ms": 2000,
+        "log_level": 2,
+    }
+
+
+def reader_config(bootstrap: str, name: str) -> dict[str, object]:
+    """A consumer that reads topics by assignment, outside any shared group (observers, tests,
+    benchmarks): a group id of its own and nothing committed."""
+    return {"bootstrap.servers": bootstrap, "group.id": f"{name}-{time.monotonic_ns()}",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest", "log_level": 2}
 
 
 def declare_topics(bootstrap: str, topics: tuple[Topic, ...], partitions: int,

@@ -18,9 +18,9 @@ from aiohttp import web
 from alerting import service
 from alerting.core import Alerting
 from alerting.dispatch import Dispatcher
+from harness.servers import free_port
 from tests.support import write_patients
 from vitals.records import AlertEvent
-from vitals.servers import free_port
 from vitals.settings import Settings, load_settings
 
 # The official PagerDuty Events API v2 schema (CONTRACT section 4). A copy lives with the tests so

@@ -13,6 +13,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
 from alerting.notify.webhook import SIGNATURE_HEADER, verify
+from harness.servers import free_port
 from tests.alerting.support import (
     CONTRACT_SCHEMA,
     SCHEMA_FILE,
@@ -22,7 +23,6 @@ from tests.alerting.support import (
     event,
     make_settings,
 )
-from vitals.servers import free_port
 
 
 def test_the_schema_check_has_teeth() -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,9 +16,11 @@ import msgspec
 import pytest
 from confluent_kafka import Producer
 
+from harness import servers
+from harness.command import VITALS
 from tests.alerting.support import Clock, Receiver, build, event, make_settings
 from tests.support import wait_for
-from vitals import servers
+from vitals.kafka import producer_config
 from vitals.records import AlertEvent, TrendPoint
 from vitals.settings import Settings
 
@@ -42,7 +43,7 @@ def env_of(settings: Settings, kafka: servers.Server) -> dict[str, str]:
 
 def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-c", "from vitals.cli import main; main()",
+        proc = subprocess.Popen([*VITALS,
                                  "alerting"], env=env, stderr=out, cwd=log.parent)
 
     def up() -> bool:
@@ -66,7 +67,7 @@ def audit(env: dict[str, str]) -> list[dict[str, object]]:
 
 def produce(port: int, *records: AlertEvent | TrendPoint, topic: str = "vitals.alerts"
             ) -> None:
-    p = Producer({"bootstrap.servers": f"127.0.0.1:{port}", "partitioner": "murmur2_random"})
+    p = Producer(producer_config(f"127.0.0.1:{port}"))
     for rec in records:
         p.produce(topic, msgspec.json.encode(rec), rec.patient_id.encode())
     assert p.flush(10) == 0
@@ -150,7 +151,7 @@ def test_a_bad_oncall_file_stops_the_command_in_one_line(tmp_path: Path) -> None
                       "      - {after_min: 0, notify: [b]}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
     env["VITALS_ONCALL"] = str(oncall)
-    r = subprocess.run([sys.executable, "-c", "from vitals.cli import main; main()",
+    r = subprocess.run([*VITALS,
                         "alerting"], env=env, capture_output=True, text=True, timeout=30,
                        cwd=tmp_path)
     assert r.returncode == 2

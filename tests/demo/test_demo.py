@@ -8,16 +8,16 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.ingest.influx.support import vm_points
-from vitals import servers
+from harness import servers
+from harness.command import VITALS
+from tests.storage.support import vm_points
 
-DEMO = [sys.executable, "-m", "vitals", "demo"]
+DEMO = [*VITALS, "demo"]
 
 
 def processes_of(workdir: str) -> list[str]:

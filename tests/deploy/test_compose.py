@@ -20,12 +20,13 @@ from typing import Any
 
 import pytest
 
+from harness.command import VITALS
 from stream_rules.worker import CHANGELOG
 from tests.deploy.support import DEPLOY, load_module
 from vitals import topics
 
-DATA = Path(__file__).resolve().parent / "data"
-# sha256 of compose-spec.json as vendored (see data/README.md)
+SCHEMAS = DEPLOY / "schemas"
+# sha256 of compose-spec.json as vendored (see deploy/schemas/README.md)
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 
 
@@ -49,8 +50,8 @@ def cross(loaded: tuple[dict[str, Any], dict[str, Any], set[str], dict[str, str]
 
 # --- the schema ------------------------------------------------------------------------------
 def test_the_vendored_schema_is_the_one_noted_in_data_readme() -> None:
-    assert hashlib.sha256((DATA / "compose-spec.json").read_bytes()).hexdigest() == SCHEMA_SHA256
-    assert SCHEMA_SHA256 in (DATA / "README.md").read_text()
+    assert hashlib.sha256((SCHEMAS / "compose-spec.json").read_bytes()).hexdigest() == SCHEMA_SHA256
+    assert SCHEMA_SHA256 in (SCHEMAS / "README.md").read_text()
 
 
 def test_compose_yaml_is_valid_against_the_compose_specification(loaded: Any) -> None:
@@ -190,7 +191,7 @@ def site(tmp_path: Path) -> Path:
         "  - {id: P011, infusion: 2026-11-19, team: haem-b, devices: [ox-1]}\n")
     accounts = tmp_path / "vitals-accounts"
     env = {**os.environ, "VITALS_PATIENTS": str(config / "patients.yaml")}
-    subprocess.run([sys.executable, "-m", "vitals", "credentials", "--out", str(accounts)],
+    subprocess.run([*VITALS, "credentials", "--out", str(accounts)],
                    env=env, check=True, capture_output=True, cwd=tmp_path)
     mqtt = tmp_path / "mqtt"
     mqtt.mkdir()

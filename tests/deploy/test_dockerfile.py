@@ -66,7 +66,7 @@ def test_the_dockerignore_keeps_the_venv_and_git_out_but_not_what_is_copied() ->
     for path in (".venv", ".git", ".venv/lib/x.py", "vitals/__pycache__/cli.cpython-311.pyc",
                  "tests/deploy/test_dockerfile.py", ".env", "deploy/.env"):
         assert cd.ignored(path, patterns), path
-    for path in ("vitals/cli.py", "requirements.lock", "pyproject.toml", "README.md",
+    for path in ("cli/app.py", "requirements.lock", "pyproject.toml", "README.md",
                  "simulators/README.md", "vitals/defaults/rules.yaml"):
         assert not cd.ignored(path, patterns), path
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from ingest.influx import schema
+from storage import schema
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 GRAFANA = DEPLOY / "grafana"

@@ -126,7 +126,7 @@ def test_selectors_match_the_pod_labels_and_services_find_their_pods() -> None:
 def test_each_deployment_runs_its_vitals_subcommand_as_the_images_user() -> None:
     import typer.main
 
-    from vitals.cli import app
+    from cli.app import app
 
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     for name, d in by_kind(base_documents(), "Deployment").items():

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness import servers
+from harness.command import VITALS
 from tests.support import write_patients
-from vitals import servers
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CONF = DEPLOY / "mosquitto" / "mosquitto.conf"
@@ -42,7 +43,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
                               {"P001": ["ox-1", "th-1"], "P002": ["ox-1"]})
     accounts = tmp_path / "accounts"
     env = {**os.environ, "VITALS_PATIENTS": str(patients)}
-    subprocess.run([sys.executable, "-m", "vitals", "credentials", "--out", str(accounts)],
+    subprocess.run([*VITALS, "credentials", "--out", str(accounts)],
                    env=env, check=True, capture_output=True, cwd=tmp_path)
     certs = tmp_path / "certs"
     subprocess.run([str(DEPLOY / "mosquitto" / "make-certs.sh"), str(certs), HOSTNAME],

@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from harness.command import VITALS
 
 START = "2026-11-20T00:00:00Z"
 
 
 def vitals(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    return subprocess.run([sys.executable, "-c", "from vitals.cli import main; main()", *args],
+    return subprocess.run([*VITALS, *args],
                           capture_output=True, text=True, timeout=120, env=env)
 
 

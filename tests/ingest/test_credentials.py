@@ -20,11 +20,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from typer.testing import CliRunner
 
+from cli.app import app
+from harness import servers
 from ingest.credentials import generate, hash_password
 from ingest.mqtt_source import SUBSCRIPTIONS
 from tests.support import publish, read_topic, start_ingest, write_patients
-from vitals import servers
-from vitals.cli import app
 from vitals.patients import PatientRegistry, load_patients
 from vitals.settings import load_settings
 

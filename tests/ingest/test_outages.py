@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness import servers
 from tests.relay import TcpRelay
 from tests.support import (
     metric,
@@ -22,7 +23,6 @@ from tests.support import (
     start_ingest_process,
     wait_for,
 )
-from vitals import servers
 from vitals.settings import Settings
 
 

@@ -14,7 +14,7 @@ from simulators import truth
 from simulators.plan import Simulation
 from simulators.scenario import ScenarioModel, build
 from simulators.stream import Stream
-from simulators.trafficfile import Message
+from vitals.trafficfile import Message
 
 START = int(dt.datetime(2026, 11, 20, tzinfo=dt.UTC).timestamp() * 1000)
 MIN, HOUR = 60_000, 3_600_000

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-from simulators import trafficfile, truth
+from harness import servers
+from harness.command import VITALS
 from tests.simulators.test_publish import Subscriber
-from vitals import servers
+from vitals import trafficfile, truth
 from vitals.patients import load_patients
 
 
@@ -19,7 +19,7 @@ def vitals(*args: str, port: int | None = None, state: Path | None = None
     env["VITALS_MQTT_URL"] = f"mqtt://127.0.0.1:{port or servers.free_port()}"
     if state:
         env["VITALS_STATE_DIR"] = str(state)
-    return subprocess.run([sys.executable, "-c", "from vitals.cli import main; main()", *args],
+    return subprocess.run([*VITALS, *args],
                           capture_output=True, text=True, timeout=120, env=env)
 
 

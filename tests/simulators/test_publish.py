@@ -11,11 +11,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 
-from simulators import cohort, run, stream, trafficfile
+from harness import servers
+from simulators import cohort, run, stream
 from simulators.publish import Publisher, pace
 from tests.simulators.helpers import START, by_device, sim_of
 from tests.simulators.test_stream import FAULTY
-from vitals import servers
+from vitals import trafficfile
 from vitals.settings import Endpoint
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators import cohort, stream, trafficfile, truth
+from simulators import cohort, stream, truth
 from simulators.plan import MINUTE
 from tests.simulators.helpers import START, sim_of
+from vitals import trafficfile
 
 FAULTY = """
 seed: 31

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +14,18 @@ import msgspec
 import pytest
 from confluent_kafka import Producer
 
+from harness import servers
+from harness.command import VITALS
 from stream_rules.config import load_rules
 from stream_rules.engine import Engine
 from tests.stream_rules.test_engine import PATIENT, readings
 from tests.support import read_topic, wait_for, write_patients
-from vitals import servers
+from vitals.kafka import producer_config
 from vitals.records import Reading, encode
 
 pytestmark = pytest.mark.slow
 
-WORKER = [sys.executable, "-c", "from vitals.cli import main; main()", "rules"]
+WORKER = [*VITALS, "rules"]
 
 
 class Workers:
@@ -63,7 +64,7 @@ def workers(kafka: servers.Server, tmp_path: Path) -> Iterator[Workers]:
 def produce(bootstrap: str, rs: list[Reading]) -> None:
     """As ingest would: stamped with the time of receipt (the worker's live silence check
     reads it), keyed by patient."""
-    p = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    p = Producer(producer_config(bootstrap))
     now = int(time.time() * 1000)
     for r in rs:
         p.produce("vitals.readings", encode(msgspec.structs.replace(r, received_at=now)),

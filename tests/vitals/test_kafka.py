@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from vitals import servers
+from harness import servers
 from vitals.kafka import declare_topics
 from vitals.topics import Topic
 

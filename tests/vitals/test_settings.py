@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from harness.command import VITALS
 from vitals.settings import ConfigError, Endpoint, Settings, load_settings
 
 
@@ -173,7 +173,7 @@ def test_the_console_command_stops_with_one_line_and_status_2(tmp_path: Path) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
     env["VITALS_MQTT_URL"] = "http://127.0.0.1:1883"
     proc = subprocess.run(
-        [sys.executable, "-c", "from vitals.cli import main; main()", "ingest"],
+        [*VITALS, "ingest"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
@@ -193,7 +193,7 @@ def test_the_console_command_stops_on_a_bad_patients_file(tmp_path: Path, text: 
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
     env["VITALS_PATIENTS"] = str(bad)
     proc = subprocess.run(
-        [sys.executable, "-c", "from vitals.cli import main; main()", "ingest"],
+        [*VITALS, "ingest"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()

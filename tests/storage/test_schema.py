@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from influxdb_client import Point, WritePrecision
 
-from ingest.influx import schema
+from storage import schema
 from vitals.records import AlertEvent, Reading, TrendPoint, encode
 
 T = 1_795_240_000_123

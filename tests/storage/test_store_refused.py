@@ -17,9 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.ingest.influx.support import committed, produce, start_store, wait_for_points
+from harness import servers
+from tests.storage.support import committed, produce, start_store, wait_for_points
 from tests.support import read_topic
-from vitals import servers, topics
+from vitals import topics
 from vitals.records import Reading, encode
 from vitals.settings import Settings
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from ingest.influx import writer
-from ingest.influx.writer import Backoff, Store, StoreCounts
-from ingest.sink import producer_config
+from harness import servers
+from storage import writer
+from storage.writer import Backoff, Store, StoreCounts
 from tests.support import RunningService
-from vitals import servers
+from vitals.kafka import producer_config
 from vitals.settings import Settings
 
 Labels = frozenset[tuple[str, str]]
@@ -121,7 +121,7 @@ QUICK = Backoff(0.2, 1.0)
 
 
 def start_store(settings: Settings, backoff: Backoff = QUICK) -> RunningStore:
-    """`ingest.influx.writer.run` on a thread, with a short backoff cap so tests stay quick."""
+    """`storage.writer.run` on a thread, with a short backoff cap so tests stay quick."""
     stop, ready = threading.Event(), threading.Event()
     result: list[StoreCounts] = []
     stores: list[Store] = []

@@ -15,6 +15,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
+from vitals.ready import announce_ready
 from vitals.settings import ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -74,7 +75,7 @@ def ingest(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     settings = load_settings()
     load_patients(settings.patients)  # a bad patients file stops here, before any connection
     setup_logging(verbose)
-    counts = service.run(settings, stop_on_signals())
+    counts = service.run(settings, stop_on_signals(), lambda _: announce_ready("ingest"))
     print(f"ingest: {counts.summary()}", file=sys.stderr)
 
 
@@ -140,13 +141,14 @@ def demo(
 def store(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     """Readings, trends and alerts from Kafka into InfluxDB 2 (VITALS_INFLUX_*); what InfluxDB
     refuses goes to vitals.rejected. `vitals export` reads a patient's history back out."""
-    from ingest.influx import writer
+    from storage import writer
     from vitals.settings import load_settings
 
     settings = load_settings()
     target = writer.influx_target(settings)  # VITALS_INFLUX_URL unset stops here
     setup_logging(verbose)
-    counts = writer.run(settings, stop_on_signals(), target=target)
+    counts = writer.run(settings, stop_on_signals(), target=target,
+                        on_ready=lambda _: announce_ready("store"))
     print(f"store: {counts.summary()}", file=sys.stderr)
 
 
@@ -160,7 +162,7 @@ def export(
 ) -> None:
     """A patient's stored readings from InfluxDB 2, as a traffic file that `vitals replay`
     publishes again."""
-    from ingest.influx.export import command
+    from storage.export import command
 
     command(patient, start, end, out)
 
@@ -192,7 +194,7 @@ def alerting(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     settings = load_settings()
     load_config(settings)  # a bad patients or on-call file stops here, in one line
     setup_logging(verbose)
-    run(settings, stop_on_signals())
+    run(settings, stop_on_signals(), on_ready=lambda _: announce_ready("alerting"))
 
 
 @app.command()

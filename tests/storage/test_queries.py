@@ -15,7 +15,7 @@ import re
 import pytest
 from influxdb_client import InfluxDBClient
 
-from ingest.influx import queries
+from storage import queries
 
 START = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 STOP = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)

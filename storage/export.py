@@ -1,7 +1,7 @@
 """Stored history back into replayable traffic: `vitals export PATIENT START END --out FILE`.
 
-It runs the readings query (ingest/influx/queries.py) against InfluxDB 2 and writes the
-traffic-file format of simulators/trafficfile.py, which `vitals replay` publishes again: one
+It runs the readings query (storage/queries.py) against InfluxDB 2 and writes the
+traffic-file format of vitals/trafficfile.py, which `vitals replay` publishes again: one
 message per reading on `vitals/v1/{patient}/{device}`, its payload a contract reading (`ts`,
 `kind`, `seq` if stored, the values, the device's flags), `at` = `ts`.
 
@@ -21,10 +21,10 @@ from typing import Any
 import msgspec
 import typer
 
-from ingest.influx import queries
-from ingest.influx.queries import FluxQuery
-from simulators.trafficfile import Message
+from storage import queries
+from storage.queries import FluxQuery
 from vitals.records import DEVICE_FLAGS, NO_SIGNAL
+from vitals.trafficfile import Message
 
 VALUE_FIELDS = ("temp", "site", "spo2", "hr", "rr", "pi", "battery")
 SPO2_SENTINEL, HR_SENTINEL = 127, 255
@@ -92,8 +92,8 @@ def export(url: str, token: str, org: str, query: FluxQuery, out: Path) -> int:
     from influxdb_client import InfluxDBClient
     from influxdb_client.rest import ApiException
 
-    from ingest.influx.target import error_message
-    from simulators import trafficfile
+    from storage.target import error_message
+    from vitals import trafficfile
 
     with InfluxDBClient(url=url, token=token, org=org, timeout=120_000) as client:
         try:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import servers
 from tests.conftest import PARTITIONS
-from vitals import servers, topics
+from vitals import topics
 from vitals.kafka import declare_topics
 from vitals.settings import Settings, load_settings
 

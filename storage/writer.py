@@ -3,7 +3,7 @@ line protocol -> InfluxDB -> commit the Kafka offsets.
 
 Nothing is lost: offsets are committed only after the server confirmed every point of the batch
 (or the point was dead-lettered and Kafka confirmed that), so a crash or an outage means the
-records are read again, and writing a point again overwrites it (ingest/influx/schema.py).
+records are read again, and writing a point again overwrites it (storage/schema.py).
 While the server is down or slow the store retries the same batch with capped exponential
 backoff and reads nothing new: the backlog waits in Kafka, not in memory. It says so once when
 the outage starts and once when it ends.
@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from ingest.influx import schema
-from ingest.influx.target import InfluxTarget, Refused, Unavailable, WriteTarget
-from ingest.sink import producer_config
+from storage import schema
+from storage.target import InfluxTarget, Refused, Unavailable, WriteTarget
 from vitals import topics
-from vitals.kafka import declare_topics
+from vitals.kafka import consumer_config, declare_topics, producer_config
 from vitals.records import Rejection, encode
 from vitals.settings import ConfigError, Settings
 
@@ -122,22 +121,6 @@ class StoreCounts:
     def summary(self) -> str:
         return (f"{self.records} records: {self.written} points written, {self.refused} refused "
                 f"and {self.bad} unreadable (to {topics.REJECTED.name}), {self.empty} empty")
-
-
-def consumer_config(bootstrap: str) -> dict[str, object]:
-    return {
-        "bootstrap.servers": bootstrap,
-        "group.id": GROUP_ID,
-        # Commit by hand, after the write is confirmed; a new group starts from the beginning.
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        # Joining a group takes about half the session timeout; heartbeats come from
-        # librdkafka's own thread, so a long write does not expire the session.
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 2000,
-        "reconnect.backoff.max.ms": 2000,
-        "log_level": 2,
-    }
 
 
 def _payload(value: bytes | None) -> tuple[str, str]:
@@ -288,7 +271,7 @@ def run(settings: Settings, stop: threading.Event, *, target: WriteTarget | None
         if store is not None:
             store.kafka_error(err)
 
-    consumer = Consumer({**consumer_config(settings.kafka_bootstrap), "error_cb": error,
+    consumer = Consumer({**consumer_config(settings.kafka_bootstrap, GROUP_ID), "error_cb": error,
                          **(consumer_options or {})})
     producer = Producer({**producer_config(settings.kafka_bootstrap), "error_cb": error,
                          "log_level": 2})

@@ -9,8 +9,8 @@ from itertools import islice
 
 import pytest
 
-from ingest.influx.target import Refused, Unavailable, WriteTarget
-from ingest.influx.writer import Backoff, Stopped, Writer
+from storage.target import Refused, Unavailable, WriteTarget
+from storage.writer import Backoff, Stopped, Writer
 
 
 class ScriptedTarget(WriteTarget):
@@ -46,7 +46,7 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 def test_an_outage_is_retried_and_logged_once_when_it_starts_and_once_when_it_ends(
         caplog: pytest.LogCaptureFixture) -> None:
     target = ScriptedTarget(down=6)
-    caplog.set_level(logging.DEBUG, "ingest.influx.writer")
+    caplog.set_level(logging.DEBUG, "storage.writer")
     assert Writer(target, threading.Event(), quick()).write(["a", "b"]) == []
     assert target.written == ["a", "b"] and target.requests == 7
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

@@ -39,6 +39,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, log: Path
 
 
 def tail(path: Path, lines: int = 5) -> str:
+    """The last lines of a log, on one line, for error messages."""
     try:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     except OSError:

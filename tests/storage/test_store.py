@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
-from tests.ingest.influx.support import committed, produce, start_store, wait_for_points
+from harness import servers
+from harness.command import VITALS
+from tests.storage.support import committed, produce, start_store, wait_for_points
 from tests.support import read_topic
-from vitals import servers, topics
+from vitals import topics
 from vitals.records import AlertEvent, Reading, TrendPoint, encode
 from vitals.settings import Settings
 
@@ -79,7 +80,7 @@ def test_readings_trends_and_alerts_arrive_with_the_documented_tags_and_fields(
 
 def test_without_an_influx_url_the_store_stops_at_start_with_one_line() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    proc = subprocess.run([sys.executable, "-c", "from vitals.cli import main; main()",
+    proc = subprocess.run([*VITALS,
                            "store"], env=env, capture_output=True, text=True, timeout=30,
                           cwd="/")
     assert proc.returncode == 2

@@ -6,7 +6,7 @@ an `option _name = <literal>` statement, a string literal or a time literal that
 such, so a patient id cannot inject Flux. The names start with `_` to stay clear of Flux's own.
 
 `pivot` turns the stored one-row-per-field into one row per point (time, tags, every field),
-the shape `ingest.influx.export` reads. Only a real InfluxDB 2 runs Flux.
+the shape `storage.export` reads. Only a real InfluxDB 2 runs Flux.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.influx import schema
+from storage import schema
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # CONTRACT section 1
 

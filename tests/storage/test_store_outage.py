@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from tests.ingest.influx.support import committed, produce, start_store, wait_for_points
+from harness import servers
+from tests.storage.support import committed, produce, start_store, wait_for_points
 from tests.support import wait_for
-from vitals import servers, topics
+from vitals import topics
 from vitals.records import Reading, encode
 from vitals.settings import Settings
 
@@ -29,7 +30,7 @@ def readings(start: int, n: int, t0: int) -> list[tuple[str, str, bytes]]:
 
 def test_a_server_outage_loses_nothing_writes_nothing_twice_and_is_logged_once(
         store_settings: Settings, vm: servers.Server, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "ingest.influx.writer")
+    caplog.set_level(logging.INFO, "storage.writer")
     t0 = int(time.time() * 1000) - 7_200_000
     store = start_store(store_settings)
     produce(store_settings.kafka_bootstrap, readings(0, 300, t0))

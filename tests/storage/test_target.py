@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ingest.influx.target import InfluxTarget, Refused, Unavailable
-from vitals import servers
+from harness import servers
+from storage.target import InfluxTarget, Refused, Unavailable
 
 
 class InfluxDouble(ThreadingHTTPServer):

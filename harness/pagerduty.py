@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vitals.servers import LOOPBACK, free_port
+from harness.servers import LOOPBACK, free_port
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
 

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.influx.export import rows_to_messages
+from harness import servers
+from harness.command import VITALS
 from ingest.parse import Parser
-from simulators import trafficfile
+from storage.export import rows_to_messages
 from tests.support import write_patients
-from vitals import servers
+from vitals import trafficfile
 from vitals.patients import load_patients
 from vitals.records import Reading
 
@@ -140,7 +140,7 @@ def flux_double() -> Iterator[FluxDouble]:
 def vitals(*args: str, influx_url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
     env["VITALS_INFLUX_URL"] = influx_url
-    return subprocess.run([sys.executable, "-c", "from vitals.cli import main; main()", *args],
+    return subprocess.run([*VITALS, *args],
                           env=env, capture_output=True, text=True, timeout=30, cwd="/")
 
 

@@ -1,0 +1,103 @@
+"""The whole pipeline as separate processes on loopback, for `vitals demo`, the end-to-end test
+and the end-to-end benchmark: Mosquitto and tansu on free ports, then `vitals ingest`,
+`vitals rules` (one or more workers), `vitals alerting` and `vitals store`, each started by
+`harness.services` with its log and state directory under the work directory.
+
+A service is returned only once it is ready (its ready line), and `close()` stops the services
+in the order that loses nothing (ingest first, so it drains what it holds; the brokers last)
+and leaves no process behind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import servers, services
+from harness.services import ServiceError, ServiceProcess
+from vitals import topics
+from vitals.kafka import declare_topics
+
+STOP_ORDER = ("ingest", "rules", "alerting", "store")
+
+
+@dataclass
+class Stack:
+    """Brokers and services under `workdir`. Files are paths the services read; None means
+    the embedded defaults."""
+
+    workdir: Path
+    patients: Path | None = None
+    oncall: Path | None = None
+    rules: Path | None = None
+    pagerduty_url: str | None = None
+    influx_url: str | None = None
+    partitions: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
+    mosquitto: servers.Server | None = None
+    kafka: servers.Server | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    alerting_addr: str = field(default_factory=lambda: f"{servers.LOOPBACK}:{servers.free_port()}")
+    metrics_addr: str = field(default_factory=lambda: f"{servers.LOOPBACK}:{servers.free_port()}")
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.kafka is not None, "start_brokers() first"
+        return f"{servers.LOOPBACK}:{self.kafka.port}"
+
+    @property
+    def mqtt_port(self) -> int:
+        assert self.mosquitto is not None, "start_brokers() first"
+        return self.mosquitto.port
+
+    @property
+    def alerting_url(self) -> str:
+        return f"http://{self.alerting_addr}"
+
+    def start_brokers(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.mosquitto = servers.mosquitto(self.workdir / "mosquitto")
+        self.kafka = servers.tansu(self.workdir / "tansu")
+        declare_topics(self.bootstrap, (topics.READINGS, topics.STATUS, topics.REJECTED,
+                                        topics.ALERTS, topics.TRENDS), self.partitions, wait_s=30)
+
+    def env(self, name: str) -> dict[str, str]:
+        """The environment of service `name`: this stack's settings, and a state directory of
+        its own."""
+        return services.environment({
+            "mqtt_url": f"mqtt://{servers.LOOPBACK}:{self.mqtt_port}",
+            "kafka_url": f"kafka://{self.bootstrap}",
+            "kafka_partitions": self.partitions,
+            "state_dir": self.workdir / "state" / name,
+            "alerting_addr": self.alerting_addr,
+            "ingest_metrics_addr": self.metrics_addr,
+            "patients": self.patients, "oncall": self.oncall, "rules": self.rules,
+            "pagerduty_url": self.pagerduty_url, "influx_url": self.influx_url,
+        }, self.extra_env)
+
+    def start(self, command: str, name: str | None = None, timeout: float = 60.0
+              ) -> ServiceProcess:
+        """`vitals <command>` as process `name` (default: the command), once it is ready."""
+        name = name or command
+        if name in self.services and self.services[name].alive():
+            raise ServiceError(f"{name} is already running")
+        self.services[name] = services.start(command, env=self.env(name), name=name,
+                                             log=self.workdir / f"{name}.log", timeout=timeout)
+        return self.services[name]
+
+    def stop(self, name: str) -> int:
+        return self.services[name].stop()
+
+    def close(self) -> None:
+        """Stop the services (ingest first, so it hands on what it holds), then the brokers."""
+        rank = {c: i for i, c in enumerate(STOP_ORDER)}
+        for svc in sorted(self.services.values(), key=lambda s: rank.get(s.command, 99)):
+            svc.stop()
+        for server in (self.mosquitto, self.kafka):
+            if server is not None:
+                server.stop()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

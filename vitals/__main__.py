@@ -1,5 +1,0 @@
-"""`python -m vitals`: the same as the `vitals` console command."""
-
-from vitals.cli import main
-
-main()
