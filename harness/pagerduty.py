@@ -1,7 +1,9 @@
-"""A local stand-in for PagerDuty's Events API v2, for the demo, the end-to-end test and the
-end-to-end benchmark: the real service cannot be reached from here. It is an aiohttp server on
-its own thread that answers `POST /v2/enqueue` the way PagerDuty does (202 with the dedup key,
-400 for an event it would refuse) and hands every accepted event to a callback."""
+"""A local stand-in for PagerDuty's Events API v2 (the real service cannot be reached from
+here), and for any HTTP receiver the alerting service posts to (webhook targets, a dead-man's
+switch), for the demo, the tests and the benchmarks. It is an aiohttp server on its own thread
+that records every request, answers queued responses first (to play an outage: 500, or 429
+with Retry-After), and otherwise answers `POST /v2/enqueue` as PagerDuty does (202 with the
+dedup key, 400 for an event it would refuse), handing each accepted event to a callback."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +21,7 @@ from aiohttp import web
 from harness.servers import LOOPBACK, free_port
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
+ENQUEUE = "/v2/enqueue"
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,13 @@ class Event:
         return dict(self.body.get("payload", {}).get("custom_details") or {})
 
 
-def refusal(body: object) -> str | None:
-    """Why PagerDuty would answer 400, for the mistakes a sender can make; None if accepted."""
+def refusal(body: object, strict: bool = True) -> str | None:
+    """Why PagerDuty would answer 400, for the mistakes a sender can make; None if accepted.
+    `strict`: routing keys must have PagerDuty's 32 characters."""
     if not isinstance(body, dict):
         return "the body is not a JSON object"
-    if not isinstance(body.get("routing_key"), str) or len(body["routing_key"]) != 32:
+    key = body.get("routing_key")
+    if not isinstance(key, str) or not key or (strict and len(key) != 32):
         return "routing_key must be a 32-character integration key"
     if body.get("event_action") not in ACTIONS:
         return f"event_action must be one of {', '.join(ACTIONS)}"
@@ -59,27 +65,76 @@ def refusal(body: object) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Captured:
+    """One request as it arrived."""
+
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+
 @dataclass
 class PagerDutyStandIn:
-    """Accepted events are kept in `events` (in arrival order) and passed to `on_event`."""
+    """Every request is kept in `requests`; accepted PagerDuty events also in `events` (in
+    arrival order) and passed to `on_event`. `strict=False` accepts any routing key (tests
+    that use short readable keys); the official schema is checked by the tests themselves."""
 
     on_event: Callable[[Event], None] | None = None
     port: int = field(default_factory=free_port)
+    strict: bool = True
     events: list[Event] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    requests: list[Captured] = field(default_factory=list)
+    responses: deque[tuple[int, str, dict[str, str]]] = field(default_factory=deque)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/v2/enqueue"
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
 
-    async def _enqueue(self, request: web.Request) -> web.Response:
+    @property
+    def url(self) -> str:
+        """The Events API endpoint, for VITALS_PAGERDUTY_URL."""
+        return self.base_url + ENQUEUE
+
+    def respond(self, status: int, body: str = "", headers: dict[str, str] | None = None
+                ) -> None:
+        """Answer the next request with this instead (queued, one request each)."""
+        self.responses.append((status, body, headers or {}))
+
+    def pd(self, action: str | None = None, key: str | None = None) -> list[dict[str, Any]]:
+        """The bodies posted to the Events API, optionally of one action and routing key."""
+        out = [r.json for r in self.requests if r.path == ENQUEUE]
+        return [b for b in out if (action is None or b["event_action"] == action)
+                and (key is None or b["routing_key"] == key)]
+
+    def wait(self, n: int, timeout: float = 10.0, path: str = ENQUEUE) -> None:
+        """Until `n` requests to `path` have arrived; AssertionError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while sum(r.path == path for r in self.requests) < n:
+            assert time.monotonic() < deadline, (
+                f"{n} requests to {path} expected: {[r.raw for r in self.requests]}")
+            time.sleep(0.02)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        self.requests.append(Captured(request.path, dict(request.headers), raw))
+        if self.responses:
+            status, text, headers = self.responses.popleft()
+            return web.Response(status=status, text=text, headers=headers)
+        if request.path != ENQUEUE:
+            return web.Response(status=202)
         try:
-            body = json.loads(await request.read())
+            body = json.loads(raw)
         except ValueError:
             body = None
-        why = refusal(body)
+        why = refusal(body, self.strict)
         if why is not None:
             self.refused.append(why)
             return web.json_response({"status": "invalid event", "message": "Event object is "
@@ -97,7 +152,7 @@ class PagerDutyStandIn:
 
         async def serve() -> None:
             app = web.Application()
-            app.router.add_post("/v2/enqueue", self._enqueue)
+            app.router.add_route("*", "/{tail:.*}", self._handle)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, LOOPBACK, self.port).start()

@@ -7,14 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.alerting.support import Receiver, pagerduty_validator
+from harness.pagerduty import PagerDutyStandIn
+from tests.alerting.support import pagerduty_validator
 
 VALIDATOR = pagerduty_validator()
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
+def receiver() -> Iterator[PagerDutyStandIn]:
+    r = PagerDutyStandIn(strict=False).start()
     yield r
     r.stop()
     for body in r.pd():

@@ -1,23 +1,19 @@
-"""Stand-ins for the outside world on loopback: an HTTP receiver (PagerDuty, webhook targets)
-on its own thread, a fake clock, the on-call file of the tests, and alert events."""
+"""What the alerting tests share: the official PagerDuty schema, a fake clock, the on-call file
+of the tests, their settings, and alert events. The HTTP receiver (PagerDuty, webhook targets)
+is the harness's stand-in, `harness.pagerduty.PagerDutyStandIn`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-from aiohttp import web
 
 from alerting import service
 from alerting.core import Alerting
 from alerting.dispatch import Dispatcher
+from harness.pagerduty import PagerDutyStandIn
 from harness.servers import free_port
 from tests.support import write_patients
 from vitals.records import AlertEvent
@@ -39,81 +35,6 @@ def pagerduty_validator() -> jsonschema.Validator:
     schema = {**body["schema"], "components": spec["components"]}
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
-@dataclass
-class Captured:
-    path: str
-    headers: dict[str, str]
-    raw: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.raw)
-
-
-@dataclass
-class Receiver:
-    """An aiohttp server on its own thread that records every POST and answers with queued
-    responses (status, body, headers), then 202."""
-
-    port: int = field(default_factory=free_port)
-    requests: list[Captured] = field(default_factory=list)
-    responses: deque[tuple[int, str, dict[str, str]]] = field(default_factory=deque)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def respond(self, status: int, body: str = "", headers: dict[str, str] | None = None
-                ) -> None:
-        self.responses.append((status, body, headers or {}))
-
-    def start(self) -> Receiver:
-        ready = threading.Event()
-
-        async def handle(request: web.Request) -> web.Response:
-            self.requests.append(Captured(request.path, dict(request.headers),
-                                          await request.read()))
-            status, body, headers = self.responses.popleft() if self.responses else (
-                202, '{"status":"success","message":"Event processed"}', {})
-            return web.Response(status=status, text=body, headers=headers)
-
-        async def main() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", handle)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
-            self._stop = asyncio.Event()
-            ready.set()
-            await self._stop.wait()
-            await runner.cleanup()
-
-        def thread() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(main())
-
-        self._thread = threading.Thread(target=thread, daemon=True)
-        self._thread.start()
-        assert ready.wait(5)
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
-
-    def pd(self, action: str | None = None, key: str | None = None) -> list[dict[str, Any]]:
-        out = [r.json for r in self.requests if r.path == "/v2/enqueue"]
-        return [b for b in out if (action is None or b["event_action"] == action)
-                and (key is None or b["routing_key"] == key)]
-
-    def wait(self, n: int, timeout: float = 10.0, path: str = "/v2/enqueue") -> None:
-        deadline = time.monotonic() + timeout
-        while sum(r.path == path for r in self.requests) < n:
-            assert time.monotonic() < deadline, (
-                f"{n} requests to {path} expected: {[r.raw for r in self.requests]}")
-            time.sleep(0.02)
 
 
 class Clock:
@@ -164,13 +85,13 @@ def write_oncall(path: Path, hook: str, step2: float = 10, step3: float = 20,
     return path
 
 
-def make_settings(tmp_path: Path, receiver: Receiver, **kw: Any) -> Settings:
+def make_settings(tmp_path: Path, receiver: PagerDutyStandIn, **kw: Any) -> Settings:
     oncall_kw = {k: kw.pop(k) for k in ("step2", "step3", "hold") if k in kw}
     return load_settings(
         _env_file=None,
         patients=write_patients(tmp_path / "patients.yaml", ["P001", "P002", "P003"]),
-        oncall=write_oncall(tmp_path / "oncall.yaml", receiver.url, **oncall_kw),
-        pagerduty_url=f"{receiver.url}/v2/enqueue",
+        oncall=write_oncall(tmp_path / "oncall.yaml", receiver.base_url, **oncall_kw),
+        pagerduty_url=f"{receiver.base_url}/v2/enqueue",
         state_dir=tmp_path / "state",
         alerting_addr=f"127.0.0.1:{free_port()}",
         **kw)

@@ -11,7 +11,8 @@ import aiohttp
 from aiohttp import web
 
 from alerting.api import make_app
-from tests.alerting.support import BOB_TOKEN, Clock, Receiver, build, event, make_settings
+from harness.pagerduty import PagerDutyStandIn
+from tests.alerting.support import BOB_TOKEN, Clock, build, event, make_settings
 
 ALICE = {"Authorization": "Bearer token-alice-0123456789"}
 BOB = {"Authorization": f"Bearer {BOB_TOKEN}"}  # stored as a sha256 hash in the file
@@ -26,7 +27,7 @@ async def serve(core) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-def test_tokens_ack_resolve_and_who_did_it(tmp_path: Path, receiver: Receiver) -> None:
+def test_tokens_ack_resolve_and_who_did_it(tmp_path: Path, receiver: PagerDutyStandIn) -> None:
     async def scenario() -> None:
         clock = Clock()
         core, d = build(make_settings(tmp_path, receiver), clock)
@@ -96,7 +97,7 @@ def test_tokens_ack_resolve_and_who_did_it(tmp_path: Path, receiver: Receiver) -
     asyncio.run(scenario())
 
 
-def test_silences_over_the_api(tmp_path: Path, receiver: Receiver) -> None:
+def test_silences_over_the_api(tmp_path: Path, receiver: PagerDutyStandIn) -> None:
     async def scenario() -> None:
         clock = Clock()
         core, d = build(make_settings(tmp_path, receiver), clock)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.alerting.support import Clock, Receiver, build, event, make_settings
+from harness.pagerduty import PagerDutyStandIn
+from tests.alerting.support import Clock, build, event, make_settings
 
 
 def run(coro):
@@ -14,7 +15,7 @@ def run(coro):
 
 
 def test_escalation_steps_follow_the_clock_and_ack_stops_them(tmp_path: Path,
-                                                               receiver: Receiver) -> None:
+                                                               receiver: PagerDutyStandIn) -> None:
     async def scenario() -> None:
         clock = Clock()
         core, d = build(make_settings(tmp_path, receiver), clock)
@@ -64,7 +65,7 @@ def test_escalation_steps_follow_the_clock_and_ack_stops_them(tmp_path: Path,
     run(scenario())
 
 
-def test_last_step_repeats_until_acknowledged(tmp_path: Path, receiver: Receiver) -> None:
+def test_last_step_repeats_until_acknowledged(tmp_path: Path, receiver: PagerDutyStandIn) -> None:
     async def scenario() -> None:
         clock = Clock()
         core, d = build(make_settings(tmp_path, receiver, step2=1, step3=2), clock)
@@ -83,7 +84,7 @@ def test_last_step_repeats_until_acknowledged(tmp_path: Path, receiver: Receiver
     run(scenario())
 
 
-def test_duplicate_events_change_nothing(tmp_path: Path, receiver: Receiver) -> None:
+def test_duplicate_events_change_nothing(tmp_path: Path, receiver: PagerDutyStandIn) -> None:
     async def scenario() -> None:
         core, d = build(make_settings(tmp_path, receiver), Clock())
         core.handle(event())
@@ -105,7 +106,7 @@ def test_duplicate_events_change_nothing(tmp_path: Path, receiver: Receiver) -> 
 
 
 def test_concurrent_alerts_group_and_a_worse_one_pages_at_once(tmp_path: Path,
-                                                               receiver: Receiver) -> None:
+                                                               receiver: PagerDutyStandIn) -> None:
     async def scenario() -> None:
         clock = Clock()
         core, d = build(make_settings(tmp_path, receiver), clock)
@@ -145,7 +146,7 @@ def test_concurrent_alerts_group_and_a_worse_one_pages_at_once(tmp_path: Path,
 
 
 def test_flapping_rule_reopens_the_held_incident_without_a_new_page(
-        tmp_path: Path, receiver: Receiver) -> None:
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
     async def scenario() -> None:
         clock = Clock()
         core, d = build(make_settings(tmp_path, receiver, hold=5), clock)
@@ -175,7 +176,7 @@ def test_flapping_rule_reopens_the_held_incident_without_a_new_page(
 
 
 def test_silences_and_warnings_are_recorded_not_paged(tmp_path: Path,
-                                                      receiver: Receiver) -> None:
+                                                      receiver: PagerDutyStandIn) -> None:
     async def scenario() -> None:
         from alerting import silences
 

@@ -18,7 +18,7 @@ from tests.alerting.support import (
     CONTRACT_SCHEMA,
     SCHEMA_FILE,
     Clock,
-    Receiver,
+    PagerDutyStandIn,
     build,
     event,
     make_settings,
@@ -43,7 +43,7 @@ def test_the_schema_check_has_teeth() -> None:
 
 
 def test_429_and_5xx_are_retried_honouring_retry_after(tmp_path: Path,
-                                                        receiver: Receiver) -> None:
+                                                        receiver: PagerDutyStandIn) -> None:
     receiver.respond(429, '{"status":"throttled"}', {"Retry-After": "0.3"})
     receiver.respond(502, "bad gateway")
     receiver.respond(503, "unavailable")
@@ -63,7 +63,7 @@ def test_429_and_5xx_are_retried_honouring_retry_after(tmp_path: Path,
     asyncio.run(scenario())
 
 
-def test_retries_are_bounded(tmp_path: Path, receiver: Receiver) -> None:
+def test_retries_are_bounded(tmp_path: Path, receiver: PagerDutyStandIn) -> None:
     for _ in range(10):
         receiver.respond(500, "down")
 
@@ -82,7 +82,7 @@ def test_retries_are_bounded(tmp_path: Path, receiver: Receiver) -> None:
 
 
 def test_400_is_surfaced_in_the_audit_and_the_api_and_not_retried(
-        tmp_path: Path, receiver: Receiver) -> None:
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
     body = '{"status":"invalid event","message":"Event object is invalid","errors":["x"]}'
     receiver.respond(400, body)
 
@@ -101,13 +101,13 @@ def test_400_is_surfaced_in_the_audit_and_the_api_and_not_retried(
 
 
 def test_webhook_body_is_signed_and_the_receiver_verifies_it(tmp_path: Path,
-                                                             receiver: Receiver) -> None:
+                                                             receiver: PagerDutyStandIn) -> None:
     secret = "webhook-secret-for-tests"
 
     async def scenario() -> None:
         clock = Clock()
         core, d = build(make_settings(tmp_path, receiver, webhook_secret=secret,
-                                      webhook_url=f"{receiver.url}/feed"), clock)
+                                      webhook_url=f"{receiver.base_url}/feed"), clock)
         core.handle(event())
         clock.advance(10)
         core.tick()  # step 2: the registrar's own webhook
@@ -147,7 +147,7 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
     controller.stop()
 
 
-def test_email_through_a_real_smtp_server(tmp_path: Path, receiver: Receiver,
+def test_email_through_a_real_smtp_server(tmp_path: Path, receiver: PagerDutyStandIn,
                                           smtp: tuple[int, Inbox]) -> None:
     port, inbox = smtp
 
@@ -175,7 +175,8 @@ def test_email_through_a_real_smtp_server(tmp_path: Path, receiver: Receiver,
     asyncio.run(scenario())
 
 
-def test_a_long_summary_is_cut_to_pagerdutys_limit(tmp_path: Path, receiver: Receiver) -> None:
+def test_a_long_summary_is_cut_to_pagerdutys_limit(tmp_path: Path,
+                                                  receiver: PagerDutyStandIn) -> None:
     async def scenario() -> None:
         core, d = build(make_settings(tmp_path, receiver), Clock())
         core.handle(event(summary="P001: fever: " + "very " * 400 + "high"))

@@ -18,7 +18,8 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from alerting.api import make_app
-from tests.alerting.support import Clock, Receiver, build, event, make_settings
+from harness.pagerduty import PagerDutyStandIn
+from tests.alerting.support import Clock, build, event, make_settings
 from tests.support import wait_for
 from vitals.records import TrendPoint
 
@@ -44,7 +45,8 @@ def browser(tmp_path: Path) -> Iterator[object]:
     driver.quit()
 
 
-def test_an_alert_shows_up_and_the_button_acknowledges_it(tmp_path: Path, receiver: Receiver,
+def test_an_alert_shows_up_and_the_button_acknowledges_it(tmp_path: Path,
+                                                          receiver: PagerDutyStandIn,
                                                           browser) -> None:
     clock = Clock()
     settings = make_settings(tmp_path, receiver)

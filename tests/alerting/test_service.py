@@ -18,7 +18,8 @@ from confluent_kafka import Producer
 
 from harness import servers
 from harness.command import VITALS
-from tests.alerting.support import Clock, Receiver, build, event, make_settings
+from harness.pagerduty import PagerDutyStandIn
+from tests.alerting.support import Clock, build, event, make_settings
 from tests.support import wait_for
 from vitals.kafka import producer_config
 from vitals.records import AlertEvent, TrendPoint
@@ -75,7 +76,7 @@ def produce(port: int, *records: AlertEvent | TrendPoint, topic: str = "vitals.a
 
 @pytest.mark.slow
 def test_restart_mid_escalation_loses_no_step_and_pages_nobody_twice(
-        tmp_path: Path, receiver: Receiver, kafka: servers.Server) -> None:
+        tmp_path: Path, receiver: PagerDutyStandIn, kafka: servers.Server) -> None:
     # step 2 after 4 s, so that the crash falls between step 1 and step 2
     settings = make_settings(tmp_path, receiver, step2=4 / 60, step3=600)
     env, log = env_of(settings, kafka), tmp_path / "alerting.log"
@@ -123,7 +124,7 @@ def test_restart_mid_escalation_loses_no_step_and_pages_nobody_twice(
 
 
 def test_intents_written_but_not_sent_are_sent_once_after_a_restart(
-        tmp_path: Path, receiver: Receiver) -> None:
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
     settings = make_settings(tmp_path, receiver)
 
     async def before_crash() -> None:
