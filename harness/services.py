@@ -34,16 +34,18 @@ def read_log(path: Path) -> str:
         return ""
 
 
-def environment(settings: Settings | Mapping[str, object | None],
+def environment(*sources: Settings | Mapping[str, object | None],
                 extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a `vitals` process: this process's, without its VITALS_* settings,
-    plus the given settings (a `Settings` gives the fields it was given explicitly; a mapping
-    from setting names such as `kafka_url`; None values are left out) and `extra`."""
-    if isinstance(settings, Settings):
-        settings = {name: getattr(settings, name) for name in settings.model_fields_set}
+    plus the given settings, later sources winning (a `Settings` gives the fields it was given
+    explicitly; a mapping is from setting names such as `kafka_url`, None values left out),
+    then `extra` as it is."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    env.update({f"VITALS_{name.upper()}": str(value) for name, value in settings.items()
-                if value is not None})
+    for source in sources:
+        if isinstance(source, Settings):
+            source = {name: getattr(source, name) for name in source.model_fields_set}
+        env.update({f"VITALS_{name.upper()}": str(value) for name, value in source.items()
+                    if value is not None})
     env.update(extra or {})
     env["PYTHONUNBUFFERED"] = "1"
     return env

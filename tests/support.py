@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 import urllib.request
@@ -17,7 +15,7 @@ import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 
-from harness.command import VITALS
+from harness import services
 from ingest import service
 from ingest.counts import Counts
 from vitals.kafka import reader_config
@@ -116,27 +114,9 @@ def start_ingest(settings: Settings) -> RunningIngest:
                          result=result)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a `vitals` subprocess these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    for name in ("mqtt_url", "kafka_url", "patients", "state_dir", "ingest_metrics_addr",
-                 "kafka_partitions", "ingest_client_id"):
-        env[f"VITALS_{name.upper()}"] = str(getattr(settings, name))
-    return env
-
-
-def start_ingest_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+def start_ingest_process(settings: Settings, log: Path) -> services.ServiceProcess:
     """`vitals ingest` as its own process, returned once its subscription is granted."""
-    before = log.read_text().count("subscribed to") if log.exists() else 0
-    with log.open("ab") as out:
-        proc = subprocess.Popen([*VITALS,
-                                 "ingest"], env=settings_env(settings), stderr=out)
-    deadline = time.monotonic() + 20
-    while log.read_text().count("subscribed to") == before:
-        assert proc.poll() is None, f"ingest exited: {log.read_text()[-2000:]}"
-        assert time.monotonic() < deadline, f"ingest did not subscribe: {log.read_text()[-2000:]}"
-        time.sleep(0.05)
-    return proc
+    return services.start("ingest", env=services.environment(settings), log=log)
 
 
 def metric(settings: Settings, name: str) -> float:

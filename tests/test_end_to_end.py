@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from harness import servers
-from harness.command import VITALS
+from harness.command import vitals
 from harness.pagerduty import Event, PagerDutyStandIn
 from harness.stack import Stack
 from tests.alerting.support import pagerduty_validator
@@ -111,7 +111,7 @@ def patient_of(e: Event) -> str:
 
 def simulate(*args: str, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([*VITALS, "simulate", "--scenario", str(SCENARIO), *args],
+        return subprocess.Popen(vitals("simulate", "--scenario", str(SCENARIO), *args),
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
 
 

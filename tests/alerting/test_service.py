@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -16,8 +14,8 @@ import msgspec
 import pytest
 from confluent_kafka import Producer
 
-from harness import servers
-from harness.command import VITALS
+from harness import servers, services
+from harness.command import vitals
 from harness.pagerduty import PagerDutyStandIn
 from tests.alerting.support import Clock, build, event, make_settings
 from tests.support import wait_for
@@ -29,34 +27,12 @@ ALICE = "token-alice-0123456789"
 
 
 def env_of(settings: Settings, kafka: servers.Server) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    env.update({
-        "VITALS_KAFKA_URL": f"kafka://127.0.0.1:{kafka.port}",
-        "VITALS_KAFKA_PARTITIONS": "4",
-        "VITALS_PATIENTS": str(settings.patients),
-        "VITALS_ONCALL": str(settings.oncall),
-        "VITALS_STATE_DIR": str(settings.state_dir),
-        "VITALS_PAGERDUTY_URL": settings.pagerduty_url,
-        "VITALS_ALERTING_ADDR": settings.alerting_addr,
-    })
-    return env
+    return services.environment(settings, {"kafka_url": f"kafka://127.0.0.1:{kafka.port}",
+                                           "kafka_partitions": 4})
 
 
-def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen([*VITALS,
-                                 "alerting"], env=env, stderr=out, cwd=log.parent)
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://{env['VITALS_ALERTING_ADDR']}/healthz", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    wait_for(up, 20, "the alerting API")
-    return proc
+def start(env: dict[str, str], log: Path) -> services.ServiceProcess:
+    return services.start("alerting", env=env, log=log, cwd=log.parent)
 
 
 def audit(env: dict[str, str]) -> list[dict[str, object]]:
@@ -89,8 +65,7 @@ def test_restart_mid_escalation_loses_no_step_and_pages_nobody_twice(
         # Crash once the page is marked sent. A crash between PagerDuty's answer and that mark
         # sends it again after the restart, by design (same dedup_key): README, Durability.
         wait_for(lambda: any(r["event"] == "notified" for r in audit(env)), 5, "marked sent")
-        proc.send_signal(signal.SIGKILL)  # a crash, mid-escalation
-        proc.wait(5)
+        proc.kill()  # a crash, mid-escalation
         time.sleep(max(0.0, paged_at + 4.5 - time.monotonic()))  # step 2 falls due while down
         produce(kafka.port, event())  # and the rules send the same alert again meanwhile
         proc = start(env, log)
@@ -115,12 +90,9 @@ def test_restart_mid_escalation_loses_no_step_and_pages_nobody_twice(
                 return "data-points='3'" in r.read().decode()
 
         wait_for(charted, 10, "trend points on the page")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0, log.read_text()[-3000:]
+        assert proc.stop() == 0, proc.tail(30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        proc.kill()
 
 
 def test_intents_written_but_not_sent_are_sent_once_after_a_restart(
@@ -150,11 +122,8 @@ def test_a_bad_oncall_file_stops_the_command_in_one_line(tmp_path: Path) -> None
     oncall = tmp_path / "oncall.yaml"
     oncall.write_text("targets:\n  a: {pagerduty: k}\nteams:\n  haem-a:\n    escalation:\n"
                       "      - {after_min: 0, notify: [b]}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    env["VITALS_ONCALL"] = str(oncall)
-    r = subprocess.run([*VITALS,
-                        "alerting"], env=env, capture_output=True, text=True, timeout=30,
-                       cwd=tmp_path)
+    r = subprocess.run(vitals("alerting"), env=services.environment({"oncall": oncall}),
+                       capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr

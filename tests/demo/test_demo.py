@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from harness import servers
-from harness.command import VITALS
+from harness.command import vitals
 from tests.storage.support import vm_points
 
-DEMO = [*VITALS, "demo"]
+DEMO = vitals("demo")
 
 
 def processes_of(workdir: str) -> list[str]:

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from harness.command import VITALS
+from harness import services
+from harness.command import vitals
 from stream_rules.worker import CHANGELOG
 from tests.deploy.support import DEPLOY, load_module
 from vitals import topics
@@ -190,8 +191,8 @@ def site(tmp_path: Path) -> Path:
         "  - {id: P001, infusion: 2026-11-18, team: haem-a, devices: [ox-1, th-1]}\n"
         "  - {id: P011, infusion: 2026-11-19, team: haem-b, devices: [ox-1]}\n")
     accounts = tmp_path / "vitals-accounts"
-    env = {**os.environ, "VITALS_PATIENTS": str(config / "patients.yaml")}
-    subprocess.run([*VITALS, "credentials", "--out", str(accounts)],
+    env = services.environment({"patients": config / "patients.yaml"})
+    subprocess.run(vitals("credentials", "--out", str(accounts)),
                    env=env, check=True, capture_output=True, cwd=tmp_path)
     mqtt = tmp_path / "mqtt"
     mqtt.mkdir()

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import servers
-from harness.command import VITALS
+from harness import servers, services
+from harness.command import vitals
 from tests.support import write_patients
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -42,8 +42,8 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     patients = write_patients(tmp_path / "patients.yaml", ["P001", "P002"],
                               {"P001": ["ox-1", "th-1"], "P002": ["ox-1"]})
     accounts = tmp_path / "accounts"
-    env = {**os.environ, "VITALS_PATIENTS": str(patients)}
-    subprocess.run([*VITALS, "credentials", "--out", str(accounts)],
+    env = services.environment({"patients": patients})
+    subprocess.run(vitals("credentials", "--out", str(accounts)),
                    env=env, check=True, capture_output=True, cwd=tmp_path)
     certs = tmp_path / "certs"
     subprocess.run([str(DEPLOY / "mosquitto" / "make-certs.sh"), str(certs), HOSTNAME],

@@ -4,19 +4,18 @@ cohort written by `vitals simulate --out` and evaluated from the file."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
-from harness.command import VITALS
+from harness import services
+from harness.command import vitals as command
 
 START = "2026-11-20T00:00:00Z"
 
 
 def vitals(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    return subprocess.run([*VITALS, *args],
-                          capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=120,
+                          env=services.environment())
 
 
 def test_evaluate_a_generated_cohort(tmp_path: Path) -> None:

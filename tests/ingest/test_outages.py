@@ -69,14 +69,12 @@ def test_crash_before_kafka_confirms_loses_nothing(cut_kafka, tmp_path: Path) ->
     publish(settings.mqtt.port, readings("P002", 200))
     wait_for(lambda: metric(settings, "vitals_ingest_messages_total") == 200, what="receipt")
     first.kill()  # a crash: whatever it held in memory is gone
-    first.wait()
     relay.unblock()
     second = start_ingest_process(settings, log)  # the broker redelivers the unacknowledged
     try:
         got = read_topic(settings.kafka_bootstrap, "vitals.readings", 200, timeout=30)
     finally:
-        second.terminate()
-        second.wait(30)
+        second.stop()
     assert sorted(v["seq"] for _, v in got) == list(range(200))
     assert "200 readings accepted" in log.read_text()
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
-from harness import servers
-from harness.command import VITALS
+from harness import servers, services
+from harness.command import vitals as command
 from tests.simulators.test_publish import Subscriber
 from vitals import trafficfile, truth
 from vitals.patients import load_patients
@@ -15,12 +14,9 @@ from vitals.patients import load_patients
 
 def vitals(*args: str, port: int | None = None, state: Path | None = None
            ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    env["VITALS_MQTT_URL"] = f"mqtt://127.0.0.1:{port or servers.free_port()}"
-    if state:
-        env["VITALS_STATE_DIR"] = str(state)
-    return subprocess.run([*VITALS, *args],
-                          capture_output=True, text=True, timeout=120, env=env)
+    env = services.environment({"mqtt_url": f"mqtt://127.0.0.1:{port or servers.free_port()}",
+                                "state_dir": state})
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_simulate_to_a_file_then_replay_it(mosquitto: servers.Server, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -21,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import servers
-from harness.command import VITALS
+from harness import servers, services
+from harness.command import vitals
 from ingest.parse import Parser
 from storage.export import rows_to_messages
 from tests.support import write_patients
@@ -137,17 +136,15 @@ def flux_double() -> Iterator[FluxDouble]:
     server.server_close()
 
 
-def vitals(*args: str, influx_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    env["VITALS_INFLUX_URL"] = influx_url
-    return subprocess.run([*VITALS, *args],
-                          env=env, capture_output=True, text=True, timeout=30, cwd="/")
+def run_vitals(*args: str, influx_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(vitals(*args), env=services.environment({"influx_url": influx_url}),
+                          capture_output=True, text=True, timeout=30, cwd="/")
 
 
 def test_vitals_export_queries_influxdb_and_writes_a_replayable_traffic_file(
         flux_double: FluxDouble, tmp_path: Path) -> None:
     out = tmp_path / "P001.jsonl"
-    proc = vitals("export", "P001", "2026-11-20", "2026-11-21T00:00:00Z", "--out", str(out),
+    proc = run_vitals("export", "P001", "2026-11-20", "2026-11-21T00:00:00Z", "--out", str(out),
                   influx_url=f"http://127.0.0.1:{flux_double.server_port}")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"export: 3 readings of P001 from 2026-11-20T00:00:00+00:00 "
@@ -166,7 +163,7 @@ def test_vitals_export_queries_influxdb_and_writes_a_replayable_traffic_file(
 def test_vitals_export_says_in_one_line_when_the_server_cannot_run_the_query(
         vm: servers.Server, tmp_path: Path) -> None:
     """VictoriaMetrics does not serve Flux: the command fails with the server's answer."""
-    proc = vitals("export", "P001", "2026-11-20", "2026-11-21", "--out", str(tmp_path / "x"),
+    proc = run_vitals("export", "P001", "2026-11-20", "2026-11-21", "--out", str(tmp_path / "x"),
                   influx_url=f"http://127.0.0.1:{vm.port}")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

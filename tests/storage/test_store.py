@@ -5,12 +5,11 @@ and summaries these tests see that the field is there and the schema tests check
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 
-from harness import servers
-from harness.command import VITALS
+from harness import servers, services
+from harness.command import vitals
 from tests.storage.support import committed, produce, start_store, wait_for_points
 from tests.support import read_topic
 from vitals import topics
@@ -79,10 +78,8 @@ def test_readings_trends_and_alerts_arrive_with_the_documented_tags_and_fields(
 
 
 def test_without_an_influx_url_the_store_stops_at_start_with_one_line() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    proc = subprocess.run([*VITALS,
-                           "store"], env=env, capture_output=True, text=True, timeout=30,
-                          cwd="/")
+    proc = subprocess.run(vitals("store"), env=services.environment(), capture_output=True,
+                          text=True, timeout=30, cwd="/")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "vitals: VITALS_INFLUX_URL is not set: `vitals store` needs the InfluxDB 2 URL, "

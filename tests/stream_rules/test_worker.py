@@ -3,9 +3,7 @@ alert events out; killed mid-episode and restarted, it loses no alert and invent
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +12,7 @@ import msgspec
 import pytest
 from confluent_kafka import Producer
 
-from harness import servers
-from harness.command import VITALS
+from harness import servers, services
 from stream_rules.config import load_rules
 from stream_rules.engine import Engine
 from tests.stream_rules.test_engine import PATIENT, readings
@@ -25,33 +22,26 @@ from vitals.records import Reading, encode
 
 pytestmark = pytest.mark.slow
 
-WORKER = [*VITALS, "rules"]
-
-
 class Workers:
+    """`vitals rules` processes sharing one log, on this test's broker."""
+
     def __init__(self, kafka: servers.Server, tmp_path: Path) -> None:
         self.bootstrap = f"127.0.0.1:{kafka.port}"
         self.log = tmp_path / "worker.log"
-        self.env = {**os.environ, "VITALS_KAFKA_URL": f"kafka://{self.bootstrap}",
-                    "VITALS_PATIENTS": str(write_patients(tmp_path / "p.yaml", ["P001"])),
-                    "VITALS_KAFKA_PARTITIONS": "4"}
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.env = services.environment({
+            "kafka_url": f"kafka://{self.bootstrap}", "kafka_partitions": 4,
+            "patients": write_patients(tmp_path / "p.yaml", ["P001"]),
+            "state_dir": tmp_path / "state"})
+        self.procs: list[services.ServiceProcess] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
-        ready_before = self.log.read_text().count("Worker]: Ready") if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            proc = subprocess.Popen(WORKER, env=self.env, stdout=out,
-                                    stderr=out)
-        self.procs.append(proc)
-        wait_for(lambda: self.log.read_text().count("Worker]: Ready") > ready_before,
-                 timeout=60, what="the Faust worker to be ready")
-        return proc
+    def start(self) -> services.ServiceProcess:
+        """Another worker, once it judges (partitions assigned, state recovered)."""
+        self.procs.append(services.start("rules", env=self.env, log=self.log))
+        return self.procs[-1]
 
     def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(30)
+        for worker in self.procs:
+            worker.stop()
 
 
 @pytest.fixture
@@ -91,7 +81,6 @@ def test_worker_killed_mid_episode_loses_no_alert_and_invents_none(workers: Work
     wait_for(lambda: len(read_topic(workers.bootstrap, "vitals.trends", 1, timeout=2,
                                     settle=0)) >= 60, timeout=60, what="trend points")
     first.kill()
-    first.wait()
     produce(workers.bootstrap, rs[half:])
     workers.start()
     keys = {(a.alert_id, a.status) for a in expected}

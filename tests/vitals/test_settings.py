@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.command import VITALS
+from harness import services
+from harness.command import vitals
 from vitals.settings import ConfigError, Endpoint, Settings, load_settings
 
 
@@ -170,10 +171,9 @@ def test_overrides_are_validated_like_the_environment() -> None:
 
 
 def test_the_console_command_stops_with_one_line_and_status_2(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    env["VITALS_MQTT_URL"] = "http://127.0.0.1:1883"
+    env = services.environment({"mqtt_url": "http://127.0.0.1:1883"})
     proc = subprocess.run(
-        [*VITALS, "ingest"],
+        vitals("ingest"),
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
@@ -190,10 +190,9 @@ def test_the_console_command_stops_on_a_bad_patients_file(tmp_path: Path, text: 
                                                           says: str) -> None:
     bad = tmp_path / "patients.yaml"
     bad.write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-    env["VITALS_PATIENTS"] = str(bad)
+    env = services.environment({"patients": bad})
     proc = subprocess.run(
-        [*VITALS, "ingest"],
+        vitals("ingest"),
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
