@@ -31,6 +31,7 @@ def load_model(model: type[M], path: Path, setting: str) -> M:
 
 
 def read_yaml(path: Path, setting: str) -> object:
+    """`path` parsed as YAML; `ConfigError` naming the setting and the file otherwise."""
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -19,6 +19,7 @@ Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 class Patient(BaseModel):
+    """An enrolled patient: pseudonymous id, infusion date (day 0), team paged, devices."""
     model_config = ConfigDict(frozen=True, extra="allow")
 
     id: Ident
@@ -34,6 +35,7 @@ class Patient(BaseModel):
 
 
 class PatientsFile(BaseModel):
+    """The patients file (VITALS_PATIENTS), validated: unique ids."""
     model_config = ConfigDict(frozen=True, extra="allow")
 
     patients: tuple[Patient, ...]
@@ -63,6 +65,7 @@ class PatientRegistry:
         return iter(self._by_id.values())
 
     def get(self, patient_id: str) -> Patient | None:
+        """The enrolled patient with this id, or None."""
         return self._by_id.get(patient_id)
 
     def knows_device(self, patient_id: str, device_id: str) -> bool:
@@ -72,6 +75,7 @@ class PatientRegistry:
 
 
 def default_patients_path() -> Path:
+    """The embedded demo cohort's patients file."""
     return embedded("patients.yaml")
 
 

@@ -10,6 +10,7 @@ from bisect import bisect_right
 
 
 class SeqSet:
+    """Sequence numbers seen, as sorted closed ranges (at most `max_ranges`, oldest dropped)."""
     __slots__ = ("ends", "max_ranges", "starts")
 
     def __init__(self, max_ranges: int = 256, starts: list[int] | None = None,

@@ -31,10 +31,12 @@ class Endpoint:
 
     @property
     def tls(self) -> bool:
+        """True for the TLS schemes (mqtts, kafkas, https, smtps)."""
         return self.scheme.endswith("s")
 
     @property
     def address(self) -> str:
+        """`host:port`, for messages and sockets."""
         return f"{self.host}:{self.port}"
 
 
@@ -57,6 +59,7 @@ def parse_endpoint(url: str, schemes: dict[str, int]) -> Endpoint:
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
+    """`HOST:PORT` as (host, port); `ConfigError` otherwise."""
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"expected host:port, got {value!r}")
@@ -154,6 +157,7 @@ class Settings(BaseSettings):
 
     @property
     def mqtt(self) -> Endpoint:
+        """The MQTT broker from VITALS_MQTT_URL."""
         return parse_endpoint(self.mqtt_url, MQTT_SCHEMES)
 
     @property

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Topic:
+    """A Kafka topic as the project declares it: name, keying, partitions, compaction."""
     name: str
     keyed_by_patient: bool = True
     # One partition for low-volume topics that people read in order.

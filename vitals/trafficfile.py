@@ -20,6 +20,7 @@ import msgspec
 
 
 class Message(msgspec.Struct, frozen=True):
+    """One MQTT message as published: wall time (epoch ms), topic, payload bytes."""
     at: int
     topic: str
     payload: bytes
@@ -43,6 +44,7 @@ def _open(path: Path, mode: str) -> IO[bytes]:
 
 
 def encode_line(m: Message) -> bytes:
+    """One JSON line; a payload that is not UTF-8 travels as base64."""
     try:
         line = _Line(m.at, m.topic, payload=m.payload.decode("utf-8"))
     except UnicodeDecodeError:
@@ -51,6 +53,7 @@ def encode_line(m: Message) -> bytes:
 
 
 def decode_line(raw: bytes) -> Message:
+    """The message of one line written by `encode_line`."""
     line = _decode(raw)
     if line.payload is not None:
         return Message(line.at, line.topic, line.payload.encode("utf-8"))
@@ -68,6 +71,7 @@ def write(path: Path, messages: Iterable[Message]) -> int:
 
 
 def read(path: Path) -> Iterator[Message]:
+    """The messages of a traffic file (.gz too), in their order."""
     with _open(path, "r") as f:
         for raw in f:
             if raw.strip():
