@@ -12,10 +12,17 @@ Every transition returns the effects the caller turns into notifications:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 MIN = 60_000
+
+
+def worst_first(alert: Mapping[str, Any]) -> tuple[int, int]:
+    """Sort key of alerts: the highest severity first, then the newest."""
+    return -SEVERITY_RANK[alert["severity"]], -alert["detected_at"]
 
 
 @dataclass(frozen=True)
@@ -29,17 +36,23 @@ class Policy:
 
 @dataclass(frozen=True)
 class Page:
+    """Trigger the targets of these escalation steps."""
+
     steps: tuple[int, ...]
     reason: str  # new, escalate, repeat, worse
 
 
 @dataclass(frozen=True)
 class Ack:
+    """Tell everyone paged that a person acknowledged."""
+
     by: str
 
 
 @dataclass(frozen=True)
 class Resolve:
+    """Tell everyone paged that the incident is resolved."""
+
     by: str | None  # None: the rules cleared it
 
 
@@ -48,6 +61,8 @@ Effect = Page | Ack | Resolve
 
 @dataclass
 class Incident:
+    """One patient's group of concurrent paging alerts: what a nurse is paged about."""
+
     id: str
     patient_id: str
     team: str
@@ -68,104 +83,111 @@ class Incident:
 
     @property
     def open(self) -> bool:
+        """Whether it is not resolved yet."""
         return self.state != "resolved"
 
 
-def _schedule(inc: Incident, p: Policy) -> None:
-    if inc.state != "paged":
-        inc.next_at = None
-    elif inc.step + 1 < len(p.after_ms):
-        inc.next_at = inc.esc_base + p.after_ms[inc.step + 1]
-    elif p.repeat_ms:
-        inc.next_at = inc.last_paged_at + p.repeat_ms
+def _schedule(incident: Incident, policy: Policy) -> None:
+    """When the clock next has something to do for a paged incident."""
+    if incident.state != "paged":
+        incident.next_at = None
+    elif incident.step + 1 < len(policy.after_ms):
+        incident.next_at = incident.esc_base + policy.after_ms[incident.step + 1]
+    elif policy.repeat_ms:
+        incident.next_at = incident.last_paged_at + policy.repeat_ms
     else:
-        inc.next_at = None
+        incident.next_at = None
 
 
-def open_incident(iid: str, patient_id: str, team: str, severity: str, now: int, p: Policy
-                  ) -> tuple[Incident, list[Effect]]:
+def open_incident(incident_id: str, patient_id: str, team: str, severity: str, now: int,
+                  policy: Policy) -> tuple[Incident, list[Effect]]:
     """A first paging alert: step 0 is paged at once (whatever its after_min)."""
-    inc = Incident(iid, patient_id, team, severity, now, esc_base=now, last_paged_at=now)
-    _schedule(inc, p)
-    return inc, [Page((0,), "new")]
+    incident = Incident(incident_id, patient_id, team, severity, now, esc_base=now,
+                        last_paged_at=now)
+    _schedule(incident, policy)
+    return incident, [Page((0,), "new")]
 
 
-def add_alert(inc: Incident, severity: str, now: int, p: Policy) -> list[Effect]:
+def add_alert(incident: Incident, severity: str, now: int, policy: Policy) -> list[Effect]:
     """Another paging alert for the patient joins the open incident."""
     effects: list[Effect] = []
-    if inc.state == "resolving":  # the flap: back to where it was, no new page
-        inc.state = inc.before_resolving or "paged"
-        inc.resolving_since = inc.before_resolving = None
-    if SEVERITY_RANK[severity] > SEVERITY_RANK[inc.severity]:
+    if incident.state == "resolving":  # the flap: back to where it was, no new page
+        incident.state = incident.before_resolving or "paged"
+        incident.resolving_since = incident.before_resolving = None
+    if SEVERITY_RANK[severity] > SEVERITY_RANK[incident.severity]:
         # Worse: everyone paged so far hears it now, and an ack no longer covers it.
-        inc.severity = severity
-        inc.state = "paged"
-        inc.acked_by = inc.acked_at = None
-        inc.esc_base = now - p.after_ms[min(inc.step, len(p.after_ms) - 1)]
-        inc.last_paged_at = now
-        effects.append(Page(tuple(range(inc.step + 1)), "worse"))
-    _schedule(inc, p)
+        incident.severity = severity
+        incident.state = "paged"
+        incident.acked_by = incident.acked_at = None
+        incident.esc_base = now - policy.after_ms[min(incident.step, len(policy.after_ms) - 1)]
+        incident.last_paged_at = now
+        effects.append(Page(tuple(range(incident.step + 1)), "worse"))
+    _schedule(incident, policy)
     return effects
 
 
-def due(inc: Incident, now: int, p: Policy) -> list[Effect]:
+def due(incident: Incident, now: int, policy: Policy) -> list[Effect]:
     """What the clock makes happen: escalation steps, repeats, and held resolves."""
-    if inc.state == "resolving" and inc.resolving_since is not None:
-        if now >= inc.resolving_since + p.hold_ms:
-            return _resolve(inc, None, now)
+    if incident.state == "resolving" and incident.resolving_since is not None:
+        if now >= incident.resolving_since + policy.hold_ms:
+            return _resolve(incident, None, now)
         return []
-    if inc.state != "paged" or inc.next_at is None or now < inc.next_at:
+    if incident.state != "paged" or incident.next_at is None or now < incident.next_at:
         return []
-    new_steps = [k for k in range(inc.step + 1, len(p.after_ms))
-                 if now >= inc.esc_base + p.after_ms[k]]
+    new_steps = [step for step in range(incident.step + 1, len(policy.after_ms))
+                 if now >= incident.esc_base + policy.after_ms[step]]
     if new_steps:  # several at once only after downtime: each step is still paged once
-        inc.step = new_steps[-1]
-        inc.last_paged_at = now
-        _schedule(inc, p)
+        incident.step = new_steps[-1]
+        incident.last_paged_at = now
+        _schedule(incident, policy)
         return [Page(tuple(new_steps), "escalate")]
-    inc.last_paged_at = now
-    _schedule(inc, p)
-    return [Page((inc.step,), "repeat")]
+    incident.last_paged_at = now
+    _schedule(incident, policy)
+    return [Page((incident.step,), "repeat")]
 
 
-def acknowledge(inc: Incident, by: str, now: int) -> list[Effect]:
-    if inc.state == "resolved":
+def acknowledge(incident: Incident, by: str, now: int) -> list[Effect]:
+    """A person acknowledges: escalation stops (ValueError when already resolved)."""
+    if incident.state == "resolved":
         raise ValueError("already resolved")
-    if inc.acked_by is not None and inc.state in ("acknowledged", "resolving"):
+    if incident.acked_by is not None and incident.state in ("acknowledged", "resolving"):
         return []  # a second click changes nothing
-    inc.acked_by, inc.acked_at = by, now
-    if inc.state == "resolving":
-        inc.before_resolving = "acknowledged"
+    incident.acked_by, incident.acked_at = by, now
+    if incident.state == "resolving":
+        incident.before_resolving = "acknowledged"
     else:
-        inc.state = "acknowledged"
-    inc.next_at = None
+        incident.state = "acknowledged"
+    incident.next_at = None
     return [Ack(by)]
 
 
-def all_cleared(inc: Incident, now: int, p: Policy) -> list[Effect]:
+def all_cleared(incident: Incident, now: int, policy: Policy) -> list[Effect]:
     """Every alert of the incident has cleared (resolved events from the rules)."""
-    if inc.state in ("resolved", "resolving"):
+    if incident.state in ("resolved", "resolving"):
         return []
-    if p.hold_ms <= 0:
-        return _resolve(inc, None, now)
-    inc.before_resolving, inc.state, inc.resolving_since = inc.state, "resolving", now
-    inc.next_at = None
+    if policy.hold_ms <= 0:
+        return _resolve(incident, None, now)
+    incident.before_resolving = incident.state
+    incident.state, incident.resolving_since = "resolving", now
+    incident.next_at = None
     return []
 
 
-def resolve_by(inc: Incident, by: str, now: int) -> list[Effect]:
-    if inc.state == "resolved":
+def resolve_by(incident: Incident, by: str, now: int) -> list[Effect]:
+    """A person resolves: at once, no hold."""
+    if incident.state == "resolved":
         return []
-    return _resolve(inc, by, now)
+    return _resolve(incident, by, now)
 
 
-def _resolve(inc: Incident, by: str | None, now: int) -> list[Effect]:
-    inc.state, inc.resolved_by, inc.resolved_at = "resolved", by, now
-    inc.next_at = inc.resolving_since = inc.before_resolving = None
+def _resolve(incident: Incident, by: str | None, now: int) -> list[Effect]:
+    incident.state, incident.resolved_by, incident.resolved_at = "resolved", by, now
+    incident.next_at = incident.resolving_since = incident.before_resolving = None
     return [Resolve(by)]
 
 
-def next_wakeup(inc: Incident, p: Policy) -> int | None:
-    if inc.state == "resolving" and inc.resolving_since is not None:
-        return inc.resolving_since + p.hold_ms
-    return inc.next_at
+def next_wakeup(incident: Incident, policy: Policy) -> int | None:
+    """When `due` next has something to do (epoch ms), or None."""
+    if incident.state == "resolving" and incident.resolving_since is not None:
+        return incident.resolving_since + policy.hold_ms
+    return incident.next_at

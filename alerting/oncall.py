@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from alerting.lifecycle import MIN, Policy
 from vitals.configfile import embedded, load_model
 from vitals.settings import ConfigError
 
@@ -33,6 +34,8 @@ Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
 
 
 class _Strict(BaseModel):
+    """Frozen, and an unknown key is an error that names it."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -51,23 +54,30 @@ class Target(_Strict):
 
 
 class Step(_Strict):
+    """One escalation step: who is paged once the incident is `after_min` unacknowledged."""
+
     after_min: float = Field(ge=0)
     notify: tuple[Name, ...] = Field(min_length=1)
 
 
 class Team(_Strict):
+    """A team's escalation steps, in order."""
+
     escalation: tuple[Step, ...] = Field(min_length=1)
     repeat_min: float | None = Field(default=None, ge=1)  # overrides paging.repeat_min
 
     @field_validator("escalation")
     @classmethod
-    def _ordered(cls, v: tuple[Step, ...]) -> tuple[Step, ...]:
-        if any(b.after_min < a.after_min for a, b in itertools.pairwise(v)):
+    def _ordered(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        if any(later.after_min < earlier.after_min
+               for earlier, later in itertools.pairwise(steps)):
             raise ValueError("after_min must not decrease from one step to the next")
-        return v
+        return steps
 
 
 class Override(_Strict):
+    """A one-off swap in a schedule: `target` is on duty from `start` to `end`."""
+
     target: Name
     start: dt.datetime  # local time of the schedule unless it carries an offset
     end: dt.datetime
@@ -83,21 +93,22 @@ class Schedule(_Strict):
 
     @field_validator("timezone")
     @classmethod
-    def _tz(cls, v: str) -> str:
+    def _tz(cls, name: str) -> str:
         try:
-            ZoneInfo(v)
+            ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
 
-    def _local(self, t: dt.datetime) -> dt.datetime:
-        tz = ZoneInfo(self.timezone)
-        return t.replace(tzinfo=tz) if t.tzinfo is None else t.astimezone(tz)
+    def _local(self, when: dt.datetime) -> dt.datetime:
+        zone = ZoneInfo(self.timezone)
+        return when.replace(tzinfo=zone) if when.tzinfo is None else when.astimezone(zone)
 
     def on_duty(self, now: dt.datetime) -> str:
-        for o in self.overrides:
-            if self._local(o.start) <= now < self._local(o.end):
-                return o.target
+        """The target on duty at `now`: the first override that covers it, else the rotation."""
+        for override in self.overrides:
+            if self._local(override.start) <= now < self._local(override.end):
+                return override.target
         # Whole weeks of local wall-clock time, so a handoff stays at 08:00 across DST changes.
         local = now.astimezone(ZoneInfo(self.timezone)).replace(tzinfo=None)
         start = self._local(self.start).replace(tzinfo=None)
@@ -106,6 +117,8 @@ class Schedule(_Strict):
 
 
 class Paging(_Strict):
+    """Paging policy: which severities page, repeats, the held resolve, links, e-mail sender."""
+
     severities: tuple[Severity, ...] = ("critical", "error")  # CLINICAL.md: alarm burden
     repeat_min: float | None = Field(default=10, ge=1)  # the last step repeats; null: never
     resolve_hold_min: float = Field(default=5, ge=0)  # flap damping, see README
@@ -114,6 +127,8 @@ class Paging(_Strict):
 
 
 class OnCall(_Strict):
+    """The whole on-call file, validated: every name in a step or schedule exists."""
+
     targets: dict[Name, Target]
     teams: dict[Name, Team]
     schedules: dict[Name, Schedule] = {}
@@ -126,7 +141,7 @@ class OnCall(_Strict):
         if both:
             raise ValueError(f"{sorted(both)[0]} is both a target and a schedule")
         for name, sched in self.schedules.items():
-            for who in (*sched.rotation, *(o.target for o in sched.overrides)):
+            for who in (*sched.rotation, *(override.target for override in sched.overrides)):
                 if who not in self.targets:
                     raise ValueError(f"schedules.{name}: unknown target {who}")
         for name, team in self.teams.items():
@@ -155,13 +170,26 @@ class OnCall(_Strict):
         return found
 
     def pages(self, severity: str) -> bool:
+        """Whether alerts of this severity page (paging.severities)."""
         return severity in self.paging.severities
 
     def repeat_min(self, team: str) -> float | None:
+        """How often the team's last step repeats, in minutes (None: never)."""
         return self.teams[team].repeat_min or self.paging.repeat_min
+
+    def policy(self, team: str) -> Policy:
+        """The team's escalation in milliseconds, for the lifecycle."""
+        hold_ms = int(self.paging.resolve_hold_min * MIN)
+        found = self.teams.get(team)
+        if found is None:  # removed from the on-call file while an incident was open: no steps
+            return Policy((0,), None, hold_ms)
+        repeat = self.repeat_min(team)
+        return Policy(tuple(int(step.after_min * MIN) for step in found.escalation),
+                      int(repeat * MIN) if repeat else None, hold_ms)
 
 
 def default_oncall_path() -> Path:
+    """The embedded demo on-call file."""
     return embedded("oncall.yaml")
 
 
