@@ -3,7 +3,6 @@ no clock (the receipt time is passed in), and it never raises on any input."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -14,7 +13,16 @@ from msgspec import Meta
 
 from ingest import limits
 from vitals.patients import PatientRegistry
-from vitals.records import DEVICE_FLAGS, NO_SIGNAL, DeviceStatus, Kind, Reading, Rejection, Site
+from vitals.records import (
+    DEVICE_FLAGS,
+    NO_SIGNAL,
+    DeviceStatus,
+    Kind,
+    Reading,
+    Rejection,
+    Site,
+    echo,
+)
 
 TOPIC = re.compile(r"vitals/v1/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})(/status)?")
 
@@ -89,13 +97,14 @@ class Parser:
         except Invalid as exc:
             return Outcome(rejections=[reject(exc, topic, payload, received_at)])
         except Exception as exc:  # a bug here must not lose the message: dead-letter it
-            bug = Invalid("internal_error", f"ingest failed on this message: {exc!r}")
+            bug = Invalid("internal_error", f"ingest failed on this message: {echo(repr(exc))}")
             return Outcome(rejections=[reject(bug, topic, payload, received_at)])
 
     def _parse(self, topic: str, payload: bytes, received_at: int) -> Outcome:
         m = TOPIC.fullmatch(topic)
         if m is None:
-            raise Invalid("bad_topic", f"topic {topic!r} is not vitals/v1/{{patient}}/{{device}}")
+            raise Invalid("bad_topic",
+                          f"topic {echo(topic)!r} is not vitals/v1/{{patient}}/{{device}}")
         patient_id, device_id, is_status = m.groups()
         if len(payload) > limits.MAX_PAYLOAD_BYTES:
             raise Invalid("too_large", f"payload is {len(payload)} bytes; the limit is "
@@ -278,12 +287,9 @@ def parse_status(payload: bytes, patient_id: str, device_id: str, received_at: i
 def reject(exc: Invalid, topic: str, payload: bytes, received_at: int,
            patient_id: str | None = None, device_id: str | None = None,
            index: int | None = None, size: int | None = None) -> Rejection:
+    """The dead letter of one entry, its payload bounded (`Rejection.of`)."""
     if patient_id is None and (m := TOPIC.fullmatch(topic)):
         patient_id, device_id = m.group(1), m.group(2)
-    try:
-        text, encoding = payload.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
-    return Rejection(reason=exc.reason, detail=str(exc), topic=topic, received_at=received_at,
-                     payload=text, payload_encoding=encoding, patient_id=patient_id,  # type: ignore[arg-type]
-                     device_id=device_id, batch_index=index, batch_size=size)
+    return Rejection.of(exc.reason, str(exc), topic, received_at, payload,
+                        patient_id=patient_id, device_id=device_id, batch_index=index,
+                        batch_size=size)

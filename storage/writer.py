@@ -16,7 +16,6 @@ there too (`store_bad_record`).
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -29,7 +28,7 @@ from storage import schema
 from storage.target import InfluxTarget, Refused, Unavailable, WriteTarget
 from vitals import topics
 from vitals.kafka import consumer_config, declare_topics, producer_config
-from vitals.records import Rejection, encode
+from vitals.records import Rejection, echo, encode
 from vitals.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -123,14 +122,6 @@ class StoreCounts:
                 f"and {self.bad} unreadable (to {topics.REJECTED.name}), {self.empty} empty")
 
 
-def _payload(value: bytes | None) -> tuple[str, str]:
-    value = value or b""
-    try:
-        return value.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(value).decode("ascii"), "base64"
-
-
 class Store:
     """One consumer, one write target, one producer for dead letters."""
 
@@ -208,12 +199,10 @@ class Store:
         return len(messages)
 
     def _rejection(self, m: Message, reason: str, detail: str) -> Rejection:
-        payload, encoding = _payload(m.value())
         key = m.key()
-        patient = key.decode("utf-8", "replace") if key else None
-        return Rejection(reason=reason, detail=detail, topic=m.topic(),
-                         received_at=int(self.clock() * 1000), payload=payload,
-                         payload_encoding=encoding, patient_id=patient)  # type: ignore[arg-type]
+        patient = echo(key.decode("utf-8", "replace")) if key else None
+        return Rejection.of(reason, detail, m.topic() or "", int(self.clock() * 1000),
+                            m.value() or b"", patient_id=patient)
 
     def _dead_letter(self, dead: list[Rejection]) -> None:
         """Produce and wait for Kafka's confirmation: the offsets of these records are committed

@@ -3,6 +3,8 @@ stage consumes. Times are epoch milliseconds UTC, temperatures degrees Celsius."
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Literal
 
 import msgspec
@@ -53,8 +55,31 @@ class DeviceStatus(msgspec.Struct, omit_defaults=True, frozen=True):
     battery: float | None = None
 
 
+# A dead letter keeps at most this much of what was refused: enough for a person to see what
+# was sent, never enough for one hostile message to be too large for Kafka (1 MB by default).
+MAX_DEAD_LETTER_BYTES = 4096
+# ... and of the text fields that come from the sender (the topic, names in the detail).
+MAX_ECHO_CHARS = 200
+
+
+def cut(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """A sender's text cut to `limit` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def echo(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """A sender's text for details and log lines: `cut`, with line breaks and other control
+    characters escaped so that it cannot forge a log line."""
+    text = cut(text, limit)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 class Rejection(msgspec.Struct, omit_defaults=True, frozen=True):
-    """A message, or one reading of a batch, that ingest could not accept (`vitals.rejected`)."""
+    """A message, or one reading of a batch, that ingest could not accept (`vitals.rejected`).
+
+    `payload` is what was sent, as text or base64. A payload longer than
+    `MAX_DEAD_LETTER_BYTES` is cut to that: then `payload_truncated` is set and
+    `payload_bytes` and `payload_sha256` say what the whole was."""
 
     reason: str
     detail: str
@@ -66,6 +91,30 @@ class Rejection(msgspec.Struct, omit_defaults=True, frozen=True):
     device_id: str | None = None
     batch_index: int | None = None
     batch_size: int | None = None
+    payload_truncated: bool = False
+    payload_bytes: int | None = None
+    payload_sha256: str | None = None
+
+    @classmethod
+    def of(cls, reason: str, detail: str, topic: str, received_at: int, payload: bytes,
+           **fields: object) -> Rejection:
+        """A dead letter whose size is bounded whatever the sender sent."""
+        kept = payload[:MAX_DEAD_LETTER_BYTES]
+        truncated = len(kept) < len(payload)
+        try:
+            text, encoding = kept.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError as exc:
+            if truncated and exc.start >= len(kept) - 3:  # a character cut in two by the limit
+                kept = kept[:exc.start]
+                text, encoding = kept.decode("utf-8", "replace"), "utf-8"
+            else:
+                text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+        if truncated:
+            fields.update(payload_truncated=True, payload_bytes=len(payload),
+                          payload_sha256=hashlib.sha256(payload).hexdigest())
+        return cls(reason=reason, detail=detail, topic=cut(topic, 256),
+                   received_at=received_at, payload=text,
+                   payload_encoding=encoding, **fields)  # type: ignore[arg-type]
 
 
 encode = msgspec.json.Encoder().encode

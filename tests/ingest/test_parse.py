@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from ingest import limits
 from ingest.parse import Outcome, Parser
 from vitals.patients import Patient, PatientRegistry
-from vitals.records import Reading, Rejection
+from vitals.records import MAX_DEAD_LETTER_BYTES, Reading, Rejection, encode
 
 RECEIVED = int(dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
 T = RECEIVED - 60_000  # a minute before receipt
@@ -267,7 +268,31 @@ def test_payload_of_64_kib_is_accepted_one_byte_more_is_too_large() -> None:
     assert accepted(exact).spo2 == 97
     over = dumps(ox(spo2=97, hr=72, pad=pad + "x"))
     rej = expect_rejected(over, "too_large")
-    assert "65537" in rej.detail and rej.payload == over.decode()
+    assert "65537" in rej.detail
+    # the dead letter keeps a bounded prefix, and says what the whole was
+    assert rej.payload == over[:MAX_DEAD_LETTER_BYTES].decode() and rej.payload_truncated
+    assert rej.payload_bytes == 65537
+    assert rej.payload_sha256 == hashlib.sha256(over).hexdigest()
+
+
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 1024 * 1024, 10 * 1024 * 1024])
+@pytest.mark.parametrize("utf8", [True, False])
+def test_a_huge_payload_gives_a_small_dead_letter(size: int, utf8: bool) -> None:
+    # a multi-byte character across the cut, or bytes that are not UTF-8 at all
+    payload = ("é" * size).encode()[:size] if utf8 else b"\xff" * size
+    rej = expect_rejected(payload, "too_large")
+    assert len(encode(rej)) < 2 * MAX_DEAD_LETTER_BYTES
+    assert rej.payload_bytes == size and rej.payload_truncated
+    assert rej.payload_encoding == ("utf-8" if utf8 else "base64")
+    if utf8:
+        assert rej.payload == "é" * (MAX_DEAD_LETTER_BYTES // 2)
+
+
+def test_a_huge_topic_is_echoed_cut_and_escaped() -> None:
+    topic = "vitals/v1/" + "\n" * 70_000 + "/ox-1"
+    rej = parse(b"{}", topic=topic).rejections[0]
+    assert rej.reason == "bad_topic" and len(encode(rej)) < 4 * 1024
+    assert "\n" not in rej.detail and rej.topic.endswith("(70015 characters)")
 
 
 def test_batch_of_1000_is_accepted_1001_is_too_large() -> None:

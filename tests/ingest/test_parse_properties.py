@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import math
 import re
@@ -22,7 +23,7 @@ from ingest.service import Ingest
 from ingest.sink import OnDone, Sink
 from vitals import topics
 from vitals.patients import Patient, PatientRegistry
-from vitals.records import DEVICE_FLAGS, NO_SIGNAL, Reading
+from vitals.records import DEVICE_FLAGS, MAX_DEAD_LETTER_BYTES, NO_SIGNAL, Reading
 
 RECEIVED = int(dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
 DAY = 86_400_000
@@ -342,13 +343,21 @@ def check_outcome(topic: str, payload: bytes, out: Outcome) -> None:
         assert rej.topic == topic and rej.received_at == RECEIVED
         if rej.batch_index is None:
             assert rej.batch_size is None
+            # the whole payload, or (over the dead-letter limit) a prefix and what the whole was
+            kept = payload[:MAX_DEAD_LETTER_BYTES]
+            assert rej.payload_truncated == (len(kept) < len(payload))
+            if rej.payload_truncated:
+                assert rej.payload_bytes == len(payload)
+                assert rej.payload_sha256 == hashlib.sha256(payload).hexdigest()
             if rej.payload_encoding == "utf-8":
-                assert rej.payload.encode("utf-8") == payload
+                sent = rej.payload.encode("utf-8")
+                assert sent == payload or (rej.payload_truncated and kept.startswith(sent)
+                                           and len(sent) > len(kept) - 4)
             else:
                 assert rej.payload_encoding == "base64"
-                assert base64.b64decode(rej.payload, validate=True) == payload
+                assert base64.b64decode(rej.payload, validate=True) == kept
                 try:
-                    payload.decode("utf-8")
+                    kept.decode("utf-8")
                 except UnicodeDecodeError:
                     pass
                 else:
