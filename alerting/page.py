@@ -66,67 +66,82 @@ CHARTS = (("temp", "Temperature °C", 38.0), ("hr", "Heart rate /min", 130.0),
 
 
 def fragment(alerts: list[dict[str, Any]], trends: dict[str, list[dict[str, Any]]]) -> str:
+    """The open alerts (already worst first, then newest) as HTML cards with their charts."""
     if not alerts:
         return "<p id='none'>No open alerts.</p>"
-    parts = []
-    for a in alerts:  # already worst first, then newest
-        ref = a["incident_id"] or a["alert_id"]
-        paged = a["incident_id"] is not None
-        state = a["state"] + (f" by {a['acked_by']}" if a["acked_by"] else "")
-        day = a.get("day_since_infusion")
-        buttons = ""
-        if paged and a["state"] == "paged":
-            buttons += (f"<button class='ack' data-action='ack' data-id='{escape(ref)}'>"
-                        "Acknowledge</button> ")
-        if a["state"] not in ("resolved",):
-            buttons += (f"<button class='resolve' data-action='resolve' "
-                        f"data-id='{escape(ref)}'>Resolve</button>")
-        step = f" · escalation step {a['escalation_step']}" if paged else ""
-        errors = "".join(f"<p class='note'>Not delivered: {escape(e['channel'])} to "
-                         f"{escape(e['target'])}: {e['response_status']} "
-                         f"{escape(str(e['response_body'])[:200])}</p>"
-                         for e in a["delivery_errors"])
-        parts.append(
-            f"<div class='alert {escape(a['severity'])}' data-alert='{escape(a['alert_id'])}' "
-            f"data-incident='{escape(a['incident_id'] or '')}'>"
-            f"<div><b>{escape(a['patient_id'])}</b> · {escape(a['rule'])} · "
-            f"{escape(a['severity'])} · <span class='state'>{escape(state)}</span></div>"
-            f"<div>{escape(a['summary'])}</div>"
-            f"<div class='note'>since {_hm(a['start'])}"
-            f"{f' · day {day:.1f} after infusion' if day is not None else ''}"
-            f"{step}"
-            f" · {escape(a['source'])}</div>"
-            f"<div class='charts'>{charts(trends.get(a['patient_id'], []))}</div>"
-            f"{errors}<div>{buttons}</div></div>")
-    return "\n".join(parts)
+    return "\n".join(_card(alert, trends.get(alert["patient_id"], [])) for alert in alerts)
+
+
+def _card(alert: dict[str, Any], points: list[dict[str, Any]]) -> str:
+    """One alert: who, what, state, since when, charts, delivery errors, buttons."""
+    paged = alert["incident_id"] is not None
+    state = alert["state"] + (f" by {alert['acked_by']}" if alert["acked_by"] else "")
+    day = alert.get("day_since_infusion")
+    step = f" · escalation step {alert['escalation_step']}" if paged else ""
+    errors = "".join(f"<p class='note'>Not delivered: {escape(error['channel'])} to "
+                     f"{escape(error['target'])}: {error['response_status']} "
+                     f"{escape(str(error['response_body'])[:200])}</p>"
+                     for error in alert["delivery_errors"])
+    return (
+        f"<div class='alert {escape(alert['severity'])}' "
+        f"data-alert='{escape(alert['alert_id'])}' "
+        f"data-incident='{escape(alert['incident_id'] or '')}'>"
+        f"<div><b>{escape(alert['patient_id'])}</b> · {escape(alert['rule'])} · "
+        f"{escape(alert['severity'])} · <span class='state'>{escape(state)}</span></div>"
+        f"<div>{escape(alert['summary'])}</div>"
+        f"<div class='note'>since {_hm(alert['start'])}"
+        f"{f' · day {day:.1f} after infusion' if day is not None else ''}"
+        f"{step}"
+        f" · {escape(alert['source'])}</div>"
+        f"<div class='charts'>{charts(points)}</div>"
+        f"{errors}<div>{_buttons(alert, paged)}</div></div>")
+
+
+def _buttons(alert: dict[str, Any], paged: bool) -> str:
+    """Acknowledge (a paged incident not yet acknowledged) and Resolve."""
+    ref = escape(alert["incident_id"] or alert["alert_id"])
+    buttons = ""
+    if paged and alert["state"] == "paged":
+        buttons += (f"<button class='ack' data-action='ack' data-id='{ref}'>"
+                    "Acknowledge</button> ")
+    if alert["state"] not in ("resolved",):
+        buttons += (f"<button class='resolve' data-action='resolve' "
+                    f"data-id='{ref}'>Resolve</button>")
+    return buttons
 
 
 def charts(points: list[dict[str, Any]]) -> str:
+    """Temperature, heart rate and SpO2 sparklines, each with its threshold line."""
     return "".join(sparkline(points, key, label, line) for key, label, line in CHARTS)
 
 
 def sparkline(points: list[dict[str, Any]], key: str, label: str, threshold: float,
-              w: int = 220, h: int = 60) -> str:
-    pts = [(p["ts"], p[key]) for p in points if p.get(key) is not None]
+              width: int = 220, height: int = 60) -> str:
+    """One measure over time as an inline SVG, its threshold dashed; "no data" below 2."""
+    samples = [(point["ts"], point[key]) for point in points if point.get(key) is not None]
     title = f"<title>{escape(label)}</title>"
-    if len(pts) < 2:
-        return (f"<svg width='{w}' height='{h}' role='img' aria-label='{escape(label)}'>{title}"
+    if len(samples) < 2:
+        return (f"<svg width='{width}' height='{height}' role='img' "
+                f"aria-label='{escape(label)}'>{title}"
                 f"<text x='4' y='14' font-size='11'>{escape(label)}: no data</text></svg>")
-    t0, t1 = pts[0][0], pts[-1][0]
-    lo = min(min(v for _, v in pts), threshold)
-    hi = max(max(v for _, v in pts), threshold)
-    span_v, span_t = (hi - lo) or 1.0, (t1 - t0) or 1
+    first_ts, last_ts = samples[0][0], samples[-1][0]
+    low = min(min(value for _, value in samples), threshold)
+    high = max(max(value for _, value in samples), threshold)
+    span_value, span_ts = (high - low) or 1.0, (last_ts - first_ts) or 1
 
-    def xy(t: float, v: float) -> str:
-        return f"{(t - t0) / span_t * (w - 8) + 4:.1f},{h - 4 - (v - lo) / span_v * (h - 22):.1f}"
+    def y_of(value: float) -> float:
+        return height - 4 - (value - low) / span_value * (height - 22)
 
-    line_y = h - 4 - (threshold - lo) / span_v * (h - 22)
-    path = " ".join(xy(t, v) for t, v in pts)
-    return (f"<svg width='{w}' height='{h}' role='img' aria-label='{escape(label)}' "
-            f"data-points='{len(pts)}'>{title}"
-            f"<text x='4' y='12' font-size='11'>{escape(label)}: {pts[-1][1]:.1f}</text>"
-            f"<line x1='4' x2='{w - 4}' y1='{line_y:.1f}' y2='{line_y:.1f}' stroke='#c62828' "
-            f"stroke-dasharray='3,3'/>"
+    def xy(ts: float, value: float) -> str:
+        return f"{(ts - first_ts) / span_ts * (width - 8) + 4:.1f},{y_of(value):.1f}"
+
+    line_y = y_of(threshold)
+    path = " ".join(xy(ts, value) for ts, value in samples)
+    return (f"<svg width='{width}' height='{height}' role='img' aria-label='{escape(label)}' "
+            f"data-points='{len(samples)}'>{title}"
+            f"<text x='4' y='12' font-size='11'>{escape(label)}: {samples[-1][1]:.1f}</text>"
+            f"<line x1='4' x2='{width - 4}' y1='{line_y:.1f}' y2='{line_y:.1f}' "
+            f"stroke='#c62828' stroke-dasharray='3,3'/>"
             f"<polyline fill='none' stroke='#1565c0' stroke-width='1.5' points='{path}'/></svg>")
 
 

@@ -19,6 +19,8 @@ SUMMARY_MAX = 1024  # PagerDuty truncates payload.summary beyond this
 
 @dataclass(frozen=True)
 class Outcome:
+    """A receiver's answer: done, retry later (429, 5xx, no connection), or refused."""
+
     ok: bool
     status: int | None  # HTTP status (or SMTP reply code); None when nothing answered
     body: str = ""
@@ -42,13 +44,14 @@ class Facts:
 
     @property
     def worst(self) -> dict[str, Any]:
+        """The alert that leads the page (the highest severity, then the newest)."""
         return self.alerts[0]
 
     def summary(self) -> str:
         """The worst alert's sentence from the rules (patient, what, how high, since when), and
         the names of the others; never more than PagerDuty's 1024 characters."""
         text = self.worst.get("summary") or f"{self.patient_id}: {self.worst['rule']}"
-        others = [a["rule"] for a in self.alerts[1:]]
+        others = [alert["rule"] for alert in self.alerts[1:]]
         if others:
             text += f" Also firing: {', '.join(others)}."
         if len(text) > SUMMARY_MAX:
@@ -57,8 +60,8 @@ class Facts:
 
     def details(self) -> dict[str, Any]:
         """The evidence, for PagerDuty's custom_details and the webhook."""
-        day = next((a.get("day_since_infusion") for a in self.alerts
-                    if a.get("day_since_infusion") is not None), None)
+        day = next((alert.get("day_since_infusion") for alert in self.alerts
+                    if alert.get("day_since_infusion") is not None), None)
         return {
             "patient_id": self.patient_id,
             "incident_id": self.incident_id,
@@ -66,27 +69,29 @@ class Facts:
             "days_since_infusion": day,
             "ack_url": self.ack_url,
             "alerts": [{
-                "alert_id": a["alert_id"], "rule": a["rule"], "severity": a["severity"],
-                "summary": a.get("summary", ""), "source": a.get("source", ""),
-                "since": iso(a["start"]), "detected_at": iso(a["detected_at"]),
-                "late": a.get("late", False), "evidence": a.get("evidence", {}),
-            } for a in self.alerts],
+                "alert_id": alert["alert_id"], "rule": alert["rule"],
+                "severity": alert["severity"], "summary": alert.get("summary", ""),
+                "source": alert.get("source", ""), "since": iso(alert["start"]),
+                "detected_at": iso(alert["detected_at"]), "late": alert.get("late", False),
+                "evidence": alert.get("evidence", {}),
+            } for alert in self.alerts],
             **self.extra,
         }
 
     def plain_text(self) -> str:
         """A body a nurse can act on from a phone: what, how high, since when, trend, why."""
         lines = [f"Patient {self.patient_id}: {self.severity.upper()}", ""]
-        for a in self.alerts:
-            ev = a.get("evidence") or {}
-            lines.append(f"* {a.get('summary') or a['rule']}")
-            lines.append(f"  rule {a['rule']} ({a['severity']}), since {iso(a['start'])}")
-            trend = ev.get("trend")
+        for alert in self.alerts:
+            evidence = alert.get("evidence") or {}
+            lines.append(f"* {alert.get('summary') or alert['rule']}")
+            lines.append(f"  rule {alert['rule']} ({alert['severity']}), "
+                         f"since {iso(alert['start'])}")
+            trend = evidence.get("trend")
             if trend is not None:
                 lines.append(f"  trend: {trend}")
-            if a.get("source"):
-                lines.append(f"  why: {a['source']}")
-            if a.get("late"):
+            if alert.get("source"):
+                lines.append(f"  why: {alert['source']}")
+            if alert.get("late"):
                 lines.append("  note: judged on readings the device uploaded late")
         day = self.details()["days_since_infusion"]
         if day is not None:
@@ -99,12 +104,15 @@ class Facts:
 
 
 def iso(ms: int | None) -> str | None:
+    """Epoch ms as ISO 8601 UTC to the second (None stays None)."""
     if ms is None:
         return None
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
 
 
 class Notifier(ABC):
+    """A channel: builds the request to store as an intent, then sends a stored request."""
+
     channel: ClassVar[str]
 
     @abstractmethod
@@ -112,13 +120,15 @@ class Notifier(ABC):
         """The JSON-able request for `address` (routing key, URL, e-mail address)."""
 
     @abstractmethod
-    async def send(self, request: dict[str, Any], delivery_id: int) -> Outcome: ...
+    async def send(self, request: dict[str, Any], delivery_id: int) -> Outcome:
+        """Deliver a stored request; `delivery_id` (the intent's) is the same on a resend."""
 
     async def close(self) -> None:  # noqa: B027 - only HTTP notifiers hold a session
-        pass
+        """Close connections, if any."""
 
 
 def classify(status: int, body: str, retry_after: str | None) -> Outcome:
+    """An HTTP answer as an Outcome: 2xx done, 429 and 5xx retried, any other refused."""
     if 200 <= status < 300:
         return Outcome(True, status, body)
     if status == 429 or status >= 500:
@@ -142,6 +152,7 @@ def _seconds(value: str | None) -> float | None:
 
 async def post(session: aiohttp.ClientSession, url: str, body: bytes,
                headers: dict[str, str]) -> Outcome:
+    """POST a body; a lost connection or a timeout is an Outcome to retry, not an error."""
     try:
         async with session.post(url, data=body, headers=headers) as resp:
             text = await resp.text(errors="replace")
@@ -151,4 +162,5 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes,
 
 
 def http_session() -> aiohttp.ClientSession:
+    """The HTTP notifiers' session (10 s per request)."""
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))

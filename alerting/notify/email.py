@@ -15,6 +15,8 @@ SUBJECT = {"trigger": "PAGE", "acknowledge": "Acknowledged", "resolve": "Resolve
 
 
 class Email(Notifier):
+    """E-mail over SMTP: a plain-text page for a phone."""
+
     channel = "email"
 
     def __init__(self, smtp_url: str, sender: str) -> None:
@@ -22,6 +24,7 @@ class Email(Notifier):
         self.sender = sender
 
     def request(self, action: str, facts: Facts, address: str) -> dict[str, Any]:
+        """To, subject and body of the mail."""
         subject = f"[{SUBJECT[action]}] {facts.summary()}"[:200]
         body = facts.plain_text()
         if action != "trigger":
@@ -30,20 +33,22 @@ class Email(Notifier):
         return {"to": address, "subject": subject, "body": body}
 
     async def send(self, request: dict[str, Any], delivery_id: int) -> Outcome:
+        """Send it with smtplib, in a worker thread."""
         return await asyncio.to_thread(self._send, request, delivery_id)
 
     def _send(self, request: dict[str, Any], delivery_id: int) -> Outcome:
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = self.sender, request["to"], request["subject"]
-        msg["Message-ID"] = f"<vitals-{delivery_id}@vitals-alerting>"  # same on a resend
-        msg.set_content(request["body"])
-        s = self.server
+        message = EmailMessage()
+        message["From"], message["To"] = self.sender, request["to"]
+        message["Subject"] = request["subject"]
+        message["Message-ID"] = f"<vitals-{delivery_id}@vitals-alerting>"  # same on a resend
+        message.set_content(request["body"])
+        server = self.server
         try:
-            cls = smtplib.SMTP_SSL if s.scheme == "smtps" else smtplib.SMTP
-            with cls(s.host, s.port, timeout=10) as smtp:
-                if s.username:
-                    smtp.login(s.username, s.password or "")
-                refused = smtp.send_message(msg)
+            connect = smtplib.SMTP_SSL if server.scheme == "smtps" else smtplib.SMTP
+            with connect(server.host, server.port, timeout=10) as smtp:
+                if server.username:
+                    smtp.login(server.username, server.password or "")
+                refused = smtp.send_message(message)
             if refused:
                 return Outcome(False, 550, f"refused: {refused}")
             return Outcome(True, 250, "sent")

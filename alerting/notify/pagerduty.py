@@ -15,6 +15,8 @@ from alerting.notify.base import Facts, Notifier, Outcome, http_session, iso, po
 
 
 class PagerDuty(Notifier):
+    """PagerDuty Events API v2: trigger, acknowledge, resolve; dedup_key = the incident id."""
+
     channel = "pagerduty"
 
     def __init__(self, url: str) -> None:
@@ -22,6 +24,7 @@ class PagerDuty(Notifier):
         self._session: aiohttp.ClientSession | None = None
 
     def request(self, action: str, facts: Facts, address: str) -> dict[str, Any]:
+        """The event for `address` (a routing key); a trigger carries the payload."""
         body: dict[str, Any] = {"routing_key": address, "event_action": action,
                                 "dedup_key": facts.incident_id}
         if action == "trigger":
@@ -42,11 +45,13 @@ class PagerDuty(Notifier):
         return body
 
     async def send(self, request: dict[str, Any], delivery_id: int) -> Outcome:
+        """POST the event to the Events API."""
         if self._session is None:
             self._session = http_session()
         return await post(self._session, self.url, json.dumps(request).encode(),
                           {"Content-Type": "application/json"})
 
     async def close(self) -> None:
+        """Close the HTTP session."""
         if self._session is not None:
             await self._session.close()

@@ -19,6 +19,7 @@ SIGNATURE_HEADER = "X-Vitals-Signature"
 
 
 def sign(secret: str, body: bytes) -> str:
+    """The X-Vitals-Signature value of a body: `sha256=<hex HMAC-SHA256>`."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -28,6 +29,8 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
 
 
 class Webhook(Notifier):
+    """A JSON webhook with the same facts as a page, signed when a secret is set."""
+
     channel = "webhook"
 
     def __init__(self, secret: str | None) -> None:
@@ -35,6 +38,7 @@ class Webhook(Notifier):
         self._session: aiohttp.ClientSession | None = None
 
     def request(self, action: str, facts: Facts, address: str) -> dict[str, Any]:
+        """The URL and the JSON body."""
         body = {
             "event": action,  # trigger, acknowledge, resolve (as PagerDuty's event_action)
             "incident_id": facts.incident_id,
@@ -47,6 +51,7 @@ class Webhook(Notifier):
         return {"url": address, "body": body}
 
     async def send(self, request: dict[str, Any], delivery_id: int) -> Outcome:
+        """POST the body, signed, with X-Vitals-Delivery."""
         if self._session is None:
             self._session = http_session()
         raw = json.dumps(request["body"], sort_keys=True).encode()
@@ -56,5 +61,6 @@ class Webhook(Notifier):
         return await post(self._session, request["url"], raw, headers)
 
     async def close(self) -> None:
+        """Close the HTTP session."""
         if self._session is not None:
             await self._session.close()
