@@ -3,6 +3,10 @@
 Every route but the page shell (`GET /`, `GET /alerts/{id}` asked for as HTML) needs
 `Authorization: Bearer <token>`; the token names the person (on-call file `tokens:`), and that
 name goes into the audit. 401 without a token or with an unknown one.
+
+Handlers reach the store only through `core.off_loop(...)`: one job on the store thread per
+request, so the loop keeps serving while a commit waits for the disk, and what a handler reads
+after it acts (ack, then the incident as it now stands) is one consistent view.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ from typing import Any
 
 from aiohttp import web
 
-from alerting import audit, page, silences
+from alerting import audit, page, silences, views
 from alerting.core import Alerting, Conflict, NotFound
+from alerting.lifecycle import Incident
 
 CORE: web.AppKey[Alerting] = web.AppKey("core", Alerting)
 
 
 def person(request: web.Request) -> str:
+    """The person the bearer token names; 401 without a valid one."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     who = request.app[CORE].oncall.who(token.strip()) if scheme.lower() == "bearer" else None
@@ -29,130 +35,166 @@ def person(request: web.Request) -> str:
     return who
 
 
-def _json_error(cls: type[web.HTTPException], msg: str) -> web.HTTPException:
-    return cls(text=web.json_response({"error": msg}).text, content_type="application/json")
+def _json_error(cls: type[web.HTTPException], message: str) -> web.HTTPException:
+    return cls(text=web.json_response({"error": message}).text, content_type="application/json")
 
 
-def incident_json(core: Alerting, iid: str) -> dict[str, Any]:
-    inc = core.store.incident(iid)
-    assert inc is not None
-    return {"incident_id": inc.id, "patient_id": inc.patient_id, "state": inc.state,
-            "severity": inc.severity, "escalation_step": inc.step + 1,
-            "acked_by": inc.acked_by, "resolved_by": inc.resolved_by,
-            "alerts": [r["alert_id"] for r in core.store.alerts_of(inc.id)],
-            "delivery_errors": core.store.delivery_errors(inc.id)}
+def incident_json(core: Alerting, incident_id: str) -> dict[str, Any]:
+    """One incident as the API shows it (reads the store: call it on the store thread)."""
+    return views.incident_json(core.store, incident_id)
 
 
 async def index(request: web.Request) -> web.Response:
+    """The page shell: public, no patient data."""
     return web.Response(text=page.SHELL, content_type="text/html")
 
 
+def _alerts_and_trends(core: Alerting) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    alerts = views.open_alerts(core.store, core.public_url)
+    return alerts, {alert["patient_id"]: core.store.trends(alert["patient_id"])
+                    for alert in alerts}
+
+
 async def page_fragment(request: web.Request) -> web.Response:
+    """The open alerts with their charts, as the page's HTML fragment."""
     person(request)
     core = request.app[CORE]
-    alerts = core.open_alerts()
-    trends = {a["patient_id"]: core.store.trends(a["patient_id"]) for a in alerts}
+    alerts, trends = await core.off_loop(_alerts_and_trends, core)
     return web.Response(text=page.fragment(alerts, trends), content_type="text/html")
 
 
 async def list_alerts(request: web.Request) -> web.Response:
+    """GET /alerts: the open alerts, worst first, then newest."""
     person(request)
-    return web.json_response({"alerts": request.app[CORE].open_alerts()})
+    core = request.app[CORE]
+    return web.json_response({"alerts": await core.off_loop(core.open_alerts)})
+
+
+def _alert_or_incident(core: Alerting, ref: str) -> dict[str, Any] | None:
+    if core.store.incident(ref) is not None:
+        return incident_json(core, ref)
+    row = core.store.alert(ref)
+    if row is None:
+        return None
+    return {key: row[key] for key in row.keys() if key != "event"}  # noqa: SIM118
 
 
 async def get_alert(request: web.Request) -> web.Response:
+    """GET /alerts/{id}: an incident or an alert as JSON; as HTML, the nurse page."""
     if "text/html" in request.headers.get("Accept", ""):
         return await index(request)  # the ack link in a page opens the nurse page
     person(request)
     core, ref = request.app[CORE], request.match_info["id"]
-    if core.store.incident(ref) is not None:
-        return web.json_response(incident_json(core, ref))
-    row = core.store.alert(ref)
-    if row is None:
+    found = await core.off_loop(_alert_or_incident, core, ref)
+    if found is None:
         raise _json_error(web.HTTPNotFound, f"no alert or incident {ref}")
-    return web.json_response({k: row[k] for k in row.keys() if k != "event"})  # noqa: SIM118
+    return web.json_response(found)
+
+
+def _act_and_show(core: Alerting, what: str, ref: str, who: str) -> dict[str, Any]:
+    incident: Incident | None = core.ack(ref, who) if what == "ack" else core.resolve(ref, who)
+    if incident is None:
+        return {"alert_id": ref, "state": "resolved", "by": who}
+    return incident_json(core, incident.id)
 
 
 async def _act(request: web.Request, what: str) -> web.Response:
     who = person(request)
     core, ref = request.app[CORE], request.match_info["id"]
     try:
-        inc = core.ack(ref, who) if what == "ack" else core.resolve(ref, who)
+        shown = await core.off_loop(_act_and_show, core, what, ref, who)
     except NotFound:
         raise _json_error(web.HTTPNotFound, f"no alert or incident {ref}") from None
     except Conflict as exc:
         raise _json_error(web.HTTPConflict, str(exc)) from None
-    if inc is None:
-        return web.json_response({"alert_id": ref, "state": "resolved", "by": who})
-    return web.json_response(incident_json(core, inc.id))
+    return web.json_response(shown)
 
 
 async def ack(request: web.Request) -> web.Response:
+    """POST /alerts/{id}/ack."""
     return await _act(request, "ack")
 
 
 async def resolve(request: web.Request) -> web.Response:
+    """POST /alerts/{id}/resolve."""
     return await _act(request, "resolve")
 
 
 async def list_silences(request: web.Request) -> web.Response:
+    """GET /silences: those in force now."""
     person(request)
     core = request.app[CORE]
-    return web.json_response({"silences": silences.active(core.store, core.now())})
+    return web.json_response({"silences": await core.off_loop(silences.active, core.store,
+                                                              core.now())})
+
+
+def _add_silence(core: Alerting, request: silences.SilenceRequest, who: str) -> int:
+    with core.store.tx():
+        return silences.add(core.store, request, who, core.now())
 
 
 async def add_silence(request: web.Request) -> web.Response:
+    """POST /silences: a reason is required."""
     who = person(request)
     core = request.app[CORE]
     try:
-        req = silences.SilenceRequest.parse(await request.json(), core.now())
+        asked = silences.SilenceRequest.parse(await request.json(), core.now())
     except ValueError as exc:  # JSONDecodeError is a ValueError too
         raise _json_error(web.HTTPBadRequest, str(exc)) from None
+    silence_id = await core.off_loop(_add_silence, core, asked, who)
+    return web.json_response({"id": silence_id, "created_by": who}, status=201)
+
+
+def _remove_silence(core: Alerting, silence_id: int, who: str) -> bool:
     with core.store.tx():
-        sid = silences.add(core.store, req, who, core.now())
-    return web.json_response({"id": sid, "created_by": who}, status=201)
+        return silences.remove(core.store, silence_id, who, core.now())
 
 
 async def delete_silence(request: web.Request) -> web.Response:
+    """DELETE /silences/{n}."""
     who = person(request)
     core = request.app[CORE]
     try:
-        sid = int(request.match_info["sid"])
+        silence_id = int(request.match_info["sid"])
     except ValueError:
         raise _json_error(web.HTTPNotFound, "no such silence") from None
-    with core.store.tx():
-        found = silences.remove(core.store, sid, who, core.now())
-    if not found:
+    if not await core.off_loop(_remove_silence, core, silence_id, who):
         raise _json_error(web.HTTPNotFound, "no such silence")
-    return web.json_response({"id": sid, "deleted_by": who})
+    return web.json_response({"id": silence_id, "deleted_by": who})
 
 
-def _audit_query(request: web.Request) -> list[dict[str, Any]]:
+async def _audit_query(request: web.Request) -> list[dict[str, Any]]:
     person(request)
     since = request.query.get("since")
     try:
         since_ms = audit.parse_since(since) if since else None
     except ValueError as exc:
         raise _json_error(web.HTTPBadRequest, str(exc)) from None
-    return request.app[CORE].store.audit_rows(request.query.get("patient") or None, since_ms)
+    core = request.app[CORE]
+    return await core.off_loop(core.store.audit_rows, request.query.get("patient") or None,
+                               since_ms)
 
 
 async def get_audit(request: web.Request) -> web.Response:
-    return web.json_response({"audit": _audit_query(request)})
+    """GET /audit?patient=&since=: the audit log as JSON."""
+    return web.json_response({"audit": await _audit_query(request)})
 
 
 async def get_audit_csv(request: web.Request) -> web.Response:
-    rows = _audit_query(request)
+    """GET /audit.csv?patient=&since=: the same as CSV."""
+    rows = await _audit_query(request)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return web.Response(text=audit.to_csv(rows), content_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="vitals-audit-{stamp}.csv"'})
 
 
 async def health(request: web.Request) -> web.Response:
+    """GET /healthz: the service answers."""
     return web.json_response({"ok": True})
 
 
 def make_app(core: Alerting) -> web.Application:
+    """The aiohttp application of every route."""
     app = web.Application()
     app[CORE] = core
     app.router.add_get("/", index)

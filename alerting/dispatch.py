@@ -5,43 +5,55 @@ outbox row, the audit, and the API's `delivery_errors`.
 
 An intent is marked sent only after the receiver answered; after a crash in between, the intent
 is sent again at start (PagerDuty's dedup_key and the webhook's X-Vitals-Delivery make that
-repeat harmless).
+repeat harmless). The outbox is read and marked on the store thread, one job after another, so
+the dispatcher only ever sees intents whose transaction has committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from alerting.notify.base import Notifier, Outcome
-from alerting.store import Store
+from alerting.store import Lane, Outbox, Row
+from alerting.store.thread import StoreThread
 
 log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, store: Store, notifiers: dict[str, Notifier], now_ms: Callable[[], int],
-                 max_attempts: int = 8, backoff_s: float = 0.5, max_backoff_s: float = 60.0
-                 ) -> None:
-        self.store = store
+    """Sends pending intents, one lane (incident, channel, target) at a time, in order."""
+
+    def __init__(self, outbox: Outbox, notifiers: Mapping[str, Notifier],
+                 now_ms: Callable[[], int], max_attempts: int = 8, backoff_s: float = 0.5,
+                 max_backoff_s: float = 60.0, thread: StoreThread | None = None) -> None:
+        self.outbox = outbox
         self.notifiers = notifiers
         self.now_ms = now_ms
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.thread = thread or StoreThread()
         self._wake = asyncio.Event()
-        self._busy: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._busy: dict[Lane, asyncio.Task[None]] = {}
         self.sent = 0
 
     def wake(self) -> None:
-        self._wake.set()
+        """New intents are committed: look at the outbox now. Safe from any thread."""
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            self._wake.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop`: send what is pending when woken, and at least every second."""
+        self._loop = asyncio.get_running_loop()
         while not stop.is_set():
-            self._start_due()
-            self._wake.clear()
+            self._wake.clear()  # before looking: a wake while we look is not lost
+            await self._start_due()
             waiter = asyncio.ensure_future(self._wake.wait())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({waiter, stopper}, timeout=1.0,
@@ -51,67 +63,97 @@ class Dispatcher:
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Send everything pending now (tests and shutdown)."""
-        self._start_due()
+        self._loop = asyncio.get_running_loop()
+        await self._start_due()
         if self._busy:
             await asyncio.wait(list(self._busy.values()), timeout=timeout)
 
     async def close(self) -> None:
+        """Stop sending; close the notifiers' connections."""
         for task in self._busy.values():
             task.cancel()
-        for n in self.notifiers.values():
-            await n.close()
+        for notifier in self.notifiers.values():
+            await notifier.close()
 
-    def _start_due(self) -> None:
-        keys = {(r["incident_id"], r["channel"], r["target"]) for r in self.store.pending()}
-        for key in keys:
-            if key not in self._busy:
-                task = asyncio.get_running_loop().create_task(self._lane(key))
-                self._busy[key] = task
-                task.add_done_callback(lambda _t, k=key: self._busy.pop(k, None))
+    async def _start_due(self) -> None:
+        """A task for each lane with pending intents that has none yet."""
+        for lane in await self.thread.run(self.outbox.pending_lanes):
+            if lane not in self._busy:
+                task = asyncio.get_running_loop().create_task(self._lane(lane))
+                self._busy[lane] = task
+                task.add_done_callback(lambda done, lane=lane: self._forget(lane, done))
 
-    async def _lane(self, key: tuple[str, str, str]) -> None:
+    def _forget(self, lane: Lane, task: asyncio.Task[None]) -> None:
+        if self._busy.get(lane) is task:
+            del self._busy[lane]
+
+    async def _lane(self, lane: Lane) -> None:
         """One receiver's intents in order: an acknowledge never overtakes its trigger."""
         while True:
-            row = self.store.db.execute(
-                "SELECT * FROM outbox WHERE status='pending' AND incident_id=? AND channel=? "
-                "AND target=? ORDER BY id LIMIT 1", key).fetchone()
-            if row is None:
+            intent = await self.thread.run(self.outbox.next_pending, lane)
+            if intent is None:
+                # Free the lane at once, in the same step: an intent committed after that look
+                # gets a task of its own from the wake that follows its commit.
+                self._forget(lane, asyncio.current_task())  # type: ignore[arg-type]
                 return
-            await self._deliver(row)
+            await self._deliver(intent)
 
-    async def _deliver(self, row) -> None:
-        notifier = self.notifiers.get(row["channel"])
-        request = json.loads(row["request"])
-        attempts = row["attempts"]
-        outcome = Outcome(False, None, f"channel {row['channel']} is not configured now")
-        while notifier is not None and attempts < self.max_attempts:
-            attempts += 1
-            outcome = await notifier.send(request, row["id"])
-            if outcome.ok or not outcome.retry:
-                break
-            delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempts - 1))
-            if outcome.retry_after_s is not None:
-                delay = min(max(delay, outcome.retry_after_s), 300.0)
-            if attempts == 1:
-                log.warning("%s %s for %s: %s %s; retrying", row["channel"], row["action"],
-                            row["target"], outcome.status, outcome.body[:200])
-            await asyncio.sleep(delay)
-        status = "sent" if outcome.ok else "failed"
-        now = self.now_ms()
-        what = row["action"] if row["step"] is None else f"{row['action']} step {row['step'] + 1}"
-        detail = f"{what} after {attempts} attempt(s)"
-        if not outcome.ok:
-            detail += f": {outcome.body[:500]}"
-        with self.store.tx():
-            self.store.finish_intent(row["id"], status, attempts, now, outcome.status,
-                                     outcome.body)
-            self.store.audit(now, "notified" if outcome.ok else "delivery_failed",
-                             patient_id=row["patient_id"], incident_id=row["incident_id"],
-                             channel=row["channel"], target=row["target"],
-                             status=str(outcome.status), detail=detail)
+    async def _deliver(self, intent: Row) -> None:
+        """Send one intent (with retries), then mark it sent or failed, with an audit row."""
+        attempts, outcome = await self._attempt(intent)
+        await self.thread.run(self._finish, intent, attempts, outcome)
         if outcome.ok:
             self.sent += 1
         else:
-            log.error("%s %s for %s failed after %d attempt(s): %s %s", row["channel"],
-                      row["action"], row["target"], attempts, outcome.status,
+            log.error("%s %s for %s failed after %d attempt(s): %s %s", intent["channel"],
+                      intent["action"], intent["target"], attempts, outcome.status,
                       outcome.body[:500])
+
+    async def _attempt(self, intent: Row) -> tuple[int, Outcome]:
+        """Send until done, refused, or out of attempts; returns the attempts and the last."""
+        notifier = self.notifiers.get(intent["channel"])
+        attempts = intent["attempts"]
+        outcome = Outcome(False, None, f"channel {intent['channel']} is not configured now")
+        while notifier is not None and attempts < self.max_attempts:
+            attempts += 1
+            outcome = await notifier.send(intent["request"], intent["id"])
+            if outcome.ok or not outcome.retry:
+                break
+            if attempts == 1:
+                log.warning("%s %s for %s: %s %s; retrying", intent["channel"],
+                            intent["action"], intent["target"], outcome.status,
+                            outcome.body[:200])
+            await asyncio.sleep(self._backoff(attempts, outcome))
+        return attempts, outcome
+
+    def _backoff(self, attempts: int, outcome: Outcome) -> float:
+        """0.5 s doubling up to 60 s; a Retry-After longer than that is honoured up to 300 s."""
+        delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempts - 1))
+        if outcome.retry_after_s is not None:
+            delay = min(max(delay, outcome.retry_after_s), 300.0)
+        return delay
+
+    def _finish(self, intent: Row, attempts: int, outcome: Outcome) -> None:
+        """On the store thread: the intent marked, and the audit row, in one transaction."""
+        now = self.now_ms()
+        step = intent["step"]
+        what = intent["action"] if step is None else f"{intent['action']} step {step + 1}"
+        detail = f"{what} after {attempts} attempt(s)"
+        if not outcome.ok:
+            detail += f": {outcome.body[:500]}"
+        with self.outbox.tx():
+            self.outbox.finish_intent(intent["id"], "sent" if outcome.ok else "failed",
+                                      attempts, now, outcome.status, outcome.body)
+            self.outbox.audit(now, "notified" if outcome.ok else "delivery_failed",
+                              patient_id=intent["patient_id"],
+                              incident_id=intent["incident_id"], channel=intent["channel"],
+                              target=intent["target"], status=str(outcome.status),
+                              detail=detail)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

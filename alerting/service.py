@@ -1,5 +1,7 @@
 """`vitals alerting`: wiring. The Kafka consumer, the escalation ticker, the outbox dispatcher
-and the nurses' HTTP API share one asyncio loop and one SQLite connection."""
+and the nurses' HTTP API share one asyncio loop; the store (one SQLite connection) is reached
+only on its own thread (`StoreThread`), so that a commit waiting for the disk never holds up
+the loop."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from alerting.notify.email import Email
 from alerting.notify.pagerduty import PagerDuty
 from alerting.notify.webhook import Webhook
 from alerting.oncall import OnCall, load_oncall
-from alerting.store import Store
+from alerting.store.sqlite import SqliteStore
+from alerting.store.thread import StoreThread
 from vitals import topics
 from vitals.kafka import declare_topics
 from vitals.patients import PatientRegistry, load_patients
@@ -38,6 +41,7 @@ def load_config(settings: Settings) -> tuple[PatientRegistry, OnCall]:
 
 
 def notifiers(settings: Settings, oncall: OnCall) -> dict[str, Notifier]:
+    """A notifier per configured channel (e-mail only with VITALS_SMTP_URL)."""
     out: dict[str, Notifier] = {"pagerduty": PagerDuty(settings.pagerduty_url),
                                 "webhook": Webhook(settings.webhook_secret)}
     if settings.smtp_url:
@@ -46,24 +50,28 @@ def notifiers(settings: Settings, oncall: OnCall) -> dict[str, Notifier]:
 
 
 def build(settings: Settings, clock: Clock = time.time) -> tuple[Alerting, Dispatcher]:
+    """The core and the dispatcher, sharing one store opened on its own thread."""
     patients, oncall = load_config(settings)
-    store = Store(settings.state_dir)
-    chans = notifiers(settings, oncall)
+    thread = StoreThread()
+    store = thread.call(SqliteStore, settings.state_dir)  # the connection is made on its thread
+    channels = notifiers(settings, oncall)
     public = oncall.paging.public_url or f"http://{settings.alerting_addr}"
-    core = Alerting(store, oncall, patients, chans, clock, public, settings.webhook_url)
-    dispatcher = Dispatcher(store, chans, core.now)
+    core = Alerting(store, oncall, patients, channels, clock, public, settings.webhook_url,
+                    thread=thread)
+    dispatcher = Dispatcher(store, channels, core.now, thread=thread)
     core.wake = dispatcher.wake
     if settings.webhook_url and not settings.webhook_secret:
         log.warning("VITALS_WEBHOOK_SECRET is not set: webhook bodies go out unsigned")
-    if "email" not in chans and any(t.email for t in oncall.targets.values()):
+    if "email" not in channels and any(target.email for target in oncall.targets.values()):
         log.warning("targets have e-mail addresses but VITALS_SMTP_URL is not set")
     return core, dispatcher
 
 
 async def serve(settings: Settings, stop: asyncio.Event,
                 on_ready: Callable[[Alerting], None] | None = None) -> None:
+    """The service until `stop`; `on_ready(core)` once the API serves and the tasks run."""
     core, dispatcher = build(settings)
-    pending = len(core.store.pending())
+    pending = await core.off_loop(core.store.pending_count)
     if pending:
         log.info("%d notification intents were not sent before the last stop; sending now",
                  pending)
@@ -75,24 +83,25 @@ async def serve(settings: Settings, stop: asyncio.Event,
     await runner.setup()
     host, port = parse_hostport(settings.alerting_addr)
     await web.TCPSite(runner, host, port).start()
-    log.info("alerting API on http://%s:%d (state in %s)", host, port, core.store.path)
+    log.info("alerting API on http://%s:%d (state in %s)", host, port, core.store.location())
 
     async def ticker() -> None:
         while not stop.is_set():
-            core.tick()
+            await core.off_loop(core.tick)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
-    tasks = [asyncio.create_task(t) for t in (consumer.run(stop), dispatcher.run(stop),
-                                                 ticker())]
+    tasks = [asyncio.create_task(job) for job in (consumer.run(stop), dispatcher.run(stop),
+                                                   ticker())]
     if on_ready:
         on_ready(core)
     stopping = asyncio.create_task(stop.wait())
     try:
-        # A stage that dies (a bug, a broken database) stops the service rather than leaving it
+        # A task that dies (a bug, a broken database) stops the service rather than leaving it
         # up and deaf: the supervisor restarts it, and uncommitted events are read again.
         done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        failed = next((t for t in done if t is not stopping and t.exception()), None)
+        failed = next((task for task in done if task is not stopping and task.exception()),
+                      None)
         if failed is not None:
             stop.set()
             raise RuntimeError("an alerting stage failed") from failed.exception()
@@ -101,13 +110,13 @@ async def serve(settings: Settings, stop: asyncio.Event,
         stopping.cancel()
         # The tasks watch `stop`: the consumer finishes (and commits) the batch it holds.
         _, late = await asyncio.wait(tasks, timeout=5)
-        for t in late:
-            t.cancel()
+        for task in late:
+            task.cancel()
         await dispatcher.drain(5)
         await runner.cleanup()
         await dispatcher.close()
         consumer.close()
-        core.store.close()
+        core.close()
         log.info("alerting stopped: %d alert events, %d duplicates, %d notifications sent",
                  consumer.events, core.duplicates, dispatcher.sent)
 

@@ -11,6 +11,8 @@ from alerting.store import Store
 
 @dataclass(frozen=True)
 class SilenceRequest:
+    """A silence as asked for: whom, what, from when to when, and why."""
+
     patient_id: str | None
     rule: str | None
     starts_at: int
@@ -25,18 +27,18 @@ class SilenceRequest:
         patient, rule = body.get("patient_id"), body.get("rule")
         if not patient and not rule:
             raise ValueError("a silence needs patient_id or rule (or both)")
-        for name, v in (("patient_id", patient), ("rule", rule)):
-            if v is not None and not (isinstance(v, str) and 0 < len(v) <= 128):
+        for name, value in (("patient_id", patient), ("rule", rule)):
+            if value is not None and not (isinstance(value, str) and 0 < len(value) <= 128):
                 raise ValueError(f"{name} must be a non-empty string")
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             raise ValueError("a silence needs a reason")
         starts = body.get("starts_at", now)
         if "minutes" in body:
-            mins = body["minutes"]
-            if not isinstance(mins, int | float) or not 0 < mins <= 60 * 24 * 90:
+            minutes = body["minutes"]
+            if not isinstance(minutes, int | float) or not 0 < minutes <= 60 * 24 * 90:
                 raise ValueError("minutes must be between 0 and 90 days")
-            ends = int(starts + mins * 60_000)
+            ends = int(starts + minutes * 60_000)
         else:
             ends = body.get("ends_at")
         if not isinstance(starts, int) or not isinstance(ends, int) or ends <= starts:
@@ -44,39 +46,28 @@ class SilenceRequest:
         return cls(patient, rule, starts, ends, reason.strip()[:500])
 
 
-def add(store: Store, req: SilenceRequest, by: str, now: int) -> int:
-    cur = store.db.execute(
-        "INSERT INTO silences (patient_id, rule, starts_at, ends_at, reason, created_by,"
-        " created_at) VALUES (?,?,?,?,?,?,?)",
-        (req.patient_id, req.rule, req.starts_at, req.ends_at, req.reason, by, now))
-    sid = int(cur.lastrowid or 0)
-    store.audit(now, "silenced", patient_id=req.patient_id, actor=by,
-                detail=f"silence {sid}: rule={req.rule or '*'} until {req.ends_at}: "
-                       f"{req.reason}")
-    return sid
+def add(store: Store, request: SilenceRequest, by: str, now: int) -> int:
+    """Record a silence and audit it, in the caller's transaction; returns its id."""
+    silence_id = store.add_silence(request.patient_id, request.rule, request.starts_at,
+                                   request.ends_at, request.reason, by, now)
+    store.audit(now, "silenced", patient_id=request.patient_id, actor=by,
+                detail=f"silence {silence_id}: rule={request.rule or '*'} until "
+                       f"{request.ends_at}: {request.reason}")
+    return silence_id
 
 
-def remove(store: Store, sid: int, by: str, now: int) -> bool:
-    row = store.db.execute("SELECT * FROM silences WHERE id=? AND deleted_at IS NULL",
-                           (sid,)).fetchone()
-    if row is None:
+def remove(store: Store, silence_id: int, by: str, now: int) -> bool:
+    """End a silence and audit it, in the caller's transaction; False if there is none."""
+    silence = store.silence(silence_id)
+    if silence is None:
         return False
-    store.db.execute("UPDATE silences SET deleted_at=?, deleted_by=? WHERE id=?", (now, by, sid))
-    store.audit(now, "unsilenced", patient_id=row["patient_id"], actor=by,
-                detail=f"silence {sid} removed")
+    store.delete_silence(silence_id, by, now)
+    store.audit(now, "unsilenced", patient_id=silence["patient_id"], actor=by,
+                detail=f"silence {silence_id} removed")
     return True
 
 
 def active(store: Store, now: int) -> list[dict[str, Any]]:
-    rows = store.db.execute("SELECT * FROM silences WHERE deleted_at IS NULL AND starts_at<=? "
-                            "AND ends_at>? ORDER BY id", (now, now)).fetchall()
-    return [dict(r) for r in rows]
+    """Silences in force at `now`."""
+    return store.active_silences(now)
 
-
-def matching(store: Store, patient_id: str, rule: str, now: int) -> dict[str, Any] | None:
-    """The first active silence covering this patient's rule, if any."""
-    row = store.db.execute(
-        "SELECT * FROM silences WHERE deleted_at IS NULL AND starts_at<=? AND ends_at>? "
-        "AND (patient_id IS NULL OR patient_id=?) AND (rule IS NULL OR rule=?) "
-        "ORDER BY id LIMIT 1", (now, now, patient_id, rule)).fetchone()
-    return dict(row) if row else None

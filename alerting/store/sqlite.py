@@ -1,0 +1,299 @@
+"""The alerting state in SQLite under VITALS_STATE_DIR (WAL, synchronous=FULL): alerts,
+incidents, the outbox of notification intents, silences, the audit log, and recent trend points
+for the nurse page. It implements `alerting.store.Store`.
+
+Its calls block (a commit waits until the disk has the data), so the service makes them all on
+one thread (`alerting.store.thread.StoreThread`), which opens the connection too. Every state
+change and the intents it causes are written in one transaction, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alerting.lifecycle import Incident
+from alerting.store import Lane, Row
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+  alert_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, rule TEXT NOT NULL,
+  severity TEXT NOT NULL, status TEXT NOT NULL, disposition TEXT NOT NULL,
+  incident_id TEXT, received_at INTEGER NOT NULL, resolved_at INTEGER, resolved_by TEXT,
+  event TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_patient ON alerts(patient_id, status);
+CREATE INDEX IF NOT EXISTS alerts_incident ON alerts(incident_id);
+CREATE TABLE IF NOT EXISTS incidents (
+  id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, state TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents(state, patient_id);
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL, patient_id TEXT NOT NULL,
+  channel TEXT NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL, step INTEGER,
+  request TEXT NOT NULL, created_at INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0, sent_at INTEGER, response_status INTEGER,
+  response_body TEXT);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status);
+CREATE TABLE IF NOT EXISTS silences (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, patient_id TEXT, rule TEXT, starts_at INTEGER NOT NULL,
+  ends_at INTEGER NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL, deleted_at INTEGER, deleted_by TEXT);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, event TEXT NOT NULL,
+  patient_id TEXT, incident_id TEXT, alert_id TEXT, actor TEXT, channel TEXT, target TEXT,
+  status TEXT, detail TEXT);
+CREATE INDEX IF NOT EXISTS audit_patient ON audit(patient_id, at);
+CREATE TABLE IF NOT EXISTS trends (
+  patient_id TEXT NOT NULL, ts INTEGER NOT NULL, point TEXT NOT NULL,
+  PRIMARY KEY (patient_id, ts));
+"""
+FILE_NAME = "alerting.sqlite3"
+
+
+def _decoded(row: sqlite3.Row | None, column: str) -> dict[str, Any] | None:
+    """A row as a dict, with one JSON column decoded."""
+    if row is None:
+        return None
+    out = dict(row)
+    out[column] = json.loads(out[column])
+    return out
+
+
+def _incident(row: sqlite3.Row | None) -> Incident | None:
+    return Incident(**json.loads(row["data"])) if row else None
+
+
+class SqliteStore:
+    """`alerting.store.Store` in one SQLite file (WAL, synchronous=FULL)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / FILE_NAME
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in `tx`).
+        # check_same_thread=False: the service uses it on its store thread only, but a test may
+        # read it from its own thread while nothing else runs.
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit survives a power cut, which is what "durably recorded" promises Kafka.
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self._depth = 0
+
+    def location(self) -> str:
+        """The database file."""
+        return str(self.path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """One transaction (BEGIN IMMEDIATE ... COMMIT); nested uses join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # alerts
+    def alert(self, alert_id: str) -> Row | None:
+        """The alert as recorded (its event decoded), or None."""
+        return _decoded(self.db.execute("SELECT * FROM alerts WHERE alert_id=?",
+                                        (alert_id,)).fetchone(), "event")
+
+    def insert_alert(self, event: dict[str, Any], disposition: str, incident_id: str | None,
+                     now: int) -> None:
+        """Record an alert event and what became of it."""
+        self.db.execute(
+            "INSERT INTO alerts (alert_id, patient_id, rule, severity, status, disposition,"
+            " incident_id, received_at, event) VALUES (?,?,?,?,?,?,?,?,?)",
+            (event["alert_id"], event["patient_id"], event["rule"], event["severity"],
+             event["status"], disposition, incident_id, now, json.dumps(event)))
+
+    def resolve_alert(self, alert_id: str, now: int, by: str | None) -> None:
+        """Mark one firing alert resolved."""
+        self.db.execute("UPDATE alerts SET status='resolved', resolved_at=?, resolved_by=? "
+                        "WHERE status='firing' AND alert_id=?", (now, by, alert_id))
+
+    def resolve_incident_alerts(self, incident_id: str, now: int, by: str | None) -> None:
+        """Mark every firing alert of an incident resolved."""
+        self.db.execute("UPDATE alerts SET status='resolved', resolved_at=?, resolved_by=? "
+                        "WHERE status='firing' AND incident_id=?", (now, by, incident_id))
+
+    def alerts_of(self, incident_id: str, firing_only: bool = False) -> list[Row]:
+        """An incident's alerts (events decoded), oldest first."""
+        query = "SELECT * FROM alerts WHERE incident_id=?"
+        if firing_only:
+            query += " AND status='firing'"
+        rows = self.db.execute(query + " ORDER BY received_at", (incident_id,)).fetchall()
+        return [_decoded(row, "event") for row in rows]  # type: ignore[misc]
+
+    def open_alerts(self) -> list[Row]:
+        """Firing alerts, and alerts of incidents not yet resolved (held resolves included)."""
+        rows = self.db.execute(
+            "SELECT a.* FROM alerts a LEFT JOIN incidents i ON a.incident_id = i.id "
+            "WHERE a.status='firing' OR (i.state IS NOT NULL AND i.state != 'resolved')"
+        ).fetchall()
+        return [_decoded(row, "event") for row in rows]  # type: ignore[misc]
+
+    # incidents
+    def save_incident(self, incident: Incident) -> None:
+        """Insert or replace an incident."""
+        self.db.execute("INSERT OR REPLACE INTO incidents (id, patient_id, state, data) "
+                        "VALUES (?,?,?,?)",
+                        (incident.id, incident.patient_id, incident.state,
+                         json.dumps(dataclasses.asdict(incident))))
+
+    def incident(self, incident_id: str) -> Incident | None:
+        """One incident, or None."""
+        return _incident(self.db.execute("SELECT data FROM incidents WHERE id=?",
+                                         (incident_id,)).fetchone())
+
+    def open_incident_of(self, patient_id: str) -> Incident | None:
+        """The patient's newest incident that is not resolved, if any."""
+        return _incident(self.db.execute(
+            "SELECT data FROM incidents WHERE patient_id=? AND state != 'resolved' "
+            "ORDER BY rowid DESC LIMIT 1", (patient_id,)).fetchone())
+
+    def open_incidents(self) -> list[Incident]:
+        """Every incident that is not resolved."""
+        rows = self.db.execute("SELECT data FROM incidents WHERE state != 'resolved'")
+        return [Incident(**json.loads(row["data"])) for row in rows]
+
+    # outbox
+    def add_intent(self, incident: Incident, channel: str, target: str, action: str,
+                   step: int | None, request: dict[str, Any], now: int) -> int:
+        """Put a notification intent in the outbox; returns its id."""
+        cursor = self.db.execute(
+            "INSERT INTO outbox (incident_id, patient_id, channel, target, action, step, request,"
+            " created_at) VALUES (?,?,?,?,?,?,?,?)",
+            (incident.id, incident.patient_id, channel, target, action, step,
+             json.dumps(request), now))
+        return int(cursor.lastrowid or 0)
+
+    def pending_count(self) -> int:
+        """How many intents are not sent yet."""
+        return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE status='pending'"
+                                   ).fetchone()[0])
+
+    def pending_lanes(self) -> set[Lane]:
+        """The (incident, channel, target) lanes with an intent not sent yet."""
+        rows = self.db.execute("SELECT DISTINCT incident_id, channel, target FROM outbox "
+                               "WHERE status='pending'").fetchall()
+        return {(row[0], row[1], row[2]) for row in rows}
+
+    def next_pending(self, lane: Lane) -> Row | None:
+        """A lane's oldest intent not sent yet (its request decoded)."""
+        return _decoded(self.db.execute(
+            "SELECT * FROM outbox WHERE status='pending' AND incident_id=? AND channel=? "
+            "AND target=? ORDER BY id LIMIT 1", lane).fetchone(), "request")
+
+    def finish_intent(self, intent_id: int, status: str, attempts: int, now: int,
+                      response_status: int | None, body: str) -> None:
+        """Mark an intent sent or failed, with the receiver's answer."""
+        self.db.execute("UPDATE outbox SET status=?, attempts=?, sent_at=?, response_status=?, "
+                        "response_body=? WHERE id=?",
+                        (status, attempts, now, response_status, body[:2000], intent_id))
+
+    def paged_targets(self, incident_id: str) -> list[Row]:
+        """Distinct (channel, target) paged (or still being paged), with the last trigger's
+        request (decoded): they are the ones to acknowledge and resolve."""
+        rows = self.db.execute(
+            "SELECT channel, target, request FROM outbox WHERE id IN (SELECT MAX(id) FROM outbox"
+            " WHERE incident_id=? AND action='trigger' AND status != 'failed'"
+            " GROUP BY channel, target)", (incident_id,)).fetchall()
+        return [_decoded(row, "request") for row in rows]  # type: ignore[misc]
+
+    def delivery_errors(self, incident_id: str) -> list[dict[str, Any]]:
+        """An incident's failed intents: channel, target, action, response."""
+        rows = self.db.execute("SELECT channel, target, action, response_status, response_body "
+                               "FROM outbox WHERE incident_id=? AND status='failed'",
+                               (incident_id,)).fetchall()
+        return [dict(row) for row in rows]
+
+    # silences
+    def add_silence(self, patient_id: str | None, rule: str | None, starts_at: int,
+                    ends_at: int, reason: str, by: str, now: int) -> int:
+        """Record a silence; returns its id."""
+        cursor = self.db.execute(
+            "INSERT INTO silences (patient_id, rule, starts_at, ends_at, reason, created_by,"
+            " created_at) VALUES (?,?,?,?,?,?,?)",
+            (patient_id, rule, starts_at, ends_at, reason, by, now))
+        return int(cursor.lastrowid or 0)
+
+    def silence(self, silence_id: int) -> Row | None:
+        """A silence that was not removed, or None."""
+        row = self.db.execute("SELECT * FROM silences WHERE id=? AND deleted_at IS NULL",
+                              (silence_id,)).fetchone()
+        return dict(row) if row else None
+
+    def delete_silence(self, silence_id: int, by: str, now: int) -> None:
+        """Mark a silence removed."""
+        self.db.execute("UPDATE silences SET deleted_at=?, deleted_by=? WHERE id=?",
+                        (now, by, silence_id))
+
+    def active_silences(self, now: int) -> list[dict[str, Any]]:
+        """Silences in force at `now`, oldest first."""
+        rows = self.db.execute("SELECT * FROM silences WHERE deleted_at IS NULL AND starts_at<=? "
+                               "AND ends_at>? ORDER BY id", (now, now)).fetchall()
+        return [dict(row) for row in rows]
+
+    def matching_silence(self, patient_id: str, rule: str, now: int) -> Row | None:
+        """The first active silence covering this patient's rule, if any."""
+        row = self.db.execute(
+            "SELECT * FROM silences WHERE deleted_at IS NULL AND starts_at<=? AND ends_at>? "
+            "AND (patient_id IS NULL OR patient_id=?) AND (rule IS NULL OR rule=?) "
+            "ORDER BY id LIMIT 1", (now, now, patient_id, rule)).fetchone()
+        return dict(row) if row else None
+
+    # audit
+    def audit(self, at: int, event: str, **fields: Any) -> None:
+        """Append an audit row (fields among AUDIT_FIELDS)."""
+        columns = ["at", "event", *fields]
+        self.db.execute(f"INSERT INTO audit ({', '.join(columns)}) VALUES "
+                        f"({', '.join('?' * len(columns))})", (at, event, *fields.values()))
+
+    def audit_rows(self, patient: str | None = None, since: int | None = None,
+                   limit: int = 10_000) -> list[dict[str, Any]]:
+        """Audit rows, oldest first, of one patient and/or from `since` (epoch ms)."""
+        query, args = "SELECT * FROM audit WHERE 1=1", []
+        if patient:
+            query += " AND patient_id=?"
+            args.append(patient)
+        if since is not None:
+            query += " AND at>=?"
+            args.append(since)
+        rows = self.db.execute(query + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        return [dict(row) for row in rows]
+
+    # trends
+    def add_trend(self, patient_id: str, ts: int, point: str, keep_from: int) -> None:
+        """Keep one point (JSON) and forget the patient's points before `keep_from`."""
+        self.db.execute("INSERT OR REPLACE INTO trends VALUES (?,?,?)", (patient_id, ts, point))
+        self.db.execute("DELETE FROM trends WHERE patient_id=? AND ts<?", (patient_id, keep_from))
+
+    def trends(self, patient_id: str) -> list[dict[str, Any]]:
+        """A patient's points, oldest first."""
+        rows = self.db.execute("SELECT point FROM trends WHERE patient_id=? ORDER BY ts",
+                               (patient_id,)).fetchall()
+        return [json.loads(row["point"]) for row in rows]
+
