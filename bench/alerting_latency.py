@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,8 +28,7 @@ import msgspec
 from aiohttp import web
 from confluent_kafka import Producer
 
-from harness import servers
-from harness.command import VITALS
+from harness import servers, services
 from vitals import topics
 from vitals.kafka import declare_topics, producer_config
 from vitals.records import AlertEvent
@@ -109,26 +105,23 @@ def run(rate: float = 100.0, seconds: float = 20.0) -> dict[str, Any]:
     with servers.tansu(work / "tansu") as kafka:
         bootstrap = f"127.0.0.1:{kafka.port}"
         declare_topics(bootstrap, (topics.ALERTS, topics.TRENDS), PARTITIONS, wait_s=10)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VITALS_")}
-        env.update({"VITALS_KAFKA_URL": f"kafka://{bootstrap}", "VITALS_PATIENTS": str(patients),
-                    "VITALS_ONCALL": str(oncall), "VITALS_STATE_DIR": str(work / "state"),
-                    "VITALS_PAGERDUTY_URL": f"http://127.0.0.1:{pd_port}/v2/enqueue",
-                    "VITALS_ALERTING_ADDR": f"127.0.0.1:{api_port}",
-                    "VITALS_KAFKA_PARTITIONS": str(PARTITIONS)})
-        log = (work / "alerting.log").open("wb")
-        proc = subprocess.Popen([*VITALS,
-                                 "alerting"], env=env, stderr=log)
+        env = services.environment({
+            "kafka_url": f"kafka://{bootstrap}", "kafka_partitions": PARTITIONS,
+            "patients": patients, "oncall": oncall, "state_dir": work / "state",
+            "pagerduty_url": f"http://127.0.0.1:{pd_port}/v2/enqueue",
+            "alerting_addr": f"127.0.0.1:{api_port}"})
+        alerting = services.start("alerting", env=env, log=work / "alerting.log")
         try:
             producer = Producer({**producer_config(bootstrap), "linger.ms": 0, "log_level": 3})
-            # warm-up: wait until the consumer has joined and paged once
+            # warm-up: ready comes before the consumer has joined its group; wait until it has
+            # joined and paged once
             warm = event(n)
             send(producer, warm)
             producer.flush(10)
             deadline = time.monotonic() + 60
             while warm.patient_id not in arrived:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = (work / "alerting.log").read_text()[-2000:]
-                    sys.exit(f"alerting did not page: {tail}")
+                if not alerting.alive() or time.monotonic() > deadline:
+                    sys.exit(f"alerting did not page: {alerting.tail(20)}")
                 time.sleep(0.05)
 
             sent: dict[str, float] = {}
@@ -146,11 +139,9 @@ def run(rate: float = 100.0, seconds: float = 20.0) -> dict[str, Any]:
             while len([p for p in sent if p in arrived]) < n and time.monotonic() < deadline:
                 time.sleep(0.05)
             with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz") as r:
-                json.load(r)
+                json.load(r)  # still serving after the load
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-            log.close()
+            alerting.stop()
     shutil.rmtree(work, ignore_errors=True)
 
     lat = [(arrived[p] - t) * 1000 for p, t in sent.items() if p in arrived]

@@ -53,6 +53,7 @@ from harness.stack import Stack
 from stream_rules.config import load_rules
 from stream_rules.worker import APP_ID
 from vitals import topics
+from vitals.kafka import consumer_config
 
 PARTITIONS = 8
 ROUTING_KEY = "e2ebe0c4a1b2c3d4e5f60718293a4b5c"  # 32 characters, as PagerDuty requires
@@ -77,8 +78,8 @@ class Monitor:
         self.samples: list[Sample] = []
         self._metrics = f"http://{stack.metrics_addr}/metrics"
         self._tps = [TopicPartition(topics.READINGS.name, p) for p in range(PARTITIONS)]
-        self._consumer = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": APP_ID,
-                                   "enable.auto.commit": False})  # reads offsets, never joins
+        # the worker group's committed offsets; it reads them and never joins the group
+        self._consumer = Consumer(consumer_config(stack.bootstrap, APP_ID))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="bench-monitor")
         self._thread.start()
@@ -205,7 +206,7 @@ class Run:
         return " || ".join(f"{n}: {tail(s.log, 3)}" for n, s in self.stack.services.items())
 
     def pids(self) -> dict[str, int]:
-        out = {n: s.proc.pid for n, s in self.stack.services.items()}
+        out = {n: s.pid for n, s in self.stack.services.items()}
         for name, server in (("mosquitto", self.stack.mosquitto), ("tansu", self.stack.kafka)):
             if server is not None and server.proc is not None:
                 out[name] = server.proc.pid

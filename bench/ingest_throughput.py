@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,8 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.procstats import cpu_seconds, peak_rss_mib
-from harness import servers
-from harness.command import VITALS
+from harness import servers, services
 from vitals.kafka import reader_config
 
 IN_FLIGHT = 100  # paho collapses with unbounded QoS 1 in flight (ENVIRONMENT.md)
@@ -124,20 +121,6 @@ def raw_ceiling(port: int, messages: list[tuple[str, bytes]]) -> float:
     return got[0] / elapsed
 
 
-def start_ingest(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start `vitals ingest` and wait until its subscription is granted."""
-    before = log.read_text().count("subscribed to") if log.exists() else 0
-    with log.open("ab") as out:
-        proc = subprocess.Popen([*VITALS,
-                                 "ingest"], env=env, stderr=out)
-    deadline = time.monotonic() + 30
-    while log.read_text().count("subscribed to") == before:
-        if time.monotonic() > deadline or proc.poll() is not None:
-            sys.exit(f"ingest did not start: {servers.tail(log)}")
-        time.sleep(0.05)
-    return proc
-
-
 def wait_handled(addr: str, messages: int, since: float) -> float:
     """Seconds from `since` until ingest handled `messages` and has none unacknowledged."""
     while (metric(addr, "vitals_ingest_messages_total") < messages
@@ -188,36 +171,35 @@ def run(readings: int = 100_000, devices: int = 1000, batch: int = 1, publishers
     kafka = servers.tansu(work / "tansu")
     bootstrap = f"{servers.LOOPBACK}:{kafka.port}"
     addr = f"{servers.LOOPBACK}:{servers.free_port()}"
-    env = {**os.environ, "VITALS_MQTT_URL": f"mqtt://{servers.LOOPBACK}:{broker.port}",
-           "VITALS_KAFKA_URL": f"kafka://{bootstrap}", "VITALS_PATIENTS": str(patients),
-           "VITALS_INGEST_METRICS_ADDR": addr, "VITALS_STATE_DIR": str(work / "state")}
+    env = services.environment({
+        "mqtt_url": f"mqtt://{servers.LOOPBACK}:{broker.port}",
+        "kafka_url": f"kafka://{bootstrap}", "patients": patients,
+        "ingest_metrics_addr": addr, "state_dir": work / "state"})
     log = work / "ingest.log"
     half = len(messages) // 2
-    ingest: subprocess.Popen[bytes] | None = None
+    ingest: services.ServiceProcess | None = None
     try:
-        # 1. live: devices publish while ingest runs
-        ingest = start_ingest(env, log)
+        # 1. live: devices publish while ingest runs (started once subscribed: its ready line)
+        ingest = services.start("ingest", env=env, log=log, timeout=30)
         cpu0 = cpu_seconds(ingest.pid)
         start = publish_parallel(broker.port, messages[:half], publishers)
         published = time.perf_counter() - start
         live = wait_handled(addr, half, start)
         live_cpu = cpu_seconds(ingest.pid) - cpu0
         rss = peak_rss_mib(ingest.pid)
-        ingest.terminate()
-        ingest.wait(60)
+        ingest.stop(60)
 
         # 2. backlog: the rest is published while ingest is down, then drained
         publish_parallel(broker.port, messages[half:], publishers)
-        ingest = start_ingest(env, log)
+        ingest = services.start("ingest", env=env, log=log, timeout=30)
         drain = wait_handled(addr, len(messages) - half, time.perf_counter())
         rss = max(rss, peak_rss_mib(ingest.pid))
-        ingest.terminate()
-        ingest.wait(60)
+        ingest.stop(60)
 
         records, stored = distinct_on_kafka(bootstrap, "vitals.readings", n)
         ceiling = raw_ceiling(broker.port, messages[: min(len(messages), 50_000)])
     finally:
-        if ingest is not None and ingest.poll() is None:
+        if ingest is not None and ingest.alive():
             ingest.kill()
         broker.stop()
         kafka.stop()

@@ -35,8 +35,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from harness import servers
-from harness.command import VITALS
+from harness import servers, services
+from harness.command import vitals
 from vitals import trafficfile
 
 START = "2026-11-20T00:00:00Z"
@@ -98,10 +98,10 @@ class Counter:
         return self.n / max(self.last - self.first, 1e-9)
 
 
-def vitals(*args: str, env: dict[str, str]) -> tuple[str, float]:
+def run_vitals(*args: str, env: dict[str, str]) -> tuple[str, float]:
+    """`vitals ARGS...` to the end: its standard output and its wall time."""
     start = time.perf_counter()
-    done = subprocess.run([*VITALS, *args],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(vitals(*args), capture_output=True, text=True, env=env)
     if done.returncode:
         sys.exit(f"vitals {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
     return done.stdout, time.perf_counter() - start
@@ -133,15 +133,15 @@ def run(patients: int = 1000, minutes: float = 60, publish_minutes: float = 3,
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    env = {**os.environ, "VITALS_STATE_DIR": str(work / "state")}
+    env = services.environment({"state_dir": work / "state"})
     cohort = ["--patients", str(args.patients), "--seed", "1", "--start", START]
     print(f"simulate benchmark: {args.patients} patients (oximeter 1 Hz, thermometer every "
           f"1-10 min), {os.cpu_count()} cores")
 
     # 1. generation into a file
     out = work / "cohort.jsonl"
-    stdout, wall = vitals("simulate", *cohort, "--days", str(args.minutes / 1440), "--out",
-                          str(out), env=env)
+    stdout, wall = run_vitals("simulate", *cohort, "--days", str(args.minutes / 1440),
+                              "--out", str(out), env=env)
     m = re.search(r"(\d+) messages, (\d+) readings in ([\d.]+) s \(([\d,]+) readings/s\)",
                   stdout)
     if not m:
@@ -156,10 +156,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     # 2. publishing through Mosquitto
     minutes = str(args.publish_minutes / 1440)
     sample = work / "publish.jsonl"
-    vitals("simulate", *cohort, "--days", minutes, "--out", str(sample), env=env)
+    run_vitals("simulate", *cohort, "--days", minutes, "--out", str(sample), env=env)
     n = sum(1 for _ in trafficfile.read(sample))
     with servers.mosquitto(work / "mosquitto") as broker:
-        env["VITALS_MQTT_URL"] = f"mqtt://{servers.LOOPBACK}:{broker.port}"
+        env = services.environment({"state_dir": work / "state",
+                                     "mqtt_url": f"mqtt://{servers.LOOPBACK}:{broker.port}"})
 
         def raw_ceiling() -> float:
             counter = Counter(broker.port)
@@ -169,12 +170,12 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
         def replay() -> float:
             counter = Counter(broker.port)
-            vitals("replay", str(sample), "--speed", "max", env=env)
+            run_vitals("replay", str(sample), "--speed", "max", env=env)
             return counter.wait(n)
 
         def live() -> float:
             counter = Counter(broker.port)
-            vitals("simulate", *cohort, "--days", minutes, "--speed", "max", env=env)
+            run_vitals("simulate", *cohort, "--days", minutes, "--speed", "max", env=env)
             return counter.wait(n)
 
         # two rounds, the best of each: on two shared cores single runs vary by +-20 %
