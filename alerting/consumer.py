@@ -28,8 +28,7 @@ def consumer_config(bootstrap: str) -> dict[str, object]:
 
 
 class AlertConsumer:
-    """The Kafka side of the service: batches of alert events and trend points, recorded on the
-    store thread, offsets committed after."""
+    """Batches of alert events and trend points: recorded on the store thread, then committed."""
 
     def __init__(self, bootstrap: str, core: Alerting) -> None:
         self.core = core

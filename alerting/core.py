@@ -54,8 +54,7 @@ class Conflict(ValueError):
 
 
 class Alerting:
-    """Alert events, the clock, acks and resolves: each one store transaction, on the store
-    thread, that records the decision of the stages."""
+    """Events, the clock, acks and resolves: each one transaction of the stages' decisions."""
 
     def __init__(self, store: Store, oncall: OnCall, patients: PatientRegistry,
                  notifiers: Mapping[str, Notifier], clock: Clock, public_url: str,
@@ -69,7 +68,7 @@ class Alerting:
         self.public_url = public_url.rstrip("/")
         self.webhook_url = webhook_url
         self.wake = wake  # the dispatcher's: new intents are committed (any thread may call it)
-        self.thread = thread or StoreThread()
+        self.thread = thread or StoreThread()  # whoever else uses `store` must share it
         self.duplicates = 0
         self.notify = Notify(oncall, notifiers, public_url, webhook_url)
         self.firing = Pipeline(Dedup(), Silence(), Severity(oncall), Route(oncall, patients),

@@ -23,18 +23,18 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    """Sends pending intents, one lane (incident, channel, target) at a time, in order."""
+    """Sends pending intents, each lane (incident, channel, target) in order."""
 
     def __init__(self, outbox: Outbox, notifiers: Mapping[str, Notifier],
-                 now_ms: Callable[[], int], max_attempts: int = 8, backoff_s: float = 0.5,
-                 max_backoff_s: float = 60.0, thread: StoreThread | None = None) -> None:
+                 now_ms: Callable[[], int], thread: StoreThread, max_attempts: int = 8,
+                 backoff_s: float = 0.5, max_backoff_s: float = 60.0) -> None:
         self.outbox = outbox
         self.notifiers = notifiers
         self.now_ms = now_ms
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
-        self.thread = thread or StoreThread()
+        self.thread = thread  # the one that makes every call of the store (the core's too)
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._busy: dict[Lane, asyncio.Task[None]] = {}
@@ -76,10 +76,11 @@ class Dispatcher:
             await notifier.close()
 
     async def _start_due(self) -> None:
-        """A task for each lane with pending intents that has none yet."""
-        for lane in await self.thread.run(self.outbox.pending_lanes):
-            if lane not in self._busy:
-                task = asyncio.get_running_loop().create_task(self._lane(lane))
+        """A task for each lane with a pending intent that has none yet, from its oldest."""
+        for head in await self.thread.run(self.outbox.pending_heads):
+            lane = _lane_of(head)
+            if lane not in self._busy:  # a busy lane finds its next intent itself
+                task = asyncio.get_running_loop().create_task(self._lane(lane, head))
                 self._busy[lane] = task
                 task.add_done_callback(lambda done, lane=lane: self._forget(lane, done))
 
@@ -87,27 +88,25 @@ class Dispatcher:
         if self._busy.get(lane) is task:
             del self._busy[lane]
 
-    async def _lane(self, lane: Lane) -> None:
+    async def _lane(self, lane: Lane, intent: Row | None) -> None:
         """One receiver's intents in order: an acknowledge never overtakes its trigger."""
-        while True:
-            intent = await self.thread.run(self.outbox.next_pending, lane)
-            if intent is None:
-                # Free the lane at once, in the same step: an intent committed after that look
-                # gets a task of its own from the wake that follows its commit.
-                self._forget(lane, asyncio.current_task())  # type: ignore[arg-type]
-                return
-            await self._deliver(intent)
+        while intent is not None:
+            intent = await self._deliver(intent)
+        # Free the lane at once, in the step that found it empty: an intent committed after
+        # that look gets a task of its own from the wake that follows its commit.
+        self._forget(lane, asyncio.current_task())  # type: ignore[arg-type]
 
-    async def _deliver(self, intent: Row) -> None:
-        """Send one intent (with retries), then mark it sent or failed, with an audit row."""
+    async def _deliver(self, intent: Row) -> Row | None:
+        """Send one intent (with retries), mark it sent or failed; returns the lane's next."""
         attempts, outcome = await self._attempt(intent)
-        await self.thread.run(self._finish, intent, attempts, outcome)
+        following = await self.thread.run(self._finish, intent, attempts, outcome)
         if outcome.ok:
             self.sent += 1
         else:
             log.error("%s %s for %s failed after %d attempt(s): %s %s", intent["channel"],
                       intent["action"], intent["target"], attempts, outcome.status,
                       outcome.body[:500])
+        return following
 
     async def _attempt(self, intent: Row) -> tuple[int, Outcome]:
         """Send until done, refused, or out of attempts; returns the attempts and the last."""
@@ -133,8 +132,9 @@ class Dispatcher:
             delay = min(max(delay, outcome.retry_after_s), 300.0)
         return delay
 
-    def _finish(self, intent: Row, attempts: int, outcome: Outcome) -> None:
-        """On the store thread: the intent marked, and the audit row, in one transaction."""
+    def _finish(self, intent: Row, attempts: int, outcome: Outcome) -> Row | None:
+        """On the store thread: the intent marked and audited in one transaction; then the
+        lane's next pending intent, if any."""
         now = self.now_ms()
         step = intent["step"]
         what = intent["action"] if step is None else f"{intent['action']} step {step + 1}"
@@ -149,6 +149,12 @@ class Dispatcher:
                               incident_id=intent["incident_id"], channel=intent["channel"],
                               target=intent["target"], status=str(outcome.status),
                               detail=detail)
+        return self.outbox.next_pending(_lane_of(intent))
+
+
+def _lane_of(intent: Row) -> Lane:
+    """The lane of an intent: its incident, channel and target."""
+    return intent["incident_id"], intent["channel"], intent["target"]
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

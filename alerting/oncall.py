@@ -194,8 +194,10 @@ def default_oncall_path() -> Path:
 
 
 def load_oncall(path: Path | None, teams_needed: set[str] | None = None) -> OnCall:
-    """Parse and validate the on-call file; a problem raises `ConfigError` in one line that
-    names the file and the field. `teams_needed` (from the patients file) must all exist."""
+    """The on-call file, parsed and validated.
+
+    A problem raises `ConfigError` in one line that names the file and the field.
+    `teams_needed` (from the patients file) must all exist."""
     path = path or default_oncall_path()
     oncall = load_model(OnCall, path, "VITALS_ONCALL")
     missing = sorted((teams_needed or set()) - set(oncall.teams))

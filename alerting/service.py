@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def load_config(settings: Settings) -> tuple[PatientRegistry, OnCall]:
     """Both files, validated before anything connects (one-line ConfigError)."""
     patients = load_patients(settings.patients)
-    oncall = load_oncall(settings.oncall, {p.team for p in patients})
+    oncall = load_oncall(settings.oncall, {patient.team for patient in patients})
     return patients, oncall
 
 
@@ -58,7 +58,7 @@ def build(settings: Settings, clock: Clock = time.time) -> tuple[Alerting, Dispa
     public = oncall.paging.public_url or f"http://{settings.alerting_addr}"
     core = Alerting(store, oncall, patients, channels, clock, public, settings.webhook_url,
                     thread=thread)
-    dispatcher = Dispatcher(store, channels, core.now, thread=thread)
+    dispatcher = Dispatcher(store, channels, core.now, thread)
     core.wake = dispatcher.wake
     if settings.webhook_url and not settings.webhook_secret:
         log.warning("VITALS_WEBHOOK_SECRET is not set: webhook bodies go out unsigned")

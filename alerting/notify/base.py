@@ -48,8 +48,10 @@ class Facts:
         return self.alerts[0]
 
     def summary(self) -> str:
-        """The worst alert's sentence from the rules (patient, what, how high, since when), and
-        the names of the others; never more than PagerDuty's 1024 characters."""
+        """The worst alert's sentence, then the other alerts' rules; at most 1024 characters.
+
+        The sentence is the rules' (patient, what, how high, since when); 1024 is PagerDuty's
+        limit for payload.summary."""
         text = self.worst.get("summary") or f"{self.patient_id}: {self.worst['rule']}"
         others = [alert["rule"] for alert in self.alerts[1:]]
         if others:

@@ -31,8 +31,9 @@ class Flow:
 
 @dataclass(frozen=True)
 class Decision:
-    """A stage's answer: go on with `flow`, or stop (flow None) with `outcome`; its records
-    are written either way, before the next stage looks anything up."""
+    """A stage's answer: go on with `flow`, or stop (flow None) with `outcome`; plus records.
+
+    The records are written either way, before the next stage looks anything up."""
 
     flow: Flow | None
     outcome: str = ""
@@ -87,8 +88,10 @@ class Pipeline:
         return tuple(stage.name for stage in self.stages)
 
     def run(self, flow: Flow, lookups: Lookups, write: Write) -> Verdict:
-        """Each stage decides in turn; its records go to `write` before the next one runs, so a
-        later stage's look-ups see them (the transaction is the caller's)."""
+        """The verdict of the stages, each deciding in turn and its records written at once.
+
+        Records go to `write` before the next stage runs, so its look-ups see them; the
+        transaction around it all is the caller's."""
         for stage in self.stages:
             decision = stage.exec(flow, lookups)
             write(decision.records)

@@ -46,8 +46,9 @@ class Audit:
 
 @dataclass(frozen=True)
 class RecordAlert:
-    """An alert event, kept with what became of it: paged (into `incident_id`), silenced,
-    not_paging, no_team or cleared_unseen."""
+    """An alert event, kept with what became of it (its disposition).
+
+    paged (into `incident_id`), silenced, not_paging, no_team or cleared_unseen."""
 
     event: AlertEvent
     disposition: str

@@ -110,8 +110,8 @@ class Outbox(Protocol):
         """How many intents are not sent yet."""
         ...
 
-    def pending_lanes(self) -> set[Lane]:
-        """The lanes that have an intent not sent yet."""
+    def pending_heads(self) -> list[Row]:
+        """The oldest intent not sent yet of each lane, oldest first."""
         ...
 
     def next_pending(self, lane: Lane) -> Row | None:

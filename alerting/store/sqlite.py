@@ -195,11 +195,12 @@ class SqliteStore:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE status='pending'"
                                    ).fetchone()[0])
 
-    def pending_lanes(self) -> set[Lane]:
-        """The (incident, channel, target) lanes with an intent not sent yet."""
-        rows = self.db.execute("SELECT DISTINCT incident_id, channel, target FROM outbox "
-                               "WHERE status='pending'").fetchall()
-        return {(row[0], row[1], row[2]) for row in rows}
+    def pending_heads(self) -> list[Row]:
+        """The oldest intent not sent yet of each (incident, channel, target) lane."""
+        rows = self.db.execute(
+            "SELECT * FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE status='pending'"
+            " GROUP BY incident_id, channel, target) ORDER BY id").fetchall()
+        return [_decoded(row, "request") for row in rows]  # type: ignore[misc]
 
     def next_pending(self, lane: Lane) -> Row | None:
         """A lane's oldest intent not sent yet (its request decoded)."""
@@ -215,8 +216,9 @@ class SqliteStore:
                         (status, attempts, now, response_status, body[:2000], intent_id))
 
     def paged_targets(self, incident_id: str) -> list[Row]:
-        """Distinct (channel, target) paged (or still being paged), with the last trigger's
-        request (decoded): they are the ones to acknowledge and resolve."""
+        """Each (channel, target) paged and not failed, with its last trigger's request.
+
+        Pages still being sent count: these are the ones to acknowledge and resolve."""
         rows = self.db.execute(
             "SELECT channel, target, request FROM outbox WHERE id IN (SELECT MAX(id) FROM outbox"
             " WHERE incident_id=? AND action='trigger' AND status != 'failed'"
