@@ -75,7 +75,11 @@ def ingest(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     settings = load_settings()
     load_patients(settings.patients)  # a bad patients file stops here, before any connection
     setup_logging(verbose)
-    counts = service.run(settings, stop_on_signals(), lambda _: announce_ready("ingest"))
+    try:
+        counts = service.run(settings, stop_on_signals(), lambda _: announce_ready("ingest"))
+    except service.IngestFailed as exc:
+        print(f"vitals ingest: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
     print(f"ingest: {counts.summary()}", file=sys.stderr)
 
 

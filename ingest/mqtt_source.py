@@ -16,13 +16,16 @@ log = logging.getLogger(__name__)
 
 SUBSCRIPTIONS = [("vitals/v1/+/+", 1), ("vitals/v1/+/+/status", 1)]
 
-OnMessage = Callable[[str, bytes, int, int], None]  # topic, payload, mid, qos
+OnMessage = Callable[[str, bytes, int, int, bool], None]  # topic, payload, mid, qos, retained
 
 
 class MqttSource:
-    """Delivers each message to `on_message` on paho's network thread; the caller acknowledges
+    """Delivers each message to `on_message` on the network thread; the caller acknowledges
     it later with `ack`. With `clean_session=False` the broker keeps the subscription and
-    queues messages while ingest is down, and redelivers what was never acknowledged."""
+    queues messages while ingest is down, and redelivers what was never acknowledged.
+
+    If delivering a message ever raises, or paho's network thread dies, `alive()` turns False
+    and `failure` says why: the service must then exit rather than stay up deaf."""
 
     def __init__(self, endpoint: Endpoint, client_id: str, on_message: OnMessage,
                  on_reconnect: Callable[[], None] = lambda: None) -> None:
@@ -31,7 +34,10 @@ class MqttSource:
         # missed, even while ingest is down (the persistent session queues it).
         self.subscribed = threading.Event()
         self._on_reconnect = on_reconnect
+        self._on_message = on_message
         self._connects = 0
+        self._stopping = False
+        self.failure: str | None = None
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                         protocol=mqtt.MQTTv311, manual_ack=True)
         if endpoint.username:
@@ -44,17 +50,41 @@ class MqttSource:
         c.on_disconnect = self._disconnected
         c.on_connect_fail = lambda _c, _u: log.warning(
             "cannot reach MQTT %s; retrying", self.endpoint.address)
-        c.on_message = lambda _c, _u, m: on_message(m.topic, m.payload, m.mid, m.qos)
+        c.on_message = self._message
         self._client = c
 
     def start(self) -> None:
         self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30)
         self._client.loop_start()
 
+    def alive(self) -> bool:
+        """False once delivering failed or the network thread ended (see `failure`)."""
+        if self._stopping:
+            return True
+        # paho clears `_thread` when its network loop ends, which it does only on disconnect()
+        # or an exception; there is no public way to ask.
+        if self.failure is None and self._client._thread is None:
+            self.failure = "the MQTT network thread ended"
+        return self.failure is None
+
+    def _message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
+                 ) -> None:
+        if self.failure is not None:
+            return  # left unacknowledged for the next process
+        try:
+            # MQTT 3.1.1: the broker sets retain only on a message it replays to a new
+            # subscription.
+            self._on_message(message.topic, message.payload, message.mid, message.qos,
+                             bool(message.retain))
+        except Exception as exc:
+            self.failure = f"delivering a message failed: {exc!r}"
+            log.critical("%s", self.failure)
+
     def ack(self, mid: int, qos: int) -> None:
         self._client.ack(mid, qos)
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 

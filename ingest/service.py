@@ -23,10 +23,16 @@ from ingest.sink import KafkaSink, Sink
 from vitals import topics
 from vitals.kafka import declare_topics
 from vitals.patients import load_patients
-from vitals.records import encode
+from vitals.records import Rejection, echo, encode
 from vitals.settings import Settings, parse_hostport
 
 log = logging.getLogger(__name__)
+
+Record = tuple[str, bytes | None, bytes]  # topic, key, value
+
+
+class IngestFailed(RuntimeError):
+    """Ingest cannot go on (its MQTT thread died): the process must exit and be restarted."""
 
 
 class Ingest:
@@ -42,31 +48,71 @@ class Ingest:
         self.counts = Counts()
         self.stopping = False
 
-    def handle(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+    def handle(self, topic: str, payload: bytes, mid: int, qos: int,
+               retained: bool = False) -> None:
+        """Route one MQTT message; acknowledged once Kafka has every record it became. Never
+        raises for what a message holds: a failure on one message dead-letters that message
+        (`internal_error`) and ingest goes on with the next."""
         if self.stopping:
             return  # left unacknowledged: the broker redelivers it to the next session
-        out = self.parser.parse(topic, payload, int(self.clock() * 1000))
-        c = self.counts
-        c.messages += 1
-        c.received += out.entries
-        records: list[tuple[str, bytes | None, bytes]] = []
-        for r in out.readings:
-            if self.dedup.first_time(r):
-                records.append((topics.READINGS.name, r.patient_id.encode(), encode(r)))
-            else:
-                c.duplicates += 1
-        c.accepted += len(records)
-        for rej in out.rejections:
-            c.rejected[rej.reason] += 1
-            key = rej.patient_id.encode() if rej.patient_id else None
-            records.append((topics.REJECTED.name, key, encode(rej)))
-        if out.status is not None:
-            c.statuses += 1
-            records.append((topics.STATUS.name, out.status.patient_id.encode(),
-                            encode(out.status)))
+        received_at = int(self.clock() * 1000)
+        try:
+            records, counts = self._route(topic, payload, received_at, retained)
+        except Exception as exc:
+            log.exception("ingest failed on a message on %s; dead-lettered", echo(topic))
+            records = [self._internal_error(topic, payload, received_at, repr(exc))]
+            counts = Counts(messages=1, received=1)
+            counts.rejected["internal_error"] = 1
+        self.counts.add(counts)
         ticket = self.acks.open(mid, qos, len(records))
         for name, key, value in records:
-            self.sink.send(name, key, value, ticket.done)
+            try:
+                self.sink.send(name, key, value, ticket.done)
+            except Exception as exc:  # Kafka would not take it (too large, say): say so there
+                log.exception("Kafka would not take a record for %s; dead-lettered", name)
+                _, _, dead = self._internal_error(topic, value, received_at,
+                                                  f"Kafka would not take the record: {exc!r}")
+                self.sink.send(topics.REJECTED.name, None, dead, ticket.done)
+
+    def _route(self, topic: str, payload: bytes, received_at: int, retained: bool
+               ) -> tuple[list[Record], Counts]:
+        """The records one message becomes, and what they count."""
+        counts = Counts(messages=1)
+        if retained:
+            # The broker replays a retained message to every new subscription: it was judged
+            # when it was first published (CONTRACT section 1: retain false).
+            rejection = Rejection.of(
+                "retained", "a retained message, replayed by the broker on subscribing; devices "
+                "must publish with retain false, so it is not forwarded again", topic,
+                received_at, payload)
+            counts.received = 1
+            counts.rejected["retained"] = 1
+            return [(topics.REJECTED.name, None, encode(rejection))], counts
+        out = self.parser.parse(topic, payload, received_at)
+        counts.received = out.entries
+        records: list[Record] = []
+        for reading in out.readings:
+            if self.dedup.first_time(reading):
+                records.append((topics.READINGS.name, reading.patient_id.encode(),
+                                encode(reading)))
+            else:
+                counts.duplicates += 1
+        counts.accepted = len(records)
+        for rejection in out.rejections:
+            counts.rejected[rejection.reason] += 1
+            key = rejection.patient_id.encode() if rejection.patient_id else None
+            records.append((topics.REJECTED.name, key, encode(rejection)))
+        if out.status is not None:
+            counts.statuses += 1
+            records.append((topics.STATUS.name, out.status.patient_id.encode(),
+                            encode(out.status)))
+        return records, counts
+
+    @staticmethod
+    def _internal_error(topic: str, payload: bytes, received_at: int, why: str) -> Record:
+        rejection = Rejection.of("internal_error", f"ingest failed on this message: {echo(why)}",
+                                 topic, received_at, payload)
+        return topics.REJECTED.name, None, encode(rejection)
 
 
 def run(settings: Settings, stop: threading.Event,
@@ -96,6 +142,8 @@ def run(settings: Settings, stop: threading.Event,
     source.start()
     try:
         while not stop.is_set():
+            if not source.alive():
+                raise IngestFailed(f"{source.failure}; exiting so that it is restarted")
             sink.poll(0.1)
             if on_ready is not None and source.subscribed.is_set():
                 on_ready(ingest)

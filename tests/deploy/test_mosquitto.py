@@ -9,15 +9,20 @@ from __future__ import annotations
 import csv
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion
 
 from harness import servers, services
 from harness.command import vitals
@@ -109,7 +114,7 @@ INGEST_CLIENT = textwrap.dedent("""
 
     got = []
     source = MqttSource(parse_endpoint(sys.argv[1], MQTT_SCHEMES), "vitals-ingest-test",
-                        lambda topic, payload, mid, qos: got.append(topic))
+                        lambda topic, payload, mid, qos, retained: got.append(topic))
     source.start()
     ok = source.subscribed.wait(float(sys.argv[2]))
     source.stop()
@@ -153,3 +158,66 @@ def test_a_device_publishes_over_tls_with_its_account_and_needs_the_ca(broker: B
                                *common[7:], "-t", "vitals/v1/P001/ox-1"],
                               capture_output=True, text=True, timeout=20)
     assert wrong_ca.returncode != 0
+
+
+def connect(port: int, username: str, password: str, client_id: str,
+            clean_session: bool = True) -> tuple[mqtt.Client, list[object], list[str]]:
+    """A client on the local listener; its disconnects and received topics, as they happen."""
+    disconnects: list[object] = []
+    received: list[str] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=clean_session, protocol=mqtt.MQTTv311)
+    client.username_pw_set(username, password)
+    client.on_disconnect = lambda _c, _u, _f, reason, _p: disconnects.append(reason)
+    client.on_message = lambda _c, _u, message: received.append(message.topic)
+    assert client.connect("127.0.0.1", port) == 0
+    client.loop_start()
+    return client, disconnects, received
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("bound", [True, False], ids=["production", "without-binding"])
+def test_a_device_account_cannot_take_over_ingests_session(broker: Broker, tmp_path: Path,
+                                                           bound: bool) -> None:
+    if not bound:  # the control: the same broker without the binding is taken over
+        conf = broker.server.workdir / "mosquitto.conf"
+        conf.write_text(conf.read_text().replace("use_username_as_clientid true", ""))
+        broker.server.stop()
+        broker.server.start()
+    wait_until(lambda: listening(broker.local_port), "the local listener")
+    ingest, ingest_lost, ingest_got = connect(broker.local_port, "ingest",
+                                              broker.passwords["ingest"], "vitals-ingest",
+                                              clean_session=False)
+    try:
+        subscribed = threading.Event()
+        ingest.on_subscribe = lambda *_a: subscribed.set()
+        ingest.subscribe("vitals/v1/+/+", 1)
+        assert subscribed.wait(20)
+        # a device account asks for ingest's client id, then publishes a reading
+        device, _lost, _got = connect(broker.local_port, "P001.ox-1",
+                                      broker.passwords["P001.ox-1"], "vitals-ingest")
+        device.publish("vitals/v1/P001/ox-1", "{}", qos=1).wait_for_publish(20)
+        device.disconnect()
+        device.loop_stop()
+        if bound:  # the reading reaches ingest, and ingest was never knocked off
+            wait_until(lambda: "vitals/v1/P001/ox-1" in ingest_got, "the device's reading")
+            assert ingest_lost == []
+        else:  # the takeover knocks ingest off (and wipes its session with it)
+            wait_until(lambda: ingest_lost != [], "ingest to be knocked off")
+    finally:
+        ingest.disconnect()
+        ingest.loop_stop()
