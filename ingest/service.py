@@ -158,4 +158,5 @@ def run(settings: Settings, stop: threading.Event,
         source.stop()
         sink.close()
         server.shutdown()
+        server.server_close()
     return ingest.counts

@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict]], qos: int = 1,
             client_id: str = "test-device", username: str | None = None,
-            password: str | None = None) -> None:
+            password: str | None = None, retain: bool = False) -> None:
     """Publish and wait until the broker has acknowledged every message."""
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
     if username:
@@ -38,9 +38,9 @@ def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict]], qos: 
         for topic, payload in messages:
             if isinstance(payload, dict):
                 payload = json.dumps(payload)
-            infos.append(c.publish(topic, payload, qos=qos))
+            infos.append(c.publish(topic, payload, qos=qos, retain=retain))
         for info in infos:
-            info.wait_for_publish(10)
+            info.wait_for_publish(60)
     finally:
         c.disconnect()
         c.loop_stop()
