@@ -15,6 +15,8 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from vitals.settings import redact
+
 # Statuses that say the data itself is bad: 400 malformed line protocol, 413 request too large
 # (a smaller batch may pass), 422 unprocessable (a field type conflict, a point outside the
 # bucket's retention). Other 4xx (401/403 token, 404 org or bucket) say the store is
@@ -58,7 +60,7 @@ class InfluxTarget(WriteTarget):
 
     def __init__(self, url: str, token: str, org: str, bucket: str,
                  timeout_s: float = 30.0) -> None:
-        self.name = f"InfluxDB at {url} (bucket {bucket})"
+        self.name = f"InfluxDB at {redact(url)} (bucket {bucket})"
         self.org = org
         self.bucket = bucket
         # No retries inside the client (its default for requests outside batching mode): the

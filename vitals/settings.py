@@ -7,9 +7,10 @@ one line naming the setting, and the CLI prints it and exits with status 2.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,7 +28,7 @@ class Endpoint:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @property
     def tls(self) -> bool:
@@ -40,20 +41,39 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
+def redact(url: str) -> str:
+    """`url` with any password replaced by ***, for messages and logs: secrets are never
+    printed."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+    if password is None:
+        # urlsplit found none; still hide anything between `user:` and `@`
+        return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
 def parse_endpoint(url: str, schemes: dict[str, int]) -> Endpoint:
     """Parse a URL whose scheme is one of `schemes` (scheme -> default port)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc}): {redact(url)!r}") from None
     if parts.scheme not in schemes:
         allowed = " or ".join(f"{s}://" for s in schemes)
-        raise ValueError(f"expected {allowed}host:port, got {url!r}")
+        raise ValueError(f"expected {allowed}host:port, got {redact(url)!r}")
     if not parts.hostname:
-        raise ValueError(f"no host in {url!r}")
+        raise ValueError(f"no host in {redact(url)!r}")
     try:
         port = parts.port
     except ValueError:  # not a number, or out of range
         port = 0
     if port == 0:  # `or` would have taken 0 for "no port" and connected to the default
-        raise ValueError(f"bad port in {url!r}")
+        raise ValueError(f"bad port in {redact(url)!r}")
     return Endpoint(parts.scheme, parts.hostname, port or schemes[parts.scheme], parts.username,
                     parts.password)
 

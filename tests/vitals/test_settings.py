@@ -11,7 +11,7 @@ import pytest
 
 from harness import services
 from harness.command import vitals
-from vitals.settings import ConfigError, Endpoint, Settings, load_settings
+from vitals.settings import ConfigError, Endpoint, Settings, load_settings, redact
 
 
 @pytest.fixture(autouse=True)
@@ -197,3 +197,22 @@ def test_the_console_command_stops_on_a_bad_patients_file(tmp_path: Path, text: 
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and "VITALS_PATIENTS" in lines[0] and says in lines[0], lines
+
+
+@pytest.mark.parametrize("url", [
+    "mqtt://ingest:s3cret-pass@broker:notaport",
+    "http://ingest:s3cret-pass@:8086",
+    "ftp://ingest:s3cret-pass@broker",
+    "mqtts://ingest:s3cret-pass@[::1",
+])
+def test_a_bad_url_is_named_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(_env_file=None, mqtt_url=url, influx_url=url.replace("mqtt", "http"))
+    assert "s3cret-pass" not in str(exc.value) and "VITALS_MQTT_URL" in str(exc.value)
+
+
+def test_redact_hides_passwords_and_leaves_the_rest() -> None:
+    assert redact("kafkas://svc:p%40ss@k1:9093") == "kafkas://svc:***@k1:9093"
+    assert redact("http://127.0.0.1:8086") == "http://127.0.0.1:8086"
+    assert redact("smtp://user@mail:25") == "smtp://user@mail:25"
+    assert "pw" not in repr(Endpoint("mqtt", "h", 1, "u", "pw"))
