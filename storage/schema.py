@@ -139,7 +139,10 @@ def _converter(record_type: type, to_line: Callable) -> Callable[[bytes], str | 
             record = decode(value)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise BadRecord(f"not a valid {record_type.__name__} record: {exc}") from None
-        return to_line(record)
+        try:
+            return to_line(record)
+        except Exception as exc:  # a record the kernel's bounds let through but cannot be a point
+            raise BadRecord(f"cannot store this {record_type.__name__}: {exc!r}") from None
 
     return convert
 

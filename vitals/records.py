@@ -1,13 +1,32 @@
 """The records on the Kafka topics, as msgspec structs: what ingest produces and every later
-stage consumes. Times are epoch milliseconds UTC, temperatures degrees Celsius."""
+stage consumes. Times are epoch milliseconds UTC, temperatures degrees Celsius.
+
+Every later stage decodes these from Kafka, where anything may have been written: the field
+types carry bounds (ids as the contract spells them, times between 1970 and 2100, finite
+numbers, texts of bounded length, evidence at most three levels deep), so that decoding refuses
+a hostile record (`msgspec.ValidationError`) before any stage computes with it."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+
+# Bounds on what a record may hold. Constructing a record does not check them; decoding does.
+MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01
+EpochMs = Annotated[int, msgspec.Meta(ge=0, le=MAX_EPOCH_MS)]
+Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Text = Annotated[str, msgspec.Meta(max_length=4000)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+# finite and far from overflow; what is plausible for a vital sign is ingest's business
+Value = Annotated[float, msgspec.Meta(ge=-1e9, le=1e9)]
+Scalar = str | int | float | bool | None
+Evidence = Annotated[dict[Name, Scalar | list[Scalar] | dict[Name, Scalar | list[Scalar]]],
+                     msgspec.Meta(max_length=64)]
+Flags = Annotated[tuple[Name, ...], msgspec.Meta(max_length=16)]
 
 Kind = Literal["temperature", "oximetry"]
 Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
@@ -24,20 +43,20 @@ class Reading(msgspec.Struct, omit_defaults=True, frozen=True):
     `flags` holds `no_signal`); absent is never zero.
     """
 
-    patient_id: str
-    device_id: str
-    ts: int
+    patient_id: Ident
+    device_id: Ident
+    ts: EpochMs
     kind: Kind
-    received_at: int
-    seq: int | None = None
-    temp: float | None = None
+    received_at: EpochMs
+    seq: Count | None = None
+    temp: Value | None = None
     site: Site | None = None
-    spo2: float | None = None
-    hr: float | None = None
-    rr: float | None = None
-    pi: float | None = None
-    battery: float | None = None
-    flags: tuple[str, ...] = ()
+    spo2: Value | None = None
+    hr: Value | None = None
+    rr: Value | None = None
+    pi: Value | None = None
+    battery: Value | None = None
+    flags: Flags = ()
 
 
 class DeviceStatus(msgspec.Struct, omit_defaults=True, frozen=True):
@@ -47,12 +66,12 @@ class DeviceStatus(msgspec.Struct, omit_defaults=True, frozen=True):
     is when the broker delivered it, the time that matters for "no data" logic.
     """
 
-    patient_id: str
-    device_id: str
+    patient_id: Ident
+    device_id: Ident
     state: Literal["online", "offline"]
-    received_at: int
-    ts: int | None = None
-    battery: float | None = None
+    received_at: EpochMs
+    ts: EpochMs | None = None
+    battery: Value | None = None
 
 
 # A dead letter keeps at most this much of what was refused: enough for a person to see what
@@ -98,7 +117,8 @@ class Rejection(msgspec.Struct, omit_defaults=True, frozen=True):
     @classmethod
     def of(cls, reason: str, detail: str, topic: str, received_at: int, payload: bytes,
            **fields: object) -> Rejection:
-        """A dead letter whose size is bounded whatever the sender sent."""
+        """A dead letter whose size is bounded whatever the sender sent (the detail may quote
+        it too: a validation error names the value it refused)."""
         kept = payload[:MAX_DEAD_LETTER_BYTES]
         truncated = len(kept) < len(payload)
         try:
@@ -112,7 +132,7 @@ class Rejection(msgspec.Struct, omit_defaults=True, frozen=True):
         if truncated:
             fields.update(payload_truncated=True, payload_bytes=len(payload),
                           payload_sha256=hashlib.sha256(payload).hexdigest())
-        return cls(reason=reason, detail=detail, topic=cut(topic, 256),
+        return cls(reason=reason, detail=echo(detail, 1000), topic=cut(topic, 256),
                    received_at=received_at, payload=text,
                    payload_encoding=encoding, **fields)  # type: ignore[arg-type]
 
@@ -132,31 +152,31 @@ class AlertEvent(msgspec.Struct, omit_defaults=True, frozen=True):
     the reading that made it fire (or clear), `late` when that reading arrived long after it was
     measured (a device's buffered upload)."""
 
-    alert_id: str
+    alert_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     status: Literal["firing", "resolved"]
-    rule: str
+    rule: Name
     severity: Severity
-    patient_id: str
-    start: int
-    detected_at: int
-    summary: str
-    source: str = ""  # where the rule's threshold comes from (CLINICAL.md)
-    day_since_infusion: float | None = None
+    patient_id: Ident
+    start: EpochMs
+    detected_at: EpochMs
+    summary: Text
+    source: Text = ""  # where the rule's threshold comes from (CLINICAL.md)
+    day_since_infusion: Value | None = None
     late: bool = False
-    evidence: dict[str, object] = {}
+    evidence: Evidence = {}
 
 
 class TrendPoint(msgspec.Struct, omit_defaults=True, frozen=True):
     """A patient's features at the end of one minute of event time, on `vitals.trends`."""
 
-    patient_id: str
-    ts: int
-    temp: float | None = None  # sustained (median) temperature, °C
-    hr: float | None = None  # sustained heart rate, /min
-    spo2: float | None = None  # sustained SpO2, %
-    rr: float | None = None
-    temp_slope: float | None = None  # °C per hour, robust (Theil-Sen) over the trend window
-    hr_slope: float | None = None  # beats/min per hour
-    hr_baseline: float | None = None
-    news2: int | None = None  # partial NEWS2 of the parameters measured
-    news2_parameters: tuple[str, ...] = ()
+    patient_id: Ident
+    ts: EpochMs
+    temp: Value | None = None  # sustained (median) temperature, °C
+    hr: Value | None = None  # sustained heart rate, /min
+    spo2: Value | None = None  # sustained SpO2, %
+    rr: Value | None = None
+    temp_slope: Value | None = None  # °C per hour, robust (Theil-Sen) over the trend window
+    hr_slope: Value | None = None  # beats/min per hour
+    hr_baseline: Value | None = None
+    news2: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None  # partial NEWS2
+    news2_parameters: Flags = ()

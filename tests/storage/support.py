@@ -24,7 +24,7 @@ from harness import servers
 from storage import writer
 from storage.writer import Backoff, Store, StoreCounts
 from tests.support import RunningService
-from vitals.kafka import producer_config
+from vitals.kafka import consumer_config, producer_config
 from vitals.settings import Settings
 
 Labels = frozenset[tuple[str, str]]
@@ -103,8 +103,7 @@ def wait_for_points(vm: servers.Server, name: str, expect: int, timeout: float =
 
 def committed(bootstrap: str, topic: str, partitions: int) -> int:
     """How many records of `topic` the store's consumer group has committed."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": writer.GROUP_ID,
-                  "enable.auto.commit": False})
+    c = Consumer(consumer_config(bootstrap, writer.GROUP_ID))
     try:
         tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return sum(tp.offset for tp in tps if tp.offset > 0)
