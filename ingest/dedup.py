@@ -4,10 +4,12 @@ bounded memory.
 A reading is identified by (device, seq), or by (device, kind, ts) when it has no `seq`
 (CONTRACT section 2). Sequence numbers of a device are mostly contiguous, so each device keeps
 the seqs it has seen as a short list of closed ranges: hours of 1 Hz readings cost a few
-integers, and an upload hours old is still recognised. Memory is capped three ways: ranges per
-device, seq-less keys per device, and devices overall (least recently heard from goes first).
-What falls out of the caps is forgotten, so a very old duplicate may pass again; the stages
-downstream are idempotent by the same key, so that costs a repeat, never a loss.
+integers, and an upload hours old is still recognised. Memory is capped: ranges per device,
+seq-less keys per device, and a budget in bytes for all devices together (the least recently
+heard from is forgotten first), so that no sender, however hostile, can grow ingest past its
+memory limit (deploy/: 192 MiB; the budget's default is 48 MiB). What is forgotten may pass
+again as a duplicate; the stages downstream are idempotent by the same key, so that costs a
+repeat, never a loss.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from collections import OrderedDict
 
 from vitals.records import Reading
 from vitals.seqset import SeqSet
+
+# What memory costs, measured with tracemalloc (tests/ingest/test_dedup.py checks them): a
+# device's own structures, and each range of seqs or seq-less key it remembers.
+DEVICE_BYTES = 700
+ENTRY_BYTES = 100
 
 
 class _Device:
@@ -26,15 +33,22 @@ class _Device:
         self.latest_ts = -1
         self.unsequenced: dict[tuple[str, int], None] = {}
 
+    def entries(self) -> int:
+        return len(self.seqs.starts) + len(self.unsequenced)
+
 
 class DuplicateFilter:
-    def __init__(self, max_devices: int = 200_000, max_ranges: int = 256,
+    """The readings already forwarded, per device, within a memory budget."""
+
+    def __init__(self, max_bytes: int = 48 * 1024 * 1024, max_ranges: int = 256,
                  max_unsequenced: int = 4096) -> None:
-        self.max_devices = max_devices
+        self.max_bytes = max_bytes
         self.max_ranges = max_ranges
         self.max_unsequenced = max_unsequenced
         self._devices: OrderedDict[tuple[str, str], _Device] = OrderedDict()
+        self._bytes = 0  # estimated from DEVICE_BYTES and ENTRY_BYTES
         self.sequence_restarts = 0
+        self.forgotten = 0  # devices dropped to stay within the budget
 
     def __len__(self) -> int:
         return len(self._devices)
@@ -45,14 +59,24 @@ class DuplicateFilter:
         dev = self._devices.get(key)
         if dev is None:
             dev = self._devices[key] = _Device(self.max_ranges)
-            if len(self._devices) > self.max_devices:
-                self._devices.popitem(last=False)
+            self._bytes += DEVICE_BYTES
         else:
             self._devices.move_to_end(key)
+        before = dev.entries()
         fresh = self._unsequenced(dev, r) if r.seq is None else self._sequenced(dev, r.seq, r.ts)
         if r.ts > dev.latest_ts:
             dev.latest_ts = r.ts
+        self._bytes += (dev.entries() - before) * ENTRY_BYTES
+        while self._bytes > self.max_bytes and len(self._devices) > 1:
+            _, old = self._devices.popitem(last=False)
+            self._bytes -= DEVICE_BYTES + old.entries() * ENTRY_BYTES
+            self.forgotten += 1
         return fresh
+
+    @property
+    def estimated_bytes(self) -> int:
+        """What the remembered readings cost, by the measured sizes above."""
+        return self._bytes
 
     def _unsequenced(self, dev: _Device, r: Reading) -> bool:
         k = (r.kind, r.ts)

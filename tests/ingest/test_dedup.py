@@ -3,10 +3,16 @@ bounded memory (CONTRACT section 2)."""
 
 from __future__ import annotations
 
+import re
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.dedup import DuplicateFilter, _Device
+from ingest.dedup import DEVICE_BYTES, ENTRY_BYTES, DuplicateFilter, _Device
 from vitals.records import Kind, Reading
 
 T0 = 1_795_000_000_000
@@ -162,7 +168,7 @@ def test_the_seqless_keys_per_device_are_capped_forgetting_the_oldest_first() ->
 
 
 def test_devices_are_capped_forgetting_the_least_recently_heard_first() -> None:
-    f = DuplicateFilter(max_devices=2)
+    f = DuplicateFilter(max_bytes=2 * (DEVICE_BYTES + ENTRY_BYTES))  # two devices of one range
     assert feed(f, [rd(1, device="a"), rd(1, device="b")]) == [True, True]
     assert f.first_time(rd(2, device="a"))  # a is heard from again: b is now the oldest
     assert f.first_time(rd(1, device="c"))
@@ -178,11 +184,12 @@ def test_devices_are_capped_forgetting_the_least_recently_heard_first() -> None:
 
 
 def test_memory_stays_bounded_under_a_hostile_stream() -> None:
-    f = DuplicateFilter(max_devices=5, max_ranges=4, max_unsequenced=6)
+    budget = 5 * (DEVICE_BYTES + 10 * ENTRY_BYTES)
+    f = DuplicateFilter(max_bytes=budget, max_ranges=4, max_unsequenced=6)
     for i in range(5000):
         seq = None if i % 3 == 0 else (i * 7919) % 10_007  # scattered: many ranges
         f.first_time(rd(seq, ts=T0 + i, device=f"d{i % 9}"))
-        assert len(f) <= 5
+        assert f.estimated_bytes <= budget and len(f) <= budget // DEVICE_BYTES
     for d in f._devices.values():
         assert len(d.seqs.starts) == len(d.seqs.ends) <= 4
         assert len(d.unsequenced) <= 6
@@ -219,3 +226,49 @@ def test_any_order_with_repeats_forwards_each_distinct_reading_once(
     for d in f._devices.values():  # the ranges stay sorted, disjoint and not adjacent
         assert all(a <= b for a, b in zip(d.seqs.starts, d.seqs.ends, strict=True))
         assert all(e + 1 < s for e, s in zip(d.seqs.ends, d.seqs.starts[1:], strict=False))
+
+
+def measured(fill: Callable[[DuplicateFilter], None], budget: int) -> tuple[int, int]:
+    """(bytes the filter really holds by tracemalloc, its own estimate) once `fill` ran."""
+    f = DuplicateFilter(max_bytes=budget)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        fill(f)
+        return tracemalloc.get_traced_memory()[0] - before, f.estimated_bytes
+    finally:
+        tracemalloc.stop()
+
+
+def many_small_devices(f: DuplicateFilter) -> None:
+    for d in range(20_000):
+        f.first_time(rd(d * 7 + 123_456, device=f"ox-{d}"))
+
+
+def a_few_devices_at_their_caps(f: DuplicateFilter) -> None:
+    for d in range(40):
+        for i in range(5000):  # seq-less readings, each at a new time
+            f.first_time(rd(None, ts=T0 + i * 1000, device=f"d{d}"))
+        for i in range(600):  # scattered seqs: a range each
+            f.first_time(rd(10**9 + i * 1000, device=f"d{d}"))
+
+
+@pytest.mark.parametrize("fill", [many_small_devices, a_few_devices_at_their_caps])
+def test_the_budget_is_what_the_filter_really_holds(fill: Callable[[DuplicateFilter], None]
+                                                    ) -> None:
+    budget = 4 * 1024 * 1024
+    real, estimate = measured(fill, budget)
+    assert estimate <= budget
+    assert estimate * 0.6 <= real <= budget * 1.25, (real, estimate)
+
+
+def test_the_default_budget_fits_ingests_memory_limit_in_deploy() -> None:
+    """Ingest's own baseline (~66 MiB RSS measured) plus the filter at its budget, with the
+    estimate's margin, must fit the smallest memory limit the deployment files give ingest."""
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    manifest = (deploy / "k8s/base/ingest.yaml").read_text()
+    k8s = re.search(r"limits:\s*\n(?:\s*cpu: .*\n)?\s*memory: (\d+)Mi", manifest)
+    assert k8s is not None
+    limit_mib = int(k8s.group(1))
+    baseline_mib = 96
+    assert baseline_mib + DuplicateFilter().max_bytes * 1.25 / 2**20 <= limit_mib
