@@ -1,7 +1,8 @@
 """The rules file (`VITALS_RULES`, YAML): every threshold and its source, validated at load.
 
 A problem stops the command with one line naming the file and the field. Per-patient overrides
-are merged over the defaults once, when a patient's engine is built.
+are merged over the defaults once, when a patient's engine is built. The `rules:` section has
+one field per rule of the registry (`stream_rules.rules`), validated by that rule's model.
 """
 
 from __future__ import annotations
@@ -9,106 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, create_model, model_validator
 
+from stream_rules.rules import RULES
+from stream_rules.rules.spec import Minutes, Severity, Strict
 from vitals.configfile import embedded, first_error, load_model
 
-Severity = Literal["critical", "error", "warning", "info"]
-Minutes = float
+__all__ = ["Baseline", "Evaluation", "Minutes", "PatientRules", "Rules", "RulesFile", "Severity",
+           "Temperature", "default_rules_path", "load_rules"]
+
+Rules = create_model(  # one required field per registered rule, in the registry's order
+    "Rules", __base__=Strict, __module__=__name__,
+    __doc__="The `rules:` section: one section per registered rule.",
+    **{rule.name: (rule.config, ...) for rule in RULES})  # type: ignore[call-overload]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Evaluation(Strict):
+    """Event-time settings: lateness, what counts as late, baselines, the CRS window."""
 
-
-class Rule(_Strict):
-    source: str = Field(min_length=1)
-    severity: Severity
-    fire_after_min: Minutes = Field(default=10, ge=0)
-    clear_after_min: Minutes = Field(default=15, ge=0)
-
-
-class Windowed(Rule):
-    window_min: Minutes = Field(gt=0)
-    min_samples: int = Field(default=1, ge=1)
-
-
-class HighLevel(Windowed):
-    """Fires when the sustained value is >= fire_at; clears below clear_below."""
-
-    fire_at: float
-    clear_below: float
-
-    @model_validator(mode="after")
-    def _hysteresis(self) -> Self:
-        if self.clear_below > self.fire_at:
-            raise ValueError("clear_below must not be above fire_at")
-        return self
-
-
-class LowLevel(Windowed):
-    """Fires when the sustained value is <= fire_at; clears above clear_above."""
-
-    fire_at: float
-    clear_above: float
-
-    @model_validator(mode="after")
-    def _hysteresis(self) -> Self:
-        if self.clear_above < self.fire_at:
-            raise ValueError("clear_above must not be below fire_at")
-        return self
-
-
-class Rising(Windowed):
-    slope_per_h: float = Field(gt=0)
-    from_c: float
-    below_c: float
-
-
-class Relative(Windowed):
-    above_baseline: float = Field(gt=0)
-    clear_above_baseline: float = Field(ge=0)
-
-
-class Disproportionate(Windowed):
-    per_degree: float = Field(ge=0)
-    excess: float = Field(gt=0)
-    clear_excess: float = Field(ge=0)
-    min_hr: float = 0
-
-
-class News2(Rule):
-    aggregate_at: int = Field(ge=1)
-    single_at: int | None = Field(default=None, ge=1, le=3)
-
-
-class CrsSuspicion(Rule):
-    severity_after_window: Severity
-    fever_memory_h: float = Field(ge=0)
-
-
-class NoData(_Strict):
-    source: str = Field(min_length=1)
-    severity: Severity
-    after_min: Minutes = Field(gt=0)
-
-
-class Rules(_Strict):
-    fever: HighLevel
-    high_fever: HighLevel
-    rising_temperature: Rising
-    tachycardia: HighLevel
-    tachycardia_relative: Relative
-    tachycardia_disproportionate: Disproportionate
-    desaturation: LowLevel
-    severe_desaturation: LowLevel
-    news2: News2
-    news2_high: News2
-    crs_suspicion: CrsSuspicion
-    no_data: NoData
-
-
-class Evaluation(_Strict):
     lateness_s: float = Field(default=120, ge=0)
     late_after_min: Minutes = Field(default=10, ge=0)
     baseline_hours: float = Field(default=6, gt=0)
@@ -118,41 +37,49 @@ class Evaluation(_Strict):
 Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
 
 
-class Temperature(_Strict):
+class Temperature(Strict):
+    """Site corrections to the core-equivalent, and the level below which a patch is off."""
+
     site_correction_c: dict[Site, float]
     sensor_off_below_c: float
 
 
-class Baseline(_Strict):
+class Baseline(Strict):
+    """A patient's known heart-rate and temperature baseline (else learnt from the data)."""
+
     hr: float | None = Field(default=None, gt=20, lt=250)
     temp: float | None = Field(default=None, gt=30, lt=42)
 
 
-class PatientRules(_Strict):
+class PatientRules(Strict):
+    """One patient's baseline and rule overrides."""
+
     baseline: Baseline = Baseline()
-    rules: dict[str, dict[str, object]] = {}
+    rules: dict[str, dict[str, object]] = Field(default_factory=dict)
 
 
-class RulesFile(_Strict):
+class RulesFile(Strict):
+    """The whole rules file."""
+
     version: Literal[1]
     evaluation: Evaluation
     temperature: Temperature
-    rules: Rules
-    patients: dict[str, PatientRules] = {}
+    rules: Rules  # type: ignore[valid-type]
+    patients: dict[str, PatientRules] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _overrides_valid(self) -> Self:
-        for pid in self.patients:
-            self.for_patient(pid)  # raises on an unknown rule or a bad value
+        for patient_id in self.patients:
+            self.for_patient(patient_id)  # raises on an unknown rule or a bad value
         return self
 
     def for_patient(self, patient_id: str) -> RulesFile:
         """These rules with the patient's overrides merged in (the defaults when none)."""
-        p = self.patients.get(patient_id)
-        if p is None or not p.rules:
+        patient = self.patients.get(patient_id)
+        if patient is None or not patient.rules:
             return self
         merged = self.rules.model_dump()
-        for rule, changes in p.rules.items():
+        for rule, changes in patient.rules.items():
             if rule not in merged:
                 raise ValueError(f"patients.{patient_id}.rules: no rule named {rule!r}")
             merged[rule] = {**merged[rule], **changes}
@@ -164,6 +91,7 @@ class RulesFile(_Strict):
 
 
 def default_rules_path() -> Path:
+    """The embedded default rules file (vitals/defaults/rules.yaml)."""
     return embedded("rules.yaml")
 
 

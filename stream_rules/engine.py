@@ -8,12 +8,15 @@ they cause is marked late. Rules that need every signal at once (NEWS2, CRS susp
 follow the slowest kind that is not more than `late_after_min` behind. Every step depends only
 on the sequence of readings, so any batching of the same readings gives the same events, and a
 duplicate (same device and seq, or same ts) changes nothing.
+
+What each rule judges, and how its page reads, is in the registry (`stream_rules.rules`); the
+engine treats every rule alike.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,21 +25,42 @@ from stream_rules import describe
 from stream_rules.config import RulesFile
 from stream_rules.features import minute_median, slope_of
 from stream_rules.hysteresis import step
-from stream_rules.rules import Judgement, combined_rules, oximetry_rules, temperature_rules
+from stream_rules.rules import RULES, Judgement, Minute, RuleSpec, no_data
+from stream_rules.rules.news2 import combined_minute
+from stream_rules.rules.spec import MINUTE, Severity
 from stream_rules.series import DAY_MIN
 from stream_rules.state import KIND_SIGNALS, DeviceState, KindState, PatientState, RuleState
 from vitals.patients import Patient
 from vitals.records import AlertEvent, Reading, TrendPoint
 
+__all__ = ["ARTEFACT_FLAGS", "MINUTE", "Engine", "Output"]
+
 ARTEFACT_FLAGS = frozenset({"motion", "probe_off", "low_perfusion"})
-LOW_IS_WORSE = frozenset({"desaturation", "severe_desaturation"})
-MINUTE = 60_000
 
 
 @dataclass(slots=True)
 class Output:
+    """What the engine said: alert events and trend points, in the order they arose."""
+
     alerts: list[AlertEvent] = field(default_factory=list)
     trends: list[TrendPoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _PatientRule:
+    """A registered rule with one patient's settings."""
+
+    spec: RuleSpec
+    config: object
+    fire_after_min: float
+    clear_after_min: float
+    worse: Callable[[float, float], float]  # of two values, the worse: min or max
+
+    def severity(self, rules_file: RulesFile, day: float) -> Severity:
+        """Its severity on this day after infusion."""
+        if self.spec.severity is not None:
+            return self.spec.severity(self.config, rules_file, day)
+        return self.config.severity  # type: ignore[attr-defined]
 
 
 class Engine:
@@ -44,25 +68,37 @@ class Engine:
 
     def __init__(self, rules: RulesFile, patient: Patient) -> None:
         self.patient = patient
-        self.rf = rules.for_patient(patient.id)
-        self.lateness_ms = int(self.rf.evaluation.lateness_s * 1000)
-        self.late_after_min = self.rf.evaluation.late_after_min
+        self.rules_file = rules.for_patient(patient.id)
+        self.lateness_ms = int(self.rules_file.evaluation.lateness_s * 1000)
+        self.late_after_min = self.rules_file.evaluation.late_after_min
         override = rules.patients.get(patient.id)
         self.baseline = override.baseline if override else None
+        self._rules: dict[str, _PatientRule] = {}
+        for rule in RULES:
+            config = getattr(self.rules_file.rules, rule.name)
+            self._rules[rule.name] = _PatientRule(
+                rule, config, getattr(config, "fire_after_min", 0),
+                getattr(config, "clear_after_min", 0), min if rule.lower_is_worse else max)
+        # (rule, config) judged on each minute of a kind of reading, and on combined minutes
+        self._judged_on: dict[str, list[tuple[RuleSpec, object]]] = {
+            "temperature": [], "oximetry": [], "combined": []}
+        for rule in RULES:
+            self._judged_on[rule.judged_on].append((rule, self._rules[rule.name].config))
 
     def new_state(self) -> PatientState:
-        s = PatientState(self.patient.id)
+        """A patient's state before any reading (with the baseline set in the rules file)."""
+        state = PatientState(self.patient.id)
         if self.baseline is not None:
-            s.hr_baseline, s.temp_baseline = self.baseline.hr, self.baseline.temp
-        return s
+            state.hr_baseline, state.temp_baseline = self.baseline.hr, self.baseline.temp
+        return state
 
     def process(self, state: PatientState | None, readings: Iterable[Reading]) -> Output:
         """Feed readings (in arrival order) into `state`, which is updated in place."""
-        s = state if state is not None else self.new_state()
+        state = state if state is not None else self.new_state()
         out = Output()
-        for r in readings:
-            if r.patient_id == s.patient_id and self._take(s, r):
-                self._advance(s, r.kind, out, final=False)
+        for reading in readings:
+            if reading.patient_id == state.patient_id and self._take(state, reading):
+                self._advance(state, reading.kind, out, final=False)
         return out
 
     def flush(self, state: PatientState) -> Output:
@@ -78,203 +114,204 @@ class Engine:
         worker calls this from a timer. It shares the no_data rule state with the event-time
         check, so the two never page twice for one silence, and data arriving clears it."""
         out = Output()
-        cfg = self.rf.rules.no_data
-        after = cfg.after_min * MINUTE
-        for device_id, dev in state.devices.items():
-            key = f"no_data:{device_id}"
-            st = state.rules.get(key)
-            if dev.last_received < 0 or now_ms - dev.last_received < after or (
-                    st is not None and st.firing):
+        rule = self._rules[no_data.NAME]
+        config: no_data.NoData = rule.config  # type: ignore[assignment]
+        after = config.after_min * MINUTE
+        for device_id, device in state.devices.items():
+            key = f"{no_data.NAME}:{device_id}"
+            rule_state = state.rules.get(key)
+            if device.last_received < 0 or now_ms - device.last_received < after or (
+                    rule_state is not None and rule_state.firing):
                 continue
-            st = state.rules[key] = RuleState(firing=True, start=dev.last_received + after)
-            last = dev.last_valid_ts if dev.last_valid_ts >= 0 else dev.first_ts
-            silent_min = (now_ms - dev.last_received) / MINUTE
-            j = Judgement(True, False, silent_min, {
-                "device": device_id, "kind": dev.kind, "silent_min": silent_min,
-                "after_min": cfg.after_min, "last_valid_at": last, "battery": dev.battery,
-                "sensor_off": dev.sensor_off, "judged_by": "wall clock"})
-            out.alerts.append(self._event(state, key, "no_data", st, "fired",
-                                          (st.start or 0) // MINUTE, j, late=False))
+            rule_state = state.rules[key] = RuleState(
+                firing=True, start=device.last_received + after)
+            judgement = no_data.silent_by_wall_clock(device_id, device, now_ms, config)
+            out.alerts.append(self._event(state, key, rule, rule_state, "fired",
+                                          (rule_state.start or 0) // MINUTE, judgement,
+                                          late=False))
         return out
 
     # --- readings ---------------------------------------------------------------------
 
-    def _take(self, s: PatientState, r: Reading) -> bool:
-        dev = s.devices.get(r.device_id)
-        if dev is None:
-            dev = s.devices[r.device_id] = DeviceState(r.kind, first_ts=r.ts)
-        if not dev.first_time(r.seq, r.ts):
+    def _take(self, state: PatientState, reading: Reading) -> bool:
+        device = state.devices.get(reading.device_id)
+        if device is None:
+            device = state.devices[reading.device_id] = DeviceState(reading.kind,
+                                                                    first_ts=reading.ts)
+        if not device.first_time(reading.seq, reading.ts):
             return False
-        dev.last_ts = max(dev.last_ts, r.ts)
-        dev.last_received = max(dev.last_received, r.received_at)
-        if r.battery is not None:
-            dev.battery = r.battery
-        minute = r.ts // MINUTE
-        kind = s.kinds.get(r.kind)
+        device.last_ts = max(device.last_ts, reading.ts)
+        device.last_received = max(device.last_received, reading.received_at)
+        if reading.battery is not None:
+            device.battery = reading.battery
+        minute = reading.ts // MINUTE
+        kind = state.kinds.get(reading.kind)
         if kind is None:
-            kind = s.kinds[r.kind] = KindState(cursor=minute - 1)
-            if s.combined_cursor < 0:
-                s.combined_cursor = minute - 1
-        if s.first_ts < 0:
-            s.first_ts = r.ts
-        samples = self._samples(s, r, dev)
+            kind = state.kinds[reading.kind] = KindState(cursor=minute - 1)
+            if state.combined_cursor < 0:
+                state.combined_cursor = minute - 1
+        if state.first_ts < 0:
+            state.first_ts = reading.ts
+        samples = self._samples(state, reading, device)
         if samples:
-            dev.last_valid_ts = max(dev.last_valid_ts, r.ts)
+            device.last_valid_ts = max(device.last_valid_ts, reading.ts)
             if minute <= kind.cursor:
-                s.stale_readings += 1  # that minute was judged already
+                state.stale_readings += 1  # that minute was judged already
             else:
                 slot = kind.open.setdefault(minute, {})
                 for signal, value in samples.items():
                     slot.setdefault(signal, []).append(value)
-        kind.max_ts = max(kind.max_ts, r.ts)
-        s.max_ts = max(s.max_ts, r.ts)
+        kind.max_ts = max(kind.max_ts, reading.ts)
+        state.max_ts = max(state.max_ts, reading.ts)
         return True
 
-    def _samples(self, s: PatientState, r: Reading, dev: DeviceState) -> dict[str, float]:
+    def _samples(self, state: PatientState, reading: Reading, device: DeviceState
+                 ) -> dict[str, float]:
         """The vital signs a reading carries; artefacts and sensor-off readings carry none."""
-        if ARTEFACT_FLAGS.intersection(r.flags):
+        if ARTEFACT_FLAGS.intersection(reading.flags):
             return {}
-        if r.kind == "temperature":
-            if r.temp is None:
+        if reading.kind == "temperature":
+            if reading.temp is None:
                 return {}
-            dev.site = r.site
-            if r.temp < self.rf.temperature.sensor_off_below_c:
-                dev.sensor_off = True  # room air, not hypothermia
+            device.site = reading.site
+            temperature = self.rules_file.temperature
+            if reading.temp < temperature.sensor_off_below_c:
+                device.sensor_off = True  # room air, not hypothermia
                 return {}
-            dev.sensor_off = False
-            s.temp_site = r.site
-            correction = self.rf.temperature.site_correction_c.get(r.site or "axillary", 0.0)  # type: ignore[call-overload]
-            return {"temp": r.temp + correction}
+            device.sensor_off = False
+            state.temp_site = reading.site
+            correction = temperature.site_correction_c.get(reading.site or "axillary", 0.0)  # type: ignore[call-overload]
+            return {"temp": reading.temp + correction}
         out = {}
-        if r.hr is not None:
-            out["hr"] = r.hr
-        if r.spo2 is not None:
-            out["spo2"] = r.spo2
-        if r.rr is not None:
-            out["rr"] = r.rr
+        if reading.hr is not None:
+            out["hr"] = reading.hr
+        if reading.spo2 is not None:
+            out["spo2"] = reading.spo2
+        if reading.rr is not None:
+            out["rr"] = reading.rr
         return out
 
     # --- judging minutes ---------------------------------------------------------------
 
-    def _advance(self, s: PatientState, kind_name: str, out: Output, final: bool) -> None:
-        k = s.kinds[kind_name]
-        end = k.max_ts if final else k.max_ts - self.lateness_ms
+    def _advance(self, state: PatientState, kind_name: str, out: Output, final: bool) -> None:
+        kind = state.kinds[kind_name]
+        end = kind.max_ts if final else kind.max_ts - self.lateness_ms
         target = end // MINUTE - (0 if final else 1)
-        if target - k.cursor > DAY_MIN:  # a long silence: history beyond a day is not kept
-            k.cursor = target - DAY_MIN
-        if target <= k.cursor and not final:
+        if target - kind.cursor > DAY_MIN:  # a long silence: history beyond a day is not kept
+            kind.cursor = target - DAY_MIN
+        if target <= kind.cursor and not final:
             return  # no minute closed: the common case, one reading inside a minute
-        rules = temperature_rules if kind_name == "temperature" else oximetry_rules
-        while k.cursor < target:
-            m = k.cursor + 1
-            self._close_minute(s, k, kind_name, m)
-            k.cursor = m
-            late = s.max_ts - (m + 1) * MINUTE > self.late_after_min * MINUTE
-            self._apply(s, rules(s, m, self.rf), m, late, out)
-        self._advance_combined(s, out, final)
+        judged_here = self._judged_on["temperature" if kind_name == "temperature"
+                                      else "oximetry"]
+        while kind.cursor < target:
+            minute = kind.cursor + 1
+            self._close_minute(state, kind, kind_name, minute)
+            kind.cursor = minute
+            late = state.max_ts - (minute + 1) * MINUTE > self.late_after_min * MINUTE
+            at = Minute(state, minute, self.rules_file)
+            judged = {rule.name: rule.judge(at, config) for rule, config in judged_here}
+            self._apply(state, judged, minute, late, out)
+        self._advance_combined(state, out, final)
 
-    def _close_minute(self, s: PatientState, k: KindState, kind_name: str, m: int) -> None:
-        samples = k.open.pop(m, None)
+    def _close_minute(self, state: PatientState, kind: KindState, kind_name: str,
+                      minute: int) -> None:
+        samples = kind.open.pop(minute, None)
         if samples:
             for signal in KIND_SIGNALS[kind_name]:
                 values = samples.get(signal)
                 if values:
-                    s.series[signal].set(m, minute_median(values))
+                    state.series[signal].set(minute, minute_median(values))
 
-    def _advance_combined(self, s: PatientState, out: Output, final: bool) -> None:
-        cursors = [k.cursor for k in s.kinds.values()]
+    def _advance_combined(self, state: PatientState, out: Output, final: bool) -> None:
+        cursors = [kind.cursor for kind in state.kinds.values()]
         newest = max(cursors)
         target = newest if final else min(
-            c for c in cursors if newest - c <= self.late_after_min)
-        while s.combined_cursor < target:
-            m = s.combined_cursor + 1
-            s.combined_cursor = m
-            now = (m + 1) * MINUTE
-            if m % 60 == 0:
-                self._learn_baseline(s, m)
+            cursor for cursor in cursors if newest - cursor <= self.late_after_min)
+        while state.combined_cursor < target:
+            minute = state.combined_cursor + 1
+            state.combined_cursor = minute
+            now = (minute + 1) * MINUTE
+            if minute % 60 == 0:
+                self._learn_baseline(state, minute)
             day = self.patient.day_since_infusion(now)
-            judged, levels, (news2, scores) = combined_rules(s, m, self.rf, day)
-            judged.update(self._silence(s, now))
-            late = s.max_ts - now > self.late_after_min * MINUTE
-            self._apply(s, judged, m, late, out)
-            out.trends.append(self._trend(s, m, levels, news2, scores))
+            at = combined_minute(state, minute, self.rules_file, day)
+            judged: dict[str, Judgement] = {}
+            for rule, config in self._judged_on["combined"]:
+                if rule.per_device:
+                    for device_id in state.devices:
+                        judged[f"{rule.name}:{device_id}"] = rule.judge(at, config, device_id)
+                else:
+                    judged[rule.name] = rule.judge(at, config)
+            late = state.max_ts - now > self.late_after_min * MINUTE
+            self._apply(state, judged, minute, late, out)
+            out.trends.append(self._trend(at))
 
-    def _silence(self, s: PatientState, now: int) -> dict[str, Judgement]:
-        after = self.rf.rules.no_data.after_min * MINUTE
-        out = {}
-        for device_id, dev in s.devices.items():
-            last = dev.last_valid_ts if dev.last_valid_ts >= 0 else dev.first_ts
-            silent = now - last
-            fire = silent >= after
-            out[f"no_data:{device_id}"] = Judgement(fire, not fire, silent / MINUTE, {
-                "device": device_id, "kind": dev.kind, "silent_min": silent / MINUTE,
-                "after_min": self.rf.rules.no_data.after_min,
-                "last_valid_at": dev.last_valid_ts if dev.last_valid_ts >= 0 else None,
-                "battery": dev.battery, "sensor_off": dev.sensor_off})
-        return out
-
-    def _learn_baseline(self, s: PatientState, m: int) -> None:
+    def _learn_baseline(self, state: PatientState, minute: int) -> None:
         """Heart-rate and temperature baselines from the first hours, unless set per patient."""
-        hours = self.rf.evaluation.baseline_hours
-        first = s.first_ts // MINUTE
-        if m - first < hours * 60:
+        hours = self.rules_file.evaluation.baseline_hours
+        first = state.first_ts // MINUTE
+        if minute - first < hours * 60:
             return
         span = int(min(hours * 60, DAY_MIN))
-        for signal, attr in (("hr", "hr_baseline"), ("temp", "temp_baseline")):
-            if getattr(s, attr) is None:
-                window = s.series[signal].window(first + span - 1, span)
+        for signal, attribute in (("hr", "hr_baseline"), ("temp", "temp_baseline")):
+            if getattr(state, attribute) is None:
+                window = state.series[signal].window(first + span - 1, span)
                 if np.count_nonzero(~np.isnan(window)) >= span // 10:
-                    setattr(s, attr, round(float(np.nanmedian(window)), 2))
+                    setattr(state, attribute, round(float(np.nanmedian(window)), 2))
 
     # --- alert events ---------------------------------------------------------------------
 
-    def _apply(self, s: PatientState, judged: dict[str, Judgement], m: int, late: bool,
-               out: Output) -> None:
-        for key, j in judged.items():
-            rule = key.partition(":")[0]
-            cfg = getattr(self.rf.rules, rule)
-            st = s.rules.get(key)
-            if st is None:
-                if not j.fire:
+    def _apply(self, state: PatientState, judged: dict[str, Judgement], minute: int,
+               late: bool, out: Output) -> None:
+        """Each judgement through its rule's hysteresis; an event for each change."""
+        for key, judgement in judged.items():
+            rule = self._rules[key.partition(":")[0]]
+            rule_state = state.rules.get(key)
+            if rule_state is None:
+                if not judgement.fire:
                     continue  # nothing to remember for a rule that has never been near firing
-                st = s.rules[key] = RuleState()
-            fire_after = getattr(cfg, "fire_after_min", 0)
-            clear_after = getattr(cfg, "clear_after_min", 0)
-            change = step(st, m, j.fire, j.clear, fire_after, clear_after)
-            if st.firing and not math.isnan(j.value):
-                worse = min if rule in LOW_IS_WORSE else max
-                st.peak = j.value if st.peak is None else worse(st.peak, j.value)
+                rule_state = state.rules[key] = RuleState()
+            change = step(rule_state, minute, judgement.fire, judgement.clear,
+                          rule.fire_after_min, rule.clear_after_min)
+            if rule_state.firing and not math.isnan(judgement.value):
+                rule_state.peak = judgement.value if rule_state.peak is None else rule.worse(
+                    rule_state.peak, judgement.value)
             if change is not None:
-                out.alerts.append(self._event(s, key, rule, st, change, m, j, late))
+                out.alerts.append(self._event(state, key, rule, rule_state, change, minute,
+                                              judgement, late))
 
-    def _event(self, s: PatientState, key: str, rule: str, st: RuleState, change: str, m: int,
-               j: Judgement, late: bool) -> AlertEvent:
-        cfg = getattr(self.rf.rules, rule)
-        detected = (m + 1) * MINUTE
+    def _event(self, state: PatientState, key: str, rule: _PatientRule, rule_state: RuleState,
+               change: str, minute: int, judgement: Judgement, late: bool) -> AlertEvent:
+        name = rule.spec.name
+        detected = (minute + 1) * MINUTE
         day = self.patient.day_since_infusion(detected)
-        severity = cfg.severity
-        if rule == "crs_suspicion" and day > self.rf.evaluation.crs_window_days:
-            severity = cfg.severity_after_window
-        start = st.start if st.start is not None else detected
+        start = rule_state.start if rule_state.start is not None else detected
         status = "firing" if change == "fired" else "resolved"
-        evidence = {**j.evidence, "peak": None if st.peak is None else round(st.peak, 2),
+        evidence = {**judgement.evidence,
+                    "peak": None if rule_state.peak is None else round(rule_state.peak, 2),
                     "day_since_infusion": round(day, 2)}
         return AlertEvent(
-            alert_id=f"{s.patient_id}/{key}/{start}", status=status, rule=rule,
-            severity=severity, patient_id=s.patient_id, start=start, detected_at=detected,
-            summary=describe.summary(s.patient_id, rule, status, start, evidence, day),
-            source=cfg.source, day_since_infusion=round(day, 2), late=late, evidence=evidence)
+            alert_id=f"{state.patient_id}/{key}/{start}", status=status, rule=name,
+            severity=rule.severity(self.rules_file, day), patient_id=state.patient_id,
+            start=start, detected_at=detected,
+            summary=describe.summary(state.patient_id, name, status, start, evidence, day),
+            source=rule.config.source,  # type: ignore[attr-defined]
+            day_since_infusion=round(day, 2), late=late, evidence=evidence)
 
-    def _trend(self, s: PatientState, m: int, levels: dict[str, float], news2: int,
-               scores: dict[str, int]) -> TrendPoint:
-        def val(x: float, digits: int = 1) -> float | None:
-            return None if math.isnan(x) else round(x, digits)
+    def _trend(self, at: Minute) -> TrendPoint:
+        """The trend point of a combined minute: its levels, slopes, baseline and NEWS2."""
+        def rounded(value: float, digits: int = 1) -> float | None:
+            return None if math.isnan(value) else round(value, digits)
 
-        temp_slope = slope_of(s.series["temp"], m, 120, 4)
-        hr_slope = slope_of(s.series["hr"], m, 60, 10)
+        assert at.levels is not None and at.news2 is not None
+        state, minute, levels = at.state, at.minute, at.levels
+        news2, scores = at.news2
+        temp_slope = slope_of(state.series["temp"], minute, 120, 4)
+        hr_slope = slope_of(state.series["hr"], minute, 60, 10)
         return TrendPoint(
-            patient_id=s.patient_id, ts=(m + 1) * MINUTE, temp=val(levels["temp"], 2),
-            hr=val(levels["hr"]), spo2=val(levels["spo2"]), rr=val(levels["rr"]),
-            temp_slope=val(temp_slope, 3), hr_slope=val(hr_slope, 2),
-            hr_baseline=s.hr_baseline, news2=news2 if len(scores) >= 2 else None,
+            patient_id=state.patient_id, ts=(minute + 1) * MINUTE,
+            temp=rounded(levels["temp"], 2), hr=rounded(levels["hr"]),
+            spo2=rounded(levels["spo2"]), rr=rounded(levels["rr"]),
+            temp_slope=rounded(temp_slope, 3), hr_slope=rounded(hr_slope, 2),
+            hr_baseline=state.hr_baseline, news2=news2 if len(scores) >= 2 else None,
             news2_parameters=tuple(scores))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stream_rules.config import default_rules_path, load_rules
+from stream_rules.config import Rules, default_rules_path, load_rules
+from stream_rules.rules import RULES
 from vitals.settings import ConfigError
 
 
@@ -65,3 +66,12 @@ def test_per_patient_overrides_apply_to_that_patient_only(tmp_path: Path) -> Non
     assert rf.for_patient("P001").rules.fever.source == rf.rules.fever.source
     assert rf.for_patient("P002").rules.fever.fire_at == 38.0
     assert rf.patients["P001"].baseline.hr == 64
+
+
+def test_the_rules_section_has_one_field_per_registered_rule() -> None:
+    rf = load_rules(None)
+    assert list(Rules.model_fields) == [rule.name for rule in RULES]
+    for rule in RULES:
+        assert isinstance(getattr(rf.rules, rule.name), rule.config), rule.name
+    embedded = yaml.safe_load(default_rules_path().read_text())
+    assert set(embedded["rules"]) == {rule.name for rule in RULES}

@@ -298,3 +298,19 @@ def test_news2_fires_on_aggregate_5_or_a_single_3_and_not_on_4() -> None:
     # a single 3 (spo2 91) with everything else normal
     (single,) = fired(run(readings(40, temp=const(37.0), spo2=const(91), hr=const(70))), "news2")
     assert single.evidence["scores"]["spo2"] == 3 and single.evidence["value"] == 3
+
+
+def test_the_peak_of_a_desaturation_is_its_lowest_spo2() -> None:
+    alerts = run(readings(60, spo2=lambda s: 92 if s < 15 * 60 else 85 if s < 25 * 60 else 98,
+                          hr=const(70)))
+    for rule in ("desaturation", "severe_desaturation"):
+        (resolved,) = [a for a in alerts if a.rule == rule and a.status == "resolved"]
+        assert resolved.evidence["peak"] == 85, rule
+
+
+def test_crs_suspicion_pages_as_an_error_after_the_crs_window() -> None:
+    late = PATIENT.model_copy(update={"infusion": dt.date(2026, 10, 20)})  # day 31
+    rs = readings(90, temp=const(38.6), spo2=const(97), hr=const(132))
+    eng = Engine(RULES, late)
+    (crs,) = fired(eng.process(eng.new_state(), rs).alerts, "crs_suspicion")
+    assert crs.severity == "error" and crs.evidence["within_crs_window"] is False

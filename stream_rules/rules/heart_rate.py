@@ -1,0 +1,105 @@
+"""The heart-rate rules: tachycardia by NEWS2's threshold, against the patient's own baseline,
+and out of proportion to the temperature (pulse rises ~10/min per degree of fever)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import Field
+
+from stream_rules.rules.spec import UNKNOWN, Judgement, Minute, RuleSpec, Windowed, rounded
+from stream_rules.rules.temperature import fever_level
+from stream_rules.rules.thresholds import HighLevel, judge_high
+from stream_rules.state import PatientState
+
+
+class Relative(Windowed):
+    """Fires at the baseline + `above_baseline`; clears below the baseline + the clear margin."""
+
+    above_baseline: float = Field(gt=0)
+    clear_above_baseline: float = Field(ge=0)
+
+
+class Disproportionate(Windowed):
+    """Fires when the heart rate exceeds what the temperature explains by `excess`."""
+
+    per_degree: float = Field(ge=0)
+    excess: float = Field(gt=0)
+    clear_excess: float = Field(ge=0)
+    min_hr: float = 0
+
+
+def expected_hr(state: PatientState, temp: float, per_degree: float) -> float | None:
+    """The heart rate the temperature explains: baseline + per_degree per degree of fever."""
+    if state.hr_baseline is None:
+        return None
+    rise = 0.0
+    if state.temp_baseline is not None and not math.isnan(temp):
+        rise = max(0.0, temp - state.temp_baseline) * per_degree
+    return state.hr_baseline + rise
+
+
+def judge_tachycardia(at: Minute, config: HighLevel) -> Judgement:
+    """Tachycardia: the sustained heart rate at or above NEWS2's 3."""
+    return judge_high(at.level("hr", config.window_min, config.min_samples), config, "/min",
+                      baseline=rounded(at.state.hr_baseline))
+
+
+def judge_relative(at: Minute, config: Relative) -> Judgement:
+    """The heart rate well above this patient's baseline (unknown until there is one)."""
+    level = at.level("hr", config.window_min, config.min_samples)
+    baseline = at.state.hr_baseline
+    if not level.known or baseline is None:
+        return UNKNOWN
+    return Judgement(
+        level.value >= baseline + config.above_baseline,
+        level.value < baseline + config.clear_above_baseline, level.value,
+        {"value": rounded(level.value), "unit": "/min", "baseline": rounded(baseline),
+         "threshold": rounded(baseline + config.above_baseline),
+         "window_min": config.window_min})
+
+
+def judge_disproportionate(at: Minute, config: Disproportionate) -> Judgement:
+    """The heart rate above what the temperature explains, and above `min_hr`."""
+    level = at.level("hr", config.window_min, config.min_samples)
+    temp = fever_level(at).value
+    expected = expected_hr(at.state, temp, config.per_degree)
+    if not level.known or expected is None:
+        return UNKNOWN
+    threshold = max(config.min_hr, expected + config.excess)
+    return Judgement(
+        level.value >= threshold, level.value < expected + config.clear_excess, level.value,
+        {"value": rounded(level.value), "unit": "/min", "expected": rounded(expected),
+         "threshold": rounded(threshold), "temperature": rounded(temp, 2),
+         "baseline": rounded(at.state.hr_baseline),
+         "temp_baseline": rounded(at.state.temp_baseline, 2),
+         "per_degree": config.per_degree, "window_min": config.window_min})
+
+
+def _measured_tachycardia(evidence: dict[str, Any]) -> str:
+    return (f"heart rate {evidence['value']:.0f}/min over {evidence['window_min']:g} min, "
+            f">= {evidence['threshold']:g}/min")
+
+
+def _measured_relative(evidence: dict[str, Any]) -> str:
+    return (f"heart rate {evidence['value']:.0f}/min over {evidence['window_min']:g} min, "
+            f"baseline {evidence['baseline']:.0f}/min")
+
+
+def _measured_disproportionate(evidence: dict[str, Any]) -> str:
+    temp = ("not measured" if evidence["temperature"] is None
+            else f"{evidence['temperature']:.1f} °C")
+    return (f"heart rate {evidence['value']:.0f}/min where temperature ({temp}) explains about "
+            f"{evidence['expected']:.0f}/min")
+
+
+TACHYCARDIA = RuleSpec("tachycardia", HighLevel, "oximetry", judge_tachycardia, "tachycardia",
+                       _measured_tachycardia, signal="hr")
+RELATIVE = RuleSpec("tachycardia_relative", Relative, "oximetry", judge_relative,
+                    "heart rate well above this patient's baseline", _measured_relative,
+                    signal="hr")
+DISPROPORTIONATE = RuleSpec("tachycardia_disproportionate", Disproportionate, "oximetry",
+                            judge_disproportionate,
+                            "heart rate out of proportion to temperature",
+                            _measured_disproportionate, signal="hr")

@@ -1,0 +1,68 @@
+"""No data: a device from which no valid reading has come for `after_min`. A silent device
+leaves the patient unmonitored. Judged per device: in event time on every combined minute, and
+live by the wall clock (`silent_by_wall_clock`), sharing one rule state per device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from stream_rules.rules.spec import (
+    MINUTE,
+    Judgement,
+    Minute,
+    Minutes,
+    RuleSpec,
+    Severity,
+    Strict,
+    hhmm,
+)
+from stream_rules.state import DeviceState
+
+NAME = "no_data"
+
+
+class NoData(Strict):
+    """Fires after `after_min` without a valid reading; no durations: it clears on data."""
+
+    source: str = Field(min_length=1)
+    severity: Severity
+    after_min: Minutes = Field(gt=0)
+
+
+def judge_no_data(at: Minute, config: NoData, device_id: str) -> Judgement:
+    """In event time: how long the device has been without a valid reading at this minute's
+    end (since its first reading, if none was ever valid)."""
+    device = at.state.devices[device_id]
+    now = (at.minute + 1) * MINUTE
+    last = device.last_valid_ts if device.last_valid_ts >= 0 else device.first_ts
+    silent = now - last
+    fire = silent >= config.after_min * MINUTE
+    return Judgement(fire, not fire, silent / MINUTE, {
+        "device": device_id, "kind": device.kind, "silent_min": silent / MINUTE,
+        "after_min": config.after_min,
+        "last_valid_at": device.last_valid_ts if device.last_valid_ts >= 0 else None,
+        "battery": device.battery, "sensor_off": device.sensor_off})
+
+
+def silent_by_wall_clock(device_id: str, device: DeviceState, now_ms: int, config: NoData
+                         ) -> Judgement:
+    """Live: the firing judgement for a device nothing has been received from since
+    `device.last_received` (the caller checks that this is at least `after_min` ago)."""
+    last = device.last_valid_ts if device.last_valid_ts >= 0 else device.first_ts
+    silent_min = (now_ms - device.last_received) / MINUTE
+    return Judgement(True, False, silent_min, {
+        "device": device_id, "kind": device.kind, "silent_min": silent_min,
+        "after_min": config.after_min, "last_valid_at": last, "battery": device.battery,
+        "sensor_off": device.sensor_off, "judged_by": "wall clock"})
+
+
+def _measured(evidence: dict[str, Any]) -> str:
+    if evidence.get("last_valid_at"):
+        return (f"no valid reading from {evidence['device']} for {evidence['silent_min']:.0f} "
+                f"min (last at {hhmm(evidence['last_valid_at'])})")
+    return f"no valid reading from {evidence['device']}"
+
+
+SPEC = RuleSpec(NAME, NoData, "combined", judge_no_data, "no data", _measured, per_device=True)
