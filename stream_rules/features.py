@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import medfilt
 
 from stream_rules.series import MinuteSeries
 
@@ -18,9 +17,9 @@ SPIKE_KERNEL = 7  # samples: a motion spike shorter than half of it is removed
 def median(values: list[float]) -> float:
     """np.median's value for a short list, without numpy's per-call overhead (~15 us): the
     engine takes a dozen medians of a few minutes each, every judged minute of every patient."""
-    s = sorted(values)
-    h = len(s) // 2
-    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
+    ordered = sorted(values)
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
 
 
 def minute_median(samples: list[float]) -> float:
@@ -29,8 +28,12 @@ def minute_median(samples: list[float]) -> float:
     if not samples:
         return math.nan
     if len(samples) >= SPIKE_KERNEL:
+        # imported here, not above: scipy.signal takes about a second to import, and reading
+        # the rules file (which imports the rules, hence this module) needs none of it
+        from scipy.signal import medfilt
+
         return median(medfilt(np.asarray(samples, dtype=float), SPIKE_KERNEL).tolist())
-    return median([float(x) for x in samples])
+    return median([float(sample) for sample in samples])
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class Level:
 
     @property
     def known(self) -> bool:
+        """Whether the window had enough data for a level."""
         return not math.isnan(self.value)
 
 
@@ -69,10 +73,10 @@ def _thinned(n: int, keep: int) -> np.ndarray:
 def level_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int = 1) -> Level:
     """`sustained` over the series' window ending at `minute`, computed once per change."""
     key = ("level", minute, window_min, min_samples)
-    lv = series.memo.get(key)
-    if lv is None:
-        lv = series.memo[key] = sustained(series.window(minute, window_min), min_samples)
-    return lv  # type: ignore[return-value]
+    level = series.memo.get(key)
+    if level is None:
+        level = series.memo[key] = sustained(series.window(minute, window_min), min_samples)
+    return level  # type: ignore[return-value]
 
 
 def slope_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int) -> float:
@@ -88,38 +92,40 @@ def slope_of(series: MinuteSeries, minute: int, window_min: int, min_samples: in
 def slope_per_hour(window: np.ndarray, min_samples: int) -> float:
     """Theil-Sen slope (per hour) of the window's minutes that have data: robust to the odd
     outlier that a least-squares fit would follow."""
-    idx = np.flatnonzero(~np.isnan(window))
-    if len(idx) < min_samples:
+    minutes = np.flatnonzero(~np.isnan(window))
+    if len(minutes) < min_samples:
         return math.nan
-    if len(idx) > 48:  # thin a long window: the slope is the same, the pairs fewer
-        idx = idx[_thinned(len(idx), 48)]
+    if len(minutes) > 48:  # thin a long window: the slope is the same, the pairs fewer
+        minutes = minutes[_thinned(len(minutes), 48)]
     # The median of all pairwise slopes (Theil-Sen), written out: scipy.stats.theilslopes
     # computes the same estimate plus confidence intervals we do not use, at ~50x the cost,
     # and it runs every judged minute of every patient.
-    i, j = _pairs(len(idx))
-    y = window[idx]
-    slopes = (y[j] - y[i]) / (idx[j] - idx[i])
-    h = len(slopes) // 2  # the median by partition, as np.median does, minus its overhead
+    earlier, later = _pairs(len(minutes))
+    values = window[minutes]
+    slopes = (values[later] - values[earlier]) / (minutes[later] - minutes[earlier])
+    half = len(slopes) // 2  # the median by partition, as np.median does, minus its overhead
     if len(slopes) % 2:
-        return float(np.partition(slopes, h)[h]) * 60.0
-    lo, hi = np.partition(slopes, (h - 1, h))[h - 1:h + 1].tolist()
-    return (lo + hi) / 2 * 60.0
+        return float(np.partition(slopes, half)[half]) * 60.0
+    low, high = np.partition(slopes, (half - 1, half))[half - 1:half + 1].tolist()
+    return (low + high) / 2 * 60.0
 
 
 # NEWS2 (RCP 2017), the parameters a wearable can score; bands per CLINICAL.md.
-def news2_temperature(c: float) -> int:
-    if c <= 35.0:
+def news2_temperature(celsius: float) -> int:
+    """NEWS2's temperature score."""
+    if celsius <= 35.0:
         return 3
-    if c <= 36.0:
+    if celsius <= 36.0:
         return 1
-    if c <= 38.0:
+    if celsius <= 38.0:
         return 0
-    if c <= 39.0:
+    if celsius <= 39.0:
         return 1
     return 2
 
 
 def news2_heart_rate(hr: float) -> int:
+    """NEWS2's heart-rate score."""
     if hr <= 40:
         return 3
     if hr <= 50:
@@ -134,6 +140,7 @@ def news2_heart_rate(hr: float) -> int:
 
 
 def news2_spo2(spo2: float) -> int:
+    """NEWS2's SpO2 score (scale 1)."""
     if spo2 <= 91:
         return 3
     if spo2 <= 93:
@@ -144,6 +151,7 @@ def news2_spo2(spo2: float) -> int:
 
 
 def news2_resp_rate(rr: float) -> int:
+    """NEWS2's respiratory-rate score."""
     if rr <= 8:
         return 3
     if rr <= 11:

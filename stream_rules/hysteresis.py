@@ -10,32 +10,32 @@ from typing import Literal
 
 from stream_rules.state import RuleState
 
-Change = Literal["fired", "cleared"] | None
+Change = Literal["fired", "cleared"] | None  # what a judged minute changed, if anything
 
 
-def step(st: RuleState, minute: int, fire: bool | None, clear: bool | None,
+def step(rule_state: RuleState, minute: int, fire: bool | None, clear: bool | None,
          fire_after_min: float, clear_after_min: float) -> Change:
     """Advance one judged minute; returns what changed."""
-    if not st.firing:
+    if not rule_state.firing:
         if not fire:
-            st.pending_since = None
+            rule_state.pending_since = None
             return None
-        if st.pending_since is None:
-            st.pending_since = minute
-        if minute - st.pending_since + 1 >= fire_after_min:
-            st.firing = True
-            st.start = st.pending_since * 60_000
-            st.pending_since = st.clearing_since = None
-            st.peak = None
+        if rule_state.pending_since is None:
+            rule_state.pending_since = minute
+        if minute - rule_state.pending_since + 1 >= fire_after_min:
+            rule_state.firing = True
+            rule_state.start = rule_state.pending_since * 60_000
+            rule_state.pending_since = rule_state.clearing_since = None
+            rule_state.peak = None
             return "fired"
         return None
     if not clear:
-        st.clearing_since = None
+        rule_state.clearing_since = None
         return None
-    if st.clearing_since is None:
-        st.clearing_since = minute
-    if minute - st.clearing_since + 1 >= clear_after_min:
-        st.firing = False
-        st.clearing_since = None
+    if rule_state.clearing_since is None:
+        rule_state.clearing_since = minute
+    if minute - rule_state.clearing_since + 1 >= clear_after_min:
+        rule_state.firing = False
+        rule_state.clearing_since = None
         return "cleared"
     return None

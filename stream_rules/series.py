@@ -26,6 +26,8 @@ class MinuteSeries:
         self.memo: dict[tuple[object, ...], object] = {}
 
     def set(self, minute: int, value: float) -> None:
+        """Store a minute's value (quantised as on the wire); a minute older than a day is
+        dropped."""
         self.memo.clear()
         if minute > self.head:
             self._advance(minute)
@@ -35,6 +37,7 @@ class MinuteSeries:
         self.values[minute % DAY_MIN] = round(value * self.scale) / self.scale
 
     def get(self, minute: int) -> float:
+        """A minute's value; NaN when missing or no longer kept."""
         if minute > self.head or minute <= self.head - DAY_MIN:
             return float("nan")
         return float(self.values[minute % DAY_MIN])
@@ -43,9 +46,9 @@ class MinuteSeries:
         """Values of the minutes (end - length, end], oldest first; NaN where missing."""
         length = min(length, DAY_MIN)
         first = end - length + 1
-        lo = first % DAY_MIN
-        if end <= self.head and first > self.head - DAY_MIN and lo + length <= DAY_MIN:
-            return self.values[lo:lo + length].copy()  # the usual case: one slice, all current
+        slot = first % DAY_MIN
+        if end <= self.head and first > self.head - DAY_MIN and slot + length <= DAY_MIN:
+            return self.values[slot:slot + length].copy()  # the usual case: one slice, all current
         minutes = np.arange(first, end + 1)
         out = self.values[minutes % DAY_MIN]
         stale = (minutes > self.head) | (minutes <= self.head - DAY_MIN)
@@ -64,12 +67,14 @@ class MinuteSeries:
         self.head = minute
 
     def to_bytes(self) -> bytes:
+        """The ring as little-endian int16, scaled; missing is -32768."""
         scaled = np.where(np.isnan(self.values), _MISSING,
                           np.round(np.nan_to_num(self.values) * self.scale))
         return scaled.astype("<i2").tobytes()
 
     @classmethod
     def from_bytes(cls, scale: float, head: int, raw: bytes) -> MinuteSeries:
+        """The series `to_bytes` wrote."""
         ints = np.frombuffer(raw, dtype="<i2")
         values = np.where(ints == _MISSING, np.nan, ints / scale)
         return cls(scale, head, values)

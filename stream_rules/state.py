@@ -32,6 +32,8 @@ class KindState:
 
 @dataclass(slots=True)
 class DeviceState:
+    """One device of a patient: its duplicates filter, times, site, battery and sensor."""
+
     kind: str
     seqs: SeqSet = field(default_factory=lambda: SeqSet(64))
     unsequenced: dict[int, None] = field(default_factory=dict)  # ts of readings without seq
@@ -44,6 +46,7 @@ class DeviceState:
     sensor_off: bool = False  # its newest temperature read like room air
 
     def first_time(self, seq: int | None, ts: int) -> bool:
+        """Whether this reading is new (not a duplicate); remembers it."""
         if seq is not None:
             if self.seqs.add(seq):
                 return True
@@ -72,6 +75,8 @@ class RuleState(msgspec.Struct):
 
 @dataclass(slots=True)
 class PatientState:
+    """Everything the engine keeps about one patient between readings."""
+
     patient_id: str
     max_ts: int = -1
     first_ts: int = -1
@@ -79,7 +84,8 @@ class PatientState:
     kinds: dict[str, KindState] = field(default_factory=dict)
     devices: dict[str, DeviceState] = field(default_factory=dict)
     series: dict[str, MinuteSeries] = field(
-        default_factory=lambda: {s: MinuteSeries(scale) for s, (_, scale) in SIGNALS.items()})
+        default_factory=lambda: {signal: MinuteSeries(scale)
+                                 for signal, (_, scale) in SIGNALS.items()})
     rules: dict[str, RuleState] = field(default_factory=dict)
     hr_baseline: float | None = None
     temp_baseline: float | None = None
@@ -132,32 +138,39 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Snapshot)
 
 
-def dump(s: PatientState) -> bytes:
+def dump(state: PatientState) -> bytes:
+    """The state as compact msgpack bytes (the Faust table's value)."""
     return _encoder.encode(_Snapshot(
-        1, s.patient_id, s.max_ts, s.first_ts, s.combined_cursor,
-        {k: _Kind(v.max_ts, v.cursor, v.open) for k, v in s.kinds.items()},
-        {k: _Device(d.kind, d.seqs.starts, d.seqs.ends, list(d.unsequenced), d.first_ts, d.last_ts,
-                    d.last_valid_ts, d.last_received, d.site, d.battery, d.sensor_off)
-         for k, d in s.devices.items()},
-        {k: ser.head for k, ser in s.series.items()},
-        {k: ser.to_bytes() for k, ser in s.series.items()},
-        s.rules, s.hr_baseline, s.temp_baseline, s.last_fever_minute, s.temp_site,
-        s.stale_readings))
+        1, state.patient_id, state.max_ts, state.first_ts, state.combined_cursor,
+        {name: _Kind(kind.max_ts, kind.cursor, kind.open) for name, kind in state.kinds.items()},
+        {device_id: _Device(device.kind, device.seqs.starts, device.seqs.ends,
+                            list(device.unsequenced), device.first_ts, device.last_ts,
+                            device.last_valid_ts, device.last_received, device.site,
+                            device.battery, device.sensor_off)
+         for device_id, device in state.devices.items()},
+        {signal: series.head for signal, series in state.series.items()},
+        {signal: series.to_bytes() for signal, series in state.series.items()},
+        state.rules, state.hr_baseline, state.temp_baseline, state.last_fever_minute,
+        state.temp_site, state.stale_readings))
 
 
 def load(raw: bytes) -> PatientState:
-    w = _decoder.decode(raw)
+    """The state `dump` wrote."""
+    snapshot = _decoder.decode(raw)
     return PatientState(
-        patient_id=w.patient_id, max_ts=w.max_ts, first_ts=w.first_ts,
-        combined_cursor=w.combined_cursor,
-        kinds={k: KindState(v.max_ts, v.cursor, v.open) for k, v in w.kinds.items()},
-        devices={k: DeviceState(d.kind, SeqSet(64, d.starts, d.ends),
-                                dict.fromkeys(d.unsequenced), d.first_ts, d.last_ts,
-                                d.last_valid_ts,
-                                d.last_received, d.site, d.battery, d.sensor_off)
-                 for k, d in w.devices.items()},
-        series={k: MinuteSeries.from_bytes(SIGNALS[k][1], w.heads[k], raw_)
-                for k, raw_ in w.series.items()},
-        rules=w.rules, hr_baseline=w.hr_baseline, temp_baseline=w.temp_baseline,
-        last_fever_minute=w.last_fever_minute, temp_site=w.temp_site,
-        stale_readings=w.stale_readings)
+        patient_id=snapshot.patient_id, max_ts=snapshot.max_ts, first_ts=snapshot.first_ts,
+        combined_cursor=snapshot.combined_cursor,
+        kinds={name: KindState(kind.max_ts, kind.cursor, kind.open)
+               for name, kind in snapshot.kinds.items()},
+        devices={device_id: DeviceState(device.kind, SeqSet(64, device.starts, device.ends),
+                                        dict.fromkeys(device.unsequenced), device.first_ts,
+                                        device.last_ts, device.last_valid_ts,
+                                        device.last_received, device.site, device.battery,
+                                        device.sensor_off)
+                 for device_id, device in snapshot.devices.items()},
+        series={signal: MinuteSeries.from_bytes(SIGNALS[signal][1], snapshot.heads[signal],
+                                                ring)
+                for signal, ring in snapshot.series.items()},
+        rules=snapshot.rules, hr_baseline=snapshot.hr_baseline,
+        temp_baseline=snapshot.temp_baseline, last_fever_minute=snapshot.last_fever_minute,
+        temp_site=snapshot.temp_site, stale_readings=snapshot.stale_readings)
