@@ -10,9 +10,9 @@ Definitions (the report repeats them):
   start, start + 4 h, ...) and notices the fever at the first check at or after fever_onset;
   lead time = nurse detection - our first page;
 - a false page: a page for a patient whose detected_at is outside every true episode window
-  [start - 1 h, end + 2 h]; its cause is the rule (no_data -> "no-data"), else an artefact
-  of the patient's devices overlapping [alert start, detected_at], else a sleep dip, else
-  "unexplained";
+  [start - 1 h, end + 2 h]; its cause is the rule when it judges a device, not the patient
+  (no_data -> "no-data"), else an artefact of the patient's devices overlapping
+  [alert start, detected_at], else a sleep dip, else "unexplained";
 - pages per nurse per 12-hour shift: all pages, one nurse per team, shifts of 12 h from the
   start of the timeline.
 """
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulators.truth import Episode, Truth
+from stream_rules import rules
 from vitals.records import AlertEvent
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
@@ -34,6 +35,13 @@ DETECT_AFTER = HOUR  # an episode's detection window runs to its end + 1 h
 TRUE_BEFORE, TRUE_AFTER = HOUR, 2 * HOUR  # pages in [start - 1 h, end + 2 h] are true
 CAUSES = ("probe_off", "motion", "patch_off", "blanket", "offline")  # in order of precedence
 DESAT = 93.0  # truth min_spo2 at or below this: the episode has a desaturation
+DESATURATION_RULES = rules.watching("spo2")  # their first alert times the desaturation delay
+
+
+def is_device_rule(rule: str) -> bool:
+    """A rule that judges a device rather than the patient (no_data): its page's cause."""
+    spec = rules.find(rule)
+    return spec is not None and spec.per_device
 
 
 def label(e: Episode) -> str:
@@ -134,9 +142,9 @@ def score_episode(truth: Truth, e: Episode, alerts: list[AlertEvent],
     delay = (first.detected_at - onset) / MINUTE if first and onset is not None else None
     desat_delay = None
     if desat_onset is not None and desat_onset <= truth.end - HOUR:
-        d = [a for a in inside if a.rule in ("desaturation", "severe_desaturation")]
-        if d:
-            desat_delay = (d[0].detected_at - desat_onset) / MINUTE
+        desaturations = [a for a in inside if a.rule in DESATURATION_RULES]
+        if desaturations:
+            desat_delay = (desaturations[0].detected_at - desat_onset) / MINUTE
     lead = {}
     if first and onset is not None:
         for h in nurse_hours:
@@ -156,7 +164,7 @@ def false_pages_of(truth: Truth, patient: str, alerts: list[AlertEvent],
         if not is_page(a) or any(lo <= a.detected_at <= hi for lo, hi in windows):
             continue
         lo, hi = min(a.start, a.detected_at), a.detected_at
-        if a.rule == "no_data":
+        if is_device_rule(a.rule):
             cause = "no-data"
         else:
             kinds = {x.kind for x in arts if x.start <= hi and x.end >= lo}

@@ -134,3 +134,9 @@ def test_worst_cases_pick_misses_delays_and_false_pages() -> None:
     assert cases[0][:2] == ("P1", "missed infection")
     assert cases[1][1].startswith("crs grade 2: delay 10")
     assert len(cases) == 6 and cases[2][1].startswith("false page severe_desaturation")
+
+
+def test_the_desaturation_rules_and_the_device_rules_come_from_the_registry() -> None:
+    assert sorted(score.DESATURATION_RULES) == ["desaturation", "severe_desaturation"]
+    assert score.is_device_rule("no_data")
+    assert not score.is_device_rule("fever") and not score.is_device_rule("not_a_rule")
