@@ -121,8 +121,8 @@ def run(settings: Settings, stop: threading.Event,
     counts. `on_ready` is called once the subscription is granted, with the running pipeline."""
     registry = load_patients(settings.patients)
     log.info("%d enrolled patients from %s", len(registry), registry.source)
-    declare_topics(settings.kafka_bootstrap, topics.INGEST_TOPICS, settings.kafka_partitions)
-    sink = KafkaSink(settings.kafka_bootstrap)
+    declare_topics(settings.kafka, topics.INGEST_TOPICS, settings.kafka_partitions)
+    sink = KafkaSink(settings.kafka)
     source: MqttSource | None = None
 
     def send_ack(mid: int, qos: int) -> None:

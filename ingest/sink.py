@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from vitals.kafka import producer_config
+from vitals.kafka import KafkaConnection, connection, producer_config
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,10 @@ class Sink(ABC):
 class KafkaSink(Sink):
     RETRY_AFTER_S = 1.0
 
-    def __init__(self, bootstrap: str, **overrides: object) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection | str, **overrides: object) -> None:
+        self.bootstrap = connection(kafka).bootstrap
         self.unreachable = False
-        config = {**producer_config(bootstrap), "error_cb": self._error, "log_level": 2,
+        config = {**producer_config(kafka), "error_cb": self._error, "log_level": 2,
                   **overrides}
         self._producer = Producer(config)
         # Records whose delivery failed with a non-retriable error, produced again later.

@@ -251,7 +251,7 @@ def run(settings: Settings, stop: threading.Event, *, target: WriteTarget | None
     """Run until `stop` is set, then return the counts. A batch still unwritten at that moment
     keeps its offsets uncommitted and is read again at the next start."""
     target = target or influx_target(settings)
-    declare_topics(settings.kafka_bootstrap, (*topics.STORE_TOPICS, topics.REJECTED),
+    declare_topics(settings.kafka, (*topics.STORE_TOPICS, topics.REJECTED),
                    settings.kafka_partitions)
     writer = Writer(target, stop, backoff)
     store: Store | None = None
@@ -260,9 +260,9 @@ def run(settings: Settings, stop: threading.Event, *, target: WriteTarget | None
         if store is not None:
             store.kafka_error(err)
 
-    consumer = Consumer({**consumer_config(settings.kafka_bootstrap, GROUP_ID), "error_cb": error,
+    consumer = Consumer({**consumer_config(settings.kafka, GROUP_ID), "error_cb": error,
                          **(consumer_options or {})})
-    producer = Producer({**producer_config(settings.kafka_bootstrap), "error_cb": error,
+    producer = Producer({**producer_config(settings.kafka), "error_cb": error,
                          "log_level": 2})
     store = Store(consumer, producer, writer, batch_size)
     names = [t.name for t in topics.STORE_TOPICS]

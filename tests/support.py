@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from harness import services
 from ingest import service
 from ingest.counts import Counts
-from vitals.kafka import reader_config
+from vitals.kafka import KafkaConnection, reader_config
 from vitals.settings import Settings
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict]], qos: 
         c.loop_stop()
 
 
-def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 10.0,
+def read_topic(bootstrap: KafkaConnection | str, topic: str, expect: int, timeout: float = 10.0,
                settle: float = 0.5) -> list[tuple[bytes | None, dict]]:
     """Every record of `topic` from the beginning: waits for `expect` records, then `settle`
     seconds more so that extra (duplicate) records would be seen too."""

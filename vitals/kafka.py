@@ -1,10 +1,14 @@
-"""Kafka plumbing shared by the services: the one client configuration (producer and
-consumer), declaring the topics, waiting for the broker."""
+"""Kafka plumbing shared by the services: where Kafka is and how to reach it
+(`KafkaConnection`: TLS for `kafkas://`, SASL/SCRAM when the URL carries an account), the one
+client configuration (producer, consumer group, reader), declaring the topics."""
 
 from __future__ import annotations
 
 import logging
+import ssl
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -17,12 +21,49 @@ log = logging.getLogger(__name__)
 # partition whoever produces it, so a patient's readings and its rules state (a Faust table
 # keyed the same way) always share a partition.
 PARTITIONER = "murmur2_random"
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
-def producer_config(bootstrap: str) -> dict[str, object]:
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where Kafka is and how to reach it: `tls` for kafkas://, SASL when there is an account
+    (only over TLS: a password never crosses the network in clear)."""
+
+    bootstrap: str
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    mechanism: str = "SCRAM-SHA-512"
+    ca_file: Path | None = None  # None: the system's trusted CAs
+
+    def client_config(self) -> dict[str, object]:
+        """librdkafka's connection settings."""
+        config: dict[str, object] = {"bootstrap.servers": self.bootstrap}
+        if self.username is not None:
+            config.update({"security.protocol": "SASL_SSL", "sasl.mechanism": self.mechanism,
+                           "sasl.username": self.username, "sasl.password": self.password or ""})
+        elif self.tls:
+            config["security.protocol"] = "SSL"
+        if self.tls and self.ca_file is not None:
+            config["ssl.ca.location"] = str(self.ca_file)
+        return config
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """For the asyncio clients (aiokafka under Faust); None without TLS."""
+        if not self.tls:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+
+
+def connection(kafka: KafkaConnection | str) -> KafkaConnection:
+    """A bare `host:port[,host:port]` string is a plaintext connection (tests, the demo)."""
+    return KafkaConnection(kafka) if isinstance(kafka, str) else kafka
+
+
+def producer_config(kafka: KafkaConnection | str) -> dict[str, object]:
     """Every producer of the project: acknowledged by all replicas, never giving up."""
     return {
-        "bootstrap.servers": bootstrap,
+        **connection(kafka).client_config(),
         "acks": "all",
         # Never give up on a record: an outage backs up into the producer's queue, then into
         # unacknowledged MQTT messages at the broker; nothing is dropped.
@@ -36,11 +77,11 @@ def producer_config(bootstrap: str) -> dict[str, object]:
     }
 
 
-def consumer_config(bootstrap: str, group: str) -> dict[str, object]:
+def consumer_config(kafka: KafkaConnection | str, group: str) -> dict[str, object]:
     """Every consumer group of the project: offsets committed by hand, after the work is done,
     and a new group starts from the beginning (what is already waiting is judged or paged)."""
     return {
-        "bootstrap.servers": bootstrap,
+        **connection(kafka).client_config(),
         "group.id": group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -53,20 +94,22 @@ def consumer_config(bootstrap: str, group: str) -> dict[str, object]:
     }
 
 
-def reader_config(bootstrap: str, name: str) -> dict[str, object]:
+def reader_config(kafka: KafkaConnection | str, name: str) -> dict[str, object]:
     """A consumer that reads topics by assignment, outside any shared group (observers, tests,
     benchmarks): a group id of its own and nothing committed."""
-    return {"bootstrap.servers": bootstrap, "group.id": f"{name}-{time.monotonic_ns()}",
+    return {**connection(kafka).client_config(), "group.id": f"{name}-{time.monotonic_ns()}",
             "enable.auto.commit": False, "auto.offset.reset": "earliest", "log_level": 2}
 
 
-def declare_topics(bootstrap: str, topics: tuple[Topic, ...], partitions: int,
+def declare_topics(kafka: KafkaConnection | str, topics: tuple[Topic, ...], partitions: int,
                    wait_s: float = 300.0) -> dict[str, int]:
     """Create the topics that do not exist yet, waiting (and saying so, once) while the broker
     is unreachable; returns each topic's partition count. Existing topics are left alone, and a
     partition count that differs from the one declared is logged, since keyed consumers such as
     Faust tables depend on it."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    kafka = connection(kafka)
+    bootstrap = kafka.bootstrap
+    admin = AdminClient(kafka.client_config())
     deadline = time.monotonic() + wait_s
     waiting_said = False
     while True:

@@ -10,10 +10,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vitals.kafka import KafkaConnection
 
 
 class ConfigError(Exception):
@@ -122,6 +125,9 @@ class Settings(BaseSettings):
     # the MQTT client id whose persistent session holds messages while ingest is down
     ingest_client_id: str = "vitals-ingest"
     kafka_partitions: int = 8
+    # Kafka security: kafkas:// is TLS; user:password@ in the URL is SASL (over TLS only)
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_ca_file: Path | None = None  # CA bundle for kafkas:// (default: the system's)
     # alerting: HMAC-SHA256 secret for webhook bodies, and the SMTP server for e-mail pages
     webhook_secret: str | None = None
     smtp_url: str | None = None
@@ -135,8 +141,22 @@ class Settings(BaseSettings):
     @field_validator("kafka_url")
     @classmethod
     def _kafka(cls, v: str) -> str:
-        for part in v.split(","):
-            parse_endpoint(part if "://" in part else f"kafka://{part}", KAFKA_SCHEMES)
+        endpoints = kafka_endpoints(v)
+        if len({e.scheme for e in endpoints}) > 1:
+            raise ValueError("mixes kafka:// and kafkas://: all brokers are reached the same way")
+        if len({(e.username, e.password) for e in endpoints}) > 1:
+            raise ValueError("names different accounts for different brokers")
+        first = endpoints[0]
+        if first.username is not None and not first.tls:
+            raise ValueError("has an account but is kafka://: SASL passwords go over TLS only, "
+                             "use kafkas://")
+        return v
+
+    @field_validator("kafka_ca_file")
+    @classmethod
+    def _ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"no such file: {v}")
         return v
 
     @field_validator("influx_url", "pagerduty_url", "webhook_url")
@@ -183,11 +203,31 @@ class Settings(BaseSettings):
     @property
     def kafka_bootstrap(self) -> str:
         """librdkafka's `bootstrap.servers` form: host:port[,host:port]."""
-        hosts = []
-        for part in self.kafka_url.split(","):
-            hosts.append(parse_endpoint(part if "://" in part else f"kafka://{part}",
-                                        KAFKA_SCHEMES).address)
-        return ",".join(hosts)
+        return ",".join(e.address for e in kafka_endpoints(self.kafka_url))
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """Kafka's address and security, for every Kafka client of the project."""
+        first = kafka_endpoints(self.kafka_url)[0]
+        return KafkaConnection(self.kafka_bootstrap, tls=first.tls, username=first.username,
+                               password=first.password, mechanism=self.kafka_sasl_mechanism,
+                               ca_file=self.kafka_ca_file)
+
+
+def kafka_endpoints(url: str) -> list[Endpoint]:
+    """VITALS_KAFKA_URL's brokers: a comma-separated list; a part without a scheme takes the
+    first part's scheme and account (kafkas://user:pw@host1:9093,host2:9093)."""
+    first, *rest = url.split(",")
+    head = parse_endpoint(first if "://" in first else f"kafka://{first}", KAFKA_SCHEMES)
+    endpoints = [head]
+    for part in rest:
+        if "://" in part:
+            endpoints.append(parse_endpoint(part, KAFKA_SCHEMES))
+        else:
+            bare = parse_endpoint(f"{head.scheme}://{part}", KAFKA_SCHEMES)
+            endpoints.append(Endpoint(head.scheme, bare.host, bare.port, head.username,
+                                      head.password))
+    return endpoints
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -43,7 +43,7 @@ def test_environment_variables_override_the_defaults(monkeypatch: pytest.MonkeyP
     patients.write_text("patients: []\n")
     env = {
         "VITALS_MQTT_URL": "mqtts://ingest:s3cret@broker.example.org",
-        "VITALS_KAFKA_URL": "kafka://k1:19092,k2:19093,kafkas://k3",
+        "VITALS_KAFKA_URL": "kafkas://k1:19092,k2:19093,kafkas://k3",
         "VITALS_ALERTING_ADDR": "0.0.0.0:9000",
         "VITALS_PAGERDUTY_URL": "http://127.0.0.1:8080/v2/enqueue",
         "VITALS_WEBHOOK_URL": "https://pager.example.org/hook",
@@ -58,7 +58,7 @@ def test_environment_variables_override_the_defaults(monkeypatch: pytest.MonkeyP
     s = load_settings(_env_file=None)
     assert s.mqtt == Endpoint("mqtts", "broker.example.org", 8883, "ingest", "s3cret")
     assert s.mqtt.tls is True
-    assert s.kafka_bootstrap == "k1:19092,k2:19093,k3:9093"
+    assert s.kafka_bootstrap == "k1:19092,k2:19093,k3:9093" and s.kafka.tls
     assert s.alerting_addr == "0.0.0.0:9000"
     assert s.pagerduty_url == env["VITALS_PAGERDUTY_URL"]
     assert s.webhook_url == env["VITALS_WEBHOOK_URL"]
