@@ -15,6 +15,7 @@ from evaluation.run import PatientRun
 from harness.pagerduty import Event
 from simulators.plan import HOUR, iso
 from simulators.truth import Truth
+from vitals.records import AlertEvent
 
 
 @dataclass
@@ -50,33 +51,71 @@ def write(out: Path, live: LiveRun, truth: Truth, runs: dict[str, PatientRun],
           acked: list[tuple[str, str]]) -> Path:
     """report.md, report.json and plots/ under `out`; returns the Markdown's path."""
     out.mkdir(parents=True, exist_ok=True)
-    pdir = out / "plots"
-    pdir.mkdir(exist_ok=True)
-    for old in pdir.glob("*.png"):
-        old.unlink()
+    plot_dir = _fresh_plot_dir(out)
     alerts = {p.id: runs[p.id].alerts if p.id in runs else [] for p in truth.patients}
-    res = score.score(truth, alerts, desat)
-    names = [plots_.delay_histogram(res["episodes"], pdir / "delays.png")]  # type: ignore[arg-type]
-    for pid, evs in alerts.items():
-        pages = [a for a in evs if score.is_page(a)]
-        if pages and pid in runs:
-            lo = min(a.start for a in pages) - 12 * HOUR
-            hi = max(a.detected_at for a in evs) + 12 * HOUR
-            for e in truth.episodes:
-                if e.patient == pid and e.start <= hi and e.end >= lo:
-                    lo, hi = min(lo, e.start - 6 * HOUR), max(hi, e.end + 2 * HOUR)
-            names.append(plots_.patient_figure(pid, f"{len(pages)} pages", lo, hi,
-                                               runs[pid].trends(), evs, truth,
-                                               pdir / f"{pid}.png"))
-    meta = {"source": live.source, "rules": "embedded defaults", "patients": len(truth.patients),
+    scores = score.score(truth, alerts, desat)
+    plot_paths = _plots(plot_dir, scores, truth, runs, alerts)
+    meta = _meta(live, truth)
+    # the evaluation's runtime target is about `vitals evaluate`, not a live run
+    targets = [t for t in score.targets(scores, 0.0) if not str(t["target"]).startswith("whole")]
+    body = eval_report.markdown(meta, scores, targets,
+                                [str(p.relative_to(out)) for p in plot_paths])
+    body = "## Targets" + body.split("\n## Targets", 1)[1]  # the live run's facts come first
+    path = out / "report.md"
+    path.write_text("\n".join(_head(live, truth, events, acked)) + body, encoding="utf-8")
+    doc = eval_report.to_json(meta, scores, targets)
+    doc["pagerduty"] = [{"received": e.received, **e.body} for e in events]
+    eval_report.write_json(doc, out / "report.json")
+    return path
+
+
+def _fresh_plot_dir(out: Path) -> Path:
+    """out/plots/, without the PNGs of an earlier report."""
+    plot_dir = out / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    for old in plot_dir.glob("*.png"):
+        old.unlink()
+    return plot_dir
+
+
+def _plots(plot_dir: Path, scores: dict[str, object], truth: Truth, runs: dict[str, PatientRun],
+           alerts: dict[str, list[AlertEvent]]) -> list[Path]:
+    """The delay histogram, and a figure of every paged patient; returns their paths."""
+    paths = [plots_.delay_histogram(scores["episodes"], plot_dir / "delays.png")]  # type: ignore[arg-type]
+    for patient_id, patient_alerts in alerts.items():
+        pages = [a for a in patient_alerts if score.is_page(a)]
+        if pages and patient_id in runs:
+            start, end = _window(truth, patient_id, pages, patient_alerts)
+            paths.append(plots_.patient_figure(patient_id, f"{len(pages)} pages", start, end,
+                                               runs[patient_id].trends(), patient_alerts, truth,
+                                               plot_dir / f"{patient_id}.png"))
+    return paths
+
+
+def _window(truth: Truth, patient_id: str, pages: list[AlertEvent], alerts: list[AlertEvent]
+            ) -> tuple[int, int]:
+    """The time a paged patient's figure shows: the pages and alerts with 12 hours around,
+    widened to the true episodes they overlap."""
+    start = min(a.start for a in pages) - 12 * HOUR
+    end = max(a.detected_at for a in alerts) + 12 * HOUR
+    for episode in truth.episodes:
+        if episode.patient == patient_id and episode.start <= end and episode.end >= start:
+            start, end = min(start, episode.start - 6 * HOUR), max(end, episode.end + 2 * HOUR)
+    return start, end
+
+
+def _meta(live: LiveRun, truth: Truth) -> dict[str, Any]:
+    """The run's facts in the evaluation report's form."""
+    return {"source": live.source, "rules": "embedded defaults", "patients": len(truth.patients),
             "days": (truth.end - truth.start) / 86_400_000, "start": truth.start,
             "end": truth.end, "messages": live.messages, "readings": live.readings,
             "duplicates": 0, "rejected": {}, "workers": 1,
             "seconds": live.publish_seconds + live.drain_seconds}
-    # the evaluation's runtime target is about `vitals evaluate`, not a live run
-    targets = [t for t in score.targets(res, 0.0) if not str(t["target"]).startswith("whole")]
-    body = eval_report.markdown(meta, res, targets, [str(p.relative_to(out)) for p in names])
-    body = "## Targets" + body.split("\n## Targets", 1)[1]  # the live run's facts come first
+
+
+def _head(live: LiveRun, truth: Truth, events: list[Event], acked: list[tuple[str, str]]
+          ) -> list[str]:
+    """The report's first lines: the live run, and what PagerDuty received."""
     incidents = _incidents(events, acked)
     counts = {a: sum(e.action == a for e in events) for a in ("trigger", "acknowledge",
                                                                "resolve")}
@@ -100,10 +139,4 @@ def write(out: Path, live: LiveRun, truth: Truth, runs: dict[str, PatientRun],
                                 "resolved", "first page"), incidents)
     head += ["", f"Scored from the alert events on `vitals.alerts` against the simulation's "
              f"truth ({iso(truth.start)} to {iso(truth.end)}).", ""]
-    text = "\n".join(head) + body
-    path = out / "report.md"
-    path.write_text(text, encoding="utf-8")
-    doc = eval_report.to_json(meta, res, targets)
-    doc["pagerduty"] = [{"received": e.received, **e.body} for e in events]
-    eval_report.write_json(doc, out / "report.json")
-    return path
+    return head

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import signal
 import tempfile
@@ -88,6 +89,7 @@ class Demo:
         self.readings = 0
         self.messages = 0
         self.pages = view.Pages()
+        self.phase = "publishing"  # what the live view says the demo is doing
 
     def run(self) -> Path:
         o, console, w = self.opts, self.console, self.workdir
@@ -140,61 +142,88 @@ class Demo:
 
     def _play(self, stack: Stack, observer: Observer, nurse: Nurse,
               standin: PagerDutyStandIn) -> Path:
-        o, sim = self.opts, self.sim
-        s = stream.Stream(sim, line=False)
-        topics = s.topics
+        """Publish the cohort under a live view until the pipeline has caught up (or Ctrl-C),
+        then write the report."""
+        opts, sim = self.opts, self.sim
+        cohort_stream = stream.Stream(sim, line=False)
         token = next(iter(nurse.oncall.tokens.values()), "")
-
-        def items() -> Iterator[tuple[int, str, bytes]]:
-            for b in prefetch(s.batches()):
-                for at, dev, item in zip(b.at.tolist(), b.dev.tolist(), b.items, strict=True):
-                    if self.stop.is_set():
-                        return
-                    yield at, topics[dev], item.encode()
-
-        def progress(n: int, at: int) -> None:
-            if not self.console.is_terminal and (at - sim.start) // DAY > (
-                    self.published_until - sim.start) // DAY >= 0 and self.published_until:
-                self.console.print(f"published day {(at - sim.start) // DAY} of {o.days:g}: "
-                                   f"{n:,} messages")
-            self.messages, self.published_until, self.readings = n, at, s.readings
-
-        phase = ["publishing"]
 
         def frame() -> view.Group:
             return view.render(sim, self.published_until, self.readings,
                                observer.judged_until(), dict(observer.latest), self.pages,
-                               f"{stack.alerting_url}/", token, o.auto_ack, phase[0])
+                               f"{stack.alerting_url}/", token, opts.auto_ack, self.phase)
 
-        interrupted = False
-        publish_s = drain_s = 0.0
         with Live(frame(), console=self.console, refresh_per_second=4,
                   get_renderable=frame, transient=False):
-            try:
-                endpoint = parse_endpoint(f"mqtt://127.0.0.1:{stack.mqtt_port}", MQTT_SCHEMES)
-                with Publisher(endpoint, "vitals-demo-devices") as publisher:
-                    paced = pace(items(), publisher, o.speed, t0=sim.start, progress=progress,
-                                 every=500)
-                self.messages, publish_s = paced.published, paced.seconds
-                phase[0] = "catching up"
-                t0 = time.monotonic()
-                while observer.quiet_for() < QUIET_S and time.monotonic() - t0 < DRAIN_LIMIT_S:
-                    time.sleep(0.2)
-                drain_s = max(0.0, time.monotonic() - t0 - QUIET_S)
-                time.sleep(max(0.0, (o.auto_ack or 0) + 1))  # the nurse's last acks
-            except KeyboardInterrupt:
-                interrupted = True
-                self.stop.set()
-                phase[0] = "interrupted"
+            publish_s, drain_s, interrupted = self._publish_and_drain(stack, observer,
+                                                                      cohort_stream)
         self.console.print()
-        phase[0] = "report"
-        truth = truth_.build(sim, s.injected)
+        self.phase = "report"
+        live = report.LiveRun(sim.source, opts.speed, publish_s, self.messages,
+                              cohort_stream.readings, drain_s, interrupted,
+                              store_line(self.settings))
+        return self._report(cohort_stream, observer, nurse, standin, live)
+
+    def _publish_and_drain(self, stack: Stack, observer: Observer, cohort_stream: stream.Stream
+                           ) -> tuple[float, float, bool]:
+        """Publish over MQTT at the demo's speed, wait for the pipeline to catch up and for
+        the nurse's last acks; returns the seconds publishing, the seconds catching up, and
+        whether Ctrl-C cut it short."""
+        opts = self.opts
+        interrupted = False
+        publish_s = drain_s = 0.0
+        try:
+            endpoint = parse_endpoint(f"mqtt://127.0.0.1:{stack.mqtt_port}", MQTT_SCHEMES)
+            with Publisher(endpoint, "vitals-demo-devices") as publisher:
+                paced = pace(self._items(cohort_stream), publisher, opts.speed,
+                             t0=self.sim.start, every=500,
+                             progress=functools.partial(self._progress, cohort_stream))
+            self.messages, publish_s = paced.published, paced.seconds
+            self.phase = "catching up"
+            drain_s = self._wait_until_quiet(observer)
+            time.sleep(max(0.0, (opts.auto_ack or 0) + 1))  # the nurse's last acks
+        except KeyboardInterrupt:
+            interrupted = True
+            self.stop.set()
+            self.phase = "interrupted"
+        return publish_s, drain_s, interrupted
+
+    def _items(self, cohort_stream: stream.Stream) -> Iterator[tuple[int, str, bytes]]:
+        """The stream's messages as (time, topic, payload), until the demo is stopped."""
+        topics = cohort_stream.topics
+        for batch in prefetch(cohort_stream.batches()):
+            for at, device, item in zip(batch.at.tolist(), batch.dev.tolist(), batch.items,
+                                        strict=True):
+                if self.stop.is_set():
+                    return
+                yield at, topics[device], item.encode()
+
+    def _progress(self, cohort_stream: stream.Stream, messages: int, at: int) -> None:
+        """Publishing progress for the live view; in a log, one line per simulated day."""
+        start, until = self.sim.start, self.published_until
+        a_new_day = (at - start) // DAY > (until - start) // DAY >= 0 and until
+        if not self.console.is_terminal and a_new_day:
+            self.console.print(f"published day {(at - start) // DAY} of {self.opts.days:g}: "
+                               f"{messages:,} messages")
+        self.messages, self.published_until, self.readings = messages, at, cohort_stream.readings
+
+    @staticmethod
+    def _wait_until_quiet(observer: Observer) -> float:
+        """Wait until the pipeline has said nothing for QUIET_S (at most DRAIN_LIMIT_S); returns
+        how long it took to catch up."""
+        started = time.monotonic()
+        while observer.quiet_for() < QUIET_S and time.monotonic() - started < DRAIN_LIMIT_S:
+            time.sleep(0.2)
+        return max(0.0, time.monotonic() - started - QUIET_S)
+
+    def _report(self, cohort_stream: stream.Stream, observer: Observer, nurse: Nurse,
+                standin: PagerDutyStandIn, live: report.LiveRun) -> Path:
+        """The report of what the pipeline paged, scored against the simulation's truth."""
+        truth = truth_.build(self.sim, cohort_stream.injected)
         with observer.lock:
             runs = dict(observer.runs)
-        path = report.write(
-            o.out, report.LiveRun(sim.source, o.speed, publish_s, self.messages, s.readings,
-                                  drain_s, interrupted, store_line(self.settings)),
-            truth, runs, desat_onsets(sim), list(standin.events), list(nurse.acked))
+        path = report.write(self.opts.out, live, truth, runs, desat_onsets(self.sim),
+                            list(standin.events), list(nurse.acked))
         if nurse.failures:
             self.console.print(f"[red]acknowledgements that failed[/]: {nurse.failures[:3]}")
         return path

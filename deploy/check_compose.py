@@ -23,22 +23,31 @@ vendored in deploy/schemas/compose-spec.json, and:
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import yaml
+from checklib import (
+    InterpolationError,
+    Mount,
+    environment,
+    load,
+    mounted_source,
+    mounts,
+    read_env_file,
+    schema_errors,
+    script_variables,
+    url_port,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 COMPOSE = HERE / "compose.yaml"
 ENV_EXAMPLE = HERE / ".env.example"
-SCHEMA = REPO / "deploy" / "schemas" / "compose-spec.json"
 
 VITALS_SERVICES = ("ingest", "rules", "store", "alerting")
 ONE_SHOTS = ("kafka-topics", "influx-init")
@@ -49,180 +58,8 @@ FILE_SETTINGS = ("VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES")
 TOOL_ENV = {"influx-init": {"INFLUX_TOKEN"}}  # the influx CLI
 
 
-class InterpolationError(ValueError):
-    pass
-
-
-# --- .env files and interpolation ---------------------------------------------------------
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as `docker compose` reads them: comments, blank lines, optional
-    `export `, and single or double quotes around the value."""
-    out: dict[str, str] = {}
-    for n, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ")
-        key, sep, value = line.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
-            raise InterpolationError(f"{path.name}:{n}: not KEY=VALUE: {raw!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        out[key.strip()] = value
-    return out
-
-
-@dataclass
-class Interpolator:
-    env: dict[str, str]
-    used: set[str] = field(default_factory=set)
-
-    def string(self, s: str) -> str:
-        out, i = [], 0
-        while i < len(s):
-            c = s[i]
-            if c != "$":
-                out.append(c)
-                i += 1
-                continue
-            nxt = s[i + 1] if i + 1 < len(s) else ""
-            if nxt == "$":
-                out.append("$")
-                i += 2
-            elif nxt == "{":
-                end = self._closing(s, i + 2)
-                out.append(self._braced(s[i + 2:end]))
-                i = end + 1
-            elif re.match(r"[A-Za-z_]", nxt):
-                m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", s[i + 1:])
-                assert m is not None
-                self.used.add(m.group())
-                out.append(self.env.get(m.group(), ""))
-                i += 1 + m.end()
-            else:
-                raise InterpolationError(f"a lone $ in {s!r}: write $$ for a literal $")
-        return "".join(out)
-
-    @staticmethod
-    def _closing(s: str, start: int) -> int:
-        depth = 1
-        for j in range(start, len(s)):
-            if s[j] == "{" and s[j - 1] == "$":
-                depth += 1
-            elif s[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    return j
-        raise InterpolationError(f"unclosed ${{ in {s!r}")
-
-    def _braced(self, expr: str) -> str:
-        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])(.*))?", expr, re.S)
-        if not m:
-            raise InterpolationError(f"cannot read ${{{expr}}}")
-        name, op, arg = m.group(1), m.group(2), m.group(3)
-        self.used.add(name)
-        value = self.env.get(name)
-        unset_or_empty = not value if op and op.startswith(":") else value is None
-        if op is None:
-            return value or ""
-        if op.endswith("-"):
-            return self.string(arg) if unset_or_empty else value or ""
-        if op.endswith("?"):
-            if unset_or_empty:
-                raise InterpolationError(f"{name} is required: {self.string(arg)}")
-            return value or ""
-        return "" if unset_or_empty else self.string(arg)  # :+ and +
-
-    def walk(self, node: Any) -> Any:
-        if isinstance(node, str):
-            return self.string(node)
-        if isinstance(node, list):
-            return [self.walk(v) for v in node]
-        if isinstance(node, dict):
-            return {k: self.walk(v) for k, v in node.items()}
-        return node
-
-
-def load(compose: Path, env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], set[str]]:
-    """The compose file as written, interpolated, and the variables it uses."""
-    raw = yaml.safe_load(compose.read_text())
-    interp = Interpolator(env)
-    return raw, interp.walk(raw), interp.used
-
-
-# --- schema -----------------------------------------------------------------------------
-def schema_errors(doc: dict[str, Any], schema_path: Path = SCHEMA) -> list[str]:
-    import jsonschema
-
-    schema = json.loads(schema_path.read_text())
-    validator_cls = jsonschema.validators.validator_for(schema)
-    validator_cls.check_schema(schema)
-    validator = validator_cls(schema)
-    return [f"schema: {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
-            for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]
-
-
-# --- helpers over the interpolated document ------------------------------------------------
-@dataclass(frozen=True)
-class Mount:
-    service: str
-    source: str
-    target: str
-    read_only: bool
-    raw_source: str  # before interpolation
-
-    @property
-    def bind(self) -> bool:
-        return self.source.startswith((".", "/", "~"))
-
-
-def mounts(raw: dict[str, Any], doc: dict[str, Any], service: str) -> list[Mount]:
-    out = []
-    raw_vols = raw["services"][service].get("volumes")
-    if raw_vols is None:  # came through a YAML merge key from an anchor; same order
-        raw_vols = doc["services"][service].get("volumes", [])
-    for raw_v, v in zip(raw_vols, doc["services"][service].get("volumes", []), strict=True):
-        if isinstance(v, dict):
-            out.append(Mount(service, str(v.get("source", "")), v["target"],
-                             bool(v.get("read_only")), str(raw_v.get("source", ""))))
-            continue
-        parts = v.split(":")
-        raw_parts = raw_v.split(":") if isinstance(raw_v, str) else parts
-        mode = parts[2] if len(parts) > 2 else "rw"
-        out.append(Mount(service, parts[0], parts[1], "ro" in mode.split(","), raw_parts[0]))
-    return out
-
-
-def environment(doc: dict[str, Any], service: str) -> dict[str, str]:
-    env = doc["services"][service].get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.partition("=")[::2] for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
-
-
-def under(path: str, directory: str) -> bool:
-    return PurePosixPath(path).is_relative_to(PurePosixPath(directory))
-
-
-def mounted_source(ms: list[Mount], container_path: str) -> tuple[Mount, str] | None:
-    """The mount that holds `container_path` (the deepest), and the path below it."""
-    best = None
-    for m in ms:
-        if under(container_path, m.target) and (best is None or len(m.target) > len(best.target)):
-            best = m
-    if best is None:
-        return None
-    return best, str(PurePosixPath(container_path).relative_to(best.target))
-
-
-def script_variables(text: str) -> set[str]:
-    return set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", text))
-
-
 def vitals_commands() -> dict[str, Any]:
+    """The `vitals` subcommands, by name, as click commands."""
     import typer.main
 
     from cli.app import app
@@ -230,217 +67,302 @@ def vitals_commands() -> dict[str, Any]:
     return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 
 
-def url_port(test: list[str]) -> int | None:
-    m = re.search(r"https?://127\.0\.0\.1:(\d+)/", " ".join(test))
-    return int(m.group(1)) if m else None
+# --- the cross-checks: one function per rule, run in the order of CROSS_CHECKS ---------------
+@dataclass
+class Compose:
+    """What the cross-checks read: compose.yaml as written and interpolated, the variables it
+    uses, .env.example, the env file, and whether the site's own files are checked too."""
+
+    raw: dict[str, Any]
+    doc: dict[str, Any]
+    used: set[str]
+    example: dict[str, str]
+    env: dict[str, str]
+    site: bool
+
+    @property
+    def services(self) -> dict[str, Any]:
+        """The interpolated services, by name."""
+        return self.doc["services"]
+
+    def mounts(self, service: str) -> list[Mount]:
+        """The service's mounts."""
+        return mounts(self.raw, self.doc, service)
+
+    def environment(self, service: str) -> dict[str, str]:
+        """The service's environment, interpolated."""
+        return environment(self.doc, service)
 
 
-# --- the cross-checks ------------------------------------------------------------------------
-def cross_errors(raw: dict[str, Any], doc: dict[str, Any], used: set[str],
-                 example: dict[str, str], env: dict[str, str], site: bool = False) -> list[str]:
-    return list(_cross(raw, doc, used, example, env, site))
-
-
-def _cross(raw: dict[str, Any], doc: dict[str, Any], used: set[str], example: dict[str, str],
-           env: dict[str, str], site: bool) -> Iterator[str]:
-    services: dict[str, Any] = doc["services"]
+def _required_services(compose: Compose) -> Iterator[str]:
+    """Every service the deployment needs is there."""
     for name in REQUIRED_SERVICES:
-        if name not in services:
+        if name not in compose.services:
             yield f"no service {name}"
-    for var in sorted(used - set(example)):
-        yield f"variable {var} is used by compose.yaml but not in .env.example"
-    for var in sorted(set(example) - used):
-        yield f"variable {var} is in .env.example but compose.yaml does not use it"
 
-    # bind mounts: the repository's files exist; the site's come from variables
-    for svc in services:
-        for m in mounts(raw, doc, svc):
-            if not m.bind:
-                if m.source not in (doc.get("volumes") or {}):
-                    yield f"{svc}: volume {m.source} is not declared under volumes:"
+
+def _variables_documented(compose: Compose) -> Iterator[str]:
+    """Every variable compose.yaml uses is in .env.example, and every one there is used."""
+    for variable in sorted(compose.used - set(compose.example)):
+        yield f"variable {variable} is used by compose.yaml but not in .env.example"
+    for variable in sorted(set(compose.example) - compose.used):
+        yield f"variable {variable} is in .env.example but compose.yaml does not use it"
+
+
+def _mounted_paths(compose: Compose) -> Iterator[str]:
+    """Named volumes are declared; the repository's bind-mounted files exist and are mounted
+    read-only; the site's (from a variable) exist too, with --site."""
+    for name in compose.services:
+        for mount in compose.mounts(name):
+            if not mount.bind:
+                if mount.source not in (compose.doc.get("volumes") or {}):
+                    yield f"{name}: volume {mount.source} is not declared under volumes:"
                 continue
-            from_variable = "$" in m.raw_source
-            path = (HERE / m.source).resolve()
+            from_variable = "$" in mount.raw_source
+            path = (HERE / mount.source).resolve()
             if not from_variable and not path.exists():
-                yield f"{svc}: mounts {m.source}, which is not in the repository"
-            if from_variable and not site:
+                yield f"{name}: mounts {mount.source}, which is not in the repository"
+            if from_variable and not compose.site:
                 continue
             if from_variable and not path.exists():
-                yield f"{svc}: mounts {m.source} ({m.raw_source}), which does not exist"
-            if not m.read_only and not from_variable:
-                yield f"{svc}: repository file {m.source} is mounted read-write"
+                yield f"{name}: mounts {mount.source} ({mount.raw_source}), which does not exist"
+            if not mount.read_only and not from_variable:
+                yield f"{name}: repository file {mount.source} is mounted read-write"
 
+
+def _vitals_services(compose: Compose) -> Iterator[str]:
+    """Each vitals service runs the project's image with a real subcommand, real settings and a
+    restart policy; its file settings lie in a mounted directory."""
     commands = vitals_commands()
+    for name in VITALS_SERVICES:
+        service = compose.services.get(name)
+        if service is None:
+            continue
+        if (service.get("image") != compose.env.get("VITALS_IMAGE", "vitals:local")
+                or "build" not in service):
+            yield f"{name}: not the image built from deploy/Dockerfile"
+        command = service.get("command")
+        if not isinstance(command, list) or not command:
+            yield f"{name}: command must be a list: [subcommand, options...]"
+            continue
+        yield from _subcommand(name, command, commands)
+        yield from _settings(compose, name)
+        yield from _file_settings(compose, name)
+        if service.get("restart") not in ("unless-stopped", "always"):
+            yield f"{name}: a long-running service needs restart: unless-stopped"
+
+
+def _subcommand(name: str, command: list[str], commands: dict[str, Any]) -> Iterator[str]:
+    """The service's command is a `vitals` subcommand with options it accepts."""
+    subcommand = commands.get(command[0])
+    if subcommand is None:
+        yield f"{name}: `vitals {command[0]}` is not a vitals subcommand ({sorted(commands)})"
+        return
+    try:
+        subcommand.make_context(command[0], list(command[1:]))
+    except Exception as exc:
+        yield f"{name}: `vitals {shlex.join(command)}`: {exc}"
+
+
+def _settings(compose: Compose, name: str) -> Iterator[str]:
+    """The service sets only VITALS_* settings that exist, with values the settings accept."""
     from vitals.settings import ConfigError, Settings, load_settings
 
-    known = {f"VITALS_{f.upper()}" for f in Settings.model_fields}
-    for svc in VITALS_SERVICES:
-        s = services.get(svc)
-        if s is None:
-            continue
-        if s.get("image") != env.get("VITALS_IMAGE", "vitals:local") or "build" not in s:
-            yield f"{svc}: not the image built from deploy/Dockerfile"
-        command = s.get("command")
-        if not isinstance(command, list) or not command:
-            yield f"{svc}: command must be a list: [subcommand, options...]"
-            continue
-        sub = commands.get(command[0])
-        if sub is None:
-            yield f"{svc}: `vitals {command[0]}` is not a vitals subcommand ({sorted(commands)})"
-        else:
-            try:
-                sub.make_context(command[0], list(command[1:]))
-            except Exception as exc:
-                yield f"{svc}: `vitals {shlex.join(command)}`: {exc}"
-        senv = environment(doc, svc)
-        for var in sorted(k for k in senv if k.startswith("VITALS_") and k not in known):
-            yield f"{svc}: {var} is not a vitals setting"
-        values = {k[len("VITALS_"):].lower(): v for k, v in senv.items()
-                  if k in known and k not in FILE_SETTINGS and v != ""}
-        try:
-            load_settings(_env_file=None, **values)
-        except ConfigError as exc:
-            yield f"{svc}: the settings it gets are refused: {exc}"
-        ms = mounts(raw, doc, svc)
-        for var in FILE_SETTINGS:
-            if var in senv:
-                held = mounted_source(ms, senv[var])
-                if held is None:
-                    yield f"{svc}: {var}={senv[var]} is not in a mounted directory"
-                elif site:
-                    yield from _site_file(svc, var, HERE / held[0].source / held[1])
-        if s.get("restart") not in ("unless-stopped", "always"):
-            yield f"{svc}: a long-running service needs restart: unless-stopped"
-
-    # singletons and the state directory
-    for svc in ("ingest", "alerting"):
-        replicas = services.get(svc, {}).get("deploy", {}).get("replicas", 1)
-        if str(replicas) != "1":
-            yield f"{svc}: must run exactly one replica, not {replicas}"
-    alerting = services.get("alerting", {})
-    state_dir = environment(doc, "alerting").get("VITALS_STATE_DIR", "")
-    held = mounted_source(mounts(raw, doc, "alerting"), state_dir) if alerting else None
-    if held is None or held[0].bind or held[0].read_only or held[1] != ".":
-        yield "alerting: VITALS_STATE_DIR must be a writable named volume of its own"
-    rules_n = services.get("rules", {}).get("deploy", {}).get("replicas", 1)
-    partitions = env.get("VITALS_KAFKA_PARTITIONS", "8")
-    if not str(rules_n).isdigit() or not 1 <= int(rules_n) <= int(partitions):
-        yield f"rules: {rules_n} workers; must be 1..VITALS_KAFKA_PARTITIONS ({partitions})"
-
-    # healthchecks probe the port the service listens on, and depends_on can be satisfied
-    for svc, var, path in (("ingest", "VITALS_INGEST_METRICS_ADDR", "/metrics"),
-                           ("alerting", "VITALS_ALERTING_ADDR", "/healthz")):
-        s = services.get(svc, {})
-        test = s.get("healthcheck", {}).get("test", [])
-        addr = environment(doc, svc).get(var, "")
-        host, _, port = addr.rpartition(":")
-        if host != "0.0.0.0":
-            yield f"{svc}: {var}={addr} must listen on 0.0.0.0 inside the container"
-        if url_port(test) != int(port or 0) or path not in " ".join(test):
-            yield f"{svc}: the healthcheck does not probe {path} on port {port}"
-        published = [str(p).rsplit(":", 1)[-1] for p in s.get("ports", [])]
-        if port not in published:
-            yield f"{svc}: port {port} is not published"
-    for svc, s in services.items():
-        deps = s.get("depends_on") or {}
-        for dep, spec in (deps.items() if isinstance(deps, dict) else []):
-            if dep not in services:
-                yield f"{svc}: depends on {dep}, which is not a service"
-                continue
-            cond = spec.get("condition")
-            if cond == "service_healthy" and "healthcheck" not in services[dep]:
-                yield f"{svc}: waits for {dep} to be healthy, but {dep} has no healthcheck"
-            if cond == "service_completed_successfully" and services[dep].get("restart") != "no":
-                yield f"{svc}: waits for {dep} to complete, but {dep} restarts"
-    for svc in ONE_SHOTS:
-        if services.get(svc, {}).get("restart") != "no":
-            yield f"{svc}: a one-shot step needs restart: \"no\""
-
-    yield from _mosquitto(raw, doc)
-    yield from _scripts(raw, doc)
-    yield from _grafana(doc)
+    known = {f"VITALS_{setting.upper()}" for setting in Settings.model_fields}
+    service_env = compose.environment(name)
+    for variable in sorted(k for k in service_env if k.startswith("VITALS_") and k not in known):
+        yield f"{name}: {variable} is not a vitals setting"
+    values = {k[len("VITALS_"):].lower(): v for k, v in service_env.items()
+              if k in known and k not in FILE_SETTINGS and v != ""}
+    try:
+        load_settings(_env_file=None, **values)
+    except ConfigError as exc:
+        yield f"{name}: the settings it gets are refused: {exc}"
 
 
-def _site_file(svc: str, var: str, path: Path) -> Iterator[str]:
+def _file_settings(compose: Compose, name: str) -> Iterator[str]:
+    """The service's file settings lie in a mounted directory (with --site: and pass the
+    project's own validation)."""
+    service_env = compose.environment(name)
+    service_mounts = compose.mounts(name)
+    for variable in FILE_SETTINGS:
+        if variable in service_env:
+            held = mounted_source(service_mounts, service_env[variable])
+            if held is None:
+                yield f"{name}: {variable}={service_env[variable]} is not in a mounted directory"
+            elif compose.site:
+                yield from _site_file(name, variable, HERE / held[0].source / held[1])
+
+
+def _site_file(name: str, variable: str, path: Path) -> Iterator[str]:
+    """The site's patients, rules or on-call file exists and passes the project's validation."""
     from vitals.settings import ConfigError
 
     if not path.is_file():
-        yield f"{svc}: {var}: {path} does not exist"
+        yield f"{name}: {variable}: {path} does not exist"
         return
     try:
-        if var == "VITALS_PATIENTS":
+        if variable == "VITALS_PATIENTS":
             from vitals.patients import load_patients
 
             load_patients(path)
-        elif var == "VITALS_RULES":
+        elif variable == "VITALS_RULES":
             from stream_rules.config import load_rules
 
             load_rules(path)
-        elif var == "VITALS_ONCALL":
+        elif variable == "VITALS_ONCALL":
             from alerting.oncall import load_oncall
             from vitals.patients import load_patients
 
             load_oncall(path, {p.team for p in load_patients(path.with_name("patients.yaml"))})
     except ConfigError as exc:
-        yield f"{svc}: {var}: {exc}"
+        yield f"{name}: {variable}: {exc}"
 
 
-def _mosquitto(raw: dict[str, Any], doc: dict[str, Any]) -> Iterator[str]:
-    s = doc["services"].get("mosquitto")
-    if s is None:
+def _singletons(compose: Compose) -> Iterator[str]:
+    """ingest and alerting run exactly one replica each."""
+    for name in ("ingest", "alerting"):
+        replicas = compose.services.get(name, {}).get("deploy", {}).get("replicas", 1)
+        if str(replicas) != "1":
+            yield f"{name}: must run exactly one replica, not {replicas}"
+
+
+def _state_directory(compose: Compose) -> Iterator[str]:
+    """alerting keeps its state in a writable named volume of its own."""
+    alerting = compose.services.get("alerting", {})
+    state_dir = compose.environment("alerting").get("VITALS_STATE_DIR", "")
+    held = mounted_source(compose.mounts("alerting"), state_dir) if alerting else None
+    if held is None or held[0].bind or held[0].read_only or held[1] != ".":
+        yield "alerting: VITALS_STATE_DIR must be a writable named volume of its own"
+
+
+def _rules_workers(compose: Compose) -> Iterator[str]:
+    """There are 1..VITALS_KAFKA_PARTITIONS rules workers."""
+    workers = compose.services.get("rules", {}).get("deploy", {}).get("replicas", 1)
+    partitions = compose.env.get("VITALS_KAFKA_PARTITIONS", "8")
+    if not str(workers).isdigit() or not 1 <= int(workers) <= int(partitions):
+        yield f"rules: {workers} workers; must be 1..VITALS_KAFKA_PARTITIONS ({partitions})"
+
+
+def _healthchecks(compose: Compose) -> Iterator[str]:
+    """ingest and alerting listen on 0.0.0.0, on a published port their healthcheck probes."""
+    for name, variable, path in (("ingest", "VITALS_INGEST_METRICS_ADDR", "/metrics"),
+                                 ("alerting", "VITALS_ALERTING_ADDR", "/healthz")):
+        service = compose.services.get(name, {})
+        test = service.get("healthcheck", {}).get("test", [])
+        address = compose.environment(name).get(variable, "")
+        host, _, port = address.rpartition(":")
+        if host != "0.0.0.0":
+            yield f"{name}: {variable}={address} must listen on 0.0.0.0 inside the container"
+        if url_port(test) != int(port or 0) or path not in " ".join(test):
+            yield f"{name}: the healthcheck does not probe {path} on port {port}"
+        published = [str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])]
+        if port not in published:
+            yield f"{name}: port {port} is not published"
+
+
+def _depends_on(compose: Compose) -> Iterator[str]:
+    """Every `depends_on` names a service, and its condition can be met."""
+    services = compose.services
+    for name, service in services.items():
+        dependencies = service.get("depends_on") or {}
+        for dependency, spec in (dependencies.items() if isinstance(dependencies, dict) else []):
+            if dependency not in services:
+                yield f"{name}: depends on {dependency}, which is not a service"
+                continue
+            condition = spec.get("condition")
+            if condition == "service_healthy" and "healthcheck" not in services[dependency]:
+                yield (f"{name}: waits for {dependency} to be healthy, but {dependency} has no "
+                       "healthcheck")
+            if (condition == "service_completed_successfully"
+                    and services[dependency].get("restart") != "no"):
+                yield f"{name}: waits for {dependency} to complete, but {dependency} restarts"
+
+
+def _one_shots_finish(compose: Compose) -> Iterator[str]:
+    """The one-shot steps are not restarted."""
+    for name in ONE_SHOTS:
+        if compose.services.get(name, {}).get("restart") != "no":
+            yield f"{name}: a one-shot step needs restart: \"no\""
+
+
+def _mosquitto_files(compose: Compose) -> Iterator[str]:
+    """Mosquitto runs with deploy/mosquitto/mosquitto.conf and finds every file it names."""
+    service = compose.services.get("mosquitto")
+    if service is None:
         return
-    ms = mounts(raw, doc, "mosquitto")
-    command = s.get("command") or []
+    mosquitto_mounts = compose.mounts("mosquitto")
+    command = service.get("command") or []
     conf_path = command[command.index("-c") + 1] if "-c" in command else ""
-    held = mounted_source(ms, conf_path)
+    held = mounted_source(mosquitto_mounts, conf_path)
     conf = HERE / "mosquitto" / "mosquitto.conf"
     if held is None or (HERE / held[0].source / held[1]).resolve() != conf:
         yield f"mosquitto: runs with -c {conf_path}, which is not deploy/mosquitto/mosquitto.conf"
     keys = ("password_file", "acl_file", "cafile", "certfile", "keyfile", "persistence_location")
     for line in conf.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[0] in keys and mounted_source(ms, parts[1]) is None:
+        if len(parts) == 2 and parts[0] in keys and not mounted_source(mosquitto_mounts, parts[1]):
             yield f"mosquitto: {parts[0]} {parts[1]} is not in a mounted directory"
-    ingest_url = environment(doc, "ingest").get("VITALS_MQTT_URL", "")
-    m = re.fullmatch(r"mqtts://ingest:[^@]+@([^:/]+):8883", ingest_url)
-    aliases = (s.get("networks") or {}).get("default", {}).get("aliases", [])
-    if not m or m.group(1) not in [*aliases, "mosquitto"]:
+
+
+def _mqtt_over_tls(compose: Compose) -> Iterator[str]:
+    """ingest reaches Mosquitto by one of its names over TLS, on the published port 8883."""
+    service = compose.services.get("mosquitto")
+    if service is None:
+        return
+    ingest_url = compose.environment("ingest").get("VITALS_MQTT_URL", "")
+    match = re.fullmatch(r"mqtts://ingest:[^@]+@([^:/]+):8883", ingest_url)
+    aliases = (service.get("networks") or {}).get("default", {}).get("aliases", [])
+    if not match or match.group(1) not in [*aliases, "mosquitto"]:
         yield f"ingest: VITALS_MQTT_URL must be mqtts://ingest:...@<broker alias>:8883 " \
               f"(got {ingest_url.split('@')[-1]})"
-    if not any(str(p).endswith(":8883") for p in s.get("ports", [])):
+    if not any(str(p).endswith(":8883") for p in service.get("ports", [])):
         yield "mosquitto: the TLS port 8883 is not published"
 
 
-def _scripts(raw: dict[str, Any], doc: dict[str, Any]) -> Iterator[str]:
+def _scripts(compose: Compose) -> Iterator[str]:
     """Each one-shot's script reads every variable the service gives it."""
-    for svc in ONE_SHOTS:
-        s = doc["services"].get(svc)
-        if s is None:
+    for name in ONE_SHOTS:
+        service = compose.services.get(name)
+        if service is None:
             continue
-        entry = s.get("entrypoint") or []
-        held = mounted_source(mounts(raw, doc, svc), entry[-1]) if entry else None
+        entry = service.get("entrypoint") or []
+        held = mounted_source(compose.mounts(name), entry[-1]) if entry else None
         if held is None:
-            yield f"{svc}: its entrypoint script {entry} is not mounted"
+            yield f"{name}: its entrypoint script {entry} is not mounted"
             continue
         script = HERE / held[0].source / held[1]
         if not script.is_file():
-            yield f"{svc}: {script} does not exist"
+            yield f"{name}: {script} does not exist"
             continue
-        read = script_variables(script.read_text()) | TOOL_ENV.get(svc, set())
-        for var in environment(doc, svc):
-            if var not in read:
-                yield f"{svc}: {var} is set, but {script.name} does not read it"
+        read = script_variables(script.read_text()) | TOOL_ENV.get(name, set())
+        for variable in compose.environment(name):
+            if variable not in read:
+                yield f"{name}: {variable} is set, but {script.name} does not read it"
 
 
-def _grafana(doc: dict[str, Any]) -> Iterator[str]:
-    s = doc["services"].get("grafana")
-    if s is None:
+def _grafana(compose: Compose) -> Iterator[str]:
+    """Grafana gets every variable its provisioning files use."""
+    if compose.services.get("grafana") is None:
         return
-    env = environment(doc, "grafana")
-    for f in sorted((HERE / "grafana" / "provisioning").rglob("*.yaml")):
-        for var in sorted(script_variables(f.read_text())):
-            if var not in env:
-                yield f"grafana: {f.relative_to(HERE)} uses ${{{var}}}, not set for grafana"
+    grafana_env = compose.environment("grafana")
+    for file in sorted((HERE / "grafana" / "provisioning").rglob("*.yaml")):
+        for variable in sorted(script_variables(file.read_text())):
+            if variable not in grafana_env:
+                yield f"grafana: {file.relative_to(HERE)} uses ${{{variable}}}, not set for grafana"
+
+
+CROSS_CHECKS: tuple[Callable[[Compose], Iterator[str]], ...] = (
+    _required_services, _variables_documented, _mounted_paths, _vitals_services, _singletons,
+    _state_directory, _rules_workers, _healthchecks, _depends_on, _one_shots_finish,
+    _mosquitto_files, _mqtt_over_tls, _scripts, _grafana)
+
+
+def cross_errors(raw: dict[str, Any], doc: dict[str, Any], used: set[str],
+                 example: dict[str, str], env: dict[str, str], site: bool = False) -> list[str]:
+    """What the schema cannot see: every problem of every rule in CROSS_CHECKS, in order."""
+    compose = Compose(raw, doc, used, example, env, site)
+    return [problem for rule in CROSS_CHECKS for problem in rule(compose)]
 
 
 def check(compose: Path = COMPOSE, env_file: Path = ENV_EXAMPLE, site: bool = False

@@ -27,7 +27,6 @@ The Python that creates the virtual environment must have the FROM image's versi
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import re
@@ -40,6 +39,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from checklib import (
+    CheckError,
+    Instruction,
+    expand,
+    ignore_patterns,
+    ignored,
+    parse,
+    parse_env,
+    parse_useradd,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -62,21 +72,6 @@ print(f"smoke: {len(patients)} embedded patients, rules and on-call defaults loa
 """
 
 
-class CheckError(Exception):
-    """A build step failed, or the Dockerfile uses something this check cannot reproduce."""
-
-
-@dataclass
-class Instruction:
-    line: int
-    keyword: str
-    args: str
-
-    def __str__(self) -> str:
-        text = f"{self.keyword} {self.args}"
-        return text if len(text) <= 100 else text[:97] + "..."
-
-
 @dataclass
 class Stage:
     name: str
@@ -88,75 +83,6 @@ class Stage:
     users: dict[str, int] = field(default_factory=dict)
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
-
-
-def parse(text: str) -> list[Instruction]:
-    """Instructions with their line numbers; continuation lines are joined, comments dropped."""
-    out: list[Instruction] = []
-    buf = ""
-    start = 0
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not buf and (not line or line.startswith("#")):
-            continue
-        if buf and line.startswith("#"):
-            continue  # a comment inside a continued instruction
-        if not buf:
-            start = n
-        if line.endswith("\\"):
-            buf += line[:-1] + " "
-            continue
-        buf += line
-        keyword, _, args = buf.partition(" ")
-        out.append(Instruction(start, keyword.upper(), args.strip()))
-        buf = ""
-    if buf:
-        raise CheckError(f"line {start}: the file ends inside a continued instruction")
-    return out
-
-
-def ignore_patterns(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    return [ln.strip() for ln in path.read_text().splitlines()
-            if ln.strip() and not ln.strip().startswith("#")]
-
-
-def ignored(rel: str, patterns: list[str]) -> bool:
-    """Whether the context path `rel` is excluded (the .dockerignore subset used here: plain
-    names and globs, `**/` prefixes, `!` exceptions)."""
-    verdict = False
-    parts = PurePosixPath(rel).parts
-    for pat in patterns:
-        negate = pat.startswith("!")
-        p = pat[1:] if negate else pat
-        p = p.strip("/")
-        anywhere = p.startswith("**/")
-        p = p.removeprefix("**/")
-        prefixes = ["/".join(parts[i:j]) for i in range(len(parts) if anywhere else 1)
-                    for j in range(i + 1, len(parts) + 1)]
-        if any(fnmatch.fnmatchcase(pre, p) for pre in prefixes):
-            verdict = not negate
-    return verdict
-
-
-def expand(value: str, env: dict[str, str]) -> str:
-    def sub(m: re.Match[str]) -> str:
-        return env.get(m.group(1) or m.group(2), "")
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", sub, value)
-
-
-def parse_env(args: str, env: dict[str, str]) -> dict[str, str]:
-    tokens = shlex.split(args)
-    if len(tokens) == 2 and "=" not in tokens[0]:
-        return {tokens[0]: expand(tokens[1], env)}  # legacy `ENV KEY value`
-    out = {}
-    for tok in tokens:
-        key, sep, value = tok.partition("=")
-        if not sep:
-            raise CheckError(f"ENV {args!r}: expected KEY=value")
-        out[key] = expand(value, {**env, **out})
-    return out
 
 
 class Builder:
@@ -347,30 +273,12 @@ class Builder:
                              "know how to reproduce it; teach deploy/check_dockerfile.py")
 
     def useradd(self, ins: Instruction, args: list[str]) -> None:
-        st = self.current
-        uid, home, create_home, name = None, None, False, None
-        it = iter(args)
-        for a in it:
-            if a in ("--uid", "-u"):
-                uid = int(next(it))
-            elif a in ("--home-dir", "-d"):
-                home = next(it)
-            elif a in ("--create-home", "-m"):
-                create_home = True
-            elif a in ("--shell", "-s", "--gid", "-g", "--comment", "-c"):
-                next(it)
-            elif a in ("--system", "-r", "--user-group", "-U", "--no-log-init", "-l"):
-                pass
-            elif a.startswith("-"):
-                raise CheckError(f"line {ins.line}: useradd {a} is not known to this check")
-            else:
-                name = a
-        if name is None or uid is None:
-            raise CheckError(f"line {ins.line}: useradd needs a name and a fixed --uid")
-        st.users[name] = uid
-        if home and create_home:
-            self.host(home).mkdir(parents=True, exist_ok=True)
-        self.say(f"    useradd {name} (uid {uid}) recorded, not run")
+        """Record the user `useradd` creates (and its home); the host is left alone."""
+        user = parse_useradd(ins.line, args)
+        self.current.users[user.name] = user.uid
+        if user.home and user.create_home:
+            self.host(user.home).mkdir(parents=True, exist_ok=True)
+        self.say(f"    useradd {user.name} (uid {user.uid}) recorded, not run")
 
     def i_user(self, ins: Instruction) -> None:
         st = self.current
