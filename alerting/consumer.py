@@ -62,8 +62,7 @@ class AlertConsumer:
             if self.unreachable:
                 self.unreachable = False
                 log.warning("Kafka at %s is back", self.bootstrap)
-            await self.core.off_loop(self.record, batch)
-            self.core.wake()
+            await self.core.off_loop(self.record, batch)  # its events woke the dispatcher
             await loop.run_in_executor(None, lambda: self.consumer.commit(asynchronous=False))
 
     def record(self, batch: list[tuple[str, bytes | None]]) -> None:

@@ -36,14 +36,24 @@ class Dispatcher:
         self.max_backoff_s = max_backoff_s
         self.thread = thread  # the one that makes every call of the store (the core's too)
         self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # while `run` runs
+        self._look_queued = False  # touched on the store thread only
         self._busy: dict[Lane, asyncio.Task[None]] = {}
         self.sent = 0
 
     def wake(self) -> None:
-        """New intents are committed: look at the outbox now. Safe from any thread."""
+        """New intents are committed, or will be when the store job calling this ends: send
+        them while `run` runs. Safe from any thread."""
         loop = self._loop
-        if loop is None or _running_loop() is loop:
+        if loop is None:
+            return  # not running: `run` and `drain` look at the outbox when they start
+        if self.thread.on_it():
+            # Called inside the store job that wrote them: look in the next job, right after
+            # its commit, with no round trip through the event loop first.
+            if not self._look_queued:
+                self._look_queued = True
+                self.thread.submit(self._look)
+        elif _running_loop() is loop:
             self._wake.set()
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
@@ -51,19 +61,21 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: send what is pending when woken, and at least every second."""
         self._loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            self._wake.clear()  # before looking: a wake while we look is not lost
-            await self._start_due()
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiter, stopper}, timeout=1.0,
-                               return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # before looking: a wake while we look is not lost
+                await self._start_due()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=1.0,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            self._loop = None
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Send everything pending now (tests and shutdown)."""
-        self._loop = asyncio.get_running_loop()
         await self._start_due()
         if self._busy:
             await asyncio.wait(list(self._busy.values()), timeout=timeout)
@@ -75,9 +87,32 @@ class Dispatcher:
         for notifier in self.notifiers.values():
             await notifier.close()
 
+    def _look(self) -> None:
+        """On the store thread, right after the job that woke us: the pending intents, handed
+        to the loop. Jobs run in order, so they are committed, and any later job's result
+        (such as a lane marking one sent) reaches the loop after them."""
+        self._look_queued = False
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            heads = self.outbox.pending_heads()
+            loop.call_soon_threadsafe(self._offer, heads)
+        except Exception:  # the loop closed, the store failed: the next look will tell
+            log.exception("looking at the outbox failed")
+
+    def _offer(self, heads: list[Row]) -> None:
+        """On the loop: lanes for these intents, while `run` runs."""
+        if self._loop is not None:
+            self._start_lanes(heads)
+
     async def _start_due(self) -> None:
         """A task for each lane with a pending intent that has none yet, from its oldest."""
-        for head in await self.thread.run(self.outbox.pending_heads):
+        self._start_lanes(await self.thread.run(self.outbox.pending_heads))
+
+    def _start_lanes(self, heads: list[Row]) -> None:
+        """A task for each head's lane that has none yet, starting from that head."""
+        for head in heads:
             lane = _lane_of(head)
             if lane not in self._busy:  # a busy lane finds its next intent itself
                 task = asyncio.get_running_loop().create_task(self._lane(lane, head))

@@ -38,6 +38,10 @@ class StoreThread:
             return function(*args)
         return self._executor.submit(function, *args).result()
 
+    def submit(self, function: Callable[..., Any], *args: Any) -> None:
+        """`function(*args)` on the store thread, after the jobs already given; not awaited."""
+        self._executor.submit(function, *args)
+
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` on the store thread, awaited: the event loop goes on meanwhile."""
         if self.on_it():
