@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -126,6 +127,10 @@ def demo(
                                       )] = Path("demo-report"),
     keep: Annotated[bool, typer.Option("--keep", help="Keep the services' logs and state "
                                                       "(printed at start).")] = False,
+    start: Annotated[str | None, typer.Option(
+        help="ISO time the cohort starts (default: so that it ends now). The seed fixes the "
+             "cohort relative to its start's date, so a fixed start replays the same demo.")
+    ] = None,
 ) -> None:
     """The whole pipeline on embedded defaults: Mosquitto, tansu, ingest, rules and alerting
     as separate processes, a simulated cohort published over MQTT, pages to a local stand-in
@@ -135,8 +140,14 @@ def demo(
     from demo.run import Options, run
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from simulators.run import parse_start
+
+    begin = parse_start(start) if start else None
+    if begin is not None and begin + days * 86_400_000 > time.time() * 1000:
+        raise ConfigError(f"--start {start}: the cohort would end in the future, and ingest "
+                          "refuses readings from the future (clock skew)")
     path = run(Options(patients=patients, days=days, seed=seed, speed=speed,
-                       auto_ack=auto_ack or None, out=out, keep=keep), Console())
+                       auto_ack=auto_ack or None, out=out, keep=keep, start=begin), Console())
     print(f"demo: report in {path} (plots in {path.parent / 'plots'})")
 
 

@@ -56,6 +56,7 @@ class Options:
     auto_ack: float | None = 2.0
     out: Path = Path("demo-report")
     keep: bool = False
+    start: int | None = None  # epoch ms; None: the cohort ends now
 
 
 def oncall_file(path: Path) -> OnCall:
@@ -84,7 +85,8 @@ class Demo:
         self.workdir = Path(tempfile.mkdtemp(prefix="vitals-demo-"))
         duration = round(opts.days * DAY)
         self.sim: Simulation = cohort.generate(opts.patients, opts.seed, opts.days,
-                                               default_start(duration), OX_INTERVAL)
+                                               opts.start or default_start(duration),
+                                               OX_INTERVAL)
         self.published_until = 0
         self.readings = 0
         self.messages = 0

@@ -48,8 +48,11 @@ def test_the_demo_pages_a_crs_patient_reports_and_leaves_nothing_running(tmp_pat
                                                                          ) -> None:
     # seed 13, 4 patients, 1.5 days: a grade 2 CRS (onset day 0.6) and a grade 1 (day 1.2)
     out = tmp_path / "report"
+    # A fixed start: the seed fixes the cohort relative to its start's date, so a start that
+    # follows the clock would change which episodes fall inside 1.5 days with the time of day.
     proc = subprocess.run([*DEMO, "--patients", "4", "--days", "1.5", "--speed", "4000",
-                                  "--seed", "13", "--auto-ack", "1", "--out", str(out)],
+                           "--seed", "13", "--auto-ack", "1", "--out", str(out),
+                           "--start", "2026-11-20T19:00:00Z"],
                           capture_output=True, text=True, timeout=240, cwd=tmp_path,
                           env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from harness import servers, services
 from harness.command import vitals as command
+from simulators import truth
 from tests.simulators.test_publish import Subscriber
-from vitals import trafficfile, truth
+from vitals import trafficfile
 from vitals.patients import load_patients
 
 
