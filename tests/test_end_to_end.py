@@ -55,6 +55,7 @@ from tests.e2e_support import (
     write_oncall,
 )
 from vitals import topics
+from vitals.ready import ready_line
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ class Kill:
     readings_in_kafka: int  # on vitals.readings, of `Expected.readings` in all
     simulate_running: bool
     readings_when_back: int = 0  # on vitals.readings once the restarted worker was ready
-    ready_lines: int = 0  # the worker's "Ready" lines in its log: 2 after the restart
+    ready_lines: int = 0  # the worker's ready lines in its log: 2 after the restart
 
 
 @dataclass
@@ -196,7 +197,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         # 4. The worker comes back and catches up; the fever clears.
         stack.start("rules", name="rules-1", timeout=90)
         kill.readings_when_back = topic_size(stack.bootstrap, topics.READINGS.name)
-        kill.ready_lines = stack.services["rules-1"].log.read_text().count("Worker]: Ready")
+        kill.ready_lines = stack.services["rules-1"].output().count(ready_line("rules"))
         timings["worker back, after the traffic began"] = time.monotonic() - sim_started
         wait.until(lambda: sim is not None and sim.poll() is not None, 120,
                    "vitals simulate to finish")
