@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaError
 
 from alerting.core import Alerting
 from vitals import kafka, topics
-from vitals.records import AlertEvent, TrendPoint
+from vitals.records import AlertEvent, TrendPoint, echo
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,22 @@ class AlertConsumer:
                 return
             event = _alert.decode(value or b"")
         except msgspec.DecodeError as exc:
+            # a validation error quotes the value it refused, which may be a megabyte long
             self.bad += 1
-            self.core.bad_record(f"{topic}: {exc}: {(value or b'')[:300]!r}")
-            log.error("skipping a record of %s that is not valid: %s", topic, exc)
+            self.core.bad_record(f"{topic}: {echo(str(exc))}: {(value or b'')[:300]!r}")
+            log.error("skipping a record of %s that is not valid: %s", topic, echo(str(exc)))
             return
         self.events += 1
-        verdict = self.core.process(event)
+        try:
+            verdict = self.core.process(event)
+        except Exception as exc:
+            # One event must not stop paging for every patient (its offset would never be
+            # committed, so a restart would meet it again): audit it loudly and go on.
+            self.bad += 1
+            log.exception("could not process alert event %s", echo(event.alert_id))
+            self.core.bad_record(f"{topic}: processing failed: {echo(repr(exc))}: "
+                                 f"{(value or b'')[:300]!r}")
+            return
         log.info("%s %s (%s %s): %s (%s)", event.alert_id, event.status, event.rule,
                  event.severity, verdict.outcome, verdict.stage)
 
