@@ -12,7 +12,8 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError
 
 from alerting.core import Alerting
-from vitals import kafka, topics
+from vitals import kafka as kafka_config
+from vitals import topics
 from vitals.records import AlertEvent, TrendPoint, echo
 
 log = logging.getLogger(__name__)
@@ -22,18 +23,18 @@ _alert = msgspec.json.Decoder(AlertEvent)
 _trend = msgspec.json.Decoder(TrendPoint)
 
 
-def consumer_config(bootstrap: str) -> dict[str, object]:
+def consumer_config(kafka: kafka_config.KafkaConnection | str) -> dict[str, object]:
     """The group's configuration, tuned so that a page leaves within ~100 ms of the event."""
-    return {**kafka.consumer_config(bootstrap, GROUP), "fetch.wait.max.ms": 20}
+    return {**kafka_config.consumer_config(kafka, GROUP), "fetch.wait.max.ms": 20}
 
 
 class AlertConsumer:
     """Batches of alert events and trend points: recorded on the store thread, then committed."""
 
-    def __init__(self, bootstrap: str, core: Alerting) -> None:
+    def __init__(self, kafka: kafka_config.KafkaConnection | str, core: Alerting) -> None:
         self.core = core
-        self.bootstrap = bootstrap
-        self.consumer = Consumer({**consumer_config(bootstrap), "error_cb": self._error})
+        self.bootstrap = kafka_config.connection(kafka).bootstrap
+        self.consumer = Consumer({**consumer_config(kafka), "error_cb": self._error})
         self.consumer.subscribe([topics.ALERTS.name, topics.TRENDS.name])
         self.unreachable = False
         self.events = 0
