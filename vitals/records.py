@@ -18,8 +18,10 @@ import msgspec
 MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01
 EpochMs = Annotated[int, msgspec.Meta(ge=0, le=MAX_EPOCH_MS)]
 Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Text = Annotated[str, msgspec.Meta(max_length=4000)]
+# no control characters: a line break in a record must not forge a line in a log
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=PRINTABLE)]
+Text = Annotated[str, msgspec.Meta(max_length=4000, pattern=PRINTABLE)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 # finite and far from overflow; what is plausible for a vital sign is ingest's business
 Value = Annotated[float, msgspec.Meta(ge=-1e9, le=1e9)]
@@ -152,7 +154,7 @@ class AlertEvent(msgspec.Struct, omit_defaults=True, frozen=True):
     the reading that made it fire (or clear), `late` when that reading arrived long after it was
     measured (a device's buffered upload)."""
 
-    alert_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    alert_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=PRINTABLE)]
     status: Literal["firing", "resolved"]
     rule: Name
     severity: Severity
