@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,14 +25,19 @@ from alerting.notify.email import Email
 from alerting.notify.pagerduty import PagerDuty
 from alerting.notify.webhook import Webhook
 from alerting.oncall import OnCall, load_oncall
-from alerting.store.sqlite import SqliteStore
+from alerting.selfalert import page_operators
+from alerting.store.sqlite import SqliteStore, StateLock, StoreError, problem
 from alerting.store.thread import StoreThread
 from vitals import topics
 from vitals.kafka import declare_topics
 from vitals.patients import PatientRegistry, load_patients
-from vitals.settings import Settings, parse_hostport
+from vitals.settings import ConfigError, Settings, parse_hostport
 
 log = logging.getLogger(__name__)
+
+
+class AlertingDown(Exception):
+    """A task died (the store failed, or a bug) after the operators were paged: one line."""
 
 
 def load_config(settings: Settings) -> tuple[PatientRegistry, OnCall]:
@@ -53,7 +60,11 @@ def build(settings: Settings, clock: Clock = time.time) -> tuple[Alerting, Dispa
     """The core and the dispatcher, sharing one store opened on its own thread."""
     patients, oncall = load_config(settings)
     thread = StoreThread()
-    store = thread.call(SqliteStore, settings.state_dir)  # the connection is made on its thread
+    try:
+        store = thread.call(SqliteStore, settings.state_dir)  # connected on its own thread
+    except StoreError as exc:  # corrupt, locked, disk full: one line, exit status 2
+        thread.close()
+        raise ConfigError(str(exc)) from None
     channels = notifiers(settings, oncall)
     public = oncall.paging.public_url or f"http://{settings.alerting_addr}"
     core = Alerting(store, oncall, patients, channels, clock, public, settings.webhook_url,
@@ -70,6 +81,31 @@ def build(settings: Settings, clock: Clock = time.time) -> tuple[Alerting, Dispa
 async def serve(settings: Settings, stop: asyncio.Event,
                 on_ready: Callable[[Alerting], None] | None = None) -> None:
     """The service until `stop`; `on_ready(core)` once the API serves and the tasks run."""
+    try:
+        lock = StateLock(settings.state_dir)  # one instance per state directory
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"VITALS_STATE_DIR ({settings.state_dir}): {exc.strerror or exc}"
+                          ) from None
+    try:
+        await _serve(settings, stop, on_ready)
+    finally:
+        lock.release()
+
+
+def _reason(core: Alerting, exc: BaseException) -> str:
+    """One line for a task that died: the database and its problem, or the error."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, sqlite3.Error):
+            return problem(core.store.location(), cause)  # type: ignore[arg-type]
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _serve(settings: Settings, stop: asyncio.Event,
+                 on_ready: Callable[[Alerting], None] | None) -> None:
     core, dispatcher = build(settings)
     pending = await core.off_loop(core.store.pending_count)
     if pending:
@@ -96,15 +132,22 @@ async def serve(settings: Settings, stop: asyncio.Event,
     if on_ready:
         on_ready(core)
     stopping = asyncio.create_task(stop.wait())
+    down = ""
     try:
-        # A task that dies (a bug, a broken database) stops the service rather than leaving it
-        # up and deaf: the supervisor restarts it, and uncommitted events are read again.
+        # A task that dies (a broken database, a bug) stops the service rather than leaving it
+        # up and deaf: the operators are paged, the supervisor restarts it, and uncommitted
+        # events are read again.
         done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
         failed = next((task for task in done if task is not stopping and task.exception()),
                       None)
         if failed is not None:
             stop.set()
-            raise RuntimeError("an alerting stage failed") from failed.exception()
+            error = failed.exception()
+            assert error is not None
+            down = _reason(core, error)
+            log.debug("the task that failed", exc_info=error)
+            paged = await page_operators(core.oncall, settings.pagerduty_url, down)
+            down += ("; operators paged" if paged else "; paging the operators FAILED")
     finally:
         stop.set()
         stopping.cancel()
@@ -112,13 +155,18 @@ async def serve(settings: Settings, stop: asyncio.Event,
         _, late = await asyncio.wait(tasks, timeout=5)
         for task in late:
             task.cancel()
-        await dispatcher.drain(5)
+        # After a store failure these may fail too; the one line below says why.
+        with contextlib.suppress(Exception) if down else contextlib.nullcontext():
+            await dispatcher.drain(5)
         await runner.cleanup()
         await dispatcher.close()
         consumer.close()
-        core.close()
+        with contextlib.suppress(Exception) if down else contextlib.nullcontext():
+            core.close()
         log.info("alerting stopped: %d alert events, %d duplicates, %d notifications sent",
                  consumer.events, core.duplicates, dispatcher.sent)
+    if down:
+        raise AlertingDown(f"{down}; exiting for the supervisor to restart it")
 
 
 def run(settings: Settings, stop: threading.Event,
@@ -132,4 +180,8 @@ def run(settings: Settings, stop: threading.Event,
                          daemon=True).start()
         await serve(settings, astop, on_ready)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except AlertingDown as exc:
+        print(f"vitals: alerting stopped: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

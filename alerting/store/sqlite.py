@@ -10,7 +10,9 @@ change and the intents it causes are written in one transaction, before anything
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +54,85 @@ CREATE TABLE IF NOT EXISTS trends (
   PRIMARY KEY (patient_id, ts));
 """
 FILE_NAME = "alerting.sqlite3"
+LOCK_NAME = "alerting.lock"
+# The state holds patients' alerts and the outbox with PagerDuty routing keys: owner only.
+DIR_MODE, FILE_MODE = 0o700, 0o600
+PRIVATE_UMASK = 0o077
+
+
+class StoreError(Exception):
+    """The state cannot be used: one line naming the file and the problem."""
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and directories created meanwhile are the owner's only (umask 077).
+
+    SQLite creates the -wal and -shm files with the database file's mode; the umask covers
+    them too should SQLite ever not."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def private_dir(path: Path) -> None:
+    """The state directory, created 0700; an existing one is narrowed to 0700 (a state
+    directory from a version before this one)."""
+    with private_umask():
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(DIR_MODE)
+
+
+def private_file(path: Path) -> None:
+    """`path` created 0600 if missing; an existing one narrowed to 0600."""
+    with private_umask():
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    if path.stat().st_mode & 0o077:
+        path.chmod(FILE_MODE)
+
+
+class StateLock:
+    """One alerting instance per state directory: an exclusive `flock` on `alerting.lock`,
+    held until `release` (or the process ends: the kernel drops it, even after SIGKILL)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        private_dir(state_dir)
+        self.path = state_dir / LOCK_NAME
+        with private_umask():
+            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise StoreError(f"VITALS_STATE_DIR ({state_dir}): another vitals alerting is "
+                             f"running on this state directory (it holds {self.path})"
+                             ) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        """Let another instance start."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def problem(path: Path, exc: BaseException) -> str:
+    """One line naming the database file and what is wrong with it."""
+    text = str(exc) or type(exc).__name__
+    hint = {"file is not a database": "corrupt (not an SQLite database)",
+            "database is locked": "locked by another process",
+            "database or disk is full": "the disk (or the database) is full"}
+    for known, said in hint.items():
+        if known in text:
+            text = f"{said}: {text}"
+            break
+    return f"alerting state ({path}): {text}"
 
 
 def _decoded(row: sqlite3.Row | None, column: str) -> dict[str, Any] | None:
@@ -70,19 +151,35 @@ def _incident(row: sqlite3.Row | None) -> Incident | None:
 class SqliteStore:
     """`alerting.store.Store` in one SQLite file (WAL, synchronous=FULL)."""
 
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, state_dir: Path, timeout_s: float = 5.0) -> None:
+        """Open (or create) the database; `StoreError` in one line if it cannot be used
+        (corrupt, locked, disk full, unreadable)."""
         self.path = state_dir / FILE_NAME
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in `tx`).
-        # check_same_thread=False: the service uses it on its store thread only, but a test may
-        # read it from its own thread while nothing else runs.
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit survives a power cut, which is what "durably recorded" promises Kafka.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
         self._depth = 0
+        try:
+            private_dir(state_dir)
+            # Created 0600 before SQLite opens it: SQLite gives -wal and -shm the same mode.
+            private_file(self.path)
+            for suffix in ("-wal", "-shm"):  # left by a version before this one
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists() and side.stat().st_mode & 0o077:
+                    side.chmod(FILE_MODE)
+            with private_umask():
+                # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in `tx`).
+                # check_same_thread=False: the service uses it on its store thread only, but a
+                # test may read it from its own thread while nothing else runs.
+                self.db = sqlite3.connect(self.path, isolation_level=None,
+                                          check_same_thread=False, timeout=timeout_s)
+                self.db.row_factory = sqlite3.Row
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # FULL: a commit survives a power cut, which "durably recorded" promises Kafka.
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(problem(self.path, exc)) from None
+        except OSError as exc:
+            raise StoreError(f"alerting state ({exc.filename or self.path}): "
+                             f"{exc.strerror or exc}") from None
 
     def location(self) -> str:
         """The database file."""
@@ -107,7 +204,10 @@ class SqliteStore:
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR): a
+            # ROLLBACK then would fail and hide the error that says what happened.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         else:
             self.db.execute("COMMIT")

@@ -1,0 +1,196 @@
+"""The alerting state against faults and other users of the machine: owner-only files, one
+instance per state directory, a corrupt, locked or full database said in one line, and a store
+that fails at run time pages the operators and exits instead of staying up deaf."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from alerting.selfalert import page_operators
+from alerting.service import _reason
+from alerting.store.sqlite import FILE_NAME, LOCK_NAME, SqliteStore, StateLock, StoreError
+from harness import servers, services
+from harness.command import vitals
+from harness.pagerduty import PagerDutyStandIn
+from tests.alerting.support import Clock, build, event, make_settings
+from tests.alerting.test_service import env_of, produce, start
+from tests.support import wait_for
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_state_files_are_the_owners_only_even_under_a_lax_umask(
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
+    old = os.umask(0o002)  # a umask that would make them group-writable and world-readable
+    try:
+        settings = make_settings(tmp_path, receiver)
+        lock = StateLock(settings.state_dir)
+
+        async def scenario() -> None:
+            core, d = build(settings, Clock())
+            core.handle(event())  # the outbox now holds a routing key
+            await d.drain()
+            state = settings.state_dir
+            files = [state / FILE_NAME, state / (FILE_NAME + "-wal"),
+                     state / (FILE_NAME + "-shm"), state / LOCK_NAME]
+            for path in files:
+                assert mode(path) == 0o600, (path, oct(mode(path)))
+            assert mode(state) == 0o700
+            assert sorted(p.name for p in state.iterdir()) == sorted(p.name for p in files)
+            await d.close()
+            core.close()
+
+        asyncio.run(scenario())
+        lock.release()
+    finally:
+        os.umask(old)
+
+
+def test_an_existing_lax_state_directory_is_narrowed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    (state / FILE_NAME).touch(mode=0o644)
+    SqliteStore(state).close()
+    assert (mode(state), mode(state / FILE_NAME)) == (0o700, 0o600)
+
+
+def test_the_state_lock_is_exclusive_and_released(tmp_path: Path) -> None:
+    first = StateLock(tmp_path / "state")
+    with pytest.raises(StoreError, match="another vitals alerting"):
+        StateLock(tmp_path / "state")
+    first.release()
+    StateLock(tmp_path / "state").release()
+
+
+@pytest.mark.slow
+def test_a_second_alerting_on_the_same_state_directory_exits_at_start(
+        tmp_path: Path, receiver: PagerDutyStandIn, kafka: servers.Server) -> None:
+    settings = make_settings(tmp_path, receiver)
+    env, log = env_of(settings, kafka), tmp_path / "alerting.log"
+    first = start(env, log)
+    try:
+        other = {**env, "VITALS_ALERTING_ADDR": f"127.0.0.1:{servers.free_port()}"}
+        r = subprocess.run(vitals("alerting"), env=other, capture_output=True, text=True,
+                           timeout=60, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, r.stderr
+        assert str(settings.state_dir) in lines[0] and "another vitals alerting" in lines[0]
+        assert first.alive()
+        assert first.stop() == 0, first.tail(20)
+    finally:
+        first.kill()
+
+
+def run_alerting(tmp_path: Path, receiver: PagerDutyStandIn, **kw: object
+                 ) -> subprocess.CompletedProcess[str]:
+    settings = make_settings(tmp_path, receiver)
+    return subprocess.run(vitals("alerting"), env=services.environment(settings),
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          **kw)  # type: ignore[call-overload]
+
+
+def one_line(r: subprocess.CompletedProcess[str]) -> str:
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def test_a_corrupt_database_stops_the_start_in_one_line(tmp_path: Path,
+                                                        receiver: PagerDutyStandIn) -> None:
+    db = tmp_path / "state" / FILE_NAME
+    db.parent.mkdir()
+    db.write_bytes(os.urandom(8192))
+    line = one_line(run_alerting(tmp_path, receiver))
+    assert str(db) in line and "corrupt" in line
+
+
+def test_a_locked_database_stops_the_start_in_one_line(tmp_path: Path,
+                                                       receiver: PagerDutyStandIn) -> None:
+    db = tmp_path / "state" / FILE_NAME
+    db.parent.mkdir()
+    holder = sqlite3.connect(db, isolation_level=None)  # a rollback-journal database ...
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # ... that another process holds
+    try:
+        line = one_line(run_alerting(tmp_path, receiver))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert str(db) in line and "locked" in line
+
+
+def test_a_disk_that_cannot_take_the_database_stops_the_start_in_one_line(
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
+    # A file size limit (RLIMIT_FSIZE, no root needed) stands in for a full file system: the
+    # new database cannot grow past 8 KiB. Python ignores SIGXFSZ, so the write fails.
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    line = one_line(run_alerting(tmp_path, receiver, preexec_fn=small_files))
+    assert str(tmp_path / "state" / FILE_NAME) in line
+    assert "full" in line or "I/O error" in line
+
+
+def test_a_full_database_at_run_time_pages_the_operators(tmp_path: Path,
+                                                         receiver: PagerDutyStandIn) -> None:
+    async def scenario() -> None:
+        core, d = build(make_settings(tmp_path, receiver), Clock())
+        pages = core.store.db.execute("PRAGMA page_count").fetchone()[0]
+        core.store.db.execute(f"PRAGMA max_page_count={pages}")  # the disk is full now
+        with pytest.raises(sqlite3.OperationalError, match="full") as caught:
+            for i in range(1000):  # until a write needs a page more
+                core.handle(event(start=1_795_000_000_000 + i, summary="x" * 500))
+        reason = _reason(core, caught.value)
+        assert str(core.store.location()) in reason and "full" in reason
+        assert await page_operators(core.oncall, core_url(receiver), reason) == 1
+        [page] = [b for b in receiver.pd("trigger") if b["dedup_key"] == "vitals-alerting-down"]
+        payload = page["payload"]
+        assert (payload["source"], payload["class"], payload["severity"]) == (
+            "vitals", "pipeline", "critical")
+        assert "cannot page patients' alerts" in payload["summary"]
+        # no operators: team in this on-call file: every team's first step (the ward nurse)
+        assert page["routing_key"] in ("key-alice", "key-bob")
+        await d.close()
+
+    asyncio.run(scenario())
+
+
+def core_url(receiver: PagerDutyStandIn) -> str:
+    return f"{receiver.base_url}/v2/enqueue"
+
+
+@pytest.mark.slow
+def test_a_store_failure_at_run_time_exits_and_pages_the_operators(
+        tmp_path: Path, receiver: PagerDutyStandIn, kafka: servers.Server) -> None:
+    settings = make_settings(tmp_path, receiver)
+    env, log = env_of(settings, kafka), tmp_path / "alerting.log"
+    proc = start(env, log)
+    holder = sqlite3.connect(settings.state_dir / FILE_NAME, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        produce(kafka.port, event())
+        wait_for(lambda: not proc.alive(), 60, "alerting to exit")
+        assert proc.proc.returncode == 1
+        text = proc.output()
+        assert "Traceback" not in text, text
+        [line] = [x for x in text.splitlines() if x.startswith("vitals: alerting stopped")]
+        assert str(settings.state_dir / FILE_NAME) in line and "locked" in line
+        assert "operators paged" in line
+        [page] = receiver.pd("trigger")
+        assert page["payload"]["source"] == "vitals" and page["payload"]["class"] == "pipeline"
+    finally:
+        holder.close()
+        proc.kill()
