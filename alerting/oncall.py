@@ -11,8 +11,9 @@ import datetime as dt
 import hashlib
 import hmac
 import itertools
+import logging
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -28,9 +29,25 @@ from alerting.lifecycle import MIN, Policy
 from vitals.configfile import embedded, load_model
 from vitals.settings import ConfigError
 
+log = logging.getLogger(__name__)
+
 Severity = Literal["critical", "error", "warning", "info"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+Role = Literal["nurse", "lead"]  # nurse: read, ack, resolve; lead: also silences
+ROLES: dict[str, int] = {"nurse": 0, "lead": 1}
+Secret = Annotated[str, StringConstraints(min_length=16, max_length=200)]
+
+
+def number(low: float, high: float, *, above: bool = False) -> Any:
+    """A finite number of the on-call file within [low, high] (or (low, high] with `above`):
+    NaN, infinities, booleans, strings and absurd values stop the command at start."""
+    if above:
+        return Field(gt=low, le=high, allow_inf_nan=False, strict=True)
+    return Field(ge=low, le=high, allow_inf_nan=False, strict=True)
+
+
+DAY_MIN = 24 * 60
 
 
 class _Strict(BaseModel):
@@ -45,6 +62,8 @@ class Target(_Strict):
     pagerduty: Annotated[str, StringConstraints(min_length=1)] | None = None  # routing key
     webhook: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    # the environment variable holding this target's webhook secret (alerting/notify/webhook.py)
+    secret_env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
 
     @model_validator(mode="after")
     def _some_channel(self) -> Target:
@@ -56,7 +75,7 @@ class Target(_Strict):
 class Step(_Strict):
     """One escalation step: who is paged once the incident is `after_min` unacknowledged."""
 
-    after_min: float = Field(ge=0)
+    after_min: Annotated[float, number(0, DAY_MIN)]
     notify: tuple[Name, ...] = Field(min_length=1)
 
 
@@ -64,7 +83,7 @@ class Team(_Strict):
     """A team's escalation steps, in order."""
 
     escalation: tuple[Step, ...] = Field(min_length=1)
-    repeat_min: float | None = Field(default=None, ge=1)  # overrides paging.repeat_min
+    repeat_min: Annotated[float, number(1, DAY_MIN)] | None = None  # overrides paging's
 
     @field_validator("escalation")
     @classmethod
@@ -73,6 +92,13 @@ class Team(_Strict):
                for earlier, later in itertools.pairwise(steps)):
             raise ValueError("after_min must not decrease from one step to the next")
         return steps
+
+
+class Token(_Strict):
+    """A token entry that names its role: `{token: ..., role: lead}`."""
+
+    token: Secret
+    role: Role = "nurse"
 
 
 class Override(_Strict):
@@ -120,8 +146,9 @@ class Paging(_Strict):
     """Paging policy: which severities page, repeats, the held resolve, links, e-mail sender."""
 
     severities: tuple[Severity, ...] = ("critical", "error")  # CLINICAL.md: alarm burden
-    repeat_min: float | None = Field(default=10, ge=1)  # the last step repeats; null: never
-    resolve_hold_min: float = Field(default=5, ge=0)  # flap damping, see README
+    repeat_min: Annotated[float, number(1, DAY_MIN)] | None = 10  # last step repeats; null: never
+    resolve_hold_min: Annotated[float, number(0, DAY_MIN)] = 5  # flap damping, see README
+    silence_max_days: Annotated[float, number(0, 30, above=True)] = 7  # how far a silence reaches
     public_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
     email_from: str = "vitals-alerting@localhost"
 
@@ -132,7 +159,7 @@ class OnCall(_Strict):
     targets: dict[Name, Target]
     teams: dict[Name, Team]
     schedules: dict[Name, Schedule] = {}
-    tokens: dict[Name, Annotated[str, StringConstraints(min_length=16)]] = {}
+    tokens: dict[Name, Secret | Token] = {}  # a bare string is a nurse's token
     paging: Paging = Paging()
 
     @model_validator(mode="after")
@@ -158,16 +185,24 @@ class OnCall(_Strict):
             name = self.schedules[name].on_duty(now)
         return name, self.targets[name]
 
-    def who(self, token: str) -> str | None:
-        """The person a bearer token belongs to; tokens may be stored as `sha256:<hex>`."""
+    def identify(self, token: str) -> tuple[str, Role] | None:
+        """The person a bearer token belongs to, and their role; tokens may be stored as
+        `sha256:<hex>`. Every entry is compared (constant time), whichever matches."""
         digest = hashlib.sha256(token.encode()).hexdigest()
         found = None
-        for person, stored in self.tokens.items():
+        for person, entry in self.tokens.items():
+            stored, role = (entry, "nurse") if isinstance(entry, str) else (entry.token,
+                                                                             entry.role)
             want = stored.removeprefix("sha256:") if stored.startswith("sha256:") else (
                 hashlib.sha256(stored.encode()).hexdigest())
             if hmac.compare_digest(want, digest):
-                found = person
-        return found
+                found = (person, role)
+        return found  # type: ignore[return-value]
+
+    def who(self, token: str) -> str | None:
+        """The person a bearer token belongs to."""
+        found = self.identify(token)
+        return found[0] if found else None
 
     def pages(self, severity: str) -> bool:
         """Whether alerts of this severity page (paging.severities)."""
@@ -194,12 +229,20 @@ def default_oncall_path() -> Path:
 
 
 def load_oncall(path: Path | None, teams_needed: set[str] | None = None) -> OnCall:
-    """The on-call file, parsed and validated.
+    """The on-call file, parsed and validated (`None`: the embedded demo file, whose API
+    tokens are disabled: only `vitals demo`, which writes its own file, has tokens).
 
     A problem raises `ConfigError` in one line that names the file and the field.
     `teams_needed` (from the patients file) must all exist."""
+    embedded_demo = path is None
     path = path or default_oncall_path()
     oncall = load_model(OnCall, path, "VITALS_ONCALL")
+    if embedded_demo and oncall.tokens:  # public values: never let them open the API
+        oncall = oncall.model_copy(update={"tokens": {}})
+    if embedded_demo:
+        log.warning("VITALS_ONCALL is not set: the embedded demo on-call file is used, and it "
+                    "has no API tokens, so the API answers 401 to everyone; set VITALS_ONCALL "
+                    "to a file with tokens")
     missing = sorted((teams_needed or set()) - set(oncall.teams))
     if missing:
         raise ConfigError(f"VITALS_ONCALL ({path}): teams: no team {missing[0]}, which "

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import functools
+import secrets
 import shutil
 import signal
 import tempfile
@@ -59,11 +60,17 @@ class Options:
     start: int | None = None  # epoch ms; None: the cohort ends now
 
 
+DEMO_NURSES = ("nurse-alice", "nurse-bob", "nurse-carol")
+
+
 def oncall_file(path: Path) -> OnCall:
     """The embedded on-call file with `resolve_hold_min: 0`: at thousands of times real time a
-    wall-clock hold of 5 minutes would outlast the whole demo, so no page would ever resolve."""
+    wall-clock hold of 5 minutes would outlast the whole demo, so no page would ever resolve.
+    The embedded file has no API tokens (a public file holds no secret): each run gets fresh
+    random ones (bare strings: nurses, who may read, acknowledge and resolve)."""
     doc = yaml.safe_load(embedded("oncall.yaml").read_text())
     doc["paging"]["resolve_hold_min"] = 0
+    doc["tokens"] = {name: secrets.token_urlsafe(24) for name in DEMO_NURSES}
     path.write_text("# vitals demo: the embedded on-call file, resolves not held\n"
                     + yaml.safe_dump(doc, sort_keys=False))
     return load_model(OnCall, path, "VITALS_ONCALL")

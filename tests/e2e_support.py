@@ -6,6 +6,7 @@ waits that say what the pipeline was doing when they time out."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import urllib.error
 import urllib.parse
@@ -40,9 +41,12 @@ def write_oncall(path: Path) -> Path:
     The embedded file holds a resolve for 5 minutes of wall-clock time (a patient who fires
     again meanwhile returns silently to the open incident instead of churning resolve/trigger).
     This test plays a whole fever in seconds, so with the hold its `resolve` would reach
-    PagerDuty 5 wall minutes after the fever cleared, long after the test is over."""
+    PagerDuty 5 wall minutes after the fever cleared, long after the test is over.
+    The embedded file has no API tokens (a public file holds no secret): fresh random ones."""
     oncall = yaml.safe_load(default_oncall_path().read_text())
     oncall["paging"]["resolve_hold_min"] = 0
+    oncall["tokens"] = {name: secrets.token_urlsafe(24)
+                        for name in ("nurse-alice", "nurse-bob", "nurse-carol")}
     path.write_text(yaml.safe_dump(oncall, sort_keys=False))
     return path
 

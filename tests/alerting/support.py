@@ -66,8 +66,8 @@ teams:
       - {after_min: %(step2)s, notify: [registrar]}
       - {after_min: %(step3)s, notify: [charge]}
 tokens:
-  alice: token-alice-0123456789
-  bob: "sha256:%(bob_hash)s"
+  alice: {token: token-alice-0123456789, role: lead}   # may also silence
+  bob: "sha256:%(bob_hash)s"                           # a bare string: a nurse
 paging:
   severities: [critical, error]
   repeat_min: 15

@@ -6,6 +6,9 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alerting.oncall import load_oncall
 from tests.alerting.support import BOB_TOKEN, write_oncall
@@ -94,3 +97,93 @@ def test_new_settings_for_the_channels(tmp_path: Path, monkeypatch: pytest.Monke
     assert load_settings(_env_file=None).smtp_url is None
     with pytest.raises(ConfigError, match="VITALS_SMTP_URL"):
         load_settings(_env_file=None, smtp_url="http://127.0.0.1:25")
+
+
+def test_roles_per_token_a_bare_string_is_a_nurse(tmp_path: Path) -> None:
+    oncall = load_oncall(write_oncall(tmp_path / "oncall.yaml", "http://127.0.0.1:1"))
+    assert oncall.identify("token-alice-0123456789") == ("alice", "lead")
+    assert oncall.identify(BOB_TOKEN) == ("bob", "nurse")
+    assert oncall.identify("token-alice-012345678") is None
+    path = tmp_path / "bad.yaml"
+    path.write_text("targets: {a: {pagerduty: k}}\nteams: {}\n"
+                    "tokens: {a: {token: a-long-enough-token, role: admin}}\n")
+    with pytest.raises(ConfigError, match=r"tokens\.a"):
+        load_oncall(path)
+
+
+def test_the_embedded_demo_file_opens_the_api_to_nobody(caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    oncall = load_oncall(None, {"haem-a", "haem-b"})
+    assert oncall.tokens == {}
+    for public in ("demo-token-nurse-alice", "demo-token-nurse-bob", "demo-token-nurse-carol"):
+        assert oncall.identify(public) is None
+    assert "no API tokens" in caplog.text and "VITALS_ONCALL is not set" in caplog.text
+
+
+# Every number of the on-call file, as a path into the YAML document and its allowed range.
+NUMERIC_FIELDS = {
+    "teams.haem-a.escalation[0].after_min": (0, 1440),
+    "teams.haem-a.escalation[1].after_min": (0, 1440),
+    "teams.haem-a.repeat_min": (1, 1440),
+    "paging.repeat_min": (1, 1440),
+    "paging.resolve_hold_min": (0, 1440),
+    "paging.silence_max_days": (0, 30),
+}
+GOOD = {"targets": {"a": {"pagerduty": "k"}},
+        "teams": {"haem-a": {"repeat_min": 10, "escalation": [
+            {"after_min": 0, "notify": ["a"]}, {"after_min": 1440, "notify": ["a"]}]}},
+        "paging": {"repeat_min": 10, "resolve_hold_min": 5, "silence_max_days": 7}}
+
+
+def _with(field: str, value: object) -> dict:
+    import copy
+    import re
+
+    doc = copy.deepcopy(GOOD)
+    keys = [int(k) if k.isdigit() else k for k in re.findall(r"[^.\[\]]+", field)]
+    node = doc
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return doc
+
+
+BAD_NUMBERS = st.one_of(
+    st.sampled_from([float("nan"), float("inf"), float("-inf"), True, "10", [1], None]),
+    st.floats(max_value=-1e-6, allow_nan=False, allow_infinity=False),
+    st.integers(max_value=-1),
+    st.floats(min_value=1441, allow_nan=False, allow_infinity=False),
+    st.integers(min_value=1441, max_value=10**30))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(sorted(NUMERIC_FIELDS)), value=BAD_NUMBERS)
+def test_every_number_refuses_nan_inf_negative_and_absurd(tmp_path: Path, field: str,
+                                                          value: object) -> None:
+    low, high = NUMERIC_FIELDS[field]
+    if value is None and field.endswith("repeat_min"):
+        value = float("nan")  # null is valid there: repeats off (or the default)
+    if field == "paging.silence_max_days" and isinstance(value, int | float) and not isinstance(
+            value, bool) and value == value and 0 < value <= high:
+        value = high + 1
+    path = tmp_path / "oncall.yaml"
+    path.write_text(yaml.safe_dump(_with(field, value)))
+    with pytest.raises(ConfigError) as exc:
+        load_oncall(path)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith(f"VITALS_ONCALL ({path}): ")
+    assert field in msg, msg
+    # ... and the bounds themselves load
+    for ok in (low if not field.endswith("silence_max_days") else 0.5, high):
+        path.write_text(yaml.safe_dump(_with(field, ok)))
+        load_oncall(path)
+
+
+def test_a_nan_written_as_yaml_stops_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "oncall.yaml"
+    path.write_text("targets: {a: {pagerduty: k}}\n"
+                    "teams: {t: {escalation: [{after_min: .inf, notify: [a]}]}}\n")
+    with pytest.raises(ConfigError, match=r"teams\.t\.escalation\[0\]\.after_min: Input "
+                                          "should be a finite number"):
+        load_oncall(path)
