@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -47,10 +48,26 @@ def load_config(settings: Settings) -> tuple[PatientRegistry, OnCall]:
     return patients, oncall
 
 
+def webhook_secrets(oncall: OnCall) -> dict[str, str]:
+    """Each webhook target's own secret (URL -> secret), from the environment variable its
+    `secret_env` names; ConfigError in one line if that variable is unset or empty."""
+    out: dict[str, str] = {}
+    for name, target in oncall.targets.items():
+        env = getattr(target, "secret_env", None)
+        if not env or not target.webhook:
+            continue
+        secret = os.environ.get(env)
+        if not secret:
+            raise ConfigError(f"VITALS_ONCALL: targets.{name}.secret_env: {env} is not set")
+        out[target.webhook] = secret
+    return out
+
+
 def notifiers(settings: Settings, oncall: OnCall) -> dict[str, Notifier]:
     """A notifier per configured channel (e-mail only with VITALS_SMTP_URL)."""
     out: dict[str, Notifier] = {"pagerduty": PagerDuty(settings.pagerduty_url),
-                                "webhook": Webhook(settings.webhook_secret)}
+                                "webhook": Webhook(settings.webhook_secret,
+                                                   webhook_secrets(oncall))}
     if settings.smtp_url:
         out["email"] = Email(settings.smtp_url, oncall.paging.email_from)
     return out
@@ -73,6 +90,12 @@ def build(settings: Settings, clock: Clock = time.time) -> tuple[Alerting, Dispa
     core.wake = dispatcher.wake
     if settings.webhook_url and not settings.webhook_secret:
         log.warning("VITALS_WEBHOOK_SECRET is not set: webhook bodies go out unsigned")
+    unsigned = sorted(name for name, target in oncall.targets.items() if target.webhook
+                      and not settings.webhook_secret and not getattr(target, "secret_env",
+                                                                       None))
+    if unsigned:
+        log.warning("webhook targets without a secret (secret_env or VITALS_WEBHOOK_SECRET) "
+                    "get unsigned requests: %s", ", ".join(unsigned))
     if "email" not in channels and any(target.email for target in oncall.targets.values()):
         log.warning("targets have e-mail addresses but VITALS_SMTP_URL is not set")
     return core, dispatcher

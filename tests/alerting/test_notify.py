@@ -115,9 +115,10 @@ def test_webhook_body_is_signed_and_the_receiver_verifies_it(tmp_path: Path,
         hooks = [r for r in receiver.requests if r.path in ("/feed", "/registrar")]
         assert {r.path for r in hooks} == {"/feed", "/registrar"}
         for r in hooks:
-            assert verify(secret, r.raw, r.headers[SIGNATURE_HEADER])
-            assert not verify(secret, r.raw + b" ", r.headers[SIGNATURE_HEADER])
-            assert not verify("another secret", r.raw, r.headers[SIGNATURE_HEADER])
+            now = time.time()
+            assert verify(r.headers[SIGNATURE_HEADER], r.raw, secret, now)
+            assert not verify(r.headers[SIGNATURE_HEADER], r.raw + b" ", secret, now)
+            assert not verify(r.headers[SIGNATURE_HEADER], r.raw, "another secret", now)
             assert r.headers["X-Vitals-Delivery"].isdigit()
         [reg] = [r.json for r in hooks if r.path == "/registrar"]
         assert reg["event"] == "trigger" and reg["patient_id"] == "P001"
