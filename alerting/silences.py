@@ -3,10 +3,13 @@ to hospital, device swap). A silenced alert is recorded and shown, and never pag
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from alerting.store import Store
+
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -20,8 +23,11 @@ class SilenceRequest:
     reason: str
 
     @classmethod
-    def parse(cls, body: Any, now: int) -> SilenceRequest:
-        """From the API's JSON: `{patient_id?, rule?, minutes | ends_at, starts_at?, reason}`."""
+    def parse(cls, body: Any, now: int, max_ms: int = 7 * DAY_MS) -> SilenceRequest:
+        """From the API's JSON: `{patient_id?, rule?, ends_at | minutes, starts_at?, reason}`.
+
+        An end is required (`ends_at` in epoch ms, or `minutes` from the start), in the future,
+        at most `max_ms` after now (the on-call file's `paging.silence_max_days`)."""
         if not isinstance(body, dict):
             raise ValueError("expected a JSON object")
         patient, rule = body.get("patient_id"), body.get("rule")
@@ -34,16 +40,40 @@ class SilenceRequest:
         if not isinstance(reason, str) or not reason.strip():
             raise ValueError("a silence needs a reason")
         starts = body.get("starts_at", now)
+        if not _epoch_ms(starts):
+            raise ValueError("starts_at must be epoch milliseconds")
         if "minutes" in body:
             minutes = body["minutes"]
-            if not isinstance(minutes, int | float) or not 0 < minutes <= 60 * 24 * 90:
-                raise ValueError("minutes must be between 0 and 90 days")
+            if not _number(minutes) or not 0 < minutes <= max_ms / 60_000:
+                raise ValueError(f"minutes must be more than 0 and at most "
+                                 f"{max_ms / DAY_MS:g} days")
             ends = int(starts + minutes * 60_000)
         else:
             ends = body.get("ends_at")
-        if not isinstance(starts, int) or not isinstance(ends, int) or ends <= starts:
-            raise ValueError("give minutes, or ends_at (epoch ms) after starts_at")
+            if ends is None:
+                raise ValueError("a silence needs an end: ends_at (epoch ms) or minutes")
+            if not _epoch_ms(ends):
+                raise ValueError("ends_at must be epoch milliseconds")
+        if ends <= max(starts, now):
+            raise ValueError("ends_at must be in the future and after starts_at")
+        if ends - now > max_ms:
+            raise ValueError(f"ends_at is more than {max_ms / DAY_MS:g} days ahead "
+                             "(paging.silence_max_days)")
         return cls(patient, rule, starts, ends, reason.strip()[:500])
+
+    @property
+    def all_patients(self) -> bool:
+        """A rule silenced for every patient."""
+        return self.patient_id is None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and (
+        math.isfinite(value))
+
+
+def _epoch_ms(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
 
 
 def add(store: Store, request: SilenceRequest, by: str, now: int) -> int:
@@ -51,7 +81,8 @@ def add(store: Store, request: SilenceRequest, by: str, now: int) -> int:
     silence_id = store.add_silence(request.patient_id, request.rule, request.starts_at,
                                    request.ends_at, request.reason, by, now)
     store.audit(now, "silenced", patient_id=request.patient_id, actor=by,
-                detail=f"silence {silence_id}: rule={request.rule or '*'} until "
+                detail=f"silence {silence_id}: rule={request.rule or '*'} "
+                       f"patients={request.patient_id or 'ALL'} until "
                        f"{request.ends_at}: {request.reason}")
     return silence_id
 

@@ -72,21 +72,24 @@ paging:
   severities: [critical, error]
   repeat_min: 15
   resolve_hold_min: %(hold)s
+  silence_max_days: %(silence_days)s
 """
 BOB_TOKEN = "token-bob-0123456789ab"
 
 
 def write_oncall(path: Path, hook: str, step2: float = 10, step3: float = 20,
-                 hold: float = 0) -> Path:
+                 hold: float = 0, silence_days: float = 7) -> Path:
     import hashlib
 
     path.write_text(ONCALL % {"hook": hook, "step2": step2, "step3": step3, "hold": hold,
+                              "silence_days": silence_days,
                               "bob_hash": hashlib.sha256(BOB_TOKEN.encode()).hexdigest()})
     return path
 
 
 def make_settings(tmp_path: Path, receiver: PagerDutyStandIn, **kw: Any) -> Settings:
-    oncall_kw = {k: kw.pop(k) for k in ("step2", "step3", "hold") if k in kw}
+    oncall_kw = {k: kw.pop(k) for k in ("step2", "step3", "hold", "silence_days")
+                 if k in kw}
     return load_settings(
         _env_file=None,
         patients=write_patients(tmp_path / "patients.yaml", ["P001", "P002", "P003"]),

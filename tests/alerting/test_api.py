@@ -116,14 +116,17 @@ def test_silences_over_the_api(tmp_path: Path, receiver: PagerDutyStandIn) -> No
                 assert s["created_by"] == "alice" and s["reason"] == "admitted to hospital"
             assert core.handle(event()) == "silenced"
             async with http.delete(f"{base}/silences/{sid}", headers=BOB) as r:
+                assert r.status == 403  # bob is a nurse: only a lead ends a silence
+                assert "lead" in (await r.json())["error"]
+            async with http.delete(f"{base}/silences/{sid}", headers=ALICE) as r:
                 assert r.status == 200
-            async with http.delete(f"{base}/silences/{sid}", headers=BOB) as r:
+            async with http.delete(f"{base}/silences/{sid}", headers=ALICE) as r:
                 assert r.status == 404
             assert core.handle(event(start=1_795_000_600_000)) == "paged"
             async with http.get(f"{base}/audit", headers=ALICE) as r:
                 rows = (await r.json())["audit"]
             assert [(x["event"], x["actor"]) for x in rows if "silenc" in x["event"]] == [
-                ("silenced", "alice"), ("unsilenced", "bob")]
+                ("silenced", "alice"), ("unsilenced", "alice")]
         await runner.cleanup()
         await d.close()
 
