@@ -96,6 +96,9 @@ def build(settings: Settings, clock: Clock = time.time) -> tuple[Alerting, Dispa
     if unsigned:
         log.warning("webhook targets without a secret (secret_env or VITALS_WEBHOOK_SECRET) "
                     "get unsigned requests: %s", ", ".join(unsigned))
+    if settings.smtp_url and settings.smtp_url.startswith("smtp+insecure://"):
+        log.warning("VITALS_SMTP_URL is smtp+insecure://: e-mail (and SMTP credentials) go out "
+                    "in clear; for a test server on loopback only")
     if "email" not in channels and any(target.email for target in oncall.targets.values()):
         log.warning("targets have e-mail addresses but VITALS_SMTP_URL is not set")
     return core, dispatcher

@@ -91,7 +91,9 @@ def parse_hostport(value: str) -> tuple[str, int]:
 
 MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 KAFKA_SCHEMES = {"kafka": 9092, "kafkas": 9093}
-SMTP_SCHEMES = {"smtp": 25, "smtps": 465}
+# smtp:// upgrades with STARTTLS (required), smtps:// is TLS from the start; smtp+insecure://
+# sends in clear, for a loopback test server only
+SMTP_SCHEMES = {"smtp": 25, "smtps": 465, "smtp+insecure": 25}
 
 
 def _default_state_dir() -> Path:

@@ -1,10 +1,20 @@
-"""E-mail over SMTP (VITALS_SMTP_URL: smtp://host:port, smtps:// for TLS, user:pass@ for
-AUTH), a plain-text body a nurse can act on. smtplib runs in a worker thread."""
+"""E-mail over SMTP, a plain-text body a nurse can act on. smtplib runs in a worker thread.
+
+VITALS_SMTP_URL (user:pass@ for AUTH):
+- `smtp://host:port` upgrades the connection with STARTTLS before anything else (AUTH, the
+  message); a server that does not offer STARTTLS, or whose certificate does not verify, gets
+  nothing: the delivery fails and says so, and is not retried.
+- `smtps://host:port` is TLS from the first byte (port 465).
+- `smtp+insecure://host:port` sends in clear, credentials included: for a test server on
+  loopback only.
+Certificates are verified against the system's CAs (or the bundle in SSL_CERT_FILE), with the
+host name of the URL."""
 
 from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 from email.message import EmailMessage
 from typing import Any
 
@@ -44,16 +54,38 @@ class Email(Notifier):
         message.set_content(request["body"])
         server = self.server
         try:
-            connect = smtplib.SMTP_SSL if server.scheme == "smtps" else smtplib.SMTP
-            with connect(server.host, server.port, timeout=10) as smtp:
+            if server.scheme == "smtps":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, timeout=10,
+                                                      context=ssl.create_default_context())
+            else:
+                smtp = smtplib.SMTP(server.host, server.port, timeout=10)
+            with smtp:
+                if server.scheme == "smtp":
+                    refusal = starttls(smtp, server.host, server.port)
+                    if refusal:
+                        return Outcome(False, None, refusal)  # not retried: configuration
                 if server.username:
                     smtp.login(server.username, server.password or "")
                 refused = smtp.send_message(message)
             if refused:
                 return Outcome(False, 550, f"refused: {refused}")
             return Outcome(True, 250, "sent")
+        except ssl.SSLError as exc:  # a certificate that does not verify: configuration
+            return Outcome(False, None, f"TLS with {server.host}:{server.port} failed: {exc}")
         except smtplib.SMTPResponseException as exc:
             # 4xx is temporary (try again), 5xx permanent (bad address, refused)
             return Outcome(False, exc.smtp_code, str(exc.smtp_error), retry=exc.smtp_code < 500)
         except (smtplib.SMTPException, OSError) as exc:
             return Outcome(False, None, f"{type(exc).__name__}: {exc}", retry=True)
+
+
+def starttls(smtp: smtplib.SMTP, host: str, port: int) -> str | None:
+    """Upgrade to TLS (verifying the certificate); why not, if the server cannot."""
+    smtp.ehlo()
+    if not smtp.has_extn("starttls"):
+        return (f"the SMTP server {host}:{port} does not offer STARTTLS: nothing sent, no "
+                "credentials or patient data in clear (smtps:// for TLS; smtp+insecure:// "
+                "only for a test server on loopback)")
+    smtp.starttls(context=ssl.create_default_context())
+    smtp.ehlo()
+    return None

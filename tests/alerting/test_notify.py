@@ -4,6 +4,8 @@ webhook, e-mail through a real SMTP server (aiosmtpd)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
+from aiosmtpd.smtp import AuthResult
 
 from alerting.notify.webhook import SIGNATURE_HEADER, verify
 from harness.servers import free_port
@@ -138,19 +141,120 @@ class Inbox(Message):
         self.messages.append(message)
 
 
+class Logins:
+    """The AUTH attempts a server saw, and whether each was over TLS."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool]] = []
+
+    def __call__(self, server, session, envelope, mechanism, data) -> AuthResult:
+        self.seen.append((data.login.decode(), session.ssl is not None))
+        return AuthResult(success=data.login == b"vitals" and data.password == b"pw")
+
+
 @pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox = Inbox()
+def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A self-signed certificate for 127.0.0.1, trusted by this process (SSL_CERT_FILE);
+    the server's TLS context."""
+    cert, key = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.fixture
+def smtp(certificate: ssl.SSLContext) -> Iterator[tuple[int, Inbox, Logins]]:
+    """A server that requires STARTTLS before anything (AUTH included)."""
+    inbox, logins = Inbox(), Logins()
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=certificate,
+                            require_starttls=True, authenticator=logins)
     controller.start()
-    yield port, inbox
+    yield port, inbox, logins
     controller.stop()
 
 
+@pytest.fixture
+def plain_smtp() -> Iterator[tuple[int, Inbox, Logins]]:
+    """A server without TLS that would take AUTH in clear."""
+    inbox, logins = Inbox(), Logins()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=logins,
+                            auth_require_tls=False)
+    controller.start()
+    yield port, inbox, logins
+    controller.stop()
+
+
+def email_row(core) -> dict:
+    [row] = core.store.db.execute("SELECT * FROM outbox WHERE channel='email'").fetchall()
+    return dict(row)
+
+
+def page_charge_nurse(tmp_path: Path, receiver: PagerDutyStandIn, smtp_url: str) -> object:
+    """Page steps 1 to 3 (the charge nurse is e-mailed); the core, once sent."""
+
+    async def scenario() -> object:
+        clock = Clock()
+        core, d = build(make_settings(tmp_path, receiver, step2=1, step3=2, smtp_url=smtp_url),
+                        clock)
+        core.handle(event(severity="critical"))
+        clock.advance(2)
+        core.tick()
+        await d.drain()
+        await d.close()
+        return core
+
+    return asyncio.run(scenario())
+
+
+def test_smtp_logs_in_only_after_starttls(tmp_path: Path, receiver: PagerDutyStandIn,
+                                          smtp: tuple[int, Inbox, Logins]) -> None:
+    port, inbox, logins = smtp
+    core = page_charge_nurse(tmp_path, receiver, f"smtp://vitals:pw@127.0.0.1:{port}")
+    assert logins.seen == [("vitals", True)]  # AUTH came over TLS
+    [mail] = inbox.messages
+    assert mail["To"] == "charge@example.org"
+    assert (email_row(core)["status"], email_row(core)["response_status"]) == ("sent", 250)
+
+
+def test_smtp_refuses_a_server_without_starttls(tmp_path: Path, receiver: PagerDutyStandIn,
+                                                plain_smtp: tuple[int, Inbox, Logins]) -> None:
+    port, inbox, logins = plain_smtp
+    core = page_charge_nurse(tmp_path, receiver, f"smtp://vitals:pw@127.0.0.1:{port}")
+    assert logins.seen == [] and inbox.messages == []  # no credentials, no mail in clear
+    row = email_row(core)
+    assert row["status"] == "failed" and row["attempts"] == 1
+    assert "does not offer STARTTLS" in row["response_body"]
+
+
+def test_smtp_refuses_a_certificate_that_does_not_verify(
+        tmp_path: Path, receiver: PagerDutyStandIn, smtp: tuple[int, Inbox, Logins],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    port, inbox, logins = smtp
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-bundle.pem"))
+    core = page_charge_nurse(tmp_path, receiver, f"smtp://vitals:pw@127.0.0.1:{port}")
+    assert logins.seen == [] and inbox.messages == []
+    row = email_row(core)
+    assert row["status"] == "failed" and "TLS with 127.0.0.1" in row["response_body"]
+
+
+def test_smtp_insecure_sends_in_clear_when_asked(tmp_path: Path, receiver: PagerDutyStandIn,
+                                                 plain_smtp: tuple[int, Inbox, Logins]) -> None:
+    port, inbox, logins = plain_smtp
+    core = page_charge_nurse(tmp_path, receiver, f"smtp+insecure://vitals:pw@127.0.0.1:{port}")
+    assert logins.seen == [("vitals", False)] and len(inbox.messages) == 1
+    assert email_row(core)["status"] == "sent"
+
+
 def test_email_through_a_real_smtp_server(tmp_path: Path, receiver: PagerDutyStandIn,
-                                          smtp: tuple[int, Inbox]) -> None:
-    port, inbox = smtp
+                                          smtp: tuple[int, Inbox, Logins]) -> None:
+    port, inbox, _ = smtp
 
     async def scenario() -> None:
         clock = Clock()
