@@ -244,6 +244,22 @@ def test_smtp_refuses_a_certificate_that_does_not_verify(
     assert row["status"] == "failed" and "TLS with 127.0.0.1" in row["response_body"]
 
 
+def test_smtps_is_tls_from_the_first_byte(tmp_path: Path, receiver: PagerDutyStandIn,
+                                          certificate: ssl.SSLContext) -> None:
+    inbox, logins = Inbox(), Logins()
+    port = free_port()
+    # the whole connection is TLS (aiosmtpd does not count implicit TLS for auth_require_tls)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=certificate,
+                            authenticator=logins, auth_require_tls=False)
+    controller.start()
+    try:
+        core = page_charge_nurse(tmp_path, receiver, f"smtps://vitals:pw@127.0.0.1:{port}")
+    finally:
+        controller.stop()
+    assert [login for login, _ in logins.seen] == ["vitals"] and len(inbox.messages) == 1
+    assert email_row(core)["status"] == "sent"
+
+
 def test_smtp_insecure_sends_in_clear_when_asked(tmp_path: Path, receiver: PagerDutyStandIn,
                                                  plain_smtp: tuple[int, Inbox, Logins]) -> None:
     port, inbox, logins = plain_smtp

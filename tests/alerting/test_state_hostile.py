@@ -194,3 +194,25 @@ def test_a_store_failure_at_run_time_exits_and_pages_the_operators(
     finally:
         holder.close()
         proc.kill()
+
+
+def test_the_self_alert_goes_to_the_operators_team_when_there_is_one(tmp_path: Path) -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from alerting.oncall import load_oncall
+    from alerting.selfalert import routing_keys
+
+    path = tmp_path / "oncall.yaml"
+    path.write_text("targets:\n  nurse: {pagerduty: key-nurse}\n  sre: {pagerduty: key-sre}\n"
+                    "  sre2: {pagerduty: key-sre2}\nteams:\n"
+                    "  haem-a:\n    escalation:\n      - {after_min: 0, notify: [nurse]}\n"
+                    "  ops:\n    escalation:\n      - {after_min: 0, notify: [sre]}\n"
+                    "      - {after_min: 5, notify: [sre2]}\n")
+    oncall = load_oncall(path)
+    now = dt.datetime.now(dt.UTC)
+    assert routing_keys(oncall, now) == ["key-nurse", "key-sre"]  # no operators: every team
+    # CONTRACT section 7's `operators: TEAM` (read by the on-call file's model when it has it)
+    with_operators = SimpleNamespace(operators="ops", teams=oncall.teams,
+                                     resolve=oncall.resolve)
+    assert routing_keys(with_operators, now) == ["key-sre"]  # type: ignore[arg-type]
