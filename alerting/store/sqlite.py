@@ -127,7 +127,9 @@ def problem(path: Path, exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     hint = {"file is not a database": "corrupt (not an SQLite database)",
             "database is locked": "locked by another process",
-            "database or disk is full": "the disk (or the database) is full"}
+            "database or disk is full": "the disk (or the database) is full",
+            "disk I/O error": "cannot write or read the file (disk full, file size limit, or a "
+                              "failing disk)"}
     for known, said in hint.items():
         if known in text:
             text = f"{said}: {text}"
