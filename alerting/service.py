@@ -138,9 +138,9 @@ async def _serve(settings: Settings, stop: asyncio.Event,
         log.info("%d notification intents were not sent before the last stop; sending now",
                  pending)
     await asyncio.get_running_loop().run_in_executor(
-        None, declare_topics, settings.kafka_bootstrap, (topics.ALERTS, topics.TRENDS),
+        None, declare_topics, settings.kafka, (topics.ALERTS, topics.TRENDS),
         settings.kafka_partitions)
-    consumer = AlertConsumer(settings.kafka_bootstrap, core)
+    consumer = AlertConsumer(settings.kafka, core)
     runner = web.AppRunner(make_app(core), access_log=None)
     await runner.setup()
     host, port = parse_hostport(settings.alerting_addr)
