@@ -23,12 +23,13 @@ import numpy as np
 
 from stream_rules import describe
 from stream_rules.config import RulesFile
-from stream_rules.features import minute_median, slope_of
+from stream_rules.features import slope_of
 from stream_rules.hysteresis import step
 from stream_rules.rules import RULES, Judgement, Minute, RuleSpec, no_data
 from stream_rules.rules.news2 import combined_minute
 from stream_rules.rules.spec import MINUTE, Severity
 from stream_rules.series import DAY_MIN
+from stream_rules.spike_filter import minute_median
 from stream_rules.state import KIND_SIGNALS, DeviceState, KindState, PatientState, RuleState
 from vitals.patients import Patient
 from vitals.records import AlertEvent, Reading, TrendPoint
@@ -208,7 +209,7 @@ class Engine:
             self._close_minute(state, kind, kind_name, minute)
             kind.cursor = minute
             late = state.max_ts - (minute + 1) * MINUTE > self.late_after_min * MINUTE
-            at = Minute(state, minute, self.rules_file)
+            at = Minute(state, minute, self.rules_file, self.rules_file.rules)
             judged = {rule.name: rule.judge(at, config) for rule, config in judged_here}
             self._apply(state, judged, minute, late, out)
         self._advance_combined(state, out, final)

@@ -1,5 +1,6 @@
 """Features of a patient's signals, computed from per-minute values: robust levels, trends and
-the partial NEWS2. Pure functions of numbers; scipy for the signal work."""
+the partial NEWS2. Pure functions of numbers, with numpy (no scipy: the rules, and so the rules
+file's validation, import this module; the spike filter is in `spike_filter`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import numpy as np
 
 from stream_rules.series import MinuteSeries
 
-SPIKE_KERNEL = 7  # samples: a motion spike shorter than half of it is removed
-
 
 def median(values: list[float]) -> float:
     """np.median's value for a short list, without numpy's per-call overhead (~15 us): the
@@ -20,20 +19,6 @@ def median(values: list[float]) -> float:
     ordered = sorted(values)
     half = len(ordered) // 2
     return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
-
-
-def minute_median(samples: list[float]) -> float:
-    """The median of one minute's samples after a running-median filter, which removes short
-    spikes (motion artefacts: a few seconds of a false SpO2 drop or heart-rate jump)."""
-    if not samples:
-        return math.nan
-    if len(samples) >= SPIKE_KERNEL:
-        # imported here, not above: scipy.signal takes about a second to import, and reading
-        # the rules file (which imports the rules, hence this module) needs none of it
-        from scipy.signal import medfilt
-
-        return median(medfilt(np.asarray(samples, dtype=float), SPIKE_KERNEL).tolist())
-    return median([float(sample) for sample in samples])
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ def combined_minute(state: PatientState, minute: int, rules_file: RulesFile, day
     """A minute judged on every signal at once: the levels over the fever, tachycardia and
     desaturation windows (respiratory rate over 5 min), and their partial NEWS2."""
     rules = rules_file.rules
-    at = Minute(state, minute, rules_file, day)
+    at = Minute.of(state, minute, rules_file, day)
     at.levels = {
         "temp": at.level("temp", rules.fever.window_min, rules.fever.min_samples).value,
         "hr": at.level("hr", rules.tachycardia.window_min).value,

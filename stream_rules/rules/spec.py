@@ -65,7 +65,8 @@ UNKNOWN = Judgement(None, None)
 
 @dataclass(slots=True)
 class Minute:
-    """What a judge sees: a patient's state at one judged minute, and the patient's rules.
+    """What a judge sees: a patient's state at one judged minute, and the patient's rules
+    (`Minute.of` builds one).
 
     On combined minutes (rules over every signal at once) also the infusion day, the sustained
     level of every signal and the partial NEWS2 (aggregate, score per parameter)."""
@@ -73,14 +74,18 @@ class Minute:
     state: PatientState
     minute: int
     rules_file: RulesFile
+    rules: Any  # rules_file.rules, the `rules:` section (one attribute per rule)
     day: float | None = None
     levels: dict[str, float] | None = None
     news2: tuple[int, dict[str, int]] | None = None
+    # what several judges of this minute read, computed by the first that needs it
+    shared: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def rules(self) -> Any:
-        """The `rules:` section of the patient's rules file (one attribute per rule)."""
-        return self.rules_file.rules
+    @classmethod
+    def of(cls, state: PatientState, minute: int, rules_file: RulesFile,
+           day: float | None = None) -> Minute:
+        """The minute `minute` of a patient judged under `rules_file`."""
+        return cls(state, minute, rules_file, rules_file.rules, day)
 
     def level(self, signal: str, window_min: float, min_samples: int = 1) -> Level:
         """The sustained level of `signal` over the window ending at this minute."""

@@ -31,16 +31,20 @@ def fever_level(at: Minute) -> Level:
     return at.level("temp", fever.window_min, fever.min_samples)
 
 
-def _trend(at: Minute) -> float:
-    rising = at.rules.rising_temperature
-    return at.slope("temp", int(rising.window_min), rising.min_samples)
-
-
-def _site_evidence(at: Minute, level: Level) -> dict[str, object]:
-    site = at.state.temp_site or "axillary"
-    correction = at.rules_file.temperature.site_correction_c.get(site, 0.0)  # type: ignore[call-overload]
-    return {"site": site, "site_correction_c": correction,
-            "measured": rounded(level.value - correction, 2) if level.known else None}
+def _shared(at: Minute) -> tuple[float | None, dict[str, object]]:
+    """The rounded trend and the site evidence (from the fever window's level) the three
+    temperature rules show, computed once a minute."""
+    shared = at.shared.get("temperature")
+    if shared is None:
+        rising = at.rules.rising_temperature
+        trend = at.slope("temp", int(rising.window_min), rising.min_samples)
+        level = fever_level(at)
+        site = at.state.temp_site or "axillary"
+        correction = at.rules_file.temperature.site_correction_c.get(site, 0.0)  # type: ignore[call-overload]
+        shared = at.shared["temperature"] = (rounded(trend, 2), {
+            "site": site, "site_correction_c": correction,
+            "measured": rounded(level.value - correction, 2) if level.known else None})
+    return shared
 
 
 def judge_fever(at: Minute, config: HighLevel) -> Judgement:
@@ -49,14 +53,15 @@ def judge_fever(at: Minute, config: HighLevel) -> Judgement:
     level = at.level("temp", config.window_min, config.min_samples)
     if level.known and level.value >= config.fire_at:
         at.state.last_fever_minute = at.minute
-    return judge_high(level, config, "°C", trend_per_h=rounded(_trend(at), 2),
-                      **_site_evidence(at, level))
+    trend, site = _shared(at)
+    return judge_high(level, config, "°C", trend_per_h=trend, **site)
 
 
 def judge_high_fever(at: Minute, config: HighLevel) -> Judgement:
     """High fever: the same shape as fever, at a higher threshold."""
+    trend, site = _shared(at)
     return judge_high(at.level("temp", config.window_min, config.min_samples), config, "°C",
-                      trend_per_h=rounded(_trend(at), 2), **_site_evidence(at, fever_level(at)))
+                      trend_per_h=trend, **site)
 
 
 def judge_rising(at: Minute, config: Rising) -> Judgement:
@@ -68,10 +73,11 @@ def judge_rising(at: Minute, config: Rising) -> Judgement:
     fire = slope >= config.slope_per_h and config.from_c <= level.value < config.below_c
     clear = (slope < config.slope_per_h / 2 or level.value < config.from_c
              or level.value >= config.below_c)
+    _, site = _shared(at)
     return Judgement(fire, clear, slope, {
         "value": rounded(level.value, 2), "unit": "°C", "trend_per_h": rounded(slope, 2),
         "threshold_per_h": config.slope_per_h, "window_min": config.window_min,
-        "from_c": config.from_c, "below_c": config.below_c, **_site_evidence(at, level)})
+        "from_c": config.from_c, "below_c": config.below_c, **site})
 
 
 def _temperature(evidence: dict[str, Any]) -> str:
