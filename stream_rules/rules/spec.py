@@ -96,9 +96,6 @@ class Minute:
         return slope_of(self.state.series[signal], self.minute, window_min, min_samples)
 
 
-Judge = Callable[[Minute, Any], Judgement]
-
-
 @dataclass(frozen=True, slots=True)
 class RuleSpec:
     """Everything about one rule, in one place: the engine, the describer and the evaluation
