@@ -13,13 +13,34 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from stream_rules import state as state_io
 from stream_rules.config import RulesFile
 from stream_rules.engine import Engine, Output
+from vitals import topics
 from vitals.patients import PatientRegistry
-from vitals.records import Reading
+from vitals.records import Reading, Rejection
 
-__all__ = ["Batch", "Judge", "judge_batch"]
+__all__ = ["Batch", "Judge", "decode_readings", "judge_batch"]
+
+_decode_reading = msgspec.json.Decoder(Reading).decode
+
+
+def decode_readings(raw_batch: Iterable[bytes | None], received_at: int
+                    ) -> tuple[list[Reading], list[Rejection]]:
+    """The readings of a batch as Kafka holds them; a record that is not a valid reading
+    (anything may have been written to the topic) becomes a dead letter instead of stopping
+    the worker, and the batch goes on."""
+    readings: list[Reading] = []
+    rejected: list[Rejection] = []
+    for raw in raw_batch:
+        try:
+            readings.append(_decode_reading(raw or b""))
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            rejected.append(Rejection.of("rules_bad_record", f"not a valid reading: {exc}",
+                                         topics.READINGS.name, received_at, raw or b""))
+    return readings, rejected
 
 
 class Judge:
@@ -31,6 +52,7 @@ class Judge:
         self._engines: dict[str, Engine] = {}
         self.readings = 0
         self.alerts = 0
+        self.bad_records = 0
         self.batch_ms: deque[float] = deque(maxlen=2000)
         self.announced = False
 

@@ -20,17 +20,16 @@ import logging
 import time
 
 import faust
-import msgspec
 
 from stream_rules import state as state_io
-from stream_rules.batch import Judge, judge_batch
+from stream_rules.batch import Judge, decode_readings, judge_batch
 from stream_rules.config import RulesFile
 from stream_rules.engine import Output
 from vitals import topics
-from vitals.kafka import declare_topics
+from vitals.kafka import KafkaConnection, declare_topics
 from vitals.patients import PatientRegistry
 from vitals.ready import announce_ready
-from vitals.records import Reading, encode
+from vitals.records import encode
 from vitals.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,18 @@ BATCH_WITHIN_S = 0.2
 SILENCE_CHECK_S = 60.0
 STATS_EVERY_S = 30.0
 
-_decode_reading = msgspec.json.Decoder(Reading).decode
+def broker_options(kafka: KafkaConnection) -> dict[str, object]:
+    """Faust's broker URLs and credentials for the settings' Kafka (TLS, SASL)."""
+    options: dict[str, object] = {
+        "broker": [f"kafka://{host}" for host in kafka.bootstrap.split(",")]}
+    context = kafka.ssl_context()
+    if kafka.username is not None:
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=kafka.username, password=kafka.password, ssl_context=context,
+            mechanism=kafka.mechanism)
+    elif context is not None:
+        options["broker_credentials"] = faust.SSLCredentials(context)
+    return options
 
 
 def make_app(settings: Settings, judge: Judge) -> faust.App:
@@ -52,7 +62,7 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
     partitions = settings.kafka_partitions
     app = faust.App(
         APP_ID,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        **broker_options(settings.kafka),
         store="memory://",  # the changelog topic is the durable copy
         datadir=str(settings.state_dir / "rules"),  # Faust's own files, not in the cwd
         topic_partitions=partitions,
@@ -74,6 +84,7 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
     readings = topic(topics.READINGS.name)
     alerts = topic(topics.ALERTS.name)
     trends = topic(topics.TRENDS.name)
+    rejected = app.topic(topics.REJECTED.name, key_type=bytes, value_type=bytes, partitions=1)
     # use_partitioner: a patient's state goes to the changelog partition its key hashes to,
     # the same partition as its readings (murmur2 in ingest's producer and in aiokafka), even
     # when a batch mixes partitions.
@@ -92,11 +103,15 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
     async def judge_readings(stream: faust.StreamT[bytes]) -> None:
         async for raw_batch in stream.take(BATCH, within=BATCH_WITHIN_S):
             started = time.perf_counter()
-            batch = judge_batch([_decode_reading(raw) for raw in raw_batch], table.get,
-                                judge.engine)
+            readings, bad = decode_readings(raw_batch, int(time.time() * 1000))
+            batch = judge_batch(readings, table.get, judge.engine)
             for patient_id in batch.skipped:
                 log.warning("readings of %s, who is not enrolled here: skipped", patient_id)
-            sent: list[asyncio.Future] = []
+            sent: list[asyncio.Future] = [await rejected.send(value=encode(dead)) for dead in bad]
+            if bad:
+                judge.bad_records += len(bad)
+                log.warning("%d records of %s are not valid readings: sent to %s", len(bad),
+                            topics.READINGS.name, topics.REJECTED.name)
             for patient_id, out in batch.outputs:
                 sent += await send(patient_id, out)
             judge.alerts += batch.alerts
@@ -146,7 +161,7 @@ def run(settings: Settings, rules: RulesFile, registry: PatientRegistry,
     then run the worker until SIGINT or SIGTERM."""
     from vitals.topics import Topic
 
-    declare_topics(settings.kafka_bootstrap,
+    declare_topics(settings.kafka,
                    (topics.READINGS, topics.STATUS, topics.REJECTED, topics.ALERTS,
                     topics.TRENDS, Topic(CHANGELOG, compacted=True)), settings.kafka_partitions)
     (settings.state_dir / "rules").mkdir(parents=True, exist_ok=True)

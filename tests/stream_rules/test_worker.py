@@ -3,6 +3,7 @@ alert events out; killed mid-episode and restarted, it loses no alert and invent
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -103,6 +104,24 @@ def test_trend_points_carry_the_patients_features(workers: Workers) -> None:
     assert got[-1][0] == b"P001"
     assert (last["temp"], last["spo2"], last["hr"]) == (37.2, 96.0, 95.0)
     assert last["news2"] == 1 and set(last["news2_parameters"]) == {"temp", "hr", "spo2"}
+
+
+def test_records_that_are_not_readings_are_dead_lettered_and_judging_goes_on(
+        workers: Workers) -> None:
+    workers.start()
+    hostile = [b"{not json", b"", json.dumps({"patient_id": "P001", "ts": 2**64 - 1}).encode(),
+               json.dumps({"patient_id": "P001\nforged", "device_id": "x", "ts": 1,
+                           "kind": "oximetry", "received_at": 1}).encode()]
+    producer = Producer(producer_config(workers.bootstrap))
+    for body in hostile:
+        producer.produce("vitals.readings", body, b"P001")
+    assert producer.flush(30) == 0
+    produce(workers.bootstrap, readings(20, temp=lambda s: 37.2, spo2=lambda s: 96,
+                                        hr=lambda s: 95))
+    dead = read_topic(workers.bootstrap, "vitals.rejected", len(hostile), timeout=60)
+    assert len(read_topic(workers.bootstrap, "vitals.trends", 15, timeout=60)) >= 15
+    assert [v["reason"] for _, v in dead] == ["rules_bad_record"] * len(hostile)
+    assert workers.procs[0].alive()
 
 
 def partitions(text: str) -> set[int]:
