@@ -8,12 +8,12 @@ one field per rule of the registry (`stream_rules.rules`), validated by that rul
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, ValidationError, create_model, model_validator
 
 from stream_rules.rules import RULES
-from stream_rules.rules.spec import Minutes, Severity, Strict
+from stream_rules.rules.spec import Celsius, Minutes, Severity, Strict
 from vitals.configfile import embedded, first_error, load_model
 
 __all__ = ["Baseline", "Evaluation", "Minutes", "PatientRules", "Rules", "RulesFile", "Severity",
@@ -28,10 +28,10 @@ Rules = create_model(  # one required field per registered rule, in the registry
 class Evaluation(Strict):
     """Event-time settings: lateness, what counts as late, baselines, the CRS window."""
 
-    lateness_s: float = Field(default=120, ge=0)
+    lateness_s: float = Field(default=120, ge=0, le=3600)
     late_after_min: Minutes = Field(default=10, ge=0)
-    baseline_hours: float = Field(default=6, gt=0)
-    crs_window_days: float = Field(default=14, ge=0)
+    baseline_hours: float = Field(default=6, gt=0, le=7 * 24)
+    crs_window_days: float = Field(default=14, ge=0, le=60)
 
 
 Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
@@ -40,8 +40,8 @@ Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
 class Temperature(Strict):
     """Site corrections to the core-equivalent, and the level below which a patch is off."""
 
-    site_correction_c: dict[Site, float]
-    sensor_off_below_c: float
+    site_correction_c: dict[Site, Annotated[float, Field(ge=-2, le=2)]]
+    sensor_off_below_c: Celsius
 
 
 class Baseline(Strict):

@@ -20,7 +20,7 @@ class CrsSuspicion(Rule):
     """`severity` within the CRS window after infusion, `severity_after_window` after it."""
 
     severity_after_window: Severity
-    fever_memory_h: float = Field(ge=0)
+    fever_memory_h: float = Field(ge=0, le=14 * 24)
 
 
 def judge_crs(at: Minute, config: CrsSuspicion) -> Judgement:

@@ -8,7 +8,15 @@ from typing import Any
 
 from pydantic import Field
 
-from stream_rules.rules.spec import UNKNOWN, Judgement, Minute, RuleSpec, Windowed, rounded
+from stream_rules.rules.spec import (
+    UNKNOWN,
+    Judgement,
+    Minute,
+    RuleSpec,
+    Threshold,
+    Windowed,
+    rounded,
+)
 from stream_rules.rules.temperature import fever_level
 from stream_rules.rules.thresholds import HighLevel, judge_high
 from stream_rules.state import PatientState
@@ -17,17 +25,17 @@ from stream_rules.state import PatientState
 class Relative(Windowed):
     """Fires at the baseline + `above_baseline`; clears below the baseline + the clear margin."""
 
-    above_baseline: float = Field(gt=0)
-    clear_above_baseline: float = Field(ge=0)
+    above_baseline: float = Field(gt=0, le=200)
+    clear_above_baseline: float = Field(ge=0, le=200)
 
 
 class Disproportionate(Windowed):
     """Fires when the heart rate exceeds what the temperature explains by `excess`."""
 
-    per_degree: float = Field(ge=0)
-    excess: float = Field(gt=0)
-    clear_excess: float = Field(ge=0)
-    min_hr: float = 0
+    per_degree: float = Field(ge=0, le=50)
+    excess: float = Field(gt=0, le=200)
+    clear_excess: float = Field(ge=0, le=200)
+    min_hr: Threshold = 0
 
 
 def expected_hr(state: PatientState, temp: float, per_degree: float) -> float | None:

@@ -12,7 +12,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +23,11 @@ if TYPE_CHECKING:
     from stream_rules.config import RulesFile
 
 Severity = Literal["critical", "error", "warning", "info"]
-Minutes = float
+# Numbers in the rules file: finite (NaN and inf are refused by Strict), and within what a
+# clinician could mean. A threshold is a vital sign's value (temperature, rate, %, score).
+Minutes = Annotated[float, Field(ge=0, le=7 * 24 * 60)]
+Threshold = Annotated[float, Field(ge=0, le=1000)]
+Celsius = Annotated[float, Field(ge=25, le=45)]
 MINUTE = 60_000  # ms
 JudgedOn = Literal["temperature", "oximetry", "combined"]
 
@@ -31,7 +35,7 @@ JudgedOn = Literal["temperature", "oximetry", "combined"]
 class Strict(BaseModel):
     """A section of a YAML file: frozen, and a key it does not know is an error (a typo)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Rule(Strict):

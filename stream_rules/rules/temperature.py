@@ -13,16 +13,24 @@ from typing import Any
 from pydantic import Field
 
 from stream_rules.features import Level
-from stream_rules.rules.spec import UNKNOWN, Judgement, Minute, RuleSpec, Windowed, rounded
+from stream_rules.rules.spec import (
+    UNKNOWN,
+    Celsius,
+    Judgement,
+    Minute,
+    RuleSpec,
+    Windowed,
+    rounded,
+)
 from stream_rules.rules.thresholds import HighLevel, judge_high
 
 
 class Rising(Windowed):
     """Fires on a slope of at least `slope_per_h` from `from_c` up to (not including) `below_c`."""
 
-    slope_per_h: float = Field(gt=0)
-    from_c: float
-    below_c: float
+    slope_per_h: float = Field(gt=0, le=10)
+    from_c: Celsius
+    below_c: Celsius
 
 
 def fever_level(at: Minute) -> Level:

@@ -8,14 +8,14 @@ from typing import Self
 from pydantic import model_validator
 
 from stream_rules.features import Level
-from stream_rules.rules.spec import UNKNOWN, Judgement, Windowed, rounded
+from stream_rules.rules.spec import UNKNOWN, Judgement, Threshold, Windowed, rounded
 
 
 class HighLevel(Windowed):
     """Fires when the sustained value is >= fire_at; clears below clear_below."""
 
-    fire_at: float
-    clear_below: float
+    fire_at: Threshold
+    clear_below: Threshold
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Self:
@@ -27,8 +27,8 @@ class HighLevel(Windowed):
 class LowLevel(Windowed):
     """Fires when the sustained value is <= fire_at; clears above clear_above."""
 
-    fire_at: float
-    clear_above: float
+    fire_at: Threshold
+    clear_above: Threshold
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Self:

@@ -75,3 +75,44 @@ def test_the_rules_section_has_one_field_per_registered_rule() -> None:
         assert isinstance(getattr(rf.rules, rule.name), rule.config), rule.name
     embedded = yaml.safe_load(default_rules_path().read_text())
     assert set(embedded["rules"]) == {rule.name for rule in RULES}
+
+
+def numeric_fields(node: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The path of every number in the rules file."""
+    if isinstance(node, dict):
+        return [p for key, value in node.items() for p in numeric_fields(value, (*path, key))]
+    if isinstance(node, (int, float)) and not isinstance(node, bool):
+        return [path]
+    return []
+
+
+DEFAULTS = yaml.safe_load(default_rules_path().read_text())
+NUMBERS = [p for p in numeric_fields(DEFAULTS) if p[0] != "version"]
+
+
+def with_value(path: tuple[str, ...], text: str) -> str:
+    """The default rules file as YAML text with one number replaced by `text` (a YAML token)."""
+    doc = yaml.safe_load(default_rules_path().read_text())
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "__VALUE__"
+    return yaml.safe_dump(doc, sort_keys=False).replace("__VALUE__", text)
+
+
+@pytest.mark.parametrize("path", NUMBERS, ids=[".".join(p) for p in NUMBERS])
+@pytest.mark.parametrize("bad", [".nan", ".inf", "-.inf", "-1", "1e12"])
+def test_every_number_refuses_nan_inf_negative_and_absurd(tmp_path: Path,
+                                                          path: tuple[str, ...],
+                                                          bad: str) -> None:
+    assert len(NUMBERS) > 40
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(with_value(path, bad))
+    try:
+        load_rules(rules)
+    except ConfigError as exc:
+        message = str(exc)
+        assert "\n" not in message and str(rules) in message and path[-1] in message, message
+        return
+    # a negative value is fine only where negative means something (a site correction)
+    assert bad == "-1" and path[:2] == ("temperature", "site_correction_c"), path
