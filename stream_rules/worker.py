@@ -56,16 +56,14 @@ def broker_options(kafka: KafkaConnection) -> dict[str, object]:
     return options
 
 
-def make_app(settings: Settings, judge: Judge) -> faust.App:
-    """The Faust app: the judging agent (one `judge_batch` per batch), the wall-clock silence
-    check, the stats line, and the ready line once partitions are assigned."""
-    partitions = settings.kafka_partitions
-    app = faust.App(
+def new_app(settings: Settings) -> faust.App:
+    """The Faust app and its broker settings."""
+    return faust.App(
         APP_ID,
         **broker_options(settings.kafka),
         store="memory://",  # the changelog topic is the durable copy
         datadir=str(settings.state_dir / "rules"),  # Faust's own files, not in the cwd
-        topic_partitions=partitions,
+        topic_partitions=settings.kafka_partitions,
         topic_replication_factor=1,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
@@ -78,64 +76,87 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
         value_serializer="raw",
     )
 
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, partitions=partitions)
 
-    readings = topic(topics.READINGS.name)
-    alerts = topic(topics.ALERTS.name)
-    trends = topic(topics.TRENDS.name)
-    rejected = app.topic(topics.REJECTED.name, key_type=bytes, value_type=bytes, partitions=1)
-    # use_partitioner: a patient's state goes to the changelog partition its key hashes to,
-    # the same partition as its readings (murmur2 in ingest's producer and in aiokafka), even
-    # when a batch mixes partitions.
-    table = app.Table(TABLE, default=None, partitions=partitions, key_type=str,
-                      value_type=bytes, use_partitioner=True)
+class RulesWorker:
+    """The worker's topics, its state table and what it does with them: judge a batch, check
+    for live silence, report. `make_app` wires these to Faust's agent and timers."""
 
-    async def send(patient_id: str, out: Output) -> list[asyncio.Future]:
+    def __init__(self, app: faust.App, partitions: int, judge: Judge) -> None:
+        def topic(name: str, count: int = partitions) -> faust.TopicT:
+            return app.topic(name, key_type=bytes, value_type=bytes, partitions=count)
+
+        self.judge = judge
+        self.readings = topic(topics.READINGS.name)
+        self.alerts = topic(topics.ALERTS.name)
+        self.trends = topic(topics.TRENDS.name)
+        self.rejected = topic(topics.REJECTED.name, 1)
+        # use_partitioner: a patient's state goes to the changelog partition its key hashes
+        # to, the same partition as its readings (murmur2 in ingest's producer and in
+        # aiokafka), even when a batch mixes partitions.
+        self.table = app.Table(TABLE, default=None, partitions=partitions, key_type=str,
+                               value_type=bytes, use_partitioner=True)
+
+    async def send(self, patient_id: str, out: Output) -> list[asyncio.Future]:
         """Queue a patient's alerts and trends; the futures complete when Kafka has them."""
         key = patient_id.encode()
         for alert in out.alerts:
             log.info("%s %s %s", alert.status, alert.severity, alert.summary)
-        return [await alerts.send(key=key, value=encode(alert)) for alert in out.alerts] + [
-            await trends.send(key=key, value=encode(trend)) for trend in out.trends]
+        return ([await self.alerts.send(key=key, value=encode(alert)) for alert in out.alerts]
+                + [await self.trends.send(key=key, value=encode(trend))
+                   for trend in out.trends])
 
-    @app.agent(readings)
-    async def judge_readings(stream: faust.StreamT[bytes]) -> None:
-        async for raw_batch in stream.take(BATCH, within=BATCH_WITHIN_S):
-            started = time.perf_counter()
-            readings, bad = decode_readings(raw_batch, int(time.time() * 1000))
-            batch = judge_batch(readings, table.get, judge.engine)
-            for patient_id in batch.skipped:
-                log.warning("readings of %s, who is not enrolled here: skipped", patient_id)
-            sent: list[asyncio.Future] = [await rejected.send(value=encode(dead)) for dead in bad]
-            if bad:
-                judge.bad_records += len(bad)
-                log.warning("%d records of %s are not valid readings: sent to %s", len(bad),
-                            topics.READINGS.name, topics.REJECTED.name)
-            for patient_id, out in batch.outputs:
-                sent += await send(patient_id, out)
-            judge.alerts += batch.alerts
-            # One wait for the whole batch (not one round trip per patient); the states are
-            # written only once Kafka has every alert, so a crash re-judges instead of losing.
-            await asyncio.gather(*sent)
-            for patient_id, raw_state in batch.states:
-                table[patient_id] = raw_state
-            judge.readings += len(raw_batch)
-            judge.batch_ms.append((time.perf_counter() - started) * 1000)
+    async def judge_batch(self, raw_batch: list[bytes]) -> None:
+        """One batch: decode, judge, send (dead letters too), wait for Kafka, then write the
+        states (the order in the module docstring)."""
+        started = time.perf_counter()
+        readings, bad = decode_readings(raw_batch, int(time.time() * 1000))
+        batch = judge_batch(readings, self.table.get, self.judge.engine)
+        for patient_id in batch.skipped:
+            log.warning("readings of %s, who is not enrolled here: skipped", patient_id)
+        sent = [await self.rejected.send(value=encode(dead)) for dead in bad]
+        if bad:
+            self.judge.bad_records += len(bad)
+            log.warning("%d records of %s are not valid readings: sent to %s", len(bad),
+                        topics.READINGS.name, topics.REJECTED.name)
+        for patient_id, out in batch.outputs:
+            sent += await self.send(patient_id, out)
+        self.judge.alerts += batch.alerts
+        # One wait for the whole batch (not one round trip per patient); the states are
+        # written only once Kafka has every alert, so a crash re-judges instead of losing.
+        await asyncio.gather(*sent)
+        for patient_id, raw_state in batch.states:
+            self.table[patient_id] = raw_state
+        self.judge.readings += len(raw_batch)
+        self.judge.batch_ms.append((time.perf_counter() - started) * 1000)
 
-    @app.timer(SILENCE_CHECK_S)
-    async def check_silence() -> None:
+    async def check_silence(self) -> None:
         """Live "no data": by the wall clock, for the patients this worker holds."""
         now = int(time.time() * 1000)
-        for patient_id, raw_state in list(table.items()):
-            engine = judge.engine(patient_id)
+        for patient_id, raw_state in list(self.table.items()):
+            engine = self.judge.engine(patient_id)
             if engine is None or not raw_state:
                 continue
             state = state_io.load(raw_state)
             out = engine.silence(state, now)
             if out.alerts:
-                await asyncio.gather(*await send(patient_id, out))
-                table[patient_id] = state_io.dump(state)
+                await asyncio.gather(*await self.send(patient_id, out))
+                self.table[patient_id] = state_io.dump(state)
+
+
+def make_app(settings: Settings, judge: Judge) -> faust.App:
+    """The Faust app: the judging agent (one `judge_batch` per batch), the wall-clock silence
+    check, the stats line, and the ready line once partitions are assigned."""
+    app = new_app(settings)
+    worker = RulesWorker(app, settings.kafka_partitions, judge)
+
+    @app.agent(worker.readings)
+    async def judge_readings(stream: faust.StreamT[bytes]) -> None:
+        async for raw_batch in stream.take(BATCH, within=BATCH_WITHIN_S):
+            await worker.judge_batch(raw_batch)
+
+    @app.timer(SILENCE_CHECK_S)
+    async def check_silence() -> None:
+        await worker.check_silence()
 
     @app.timer(STATS_EVERY_S)
     async def report() -> None:
