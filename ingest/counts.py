@@ -23,15 +23,6 @@ class Counts:
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
 
-    def add(self, other: Counts) -> None:
-        """Add what one message counted (all at once, so a failure counts nothing twice)."""
-        self.messages += other.messages
-        self.received += other.received
-        self.accepted += other.accepted
-        self.statuses += other.statuses
-        self.duplicates += other.duplicates
-        self.rejected.update(other.rejected)
-
     @property
     def accounted(self) -> int:
         return self.accepted + self.statuses + self.duplicates + self.rejected.total()

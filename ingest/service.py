@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -29,6 +30,18 @@ from vitals.settings import Settings, parse_hostport
 log = logging.getLogger(__name__)
 
 Record = tuple[str, bytes | None, bytes]  # topic, key, value
+
+
+@dataclass(slots=True)
+class Routed:
+    """Where one message's entries go: the records to send, and what they count."""
+
+    records: list[Record]
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+    rejected: list[str] = field(default_factory=list)  # a reason per rejected entry
 
 
 class IngestFailed(RuntimeError):
@@ -57,27 +70,35 @@ class Ingest:
             return  # left unacknowledged: the broker redelivers it to the next session
         received_at = int(self.clock() * 1000)
         try:
-            records, counts = self._route(topic, payload, received_at, retained)
+            routed = self._route(topic, payload, received_at, retained)
         except Exception as exc:
             log.exception("ingest failed on a message on %s; dead-lettered", echo(topic))
-            records = [self._internal_error(topic, payload, received_at, repr(exc))]
-            counts = Counts(messages=1, received=1)
-            counts.rejected["internal_error"] = 1
-        self.counts.add(counts)
-        ticket = self.acks.open(mid, qos, len(records))
-        for name, key, value in records:
+            dead = self._internal_error(topic, payload, received_at, repr(exc))
+            routed = Routed([dead], received=1, rejected=["internal_error"])
+        self._count(routed)
+        ticket = self.acks.open(mid, qos, len(routed.records))
+        for name, key, value in routed.records:
             try:
                 self.sink.send(name, key, value, ticket.done)
             except Exception as exc:  # Kafka would not take it (too large, say): say so there
                 log.exception("Kafka would not take a record for %s; dead-lettered", name)
-                _, _, dead = self._internal_error(topic, value, received_at,
-                                                  f"Kafka would not take the record: {exc!r}")
-                self.sink.send(topics.REJECTED.name, None, dead, ticket.done)
+                _, _, dead_value = self._internal_error(
+                    topic, value, received_at, f"Kafka would not take the record: {exc!r}")
+                self.sink.send(topics.REJECTED.name, None, dead_value, ticket.done)
 
-    def _route(self, topic: str, payload: bytes, received_at: int, retained: bool
-               ) -> tuple[list[Record], Counts]:
+    def _count(self, routed: Routed) -> None:
+        """Count a routed message, all at once (a message that failed counts only as failed)."""
+        counts = self.counts
+        counts.messages += 1
+        counts.received += routed.received
+        counts.accepted += routed.accepted
+        counts.duplicates += routed.duplicates
+        counts.statuses += routed.statuses
+        for reason in routed.rejected:
+            counts.rejected[reason] += 1
+
+    def _route(self, topic: str, payload: bytes, received_at: int, retained: bool) -> Routed:
         """The records one message becomes, and what they count."""
-        counts = Counts(messages=1)
         if retained:
             # The broker replays a retained message to every new subscription: it was judged
             # when it was first published (CONTRACT section 1: retain false).
@@ -85,28 +106,28 @@ class Ingest:
                 "retained", "a retained message, replayed by the broker on subscribing; devices "
                 "must publish with retain false, so it is not forwarded again", topic,
                 received_at, payload)
-            counts.received = 1
-            counts.rejected["retained"] = 1
-            return [(topics.REJECTED.name, None, encode(rejection))], counts
+            return Routed([(topics.REJECTED.name, None, encode(rejection))], received=1,
+                          rejected=["retained"])
         out = self.parser.parse(topic, payload, received_at)
-        counts.received = out.entries
         records: list[Record] = []
+        duplicates = 0
         for reading in out.readings:
             if self.dedup.first_time(reading):
                 records.append((topics.READINGS.name, reading.patient_id.encode(),
                                 encode(reading)))
             else:
-                counts.duplicates += 1
-        counts.accepted = len(records)
+                duplicates += 1
+        routed = Routed(records, received=out.entries, accepted=len(records),
+                        duplicates=duplicates)
         for rejection in out.rejections:
-            counts.rejected[rejection.reason] += 1
+            routed.rejected.append(rejection.reason)
             key = rejection.patient_id.encode() if rejection.patient_id else None
             records.append((topics.REJECTED.name, key, encode(rejection)))
         if out.status is not None:
-            counts.statuses += 1
+            routed.statuses = 1
             records.append((topics.STATUS.name, out.status.patient_id.encode(),
                             encode(out.status)))
-        return records, counts
+        return routed
 
     @staticmethod
     def _internal_error(topic: str, payload: bytes, received_at: int, why: str) -> Record:
