@@ -178,9 +178,14 @@ async def _serve(settings: Settings, stop: asyncio.Event,
         stop.set()
         stopping.cancel()
         # The tasks watch `stop`: the consumer finishes (and commits) the batch it holds.
-        _, late = await asyncio.wait(tasks, timeout=5)
+        finished, late = await asyncio.wait(tasks, timeout=5)
         for task in late:
             task.cancel()
+        for task in finished:
+            # After one task failed, others may fail the same way: the one line below says
+            # why; their exceptions are taken here, not printed by asyncio as tracebacks.
+            if not task.cancelled() and task.exception() is not None and down:
+                log.debug("another task failed too", exc_info=task.exception())
         # After a store failure these may fail too; the one line below says why.
         with contextlib.suppress(Exception) if down else contextlib.nullcontext():
             await dispatcher.drain(5)
