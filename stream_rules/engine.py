@@ -117,7 +117,7 @@ class Engine:
         out = Output()
         rule = self._rules[no_data.NAME]
         config: no_data.NoData = rule.config  # type: ignore[assignment]
-        after = config.after_min * MINUTE
+        after = int(config.after_min * MINUTE)  # an int: `start` is epoch ms in the state
         for device_id, device in state.devices.items():
             key = f"{no_data.NAME}:{device_id}"
             rule_state = state.rules.get(key)

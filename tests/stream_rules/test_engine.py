@@ -7,6 +7,7 @@ import datetime as dt
 import itertools
 from collections.abc import Callable
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -261,6 +262,10 @@ def test_live_silence_fires_once_by_the_wall_clock_and_clears_when_data_returns(
     assert not eng.silence(s, last_received + 29 * MIN).alerts
     (alert,) = eng.silence(s, last_received + 31 * MIN).alerts
     assert alert.rule == "no_data" and alert.evidence["judged_by"] == "wall clock"
+    # the worker stores the state and alerting decodes the event: both with integer times
+    s = state_io.load(state_io.dump(s))
+    assert msgspec.json.decode(msgspec.json.encode(alert), type=AlertEvent) == alert
+    assert isinstance(alert.start, int) and not alert.alert_id.endswith(".0")
     assert not eng.silence(s, last_received + 40 * MIN).alerts  # once, not every tick
     back = [Reading(r.patient_id, r.device_id, r.ts + 40 * MIN, r.kind, r.received_at + 40 * MIN,
                     seq=(r.seq or 0) + 100_000, spo2=r.spo2, hr=r.hr) for r in first]
