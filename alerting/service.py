@@ -26,7 +26,7 @@ from alerting.notify.email import Email
 from alerting.notify.pagerduty import PagerDuty
 from alerting.notify.webhook import Webhook
 from alerting.oncall import OnCall, load_oncall
-from alerting.selfalert import page_operators
+from alerting.selfalert import page_operators, resolve_operators
 from alerting.store.sqlite import SqliteStore, StateLock, StoreError, problem
 from alerting.store.thread import StoreThread
 from vitals import topics
@@ -157,6 +157,10 @@ async def _serve(settings: Settings, stop: asyncio.Event,
                                                    ticker())]
     if on_ready:
         on_ready(core)
+    # Serving again: a self-alert an earlier run left open is resolved (off the tasks'
+    # critical path: PagerDuty being slow must not hold up the service).
+    resolving = asyncio.create_task(resolve_operators(settings.state_dir,
+                                                      settings.pagerduty_url))
     stopping = asyncio.create_task(stop.wait())
     down = ""
     try:
@@ -172,11 +176,16 @@ async def _serve(settings: Settings, stop: asyncio.Event,
             assert error is not None
             down = _reason(core, error)
             log.debug("the task that failed", exc_info=error)
-            paged = await page_operators(core.oncall, settings.pagerduty_url, down)
+            # A resolve still in flight must not reach PagerDuty after the new trigger.
+            resolving.cancel()
+            await asyncio.gather(resolving, return_exceptions=True)
+            paged = await page_operators(core.oncall, settings.pagerduty_url, down,
+                                         state_dir=settings.state_dir)
             down += ("; operators paged" if paged else "; paging the operators FAILED")
     finally:
         stop.set()
         stopping.cancel()
+        resolving.cancel()  # unfinished: the marker stays, the next start resolves
         # The tasks watch `stop`: the consumer finishes (and commits) the batch it holds.
         finished, late = await asyncio.wait(tasks, timeout=5)
         for task in late:

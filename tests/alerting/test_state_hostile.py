@@ -5,6 +5,9 @@ that fails at run time pages the operators and exits instead of staying up deaf.
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
+import logging
 import os
 import resource
 import sqlite3
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting.selfalert import page_operators
+from alerting.selfalert import DEDUP_KEY, MARKER_NAME, page_operators, remember, resolve_operators
 from alerting.service import _reason
 from alerting.store.sqlite import FILE_NAME, LOCK_NAME, SqliteStore, StateLock, StoreError
 from harness import servers, services
@@ -194,6 +197,95 @@ def test_a_store_failure_at_run_time_exits_and_pages_the_operators(
     finally:
         holder.close()
         proc.kill()
+
+
+def test_the_self_alert_is_remembered_and_resolved_at_the_keys_it_paged(
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
+    settings = make_settings(tmp_path, receiver)
+    lock = StateLock(settings.state_dir)  # creates the state directory (0700)
+    marker = settings.state_dir / MARKER_NAME
+
+    async def scenario() -> None:
+        core, d = build(settings, Clock())
+        assert await resolve_operators(settings.state_dir, core_url(receiver)) == 0  # none
+        assert await page_operators(core.oncall, core_url(receiver), "store failed",
+                                    state_dir=settings.state_dir) == 1
+        [trigger] = receiver.pd("trigger")
+        assert mode(marker) == 0o600
+        assert json.loads(marker.read_text())["routing_keys"] == [trigger["routing_key"]]
+        # the next start: the same dedup_key resolved at the same key, the marker gone
+        assert await resolve_operators(settings.state_dir, core_url(receiver)) == 1
+        [resolved] = receiver.pd("resolve")
+        assert (resolved["dedup_key"], resolved["routing_key"]) == (
+            DEDUP_KEY, trigger["routing_key"])
+        assert not marker.exists()
+        assert await resolve_operators(settings.state_dir, core_url(receiver)) == 0  # once
+        assert len(receiver.pd("resolve")) == 1
+        await d.close()
+        core.close()
+
+    asyncio.run(scenario())
+    lock.release()
+
+
+def test_a_resolve_that_pagerduty_could_not_take_is_tried_again_at_the_next_start(
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    assert remember(state, ["key-sre"], "2026-11-30T12:00:00+00:00")
+    for _ in range(3):  # every attempt answered 503
+        receiver.respond(503, "busy")
+    assert asyncio.run(resolve_operators(state, core_url(receiver))) == 0
+    assert len(receiver.pd("resolve")) == 3
+    assert json.loads((state / MARKER_NAME).read_text())["routing_keys"] == ["key-sre"]
+    assert asyncio.run(resolve_operators(state, core_url(receiver))) == 1
+    assert not (state / MARKER_NAME).exists()
+
+
+def test_a_marker_that_cannot_be_written_says_the_incident_must_be_resolved_by_hand(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def disk_full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with caplog.at_level(logging.ERROR, logger="alerting.selfalert"):
+        assert not remember(tmp_path, ["key-sre"], "2026-11-30T12:00:00+00:00")
+    monkeypatch.undo()
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "resolved by hand" in line and DEDUP_KEY in line and "No space left" in line
+    assert list(tmp_path.iterdir()) == []  # neither the marker nor its temporary file
+
+
+@pytest.mark.slow
+def test_the_self_alert_is_resolved_when_alerting_is_back(
+        tmp_path: Path, receiver: PagerDutyStandIn, kafka: servers.Server) -> None:
+    settings = make_settings(tmp_path, receiver)
+    env, log = env_of(settings, kafka), tmp_path / "alerting.log"
+    proc = start(env, log)
+    holder = sqlite3.connect(settings.state_dir / FILE_NAME, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the store fails: another writer holds it
+        produce(kafka.port, event())
+        wait_for(lambda: not proc.alive(), 60, "alerting to exit")
+        assert proc.proc.returncode == 1, proc.tail(20)
+        [trigger] = receiver.pd("trigger")
+        assert trigger["dedup_key"] == DEDUP_KEY
+        assert (settings.state_dir / MARKER_NAME).exists()
+    finally:
+        holder.close()  # the store is healthy again
+        proc.kill()
+    again = start(env, tmp_path / "alerting-again.log")
+    try:
+        wait_for(lambda: bool(receiver.pd("resolve")), 60, "the self-alert's resolve")
+        [resolved] = receiver.pd("resolve")
+        assert (resolved["dedup_key"], resolved["routing_key"]) == (
+            DEDUP_KEY, trigger["routing_key"])
+        wait_for(lambda: not (settings.state_dir / MARKER_NAME).exists(), 30, "the marker gone")
+        assert again.alive()
+        assert again.stop() == 0, again.tail(20)
+    finally:
+        again.kill()
 
 
 def test_the_self_alert_goes_to_the_operators_team_when_there_is_one(tmp_path: Path) -> None:
