@@ -16,6 +16,7 @@ stays cheap):
   `alerting.store.thread.StoreThread`.
 - `alerting.oncall`: `OnCall`, `load_oncall`; `alerting.silences`; `alerting.dispatch`:
   `Dispatcher`; `alerting.notify`: `Facts`, `Notifier`, `PagerDuty`, `Webhook`, `Email`;
-  `alerting.api`: `make_app`; `alerting.consumer`: `AlertConsumer`; `alerting.views`,
+  `alerting.api`: `make_app`, `make_runner`;
+  `alerting.header_timeout`: `ApiRunner`; `alerting.consumer`: `AlertConsumer`; `alerting.views`,
   `alerting.page`, `alerting.audit`.
 """

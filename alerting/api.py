@@ -8,7 +8,8 @@ for a nurse doing what only a lead may (silences).
 Against hostile or careless use (middlewares, outermost first): security headers on every
 response; a rate limit per token (per source address without a valid one), 429 with
 Retry-After; bodies at most `MAX_BODY` bytes, read within `BODY_TIMEOUT_S`, a whole request
-within `REQUEST_TIMEOUT_S`; and an audit row per request with its source address (`read` for
+within `REQUEST_TIMEOUT_S`, request line and headers within `HEADER_TIMEOUT_S` (the runner,
+`make_runner`); and an audit row per request with its source address (`read` for
 patient data, `request` otherwise).
 
 Handlers reach the store only through `core.off_loop(...)`: one job on the store thread per
@@ -35,6 +36,7 @@ from aiohttp import web
 
 from alerting import audit, page, silences, views
 from alerting.core import Alerting, Conflict, NotFound
+from alerting.header_timeout import HEADER_TIMEOUT_S, ApiRunner
 from alerting.lifecycle import Incident
 from alerting.oncall import ROLES
 
@@ -281,6 +283,7 @@ class Limits:
     max_body: int = MAX_BODY
     body_timeout_s: float = BODY_TIMEOUT_S
     request_timeout_s: float = REQUEST_TIMEOUT_S
+    header_timeout_s: float = HEADER_TIMEOUT_S  # request line and headers (slowloris)
 
 
 LIMITS: web.AppKey[Limits] = web.AppKey("limits", Limits)
@@ -417,3 +420,8 @@ def make_app(core: Alerting, limits: Limits | None = None,
     app.router.add_get("/audit", get_audit)
     app.router.add_get("/audit.csv", get_audit_csv)
     return app
+
+
+def make_runner(app: web.Application) -> ApiRunner:
+    """The app's runner: its connections are closed when request headers come too slowly."""
+    return ApiRunner(app, app[LIMITS].header_timeout_s, access_log=None)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from alerting.api import make_app
+from alerting.api import make_app, make_runner
 from alerting.consumer import AlertConsumer
 from alerting.core import Alerting, Clock
 from alerting.dispatch import Dispatcher
@@ -141,7 +141,7 @@ async def _serve(settings: Settings, stop: asyncio.Event,
         None, declare_topics, settings.kafka, (topics.ALERTS, topics.TRENDS),
         settings.kafka_partitions)
     consumer = AlertConsumer(settings.kafka, core)
-    runner = web.AppRunner(make_app(core), access_log=None)
+    runner = make_runner(make_app(core))
     await runner.setup()
     host, port = parse_hostport(settings.alerting_addr)
     await web.TCPSite(runner, host, port).start()

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from alerting import page
-from alerting.api import Limits, make_app
+from alerting.api import Limits, make_app, make_runner
 from harness.pagerduty import PagerDutyStandIn
 from tests.alerting.support import BOB_TOKEN, Clock, build, event, make_settings
 
@@ -26,7 +26,7 @@ DAY_MS = 86_400_000
 
 async def serve(core, limits: Limits | None = None, clock=None) -> tuple[web.AppRunner, str]:
     kw = {"clock": clock} if clock else {}
-    runner = web.AppRunner(make_app(core, limits, **kw))
+    runner = make_runner(make_app(core, limits, **kw))  # as the service runs it
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -207,6 +207,66 @@ def test_bodies_are_bounded_in_size_and_time(tmp_path: Path, receiver: PagerDuty
         # a hang guard only: the server answers after its 0.2 s
         status_line = await asyncio.wait_for(reader.readline(), 60)
         assert status_line.startswith(b"HTTP/1.1 408"), status_line
+        writer.close()
+        await runner.cleanup()
+        await d.close()
+
+    asyncio.run(scenario())
+
+
+async def _http_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """The status line and body of one response on a raw connection."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)  # a hang guard only
+    [length] = re.findall(rb"(?im)^content-length: *(\d+)", head)
+    body = await asyncio.wait_for(reader.readexactly(int(length)), 60)
+    return head.split(b"\r\n", 1)[0], body
+
+
+async def _closed_within(reader: asyncio.StreamReader, limit_s: float) -> float:
+    """Seconds until the server closed the connection; nothing may have been answered."""
+    started = asyncio.get_running_loop().time()
+    assert await asyncio.wait_for(reader.read(), limit_s) == b""  # EOF
+    return asyncio.get_running_loop().time() - started
+
+
+def test_request_headers_that_never_finish_are_closed_keep_alive_is_not(
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
+    async def scenario() -> None:
+        core, d = build(make_settings(tmp_path, receiver), Clock())
+        runner, base = await serve(core, Limits(header_timeout_s=1.0))
+        host, port = base.removeprefix("http://").split(":")
+        # "GET /" and then nothing: aiohttp alone would wait for its 75 s keep-alive
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /")
+        await writer.drain()
+        assert await _closed_within(reader, 30) >= 0.9  # closed, and not before the limit
+        writer.close()
+        # headers that trickle in, a line every 0.2 s: activity does not extend the limit
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+
+        async def trickle() -> None:
+            for i in range(150):  # 30 s, far beyond the limit
+                writer.write(f"X-Slow-{i}: a\r\n".encode())
+                await asyncio.sleep(0.2)
+
+        trickling = asyncio.create_task(trickle())
+        try:
+            await _closed_within(reader, 30)
+        finally:
+            trickling.cancel()
+            await asyncio.gather(trickling, return_exceptions=True)
+            writer.close()
+        # keep-alive: a connection idle between whole requests for longer than the limit
+        # stays open (the keep-alive timeout is what bounds idleness)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for _ in range(2):
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            status, body = await _http_response(reader)
+            assert status == b"HTTP/1.1 200 OK" and b'"ok"' in body
+            await asyncio.sleep(2.5)
+        assert not reader.at_eof()
         writer.close()
         await runner.cleanup()
         await d.close()
