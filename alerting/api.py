@@ -9,7 +9,7 @@ Against hostile or careless use (middlewares, outermost first): security headers
 response; a rate limit per token (per source address without a valid one), 429 with
 Retry-After; bodies at most `MAX_BODY` bytes, read within `BODY_TIMEOUT_S`, a whole request
 within `REQUEST_TIMEOUT_S`, request line and headers within `HEADER_TIMEOUT_S` (the runner,
-`make_runner`); and an audit row per request with its source address (`read` for
+`make_runner`); and an audit row per request with its source address in `source` (`read` for
 patient data, `request` otherwise).
 
 Handlers reach the store only through `core.off_loop(...)`: one job on the store thread per
@@ -386,10 +386,9 @@ async def audited(request: web.Request, handler: Handler) -> web.StreamResponse:
                 and request.path.startswith(READS))
         query = f"?{request.query_string}" if request.query_string else ""
         fields = {"actor": identity[0] if identity else None, "channel": "http",
-                  "status": str(status), "target": request.remote,
+                  "status": str(status), "source": request.remote,
                   "patient_id": request.query.get("patient") or None,
-                  "detail": f"{request.method} {request.path}{query}"[:500]
-                            + f" from {request.remote}"}
+                  "detail": f"{request.method} {request.path}{query}"[:500]}
         core = request.app[CORE]
         # Queued on the store thread, not awaited: a store that is stuck must not hold the
         # answer (nor the timeout's 503); jobs run in order, so a later read sees the row.

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 Row = Mapping[str, Any]
 Lane = tuple[str, str, str]  # (incident_id, channel, target): intents sent in order
 
+# `source` last, as in the table (a column added later) and in the CSV export's columns
 AUDIT_FIELDS = ("id", "at", "event", "patient_id", "incident_id", "alert_id", "actor",
-                "channel", "target", "status", "detail")
+                "channel", "target", "status", "detail", "source")
 
 
 class Lookups(Protocol):

@@ -47,12 +47,17 @@ CREATE TABLE IF NOT EXISTS silences (
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, event TEXT NOT NULL,
   patient_id TEXT, incident_id TEXT, alert_id TEXT, actor TEXT, channel TEXT, target TEXT,
-  status TEXT, detail TEXT);
+  status TEXT, detail TEXT, source TEXT);
 CREATE INDEX IF NOT EXISTS audit_patient ON audit(patient_id, at);
 CREATE TABLE IF NOT EXISTS trends (
   patient_id TEXT NOT NULL, ts INTEGER NOT NULL, point TEXT NOT NULL,
   PRIMARY KEY (patient_id, ts));
 """
+# Columns added after a table was first shipped: (table, column, declaration). A database made
+# by an earlier version gets them at open (ALTER TABLE ADD COLUMN; its old rows hold NULL).
+ADDED_COLUMNS = (
+    ("audit", "source", "TEXT"),  # an API request's source address (it was in `target`)
+)
 FILE_NAME = "alerting.sqlite3"
 LOCK_NAME = "alerting.lock"
 # The state holds patients' alerts and the outbox with PagerDuty routing keys: owner only.
@@ -137,6 +142,14 @@ def problem(path: Path, exc: BaseException) -> str:
     return f"alerting state ({path}): {text}"
 
 
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier version up to SCHEMA: the columns it lacks."""
+    for table, column, declaration in ADDED_COLUMNS:
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
 def _decoded(row: sqlite3.Row | None, column: str) -> dict[str, Any] | None:
     """A row as a dict, with one JSON column decoded."""
     if row is None:
@@ -177,6 +190,7 @@ class SqliteStore:
                 # FULL: a commit survives a power cut, which "durably recorded" promises Kafka.
                 self.db.execute("PRAGMA synchronous=FULL")
                 self.db.executescript(SCHEMA)
+                migrate(self.db)
         except sqlite3.Error as exc:
             raise StoreError(problem(self.path, exc)) from None
         except OSError as exc:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import hashlib
+import io
 import re
 import threading
 from pathlib import Path
@@ -326,17 +328,22 @@ def test_every_request_is_audited_with_its_source_address(tmp_path: Path,
                 patient_rows = (await r.json())["audit"]
             async with http.get(f"{base}/audit", headers=ALICE) as r:
                 rows = (await r.json())["audit"]
-        http_rows = [(row["event"], row["actor"], row["status"], row["detail"])
+            async with http.get(f"{base}/audit.csv", headers=ALICE) as r:
+                table = list(csv.DictReader(io.StringIO(await r.text())))
+        http_rows = [(row["event"], row["actor"], row["status"], row["source"], row["detail"])
                      for row in rows if row["channel"] == "http"]
         assert http_rows == [
-            ("read", "bob", "200", "GET /alerts from 127.0.0.1"),
-            ("read", "bob", "200", "GET /page/alerts from 127.0.0.1"),
-            ("request", None, "401", "GET /alerts from 127.0.0.1"),
-            ("request", "bob", "200",
-             f"POST /alerts/{alert['incident_id']}/ack from 127.0.0.1"),
-            ("read", "alice", "200", "GET /audit?patient=P001 from 127.0.0.1"),
+            ("read", "bob", "200", "127.0.0.1", "GET /alerts"),
+            ("read", "bob", "200", "127.0.0.1", "GET /page/alerts"),
+            ("request", None, "401", "127.0.0.1", "GET /alerts"),
+            ("request", "bob", "200", "127.0.0.1", f"POST /alerts/{alert['incident_id']}/ack"),
+            ("read", "alice", "200", "127.0.0.1", "GET /audit?patient=P001"),
         ]  # /healthz is not audited; this last GET /audit is written after it answered
-        assert all(row["target"] == "127.0.0.1" for row in rows if row["channel"] == "http")
+        # the source has its own column; `target` keeps meaning whom a page went to
+        assert all(row["target"] is None for row in rows if row["channel"] == "http")
+        assert all(row["source"] is None for row in rows if row["channel"] != "http")
+        csv_http = [row for row in table if row["channel"] == "http"]
+        assert len(csv_http) == 6 and {row["source"] for row in csv_http} == {"127.0.0.1"}
         assert ("acknowledged", "bob") in [(row["event"], row["actor"]) for row in rows]
         assert {row["patient_id"] for row in patient_rows} == {"P001"}
         await runner.cleanup()

@@ -202,3 +202,25 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
         store.audit(3, "received", patient_id="P001")
     assert [row["event"] for row in store.audit_rows()] == ["received"]
     store.close()
+
+
+def test_an_audit_table_without_the_source_column_gets_it_at_open(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    old = sqlite3.connect(state / "alerting.sqlite3")  # the audit table of the last version
+    old.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT "
+                "NULL, event TEXT NOT NULL, patient_id TEXT, incident_id TEXT, alert_id TEXT, "
+                "actor TEXT, channel TEXT, target TEXT, status TEXT, detail TEXT)")
+    old.execute("INSERT INTO audit (at, event, channel, target, detail) VALUES "
+                "(1, 'request', 'http', '10.0.0.7', 'GET /alerts from 10.0.0.7')")
+    old.commit()
+    old.close()
+    for _ in range(2):  # the second open finds the column there and adds nothing
+        store = SqliteStore(state)
+        with store.tx():
+            store.audit(2, "read", channel="http", source="10.0.0.8", detail="GET /alerts")
+        rows = store.audit_rows()
+        store.close()
+    assert [(r["target"], r["source"]) for r in rows] == [
+        ("10.0.0.7", None), (None, "10.0.0.8"), (None, "10.0.0.8")]  # old rows kept as they were
+    assert set(rows[0]) == set(interface.AUDIT_FIELDS)
