@@ -16,7 +16,7 @@ stays cheap):
   `alerting.store.thread.StoreThread`.
 - `alerting.oncall`: `OnCall`, `load_oncall`; `alerting.silences`; `alerting.dispatch`:
   `Dispatcher`; `alerting.notify`: `Facts`, `Notifier`, `PagerDuty`, `Webhook`, `Email`;
-  `alerting.api`: `make_app`, `make_runner`;
-  `alerting.header_timeout`: `ApiRunner`; `alerting.consumer`: `AlertConsumer`; `alerting.views`,
-  `alerting.page`, `alerting.audit`.
+  `alerting.api`: `make_app`, `make_runner` (the routes); `alerting.api_guards`: `Limits`,
+  the middlewares; `alerting.header_timeout`: `ApiRunner`; `alerting.consumer`:
+  `AlertConsumer`; `alerting.views`, `alerting.page`, `alerting.audit`.
 """

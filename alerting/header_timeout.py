@@ -5,7 +5,7 @@ the only bound (armed when a connection opens and after each response), and a sh
 would also drop the nurse page's idle connection between its refreshes. So each connection gets
 a second timer: armed when the connection opens and at the first bytes of each following
 request, cancelled once the parser has a whole request; when it fires the connection is closed.
-Bodies and handlers have their own limits (alerting.api's middlewares).
+Bodies and handlers have their own limits (alerting.api_guards and alerting.api).
 
 The mechanism is the least of aiohttp that could carry it: a `RequestHandler` subclass (the
 protocol of one connection), made by a `web.Server` subclass, made by an `AppRunner` subclass.
