@@ -13,7 +13,8 @@ stays cheap):
 - `alerting.lifecycle`: `Incident`, `Policy`, the effects `Page`, `Ack`, `Resolve`, and the
   pure transitions.
 - `alerting.store`: the `Store` interface; `alerting.store.sqlite.SqliteStore`;
-  `alerting.store.thread.StoreThread`.
+  `alerting.store.schema` (tables, migration); `alerting.store.state_dir` (`StateLock`,
+  `StoreError`); `alerting.store.thread.StoreThread`.
 - `alerting.oncall`: `OnCall`, `load_oncall`; `alerting.silences`; `alerting.dispatch`:
   `Dispatcher`; `alerting.notify`: `Facts`, `Notifier`, `PagerDuty`, `Webhook`, `Email`;
   `alerting.api`: `make_app`, `make_runner` (the routes); `alerting.api_guards`: `Limits`,

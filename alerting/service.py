@@ -27,7 +27,8 @@ from alerting.notify.pagerduty import PagerDuty
 from alerting.notify.webhook import Webhook
 from alerting.oncall import OnCall, load_oncall
 from alerting.selfalert import page_operators, resolve_operators
-from alerting.store.sqlite import SqliteStore, StateLock, StoreError, problem
+from alerting.store.sqlite import SqliteStore
+from alerting.store.state_dir import StateLock, StoreError, problem
 from alerting.store.thread import StoreThread
 from vitals import topics
 from vitals.kafka import declare_topics

@@ -5,14 +5,15 @@ for the nurse page. It implements `alerting.store.Store`.
 Its calls block (a commit waits until the disk has the data), so the service makes them all on
 one thread (`alerting.store.thread.StoreThread`), which opens the connection too. Every state
 change and the intents it causes are written in one transaction, before anything is sent.
+
+The tables and their migration are in `schema.py`; the state directory's files (modes, the
+instance lock, problems in one line) in `state_dir.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,133 +22,16 @@ from typing import Any
 
 from alerting.lifecycle import Incident
 from alerting.store import Lane, Row
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-  alert_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, rule TEXT NOT NULL,
-  severity TEXT NOT NULL, status TEXT NOT NULL, disposition TEXT NOT NULL,
-  incident_id TEXT, received_at INTEGER NOT NULL, resolved_at INTEGER, resolved_by TEXT,
-  event TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS alerts_patient ON alerts(patient_id, status);
-CREATE INDEX IF NOT EXISTS alerts_incident ON alerts(incident_id);
-CREATE TABLE IF NOT EXISTS incidents (
-  id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, state TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS incidents_open ON incidents(state, patient_id);
-CREATE TABLE IF NOT EXISTS outbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL, patient_id TEXT NOT NULL,
-  channel TEXT NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL, step INTEGER,
-  request TEXT NOT NULL, created_at INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
-  attempts INTEGER NOT NULL DEFAULT 0, sent_at INTEGER, response_status INTEGER,
-  response_body TEXT);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status);
-CREATE TABLE IF NOT EXISTS silences (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, patient_id TEXT, rule TEXT, starts_at INTEGER NOT NULL,
-  ends_at INTEGER NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL,
-  created_at INTEGER NOT NULL, deleted_at INTEGER, deleted_by TEXT);
-CREATE TABLE IF NOT EXISTS audit (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, event TEXT NOT NULL,
-  patient_id TEXT, incident_id TEXT, alert_id TEXT, actor TEXT, channel TEXT, target TEXT,
-  status TEXT, detail TEXT, source TEXT);
-CREATE INDEX IF NOT EXISTS audit_patient ON audit(patient_id, at);
-CREATE TABLE IF NOT EXISTS trends (
-  patient_id TEXT NOT NULL, ts INTEGER NOT NULL, point TEXT NOT NULL,
-  PRIMARY KEY (patient_id, ts));
-"""
-# Columns added after a table was first shipped: (table, column, declaration). A database made
-# by an earlier version gets them at open (ALTER TABLE ADD COLUMN; its old rows hold NULL).
-ADDED_COLUMNS = (
-    ("audit", "source", "TEXT"),  # an API request's source address (it was in `target`)
+from alerting.store.schema import create
+from alerting.store.state_dir import (
+    FILE_MODE,
+    FILE_NAME,
+    StoreError,
+    private_dir,
+    private_file,
+    private_umask,
+    problem,
 )
-FILE_NAME = "alerting.sqlite3"
-LOCK_NAME = "alerting.lock"
-# The state holds patients' alerts and the outbox with PagerDuty routing keys: owner only.
-DIR_MODE, FILE_MODE = 0o700, 0o600
-PRIVATE_UMASK = 0o077
-
-
-class StoreError(Exception):
-    """The state cannot be used: one line naming the file and the problem."""
-
-
-@contextmanager
-def private_umask() -> Iterator[None]:
-    """Files and directories created meanwhile are the owner's only (umask 077).
-
-    SQLite creates the -wal and -shm files with the database file's mode; the umask covers
-    them too should SQLite ever not."""
-    old = os.umask(PRIVATE_UMASK)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def private_dir(path: Path) -> None:
-    """The state directory, created 0700; an existing one is narrowed to 0700 (a state
-    directory from a version before this one)."""
-    with private_umask():
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(DIR_MODE)
-
-
-def private_file(path: Path) -> None:
-    """`path` created 0600 if missing; an existing one narrowed to 0600."""
-    with private_umask():
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
-    if path.stat().st_mode & 0o077:
-        path.chmod(FILE_MODE)
-
-
-class StateLock:
-    """One alerting instance per state directory: an exclusive `flock` on `alerting.lock`,
-    held until `release` (or the process ends: the kernel drops it, even after SIGKILL)."""
-
-    def __init__(self, state_dir: Path) -> None:
-        private_dir(state_dir)
-        self.path = state_dir / LOCK_NAME
-        with private_umask():
-            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            self._fd = None
-            raise StoreError(f"VITALS_STATE_DIR ({state_dir}): another vitals alerting is "
-                             f"running on this state directory (it holds {self.path})"
-                             ) from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()}\n".encode())
-
-    def release(self) -> None:
-        """Let another instance start."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def problem(path: Path, exc: BaseException) -> str:
-    """One line naming the database file and what is wrong with it."""
-    text = str(exc) or type(exc).__name__
-    hint = {"file is not a database": "corrupt (not an SQLite database)",
-            "database is locked": "locked by another process",
-            "database or disk is full": "the disk (or the database) is full",
-            "disk I/O error": "cannot write or read the file (disk full, file size limit, or a "
-                              "failing disk)"}
-    for known, said in hint.items():
-        if known in text:
-            text = f"{said}: {text}"
-            break
-    return f"alerting state ({path}): {text}"
-
-
-def migrate(db: sqlite3.Connection) -> None:
-    """Bring a database made by an earlier version up to SCHEMA: the columns it lacks."""
-    for table, column, declaration in ADDED_COLUMNS:
-        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        if column not in have:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def _decoded(row: sqlite3.Row | None, column: str) -> dict[str, Any] | None:
@@ -189,8 +73,7 @@ class SqliteStore:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 # FULL: a commit survives a power cut, which "durably recorded" promises Kafka.
                 self.db.execute("PRAGMA synchronous=FULL")
-                self.db.executescript(SCHEMA)
-                migrate(self.db)
+                create(self.db)  # the tables, and what an older database lacks
         except sqlite3.Error as exc:
             raise StoreError(problem(self.path, exc)) from None
         except OSError as exc:

@@ -19,7 +19,8 @@ import pytest
 
 from alerting.selfalert import DEDUP_KEY, MARKER_NAME, page_operators, remember, resolve_operators
 from alerting.service import _reason
-from alerting.store.sqlite import FILE_NAME, LOCK_NAME, SqliteStore, StateLock, StoreError
+from alerting.store.sqlite import SqliteStore
+from alerting.store.state_dir import FILE_NAME, LOCK_NAME, StateLock, StoreError
 from harness import servers, services
 from harness.command import vitals
 from harness.pagerduty import PagerDutyStandIn
