@@ -17,7 +17,11 @@ vendored in deploy/schemas/compose-spec.json, and:
   a mounted directory;
 - healthchecks probe the port the service listens on; `depends_on` conditions can be met;
 - Mosquitto finds every file its config names; Grafana gets every variable its provisioning
-  uses; the one-shot scripts read every variable they are given.
+  uses; the one-shot scripts read every variable they are given;
+- Kafka is reached over TLS with SASL only: the broker advertises SASL_SSL listeners and no
+  plaintext one, its controller listener is on loopback, and every vitals service and the
+  kafka-topics step use kafkas:// (an account, a SASL mechanism the broker enables, the CA
+  mounted); the broker's healthcheck speaks SASL_SSL too.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ VITALS_SERVICES = ("ingest", "rules", "store", "alerting")
 ONE_SHOTS = ("kafka-topics", "influx-init")
 REQUIRED_SERVICES = (*VITALS_SERVICES, *ONE_SHOTS, "mosquitto", "kafka", "influxdb", "grafana")
 # settings that name files (vitals/settings.py validates that they exist)
-FILE_SETTINGS = ("VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES")
+FILE_SETTINGS = ("VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES", "VITALS_KAFKA_CA_FILE")
 # variables a one-shot's script does not name because the tool it runs reads them itself
 TOOL_ENV = {"influx-init": {"INFLUX_TOKEN"}}  # the influx CLI
 
@@ -210,6 +214,9 @@ def _site_file(name: str, variable: str, path: Path) -> Iterator[str]:
             from stream_rules.config import load_rules
 
             load_rules(path)
+        elif variable == "VITALS_KAFKA_CA_FILE":
+            if "-----BEGIN CERTIFICATE-----" not in path.read_text(errors="replace"):
+                yield f"{name}: {variable}: {path} is not a PEM certificate"
         elif variable == "VITALS_ONCALL":
             from alerting.oncall import load_oncall
             from vitals.patients import load_patients
@@ -320,6 +327,85 @@ def _mqtt_over_tls(compose: Compose) -> Iterator[str]:
         yield "mosquitto: the TLS port 8883 is not published"
 
 
+def _listeners(value: str) -> dict[str, tuple[str, int]]:
+    """KAFKA_LISTENERS / KAFKA_ADVERTISED_LISTENERS as {name: (host, port)}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        m = re.fullmatch(r"([A-Za-z0-9_]+)://(\[[^\]]*\]|[^:]*):(\d+)", part)
+        if m:
+            out[m.group(1).upper()] = (m.group(2), int(m.group(3)))
+    return out
+
+
+def _kafka_security(compose: Compose) -> Iterator[str]:
+    """Kafka only over TLS with SASL: the broker's client listeners are SASL_SSL (none
+    plaintext), its controller listener stays on loopback; the vitals services and the
+    kafka-topics step use kafkas:// with an account, a mechanism the broker enables and the CA
+    mounted; the healthcheck speaks SASL_SSL."""
+    if compose.services.get("kafka") is None:
+        return
+    env = compose.environment("kafka")
+    protocols = dict(p.split(":", 1) for p in env.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                                                      "").split(",") if ":" in p)
+    protocols = {k.strip().upper(): v.strip().upper() for k, v in protocols.items()}
+    controllers = {n.strip().upper()
+                   for n in env.get("KAFKA_CONTROLLER_LISTENER_NAMES", "").split(",")}
+    listeners = _listeners(env.get("KAFKA_LISTENERS", ""))
+    advertised = _listeners(env.get("KAFKA_ADVERTISED_LISTENERS", ""))
+    mechanisms = {m.strip() for m in env.get("KAFKA_SASL_ENABLED_MECHANISMS", "").split(",")
+                  if m.strip()}
+    for name, (host, _port) in listeners.items():
+        protocol = protocols.get(name, name)
+        if name in controllers:
+            if host not in ("127.0.0.1", "localhost", "[::1]"):
+                where = host or "every address"
+                yield f"kafka: the controller listener {name} listens on {where}, not loopback"
+        elif protocol != "SASL_SSL":
+            yield f"kafka: listener {name} is {protocol}, not SASL_SSL"
+    for name in advertised:
+        if protocols.get(name, name) != "SASL_SSL":
+            yield f"kafka: advertises {name} ({protocols.get(name, name)}), not SASL_SSL"
+    if not mechanisms:
+        yield "kafka: KAFKA_SASL_ENABLED_MECHANISMS is not set"
+    ports = set(advertised.values())
+    from vitals.settings import kafka_endpoints
+
+    for name in VITALS_SERVICES:
+        if name not in compose.services:
+            continue
+        service_env = compose.environment(name)
+        url = service_env.get("VITALS_KAFKA_URL", "")
+        try:
+            endpoints = kafka_endpoints(url)
+        except ValueError as exc:
+            yield f"{name}: VITALS_KAFKA_URL: {exc}"
+            continue
+        if not all(e.tls for e in endpoints) or endpoints[0].username is None:
+            yield f"{name}: VITALS_KAFKA_URL must be kafkas://ACCOUNT:PASSWORD@... (TLS and SASL)"
+        if any((e.host, e.port) not in ports for e in endpoints):
+            yield f"{name}: VITALS_KAFKA_URL names no SASL_SSL listener the broker advertises"
+        mechanism = service_env.get("VITALS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+        if mechanism not in mechanisms:
+            yield f"{name}: VITALS_KAFKA_SASL_MECHANISM {mechanism} is not enabled on the broker"
+        if not service_env.get("VITALS_KAFKA_CA_FILE"):  # _file_settings: and mounted
+            yield f"{name}: VITALS_KAFKA_CA_FILE is not set"
+    topics = compose.services.get("kafka-topics")
+    if topics is not None:
+        topics_env = compose.environment("kafka-topics")
+        host, _, port = topics_env.get("KAFKA_BOOTSTRAP", "").rpartition(":")
+        if (host, int(port) if port.isdigit() else 0) not in ports:
+            yield "kafka-topics: KAFKA_BOOTSTRAP names no SASL_SSL listener the broker advertises"
+        if not topics_env.get("KAFKA_SASL_PASSWORD") or not topics_env.get("KAFKA_CA_FILE"):
+            yield "kafka-topics: needs KAFKA_SASL_PASSWORD and KAFKA_CA_FILE (SASL_SSL)"
+        elif not mounted_source(compose.mounts("kafka-topics"), topics_env["KAFKA_CA_FILE"]):
+            yield f"kafka-topics: KAFKA_CA_FILE={topics_env['KAFKA_CA_FILE']} is not mounted"
+        if topics_env.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512") not in mechanisms:
+            yield "kafka-topics: KAFKA_SASL_MECHANISM is not enabled on the broker"
+    test = " ".join(compose.services["kafka"].get("healthcheck", {}).get("test", []))
+    if test and "--command-config" not in test:
+        yield "kafka: the healthcheck does not use the SASL_SSL client properties"
+
+
 def _scripts(compose: Compose) -> Iterator[str]:
     """Each one-shot's script reads every variable the service gives it."""
     for name in ONE_SHOTS:
@@ -355,7 +441,7 @@ def _grafana(compose: Compose) -> Iterator[str]:
 CROSS_CHECKS: tuple[Callable[[Compose], Iterator[str]], ...] = (
     _required_services, _variables_documented, _mounted_paths, _vitals_services, _singletons,
     _state_directory, _rules_workers, _healthchecks, _depends_on, _one_shots_finish,
-    _mosquitto_files, _mqtt_over_tls, _scripts, _grafana)
+    _mosquitto_files, _mqtt_over_tls, _kafka_security, _scripts, _grafana)
 
 
 def cross_errors(raw: dict[str, Any], doc: dict[str, Any], used: set[str],

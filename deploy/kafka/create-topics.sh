@@ -4,7 +4,14 @@
 # but only with Kafka's defaults; this step also sets retention and, for the rules workers'
 # state changelog, compaction. In compose it is the one-shot `kafka-topics` service; by hand:
 #
-#   KAFKA_BOOTSTRAP=broker:9092 VITALS_KAFKA_PARTITIONS=8 deploy/kafka/create-topics.sh
+#   KAFKA_BOOTSTRAP=broker:9093 VITALS_KAFKA_PARTITIONS=8 KAFKA_CA_FILE=ca.crt \
+#   KAFKA_SASL_USERNAME=admin KAFKA_SASL_PASSWORD=... deploy/kafka/create-topics.sh
+#
+# How it reaches Kafka: KAFKA_COMMAND_CONFIG, a client .properties file of your own; otherwise
+# one written here (to a temporary file, removed at exit): SASL_SSL when KAFKA_SASL_PASSWORD is
+# set (KAFKA_SASL_USERNAME, KAFKA_SASL_MECHANISM, default SCRAM-SHA-512), SSL when only
+# KAFKA_CA_FILE is, trusting KAFKA_CA_FILE (PEM; without it, the JVM's CAs). With none of them
+# it speaks plaintext, for a broker without a TLS listener (tests).
 #
 # Safe to run again: existing topics keep their data and get the settings below again. A topic
 # whose partition count differs from VITALS_KAFKA_PARTITIONS stops the script (exit 1): the
@@ -12,7 +19,7 @@
 # hashes to, so changing the count moves patients away from their state (deploy/README.md).
 set -eu
 
-BOOTSTRAP="${KAFKA_BOOTSTRAP:-kafka:9092}"
+BOOTSTRAP="${KAFKA_BOOTSTRAP:-kafka:9093}"
 PARTITIONS="${VITALS_KAFKA_PARTITIONS:-8}"
 REPLICATION="${KAFKA_REPLICATION_FACTOR:-1}"
 # How long the keyed topics keep records (Kafka is not the system of record: InfluxDB and the
@@ -21,6 +28,40 @@ RETENTION_MS=$(( ${KAFKA_RETENTION_HOURS:-168} * 3600000 ))
 # Dead letters are read by people, so they stay longer.
 REJECTED_RETENTION_MS=$(( ${KAFKA_REJECTED_RETENTION_HOURS:-720} * 3600000 ))
 BIN="${KAFKA_BIN:-/opt/kafka/bin}"
+
+CLIENT_CONFIG="${KAFKA_COMMAND_CONFIG:-}"
+if [ -z "$CLIENT_CONFIG" ] && { [ -n "${KAFKA_SASL_PASSWORD:-}" ] || [ -n "${KAFKA_CA_FILE:-}" ]; }; then
+    CLIENT_CONFIG=$(umask 077 && mktemp "${TMPDIR:-/tmp}/create-topics.XXXXXX")
+    trap 'rm -f "$CLIENT_CONFIG"' EXIT
+    {
+        if [ -n "${KAFKA_SASL_PASSWORD:-}" ]; then
+            echo "security.protocol=SASL_SSL"
+            echo "sasl.mechanism=${KAFKA_SASL_MECHANISM:-SCRAM-SHA-512}"
+            case ${KAFKA_SASL_MECHANISM:-SCRAM-SHA-512} in
+                PLAIN) module=org.apache.kafka.common.security.plain.PlainLoginModule ;;
+                *) module=org.apache.kafka.common.security.scram.ScramLoginModule ;;
+            esac
+            printf 'sasl.jaas.config=%s required username="%s" password="%s";\n' \
+                "$module" "${KAFKA_SASL_USERNAME:-admin}" "$KAFKA_SASL_PASSWORD"
+        else
+            echo "security.protocol=SSL"
+        fi
+        if [ -n "${KAFKA_CA_FILE:-}" ]; then
+            echo "ssl.truststore.type=PEM"
+            echo "ssl.truststore.location=$KAFKA_CA_FILE"
+        fi
+    } >"$CLIENT_CONFIG"
+fi
+
+kafka() {  # tool args...: one of Kafka's tools, with the client config when there is one
+    tool=$1
+    shift
+    if [ -n "$CLIENT_CONFIG" ]; then
+        "$BIN/$tool" --bootstrap-server "$BOOTSTRAP" --command-config "$CLIENT_CONFIG" "$@"
+    else
+        "$BIN/$tool" --bootstrap-server "$BOOTSTRAP" "$@"
+    fi
+}
 
 # The rules workers' Faust table (stream_rules/worker.py: {APP_ID}-{TABLE}-changelog). Every
 # batch rewrites each patient's state (~15 KiB), so the changelog must be compacted, in small
@@ -35,7 +76,7 @@ failed=0
 topic() {  # name partitions config(k=v,k=v)
     name=$1 n=$2 config=$3
     # --config once per key=value
-    set -- "$BIN/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists \
+    set -- kafka kafka-topics.sh --create --if-not-exists \
         --topic "$name" --partitions "$n" --replication-factor "$REPLICATION"
     old_ifs=$IFS
     IFS=,
@@ -45,9 +86,9 @@ topic() {  # name partitions config(k=v,k=v)
     IFS=$old_ifs
     "$@"
     # an existing topic keeps its settings on --create: set them again
-    "$BIN/kafka-configs.sh" --bootstrap-server "$BOOTSTRAP" --entity-type topics \
+    kafka kafka-configs.sh --entity-type topics \
         --entity-name "$name" --alter --add-config "$config" >/dev/null
-    have=$("$BIN/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --describe --topic "$name" \
+    have=$(kafka kafka-topics.sh --describe --topic "$name" \
         | sed -n 's/.*PartitionCount: *\([0-9][0-9]*\).*/\1/p' | head -n 1)
     if [ "$have" != "$n" ]; then
         echo "create-topics: $name has ${have:-no} partitions, not $n" >&2

@@ -149,6 +149,39 @@ def test_every_variable_of_env_example_is_commented() -> None:
     (lambda d: d["services"]["influx-init"]["environment"].update(VITALS_LONG_BUCKET="x"),
      "init.sh does not read it"),
     (lambda d: d["services"].pop("store"), "no service store"),
+    # Kafka: TLS and SASL only (deploy/README.md, "Kafka: TLS and SCRAM")
+    (lambda d: d["services"]["ingest"]["environment"].update(VITALS_KAFKA_URL="kafka://kafka:9093"),
+     "ingest: VITALS_KAFKA_URL must be kafkas://"),
+    (lambda d: d["services"]["rules"]["environment"].update(VITALS_KAFKA_URL="kafkas://kafka:9093"),
+     "rules: VITALS_KAFKA_URL must be kafkas://ACCOUNT:PASSWORD@"),
+    (lambda d: d["services"]["store"]["environment"].update(
+        VITALS_KAFKA_URL="kafkas://vitals:pw@kafka:9092"), "names no SASL_SSL listener"),
+    (lambda d: d["services"]["store"]["environment"].update(
+        VITALS_KAFKA_SASL_MECHANISM="SCRAM-SHA-256"), "SCRAM-SHA-256 is not enabled"),
+    (lambda d: d["services"]["alerting"]["environment"].pop("VITALS_KAFKA_CA_FILE"),
+     "alerting: VITALS_KAFKA_CA_FILE is not set"),
+    (lambda d: d["services"]["rules"].update(volumes=["./config:/etc/vitals:ro"]),
+     "rules: VITALS_KAFKA_CA_FILE=/etc/ssl/vitals/kafka-ca.crt is not in a mounted directory"),
+    (lambda d: d["services"]["kafka"]["environment"].update(
+        KAFKA_ADVERTISED_LISTENERS="SASL_SSL://kafka:9093,PLAINTEXT://kafka:9092",
+        KAFKA_LISTENER_SECURITY_PROTOCOL_MAP="CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,"
+                                             "PLAINTEXT:PLAINTEXT"),
+     "kafka: advertises PLAINTEXT (PLAINTEXT), not SASL_SSL"),
+    (lambda d: d["services"]["kafka"]["environment"].update(
+        KAFKA_LISTENERS="SASL_SSL://:9093,CLIENT://:9095"), "listener CLIENT is CLIENT"),
+    (lambda d: d["services"]["kafka"]["environment"].update(
+        KAFKA_LISTENERS="SASL_SSL://:9093,CONTROLLER://:9094"),
+     "controller listener CONTROLLER listens on every address"),
+    (lambda d: d["services"]["kafka"]["healthcheck"].update(
+        test=["CMD-SHELL", "/opt/kafka/bin/kafka-broker-api-versions.sh "
+                           "--bootstrap-server kafka:9093"]), "healthcheck does not use the SASL"),
+    (lambda d: d["services"]["kafka-topics"]["environment"].update(KAFKA_BOOTSTRAP="kafka:9092"),
+     "kafka-topics: KAFKA_BOOTSTRAP names no SASL_SSL listener"),
+    (lambda d: d["services"]["kafka-topics"]["environment"].pop("KAFKA_SASL_PASSWORD"),
+     "kafka-topics: needs KAFKA_SASL_PASSWORD and KAFKA_CA_FILE"),
+    (lambda d: d["services"]["kafka-topics"].update(
+        volumes=["./kafka/create-topics.sh:/opt/vitals/create-topics.sh:ro"]),
+     "kafka-topics: KAFKA_CA_FILE=/opt/vitals/kafka-ca.crt is not mounted"),
 ])
 def test_each_cross_check_catches_its_mistake(loaded: Any, change: Any, expected: str) -> None:
     raw, doc, used, env = loaded
@@ -206,12 +239,21 @@ def site(tmp_path: Path) -> Path:
     certs.mkdir()
     for name in ("ca.crt", "server.crt", "server.key"):
         shutil.copy(ca / name, certs / name)
+    kafka_ca = tmp_path / "kafka-ca"
+    subprocess.run([str(DEPLOY / "kafka" / "make-certs.sh"), str(kafka_ca)], check=True,
+                   capture_output=True)
+    kafka_certs = tmp_path / "kafka"
+    kafka_certs.mkdir()
+    for name in ("ca.crt", "kafka.p12", "kafka.p12.password"):
+        shutil.copy(kafka_ca / name, kafka_certs / name)
     ingest_password = next(line.split(",")[3] for line in
                            (accounts / "credentials.csv").read_text().splitlines()
                            if line.startswith(",,ingest,"))
     text = cc.ENV_EXAMPLE.read_text()
     values = {"VITALS_CONFIG_DIR": config, "MQTT_CONFIG_DIR": mqtt, "MQTT_CERTS_DIR": certs,
               "MQTT_INGEST_PASSWORD": ingest_password, "KAFKA_CLUSTER_ID": "MkU3OEVBNTcwNTJENDM2Qk",
+              "KAFKA_CERTS_DIR": kafka_certs, "KAFKA_ADMIN_PASSWORD": "0a1b2c3d4e5f6a7b8c9d",
+              "KAFKA_VITALS_PASSWORD": "f9e8d7c6b5a4f3e2d1c0",
               "INFLUX_ADMIN_PASSWORD": "a-long-admin-password",
               "INFLUX_ADMIN_TOKEN": "0123456789abcdef", "GRAFANA_ADMIN_PASSWORD": "grafana-pw"}
     for key, value in values.items():
@@ -255,6 +297,7 @@ echo "kafka-topics $*" >> "$FAKE_DIR/calls"
 topic="" parts="" describe=0
 while [ $# -gt 0 ]; do
     case $1 in
+        --command-config) cp "$2" "$FAKE_DIR/client.properties"; shift ;;
         --topic) topic=$2; shift ;;
         --partitions) parts=$2; shift ;;
         --describe) describe=1 ;;
@@ -274,7 +317,8 @@ echo "kafka-configs $*" >> "$FAKE_DIR/calls"
 
 
 def run_create_topics(tmp_path: Path, existing: dict[str, int] | None = None,
-                      partitions: int = 8) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+                      partitions: int = 8, extra_env: dict[str, str] | None = None
+                      ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     for name, text in (("kafka-topics.sh", FAKE_TOPICS), ("kafka-configs.sh", FAKE_CONFIGS)):
@@ -283,7 +327,8 @@ def run_create_topics(tmp_path: Path, existing: dict[str, int] | None = None,
     for topic, n in (existing or {}).items():
         (bin_dir / f"topic.{topic}").write_text(f"{n}\n")
     env = {"PATH": os.environ["PATH"], "KAFKA_BIN": str(bin_dir), "FAKE_DIR": str(bin_dir),
-           "KAFKA_BOOTSTRAP": "kafka:9092", "VITALS_KAFKA_PARTITIONS": str(partitions)}
+           "KAFKA_BOOTSTRAP": "kafka:9092", "VITALS_KAFKA_PARTITIONS": str(partitions),
+           **(extra_env or {})}
     result = subprocess.run(["sh", str(DEPLOY / "kafka" / "create-topics.sh")], env=env,
                             capture_output=True, text=True, timeout=30)
     calls = (bin_dir / "calls").read_text().splitlines() if (bin_dir / "calls").exists() else []
@@ -323,6 +368,42 @@ def test_create_topics_declares_every_topic_of_vitals_and_the_rules_changelog(
     assert len(altered) == 6 and any(CHANGELOG in c and "compact" in c for c in altered)
 
 
+def test_create_topics_without_security_settings_passes_no_client_config(tmp_path: Path) -> None:
+    result, calls = run_create_topics(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls and not any("--command-config" in c for c in calls)
+
+
+def test_create_topics_speaks_sasl_ssl_with_the_account_and_the_ca(tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result, calls = run_create_topics(tmp_path, extra_env={
+        "KAFKA_BOOTSTRAP": "kafka:9093", "KAFKA_CA_FILE": "/opt/vitals/kafka-ca.crt",
+        "KAFKA_SASL_USERNAME": "admin", "KAFKA_SASL_PASSWORD": "0a1b2c3d",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "TMPDIR": str(tmp)})
+    assert result.returncode == 0, result.stderr
+    assert len(calls) == 18  # create, alter, describe for 6 topics
+    for call in calls:
+        assert "--bootstrap-server kafka:9093 --command-config " in call, call
+    config = dict(line.split("=", 1) for line in
+                  (tmp_path / "bin" / "client.properties").read_text().splitlines())
+    assert config == {
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": 'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                            'username="admin" password="0a1b2c3d";',
+        "ssl.truststore.type": "PEM", "ssl.truststore.location": "/opt/vitals/kafka-ca.crt"}
+    assert list(tmp.iterdir()) == []  # the file with the password is gone
+
+
+def test_create_topics_uses_a_client_config_it_is_given(tmp_path: Path) -> None:
+    given = tmp_path / "mine.properties"
+    given.write_text("security.protocol=SSL\n")
+    result, calls = run_create_topics(tmp_path, extra_env={
+        "KAFKA_COMMAND_CONFIG": str(given), "KAFKA_SASL_PASSWORD": "ignored"})
+    assert result.returncode == 0, result.stderr
+    assert all(f"--command-config {given}" in c for c in calls)
+
+
 def test_create_topics_refuses_a_topic_with_another_partition_count(tmp_path: Path) -> None:
     result, calls = run_create_topics(tmp_path, existing={"vitals.readings": 4}, partitions=8)
     assert result.returncode == 1
@@ -339,6 +420,7 @@ def test_create_topics_is_the_script_the_compose_step_runs(loaded: Any) -> None:
     assert step["entrypoint"] == ["/bin/sh", "/opt/vitals/create-topics.sh"]
     assert "./kafka/create-topics.sh:/opt/vitals/create-topics.sh:ro" in step["volumes"]
     assert step["environment"]["VITALS_KAFKA_PARTITIONS"] == "8"
+    assert step["environment"]["KAFKA_BOOTSTRAP"] == "kafka:9093"
     kafka_env = doc["services"]["kafka"]["environment"]
     assert kafka_env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 

@@ -30,7 +30,7 @@ SCHEMAS = Path(__file__).resolve().parent / "data" / "k8s-strict-schemas.json"
 DEFAULTS = DEPLOY.parent / "vitals" / "defaults"
 # made by the site, never committed: named in base/kustomization.yaml and deploy/README.md
 SITE_MADE = {("Secret", "vitals-secrets"), ("ConfigMap", "vitals-mqtt-ca"),
-             ("ConfigMap", "vitals-files")}
+             ("ConfigMap", "vitals-kafka-ca"), ("ConfigMap", "vitals-files")}
 SERVICES = {"vitals-ingest": "ingest", "vitals-rules": "rules", "vitals-store": "store",
             "vitals-alerting": "alerting"}
 
@@ -205,7 +205,8 @@ def test_the_settings_are_vitals_settings_and_valid() -> None:
                  for c in containers(d) for e in c.get("env", [])}
     assert set(data) <= known
     assert {n for n in env_names if n.startswith("VITALS_")} <= known
-    files = {"VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES", "VITALS_STATE_DIR"}
+    files = {"VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES", "VITALS_STATE_DIR",
+             "VITALS_KAFKA_CA_FILE"}
     values = {k[len("VITALS_"):].lower(): v for k, v in data.items() if k not in files}
     Settings(_env_file=None, **values)  # type: ignore[arg-type]
     for var in ("VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES"):
@@ -228,9 +229,41 @@ def test_the_secret_keys_the_deployments_read_are_documented() -> None:
             for d in by_kind(base_documents(), "Deployment").values() for c in containers(d)
             for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
     readme = (DEPLOY / "README.md").read_text()
-    assert keys == {"mqtt-url", "influx-token", "webhook-url", "webhook-secret", "smtp-url"}
+    assert keys == {"kafka-url", "mqtt-url", "influx-token", "webhook-url", "webhook-secret",
+                    "smtp-url"}
     for key in keys:
         assert f"{key}=" in readme, key
+
+
+def test_every_pod_reaches_kafka_over_tls_with_scram_from_a_secret_and_the_mounted_ca() -> None:
+    docs = base_documents()
+    settings = by_kind(docs, "ConfigMap")["vitals-settings"]["data"]
+    # the URL carries the password: never in the ConfigMap, and no plaintext Kafka anywhere
+    assert "VITALS_KAFKA_URL" not in settings
+    assert not [v for v in settings.values() if "kafka://" in str(v)]
+    assert settings["VITALS_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    ca_file = settings["VITALS_KAFKA_CA_FILE"]
+    for name, d in by_kind(docs, "Deployment").items():
+        [c] = containers(d)
+        [url] = [e for e in c["env"] if e["name"] == "VITALS_KAFKA_URL"]
+        assert url["valueFrom"]["secretKeyRef"] == {"name": "vitals-secrets", "key": "kafka-url"}
+        assert "value" not in url, name
+        env_names = {e["name"] for e in c["env"]}
+        assert not {"VITALS_KAFKA_CA_FILE", "VITALS_KAFKA_SASL_MECHANISM"} & env_names, name
+        assert {"configMapRef": {"name": "vitals-settings"}} in c["envFrom"], name
+        [mount] = [m for m in c["volumeMounts"] if ca_file.startswith(m["mountPath"] + "/")]
+        assert mount.get("readOnly") is True, name
+        [volume] = [v for v in d["spec"]["template"]["spec"]["volumes"]
+                    if v["name"] == mount["name"]]
+        assert volume["configMap"]["name"] == "vitals-kafka-ca", name
+        assert ca_file[len(mount["mountPath"]) + 1:] == "ca.crt"
+    # the README's example of the Secret's kafka-url is one the settings take as SASL over TLS
+    readme = (DEPLOY / "README.md").read_text()
+    example = re.search(r"--from-literal=kafka-url='([^']+)'", readme)
+    assert example is not None
+    kafka = Settings(_env_file=None, kafka_url=example.group(1)).kafka  # type: ignore[call-arg]
+    assert kafka.tls and kafka.username == "vitals"
+    assert "--from-file=ca.crt=" in readme.split("create configmap vitals-kafka-ca", 1)[1]
 
 
 def test_resources_follow_the_measured_numbers() -> None:
@@ -274,4 +307,5 @@ def test_kustomize_renders_the_demo_with_the_generated_configmap_wired_in() -> N
         assert d["metadata"]["namespace"] == "vitals"
         names = {name for kind, name, _ in references(d) if kind == "ConfigMap"}
         assert files["metadata"]["name"] in names and "vitals-files" not in names
+        assert "vitals-kafka-ca" in names  # made by the site: its name is not rewritten
         assert containers(d)[0]["image"] == "registry.example.org/vitals:0.1.0"
