@@ -75,6 +75,13 @@ def test_the_demo_pages_a_crs_patient_reports_and_leaves_nothing_running(tmp_pat
     assert processes_of(workdir_of(proc.stdout)) == []
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT as a terminal delivers it: a test run started in the background of a
+    non-interactive shell inherits SIGINT ignored, and so would the demo (Python keeps an
+    inherited SIG_IGN), which would then never see the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_every_process_and_still_reports(tmp_path: Path) -> None:
     out = tmp_path / "report"
     log = tmp_path / "demo.out"
@@ -82,7 +89,8 @@ def test_ctrl_c_stops_every_process_and_still_reports(tmp_path: Path) -> None:
         proc = subprocess.Popen([*DEMO, "--patients", "3", "--days", "5", "--speed", "2000",
                                         "--seed", "13", "--out", str(out), "--keep"],
                                 stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path,
-                                env={**os.environ, "COLUMNS": "200"})
+                                env={**os.environ, "COLUMNS": "200"},
+                                preexec_fn=ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 90
     while "running:" not in log.read_text():
         assert proc.poll() is None, log.read_text()[-3000:]
