@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,8 +77,10 @@ def parse_endpoint(url: str, schemes: dict[str, int]) -> Endpoint:
         port = 0
     if port == 0:  # `or` would have taken 0 for "no port" and connected to the default
         raise ValueError(f"bad port in {redact(url)!r}")
-    return Endpoint(parts.scheme, parts.hostname, port or schemes[parts.scheme], parts.username,
-                    parts.password)
+    # userinfo is percent-encoded (RFC 3986): a password may hold '@', ':' or '/' as %40 ...
+    return Endpoint(parts.scheme, parts.hostname, port or schemes[parts.scheme],
+                    None if parts.username is None else unquote(parts.username),
+                    None if parts.password is None else unquote(parts.password))
 
 
 def parse_hostport(value: str) -> tuple[str, int]:

@@ -17,7 +17,7 @@ from tests.relay import TcpRelay
 from tests.support import publish, read_topic, start_ingest, write_patients
 from vitals import topics
 from vitals.kafka import KafkaConnection, declare_topics, reader_config
-from vitals.settings import ConfigError, load_settings
+from vitals.settings import ConfigError, load_settings, redact
 
 MAKE_CERTS = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "make-certs.sh"
 
@@ -81,6 +81,15 @@ def test_an_account_in_the_url_is_sasl_over_tls() -> None:
     assert "s3cret" not in repr(settings.kafka)
     assert KafkaConnection("k:9093", tls=True).client_config()["security.protocol"] == "SSL"
     assert "security.protocol" not in KafkaConnection("k:9092").client_config()
+
+
+def test_a_password_in_the_url_is_percent_decoded() -> None:
+    """RFC 3986 userinfo: a password with '@', ':', '/' or '%' is written %-encoded."""
+    settings = load_settings(_env_file=None,
+                             kafka_url="kafkas://vit%40als:p%40ss%3Aw%2Fo%25rd@k1:9093")
+    config = reader_config(settings.kafka, "t")
+    assert (config["sasl.username"], config["sasl.password"]) == ("vit@als", "p@ss:w/o%rd")
+    assert "p%40ss" not in redact("kafkas://vit%40als:p%40ss%3Aw%2Fo%25rd@k1:9093")
 
 
 @pytest.mark.parametrize(("url", "says"), [
