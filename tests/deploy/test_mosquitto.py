@@ -221,3 +221,33 @@ def test_a_device_account_cannot_take_over_ingests_session(broker: Broker, tmp_p
     finally:
         ingest.disconnect()
         ingest.loop_stop()
+
+
+def test_the_broker_refuses_a_message_over_its_size_limit_and_ingest_never_sees_it(
+        broker: Broker) -> None:
+    """`message_size_limit` in the production config: a message over it never reaches ingest
+    (so no device can make ingest hold megabytes); one over ingest's 64 KiB but under the
+    broker's limit does, and ingest dead-letters it as too_large (tests/ingest/test_hostile)."""
+    limit = int(re.search(r"^message_size_limit (\d+)$", CONF.read_text(), re.M)[1])
+    assert 64 * 1024 < limit <= 1024 * 1024
+    wait_until(lambda: listening(broker.local_port), "the local listener")
+    sizes: list[int] = []
+    ingest, _lost, _got = connect(broker.local_port, "ingest", broker.passwords["ingest"],
+                                  "vitals-ingest")
+    ingest.on_message = lambda _c, _u, message: sizes.append(len(message.payload))
+    try:
+        subscribed = threading.Event()
+        ingest.on_subscribe = lambda *_a: subscribed.set()
+        ingest.subscribe("vitals/v1/+/+", 1)
+        assert subscribed.wait(20)
+        for size in (64 * 1024 + 1, limit + 1, 2):
+            device, _dl, _dg = connect(broker.local_port, "P001.ox-1",
+                                       broker.passwords["P001.ox-1"], "P001.ox-1")
+            device.publish("vitals/v1/P001/ox-1", b"x" * size, qos=1).wait_for_publish(20)
+            device.disconnect()
+            device.loop_stop()
+        wait_until(lambda: 2 in sizes, "the small message after the huge one")
+        assert sizes == [64 * 1024 + 1, 2]
+    finally:
+        ingest.disconnect()
+        ingest.loop_stop()
