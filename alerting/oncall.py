@@ -151,6 +151,9 @@ class Paging(_Strict):
     silence_max_days: Annotated[float, number(0, 30, above=True)] = 7  # how far a silence reaches
     public_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
     email_from: str = "vitals-alerting@localhost"
+    # alerting's own "down" page is resolved once a restart has served this long: a crash
+    # loop keeps one incident open instead of paging the operators at every restart
+    self_alert_resolve_after_min: Annotated[float, number(0, 60)] = 2
 
 
 class OnCall(_Strict):
@@ -161,9 +164,12 @@ class OnCall(_Strict):
     schedules: dict[Name, Schedule] = {}
     tokens: dict[Name, Secret | Token] = {}  # a bare string is a nurse's token
     paging: Paging = Paging()
+    operators: Name | None = None  # CONTRACT section 7: the team paged about the pipeline
 
     @model_validator(mode="after")
     def _names(self) -> OnCall:
+        if self.operators is not None and self.operators not in self.teams:
+            raise ValueError(f"operators: no team {self.operators} under teams:")
         both = set(self.targets) & set(self.schedules)
         if both:
             raise ValueError(f"{sorted(both)[0]} is both a target and a schedule")

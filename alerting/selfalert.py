@@ -5,8 +5,10 @@ severity critical, to the on-call file's `operators:` team (its first step), or,
 to every team's first step: someone must learn that patients' alerts are not being paged.
 
 The trigger is remembered in a marker file in the state directory (the routing keys that
-accepted it, and when); the next start, once it serves, resolves the self-alert at those keys
-and removes the marker, so the operators' incident closes when alerting is back."""
+accepted it, and when); a later start, once it has served for the on-call file's
+`paging.self_alert_resolve_after_min`, resolves the self-alert at those keys and removes the
+marker, so the operators' incident closes when alerting is back (and stays one incident while
+alerting crash-loops)."""
 
 from __future__ import annotations
 
@@ -32,8 +34,7 @@ MARKER_NAME = "selfalert.json"  # in VITALS_STATE_DIR: the keys paged, until res
 
 def routing_keys(oncall: OnCall, now: dt.datetime) -> list[str]:
     """The PagerDuty routing keys of the operators' first step, else of every team's."""
-    operators = getattr(oncall, "operators", None)  # CONTRACT section 7 (on-call file, v1.1)
-    teams = [operators] if operators in oncall.teams else list(oncall.teams)
+    teams = [oncall.operators] if oncall.operators else list(oncall.teams)
     keys: list[str] = []
     for team in teams:
         for name in oncall.teams[team].escalation[0].notify:

@@ -158,10 +158,11 @@ async def _serve(settings: Settings, stop: asyncio.Event,
                                                    ticker())]
     if on_ready:
         on_ready(core)
-    # Serving again: a self-alert an earlier run left open is resolved (off the tasks'
-    # critical path: PagerDuty being slow must not hold up the service).
-    resolving = asyncio.create_task(resolve_operators(settings.state_dir,
-                                                      settings.pagerduty_url))
+    # Serving again: a self-alert an earlier run left open is resolved once this run has
+    # served a while (off the tasks' critical path: PagerDuty being slow must not hold up the
+    # service; cancelled with them, it leaves the marker for the next start).
+    resolving = asyncio.create_task(resolve_when_up(
+        core.oncall.paging.self_alert_resolve_after_min * 60, settings))
     stopping = asyncio.create_task(stop.wait())
     down = ""
     try:
@@ -208,6 +209,12 @@ async def _serve(settings: Settings, stop: asyncio.Event,
                  consumer.events, core.duplicates, dispatcher.sent)
     if down:
         raise AlertingDown(f"{down}; exiting for the supervisor to restart it")
+
+
+async def resolve_when_up(after_s: float, settings: Settings) -> None:
+    """Resolve an earlier run's self-alert once this run has served `after_s` seconds."""
+    await asyncio.sleep(after_s)
+    await resolve_operators(settings.state_dir, settings.pagerduty_url)
 
 
 def run(settings: Settings, stop: threading.Event,

@@ -73,6 +73,7 @@ paging:
   repeat_min: 15
   resolve_hold_min: %(hold)s
   silence_max_days: %(silence_days)s
+  self_alert_resolve_after_min: 0.02
 """
 BOB_TOKEN = "token-bob-0123456789ab"
 

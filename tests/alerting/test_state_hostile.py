@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from alerting.selfalert import DEDUP_KEY, MARKER_NAME, page_operators, remember, resolve_operators
-from alerting.service import _reason
+from alerting.service import _reason, resolve_when_up
 from alerting.store.sqlite import SqliteStore
 from alerting.store.state_dir import FILE_NAME, LOCK_NAME, StateLock, StoreError
 from harness import servers, services
@@ -27,6 +27,7 @@ from harness.pagerduty import PagerDutyStandIn
 from tests.alerting.support import Clock, build, event, make_settings
 from tests.alerting.test_service import env_of, produce, start
 from tests.support import wait_for
+from vitals.settings import ConfigError
 
 
 def mode(path: Path) -> int:
@@ -243,6 +244,28 @@ def test_a_resolve_that_pagerduty_could_not_take_is_tried_again_at_the_next_star
     assert not (state / MARKER_NAME).exists()
 
 
+def test_a_run_that_stops_before_it_has_served_a_while_leaves_the_self_alert_open(
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
+    """A crash loop: each run dies before `self_alert_resolve_after_min`, so the operators'
+    incident stays open; a run that lasts resolves it."""
+    settings = make_settings(tmp_path, receiver)
+    state = settings.state_dir
+    state.mkdir(mode=0o700)
+    assert remember(state, ["key-sre"], "2026-11-30T12:00:00+00:00")
+
+    async def crash_then_last() -> None:
+        early = asyncio.create_task(resolve_when_up(60, settings))
+        await asyncio.sleep(0.2)
+        early.cancel()  # the run died within its first minute
+        await asyncio.gather(early, return_exceptions=True)
+        assert receiver.pd("resolve") == [] and (state / MARKER_NAME).exists()
+        await resolve_when_up(0.1, settings)  # this run lasted
+
+    asyncio.run(crash_then_last())
+    [resolved] = receiver.pd("resolve")
+    assert resolved["routing_key"] == "key-sre" and not (state / MARKER_NAME).exists()
+
+
 def test_a_marker_that_cannot_be_written_says_the_incident_must_be_resolved_by_hand(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -291,21 +314,21 @@ def test_the_self_alert_is_resolved_when_alerting_is_back(
 
 def test_the_self_alert_goes_to_the_operators_team_when_there_is_one(tmp_path: Path) -> None:
     import datetime as dt
-    from types import SimpleNamespace
 
     from alerting.oncall import load_oncall
     from alerting.selfalert import routing_keys
 
+    body = ("targets:\n  nurse: {pagerduty: key-nurse}\n  sre: {pagerduty: key-sre}\n"
+            "  sre2: {pagerduty: key-sre2}\nteams:\n"
+            "  haem-a:\n    escalation:\n      - {after_min: 0, notify: [nurse]}\n"
+            "  ops:\n    escalation:\n      - {after_min: 0, notify: [sre]}\n"
+            "      - {after_min: 5, notify: [sre2]}\n")
     path = tmp_path / "oncall.yaml"
-    path.write_text("targets:\n  nurse: {pagerduty: key-nurse}\n  sre: {pagerduty: key-sre}\n"
-                    "  sre2: {pagerduty: key-sre2}\nteams:\n"
-                    "  haem-a:\n    escalation:\n      - {after_min: 0, notify: [nurse]}\n"
-                    "  ops:\n    escalation:\n      - {after_min: 0, notify: [sre]}\n"
-                    "      - {after_min: 5, notify: [sre2]}\n")
-    oncall = load_oncall(path)
+    path.write_text(body)
     now = dt.datetime.now(dt.UTC)
-    assert routing_keys(oncall, now) == ["key-nurse", "key-sre"]  # no operators: every team
-    # CONTRACT section 7's `operators: TEAM` (read by the on-call file's model when it has it)
-    with_operators = SimpleNamespace(operators="ops", teams=oncall.teams,
-                                     resolve=oncall.resolve)
-    assert routing_keys(with_operators, now) == ["key-sre"]  # type: ignore[arg-type]
+    assert routing_keys(load_oncall(path), now) == ["key-nurse", "key-sre"]  # every team
+    path.write_text(body + "operators: ops\n")  # CONTRACT section 7
+    assert routing_keys(load_oncall(path), now) == ["key-sre"]
+    path.write_text(body + "operators: sre-team\n")
+    with pytest.raises(ConfigError, match="operators: no team sre-team"):
+        load_oncall(path)
