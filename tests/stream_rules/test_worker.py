@@ -16,6 +16,8 @@ from confluent_kafka import Producer
 from harness import servers, services
 from stream_rules.config import load_rules
 from stream_rules.engine import Engine
+from tests.hostile import variants
+from tests.stream_rules.test_batch import decodes
 from tests.stream_rules.test_engine import PATIENT, readings
 from tests.support import read_topic, wait_for, write_patients
 from vitals.kafka import producer_config
@@ -108,20 +110,26 @@ def test_trend_points_carry_the_patients_features(workers: Workers) -> None:
 
 def test_records_that_are_not_readings_are_dead_lettered_and_judging_goes_on(
         workers: Workers) -> None:
+    """Every hostile variant of a reading (tests/hostile.py), on the real worker: each one that
+    is not a valid reading is dead-lettered, small, and the worker goes on judging."""
     workers.start()
-    hostile = [b"{not json", b"", json.dumps({"patient_id": "P001", "ts": 2**64 - 1}).encode(),
-               json.dumps({"patient_id": "P001\nforged", "device_id": "x", "ts": 1,
-                           "kind": "oximetry", "received_at": 1}).encode()]
+    valid = msgspec.to_builtins(episode()[0])
+    hostile = [body for _, body in variants(valid)] + [
+        json.dumps({**valid, "patient_id": "P001\nforged"}).encode()]  # a forged log line
+    refused = [body for body in hostile if not decodes(body)]
     producer = Producer(producer_config(workers.bootstrap))
     for body in hostile:
         producer.produce("vitals.readings", body, b"P001")
     assert producer.flush(30) == 0
     produce(workers.bootstrap, readings(20, temp=lambda s: 37.2, spo2=lambda s: 96,
                                         hr=lambda s: 95))
-    dead = read_topic(workers.bootstrap, "vitals.rejected", len(hostile), timeout=60)
+    dead = read_topic(workers.bootstrap, "vitals.rejected", len(refused), timeout=90)
     assert len(read_topic(workers.bootstrap, "vitals.trends", 15, timeout=60)) >= 15
-    assert [v["reason"] for _, v in dead] == ["rules_bad_record"] * len(hostile)
+    assert len(dead) == len(refused) > 100
+    assert {v["reason"] for _, v in dead} == {"rules_bad_record"}
+    assert max(len(json.dumps(v)) for _, v in dead) < 16 * 1024
     assert workers.procs[0].alive()
+    assert "\nforged" not in workers.log.read_text()
 
 
 def partitions(text: str) -> set[int]:
