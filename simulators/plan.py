@@ -24,11 +24,17 @@ _UNITS = {"ms": 1, "s": SECOND, "m": MINUTE, "min": MINUTE, "h": HOUR, "d": DAY}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|min|s|m|h|d)")
 
 
+MAX_DURATION = 1000 * DAY  # longer than any scenario: larger values are typing errors
+
+
 def parse_duration(value: object) -> int:
-    """`2d6h`, `90s`, `1h30m`, `500ms`, `-30s` (or a number of seconds) -> milliseconds."""
+    """`2d6h`, `90s`, `1h30m`, `500ms`, `-30s` (or a number of seconds) -> milliseconds,
+    finite and within +-MAX_DURATION (ValueError otherwise)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 2d6h or 90s, got {value!r}")
     if isinstance(value, int | float):
+        if not abs(value) * SECOND <= MAX_DURATION:  # also NaN
+            raise ValueError(f"a duration must be finite and within 1000d, got {value!r}")
         return round(value * SECOND)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as 2d6h or 90s, got {value!r}")
@@ -43,6 +49,8 @@ def parse_duration(value: object) -> int:
         pos = m.end()
     if not body or pos != len(body):
         raise ValueError(f"expected a duration such as 2d6h or 90s, got {value!r}")
+    if total > MAX_DURATION:
+        raise ValueError(f"a duration must be within 1000d, got {value!r}")
     return sign * round(total)
 
 

@@ -33,7 +33,8 @@ from simulators.plan import (
 from vitals.configfile import load_model
 from vitals.patients import Ident
 
-Duration = Annotated[int, BeforeValidator(parse_duration)]  # milliseconds
+Duration = Annotated[int, BeforeValidator(parse_duration)]  # milliseconds, may be negative
+Span = Annotated[int, BeforeValidator(parse_duration), Field(ge=0)]  # a time after the start
 Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
 WINDOW_KINDS = {"offline": {"oximeter", "thermometer"}, "clock_skew": {"oximeter", "thermometer"},
                 "probe_off": {"oximeter"}, "motion": {"oximeter"},
@@ -41,17 +42,21 @@ WINDOW_KINDS = {"offline": {"oximeter", "thermometer"}, "clock_skew": {"oximeter
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.nan` or `.inf` in a scenario is a typing error, not a value
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+PER_DAY = 1440  # at most one artefact window a minute: more is a typing error
 
 
 class RatesModel(_Model):
-    probe_off_per_day: float = Field(0.0, ge=0)
-    motion_per_hour: float = Field(0.0, ge=0)
+    probe_off_per_day: float = Field(0.0, ge=0, le=PER_DAY)
+    motion_per_hour: float = Field(0.0, ge=0, le=60)
     motion_flagged: float = Field(0.5, ge=0, le=1)
-    offline_per_day: float = Field(0.0, ge=0)
-    patch_off_per_day: float = Field(0.0, ge=0)
+    offline_per_day: float = Field(0.0, ge=0, le=PER_DAY)
+    patch_off_per_day: float = Field(0.0, ge=0, le=PER_DAY)
     blanket_per_night: float = Field(0.0, ge=0, le=1)
-    clock_skew_per_day: float = Field(0.0, ge=0)
+    clock_skew_per_day: float = Field(0.0, ge=0, le=PER_DAY)
     duplicate: float = Field(0.0, ge=0, le=1)
     malformed: float = Field(0.0, ge=0, le=1)
 
@@ -64,7 +69,7 @@ class DeviceModel(_Model):
     unit: Literal["C", "F"] = "C"
     ts_format: Literal["epoch_ms", "rfc3339"] = "epoch_ms"
     rr: bool = False  # the oximeter reports respiratory rate
-    clock_skew: Duration = 0
+    clock_skew: Annotated[Duration, Field(ge=-DAY, le=DAY)] = 0
     battery: float = Field(100.0, gt=10, le=100)
     drain_per_hour: float | None = Field(None, ge=0, le=50)  # oximeter 4, thermometer 0.5
     buffer: bool = True
@@ -88,20 +93,20 @@ class DeviceModel(_Model):
 class EpisodeModel(_Model):
     kind: Literal["none", "crs", "infection", "masked"]
     grade: int | None = Field(None, ge=1, le=4)
-    onset: Duration = 0
+    onset: Span = 0
     peak: float | None = Field(None, ge=37.5, le=42.5)
-    rise: Duration | None = None
-    plateau: Duration | None = None
-    recovery: Duration | None = None
+    rise: Span | None = None
+    plateau: Span | None = None
+    recovery: Span | None = None
     tachycardia: float | None = Field(None, ge=0, le=100)
     spo2_nadir: float | None = Field(None, ge=60, le=99)
-    hypoxia_delay: Duration | None = None
-    hypoxia_rise: Duration | None = None
-    antipyretics: tuple[Duration, ...] = ()  # dose times, from the scenario start
+    hypoxia_delay: Span | None = None
+    hypoxia_rise: Span | None = None
+    antipyretics: tuple[Span, ...] = ()  # dose times, from the scenario start
     antipyretic_doses: int = Field(0, ge=0, le=20)  # or: this many, every 6 h ...
-    antipyretic_delay: Duration = 2 * HOUR  # ... the first this long after the rise
+    antipyretic_delay: Span = 2 * HOUR  # ... the first this long after the rise
     antipyretic_drop: float = Field(1.0, ge=0, le=3)
-    tocilizumab: Duration | None = None  # masked: when (default: hours after the rise)
+    tocilizumab: Span | None = None  # masked: when (default: hours after the rise)
     mask_depth: float | None = Field(None, gt=0, lt=1)
 
     @model_validator(mode="after")
@@ -118,10 +123,12 @@ class EpisodeModel(_Model):
 class EventModel(_Model):
     device: Ident
     kind: Literal["offline", "probe_off", "motion", "patch_off", "blanket", "clock_skew"]
-    start: Duration
-    duration: Duration = Field(gt=0)
-    value: float | None = None  # motion: SpO2 drop; patch_off: room °C; blanket: +°C
-    offset: Duration | None = None  # clock_skew: how far ahead (negative: behind)
+    start: Span
+    duration: Span = Field(gt=0)
+    value: float | None = Field(None, ge=-50, le=100)  # motion: SpO2 drop; patch_off: room
+    # °C; blanket: +°C
+    # clock_skew: how far ahead (negative: behind)
+    offset: Annotated[Duration, Field(ge=-DAY, le=DAY)] | None = None
     flagged: bool = True  # motion: the device flags it
 
 
@@ -135,10 +142,11 @@ class BaselineModel(_Model):
 
 class PatientModel(_Model):
     id: Ident
-    infusion: dt.date | int = 0  # a date, or days from the scenario start's date
+    # a date, or days from the scenario start's date (negative: infused before it)
+    infusion: dt.date | Annotated[int, Field(ge=-400, le=400)] = 0
     team: Ident = "haem-a"
     product: str | None = None
-    utc_offset: Duration = 0
+    utc_offset: Annotated[Duration, Field(ge=-14 * HOUR, le=14 * HOUR)] = 0
     baseline: BaselineModel = BaselineModel()
     devices: tuple[DeviceModel, ...] = (DeviceModel(id="ox-1", type="oximeter"),
                                         DeviceModel(id="th-1", type="thermometer"))
@@ -165,7 +173,7 @@ class PatientModel(_Model):
 
 class ScenarioModel(_Model):
     name: str = ""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     start: dt.datetime | None = None  # default: the command's --start, or now - duration
     duration: Duration
     patients: tuple[PatientModel, ...]

@@ -3,9 +3,12 @@ line naming the file and field. The truth file round-trips."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from simulators import stream, truth
 from simulators.plan import DAY, HOUR, MINUTE, SECOND, format_duration, parse_duration
@@ -75,6 +78,52 @@ def test_a_bad_scenario_stops_with_one_line_naming_the_file_and_field(
     message = str(err.value)
     assert message.startswith(f"scenario ({path}): ")
     assert expected in message and "\n" not in message
+
+
+def numbers(node: object, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Paths to every number and duration in a parsed scenario."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from numbers(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from numbers(value, (*path, i))
+    elif (isinstance(node, int | float) and not isinstance(node, bool)) or (
+            isinstance(node, str) and re.fullmatch(r"-?[\d.]+(ms|min|s|m|h|d)\w*", node)):
+        yield path
+
+
+def fields_of(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in path if isinstance(part, str))
+
+
+EXAMPLE_NUMBERS = {fields_of(path): path for path in numbers(yaml.safe_load(EXAMPLE.read_text()))}
+# where a negative number means something: before the start, west of UTC, a clock behind
+NEGATIVE_MEANS_SOMETHING = {"patients.infusion", "patients.utc_offset", "patients.events.value",
+                            "patients.events.offset", "patients.devices.clock_skew"}
+
+
+@pytest.mark.parametrize("field", sorted(EXAMPLE_NUMBERS))
+@pytest.mark.parametrize("bad", [".nan", ".inf", "-.inf", "-1", "1e12"])
+def test_every_number_refuses_nan_inf_negative_and_absurd(tmp_path: Path, field: str,
+                                                          bad: str) -> None:
+    assert len(EXAMPLE_NUMBERS) > 30
+    path = EXAMPLE_NUMBERS[field]
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "__VALUE__"
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(doc, sort_keys=False).replace("__VALUE__", bad))
+    try:
+        build(load_scenario(scenario), START)
+    except ConfigError as exc:
+        message = str(exc)
+        assert "\n" not in message and str(scenario) in message, message
+        assert str(path[-1]) in message or "duration" in message or "onset" in message, message
+        return
+    assert bad == "-1" and field in NEGATIVE_MEANS_SOMETHING, (field, bad)
 
 
 def test_a_missing_scenario_names_the_file(tmp_path: Path) -> None:
