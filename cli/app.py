@@ -115,8 +115,9 @@ def demo(
     days: Annotated[float, typer.Option(min=0.01, max=30,
                                         help="Simulated days after infusion.")] = 14,
     speed: Annotated[float, typer.Option(
-        min=1, help="Simulated seconds per second: 10000 plays two weeks in about two "
-                    "minutes (if the pipeline falls behind, it catches up at the end).")
+        min=1, max=1_000_000,
+        help="Simulated seconds per second: 10000 plays two weeks in about two minutes (if the "
+             "pipeline falls behind, it catches up at the end).")
     ] = 10_000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the cohort (same seed, same "
                                                   "patients and episodes).")] = 1,
@@ -218,7 +219,8 @@ def simulate(
     scenario: Annotated[Path | None, typer.Option(
         help="A scenario file (YAML, see simulators/README.md); otherwise a generated cohort."
     )] = None,
-    patients: Annotated[int, typer.Option(min=1, help="Patients in the generated cohort.")] = 20,
+    patients: Annotated[int, typer.Option(min=1, max=100_000,
+                                          help="Patients in the generated cohort.")] = 20,
     seed: Annotated[int | None, typer.Option(
         min=0, help="Seed (default: 1 for a cohort, the scenario's own seed).")] = None,
     days: Annotated[float, typer.Option(
@@ -276,7 +278,8 @@ def replay(
 @app.command()
 @one_line_errors
 def evaluate(
-    patients: Annotated[int, typer.Option(min=1, help="Patients in the generated cohort.")] = 100,
+    patients: Annotated[int, typer.Option(min=1, max=100_000,
+                                          help="Patients in the generated cohort.")] = 100,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the generated cohort.")] = 1,
     days: Annotated[float, typer.Option(
         min=0.0001, max=400, help="Simulated days of the generated cohort.")] = 14,
@@ -308,4 +311,22 @@ def evaluate(
 
 
 def main() -> None:
-    app()
+    """The `vitals` command. A bad option stops it with one line (exit status 2), as a bad
+    setting does: `vitals: demo: Invalid value for '--speed': ...`, not a framed box."""
+    from typer import _click  # typer's own click: what a bad option raises
+
+    try:
+        code = app(standalone_mode=False)
+    except _click.exceptions.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `vitals`: the help, as is
+            print(exc.format_message(), file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
+        command = exc.ctx.command_path.removeprefix("vitals").strip() if exc.ctx else ""
+        where = f"{command}: " if command else ""
+        print(f"vitals: {where}{exc.format_message()} (see vitals {command} --help)".replace(
+            "  ", " ").replace("\n", " "), file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except _click.exceptions.ClickException as exc:
+        print(f"vitals: {exc.format_message()}".replace("\n", " "), file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -102,6 +102,10 @@ class Demo:
 
     def run(self) -> Path:
         o, console, w = self.opts, self.console, self.workdir
+        # SIGTERM (a supervisor, `timeout`) and SIGHUP (the terminal closed) stop the demo as
+        # Ctrl-C does: every process it started stops, and the report is still written.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _as_ctrl_c)
         patients = w / "patients.yaml"
         cohort.write_patients(self.sim, patients)
         oncall = oncall_file(w / "oncall.yaml")
@@ -139,7 +143,8 @@ class Demo:
             return self._play(stack, observer, nurse, standin)
         finally:
             # a second Ctrl-C must not cut the clean-up short and leave servers running
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
             with console.status("stopping every process ..."):
                 for part in (nurse, observer):
                     if part is not None:
@@ -236,6 +241,10 @@ class Demo:
         if nurse.failures:
             self.console.print(f"[red]acknowledgements that failed[/]: {nurse.failures[:3]}")
         return path
+
+
+def _as_ctrl_c(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def run(opts: Options, console: Console) -> Path:

@@ -3,6 +3,7 @@ processes, a report scored on what it paged, and nothing left running afterwards
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,8 +22,9 @@ DEMO = vitals("demo")
 
 
 def processes_of(workdir: str) -> list[str]:
-    """Processes whose command line, environment or working directory is the demo's work
-    directory (Mosquitto's config path, tansu's cwd, the services' VITALS_STATE_DIR)."""
+    """Processes ("pid command line") whose command line, environment or working directory is
+    the demo's work directory (Mosquitto's config path, tansu's cwd, the services'
+    VITALS_STATE_DIR)."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -33,8 +35,8 @@ def processes_of(workdir: str) -> list[str]:
         except OSError:
             continue
         if workdir.encode() in blob:
-            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-                         .decode(errors="replace"))
+            found.append(pid + " " + Path(f"/proc/{pid}/cmdline").read_bytes()
+                         .replace(b"\0", b" ").decode(errors="replace"))
     return found
 
 
@@ -82,7 +84,9 @@ def ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_stops_every_process_and_still_reports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_every_process_and_still_reports(tmp_path: Path,
+                                                                 signum: int) -> None:
     out = tmp_path / "report"
     log = tmp_path / "demo.out"
     with log.open("w") as f:
@@ -99,12 +103,16 @@ def test_ctrl_c_stops_every_process_and_still_reports(tmp_path: Path) -> None:
     workdir = workdir_of(log.read_text())
     assert len(processes_of(workdir)) >= 5  # mosquitto, tansu, ingest, rules, alerting
     time.sleep(3)  # some publishing
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     try:
         proc.wait(60)
     except subprocess.TimeoutExpired:
         proc.kill()
-        pytest.fail(f"the demo did not stop within 60 s of Ctrl-C: {log.read_text()[-2000:]}")
+        for pid in processes_of(workdir):  # leave no server behind for the next tests
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid.split()[0]), signal.SIGKILL)
+        pytest.fail(f"the demo did not stop within 60 s of {signal.Signals(signum).name}: "
+                    f"{log.read_text()[-2000:]}")
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert processes_of(workdir) == []
     assert "Interrupted (Ctrl-C)" in (out / "report.md").read_text()
