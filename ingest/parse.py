@@ -166,7 +166,7 @@ def split_entries(payload: bytes) -> tuple[bool, list[RawReading] | list[object]
     entries: list[RawReading] | list[object] | None
     try:
         entries = _batch.decode(payload).readings if is_batch else [_single.decode(payload)]
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested too deep: told apart below
         entries = None
     if entries is None:
         is_batch, entries = _split_generic(payload)
@@ -183,6 +183,9 @@ def _split_generic(payload: bytes) -> tuple[bool, list[object]]:
         obj = _any.decode(payload)
     except msgspec.DecodeError as exc:
         raise Invalid("bad_json", f"payload is not UTF-8 JSON: {exc}") from None
+    except RecursionError:  # msgspec's depth limit: no contract message nests this deep
+        raise Invalid("schema", "payload nests JSON arrays or objects too deeply for any "
+                                "contract message") from None
     if not isinstance(obj, dict):
         raise Invalid("schema", f"payload must be a JSON object, got {type_name(obj)}")
     if "readings" not in obj:
@@ -275,6 +278,8 @@ def parse_status(payload: bytes, patient_id: str, device_id: str, received_at: i
         raise Invalid("schema", f"status does not follow the contract: {exc}") from None
     except msgspec.DecodeError as exc:
         raise Invalid("bad_json", f"payload is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise Invalid("schema", "status nests JSON too deeply for the contract") from None
     # A last will's `ts` is when the device connected, so a stale one is normal; only a clock
     # far ahead is refused.
     ts = None if raw.ts is None else to_epoch_ms(raw.ts)

@@ -328,6 +328,23 @@ def test_top_level_json_that_is_not_an_object_is_schema(payload: object) -> None
     assert rej.payload == dumps(payload).decode()
 
 
+@pytest.mark.parametrize("body", [
+    b"[" * 5000 + b"]" * 5000,
+    b'{"ts": 1, "kind": "oximetry", "spo2": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    b'{"readings": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    b'{"readings": [{"ts": 1, "kind": "oximetry", "x": ' + b"{\"a\": " * 3000 + b"1"
+    + b"}" * 3000 + b"}]}",
+], ids=["array", "in-a-field", "in-readings", "objects-in-a-batch"])
+def test_json_nested_too_deep_is_schema_not_internal_error(body: bytes) -> None:
+    rej = expect_rejected(body, "schema")
+    assert "too deeply" in rej.detail and rej.payload_bytes == len(body)
+
+
+def test_a_status_nested_too_deep_is_schema() -> None:
+    expect_rejected(b'{"online": ' + b"[" * 5000 + b"]" * 5000 + b"}", "schema",
+                    topic=STATUS_TOPIC)
+
+
 @pytest.mark.parametrize("payload", [b"", b"{not json", b'{"ts": 1', b"\x00", b'{"a":1} x'])
 def test_not_json_is_bad_json_with_the_payload_as_text(payload: bytes) -> None:
     rej = expect_rejected(payload, "bad_json")
