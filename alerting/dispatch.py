@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from alerting.notify.base import Notifier, Outcome
 from alerting.store import Lane, Outbox, Row
 from alerting.store.thread import StoreThread
+from vitals.records import echo
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class Dispatcher:
         else:
             log.error("%s %s for %s failed after %d attempt(s): %s %s", intent["channel"],
                       intent["action"], intent["target"], attempts, outcome.status,
-                      outcome.body[:500])
+                      echo(outcome.body, 500))  # a server's answer: no forged log lines
         return following
 
     async def _attempt(self, intent: Row) -> tuple[int, Outcome]:
@@ -156,7 +157,7 @@ class Dispatcher:
             if attempts == 1:
                 log.warning("%s %s for %s: %s %s; retrying", intent["channel"],
                             intent["action"], intent["target"], outcome.status,
-                            outcome.body[:200])
+                            echo(outcome.body, 200))
             await asyncio.sleep(self._backoff(attempts, outcome))
         return attempts, outcome
 

@@ -26,6 +26,7 @@ import aiohttp
 
 from alerting.notify.base import Outcome, http_session, post
 from alerting.oncall import OnCall
+from vitals.records import echo
 
 log = logging.getLogger(__name__)
 DEDUP_KEY = "vitals-alerting-down"
@@ -90,7 +91,7 @@ async def page_operators(oncall: OnCall, pagerduty_url: str, reason: str,
                 accepted.append(key)
             else:
                 log.error("self-alert to PagerDuty failed: %s %s", outcome.status,
-                          outcome.body[:200])
+                          echo(outcome.body, 200))
     if accepted and state_dir is not None:
         remember(state_dir, accepted, now.isoformat())
     return len(accepted)
@@ -150,7 +151,7 @@ async def resolve_operators(state_dir: Path, pagerduty_url: str, attempts: int =
                 resolved += 1
                 continue
             log.error("self-alert: resolve at PagerDuty failed: %s %s", outcome.status,
-                      outcome.body[:200])
+                      echo(outcome.body, 200))
             if outcome.retry:  # PagerDuty unreachable or busy: the next start tries again
                 again.append(key)
     if again:

@@ -4,6 +4,7 @@ webhook, e-mail through a real SMTP server (aiosmtpd)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import subprocess
 import time
@@ -101,6 +102,22 @@ def test_400_is_surfaced_in_the_audit_and_the_api_and_not_retried(
         await d.close()
 
     asyncio.run(scenario())
+
+
+def test_a_servers_answer_cannot_forge_a_log_line(tmp_path: Path, receiver: PagerDutyStandIn,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    receiver.respond(400, "refused\n2026-11-30 12:00:00 INFO alerting: all pages delivered")
+
+    async def scenario() -> None:
+        core, d = build(make_settings(tmp_path, receiver), Clock())
+        core.handle(event())
+        await d.drain()
+        await d.close()
+
+    with caplog.at_level(logging.ERROR, logger="alerting.dispatch"):
+        asyncio.run(scenario())
+    [line] = [r.getMessage() for r in caplog.records if "failed after" in r.getMessage()]
+    assert "\n" not in line and "refused\\n2026" in line, line
 
 
 def test_webhook_body_is_signed_and_the_receiver_verifies_it(tmp_path: Path,
