@@ -5,6 +5,7 @@ Quix Streams app read the same records), and counting a topic's records by consu
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,3 +100,24 @@ class RecordCounter:
 
     def __exit__(self, *_exc: object) -> None:
         self._c.close()
+
+
+def topic_bytes(bootstrap: str, topic: str, quiet_s: float = 2.0) -> tuple[int, int]:
+    """(records, key + value bytes) on `topic`, read from the beginning until nothing more
+    comes for `quiet_s`: for a changelog, all that the worker wrote (tansu's in-memory
+    storage does not compact)."""
+    consumer = Consumer({**reader_config(bootstrap, "bench-bytes"), "fetch.wait.max.ms": 10})
+    try:
+        md = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, 0) for p in md.partitions])
+        records = size = 0
+        last = time.monotonic()
+        while time.monotonic() - last < quiet_s:
+            got = [m for m in consumer.consume(10_000, 0.2) if m.error() is None]
+            if got:
+                last = time.monotonic()
+            records += len(got)
+            size += sum(len(m.key() or b"") + len(m.value() or b"") for m in got)
+        return records, size
+    finally:
+        consumer.close()

@@ -1,6 +1,7 @@
 """One `vitals rules` worker (Faust, its own process) on tansu: readings/s, p99 per-batch
-latency (as the worker measures it), and state bytes per patient; then, on the same topic in
-the same run, the Quix Streams app of bench/quix_rules.py for comparison.
+latency (as the worker measures it), state bytes per patient and changelog bytes per reading;
+then, on the same topic in the same run, the Quix Streams app of bench/quix_rules.py for
+comparison.
 
     .venv/bin/python -m bench.rules_worker_throughput [--patients 50] [--hours 2] [--no-quix]
 
@@ -24,15 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from bench import quix_rules
-from bench.readings import RecordCounter, declare_readings, patients_yaml, prefill
+from bench.readings import (
+    RecordCounter,
+    declare_readings,
+    patients_yaml,
+    prefill,
+    topic_bytes,
+)
 from harness import servers, services
+from stream_rules.worker import CHANGELOG
 
 PARTITIONS = 8  # the worker's default VITALS_KAFKA_PARTITIONS
 
 
 def faust_worker(bootstrap: str, work: Path, trends: int) -> tuple[float, str]:
     """Seconds from the worker's ready line until it emitted `trends` trend points, and its
-    last stats line."""
+    last stats line. The worker is stopped at the end (its last state writes flushed)."""
     env = services.environment({"kafka_url": f"kafka://{bootstrap}",
                                  "patients": work / "patients.yaml",
                                  "kafka_partitions": PARTITIONS, "state_dir": work / "state"})
@@ -61,6 +69,7 @@ def run(patients: int = 50, hours: int = 2, quix: bool = True) -> dict[str, Any]
             filled = prefill(bootstrap, patients, hours)
             (work / "patients.yaml").write_text(patients_yaml(filled.patients))
             elapsed, stats = faust_worker(bootstrap, work, filled.trends)
+            changelog_records, changelog_bytes = topic_bytes(bootstrap, CHANGELOG)
             q = quix_rules.measure(bootstrap, filled.readings, work, filled.firing) if quix \
                 else None
         finally:
@@ -68,12 +77,16 @@ def run(patients: int = 50, hours: int = 2, quix: bool = True) -> dict[str, Any]
     total = filled.readings
     result: dict[str, Any] = {
         "readings": total, "readings_per_s": round(total / elapsed), "worker_says": stats,
-        "state_kib_max": round(max(filled.state_sizes) / 1024, 1)}
+        "state_kib_max": round(max(filled.state_sizes) / 1024, 1),
+        "changelog_records": changelog_records,
+        "changelog_bytes_per_reading": round(changelog_bytes / total, 1)}
     print(f"rules worker: {total} readings of {patients} patients x {hours} h, "
           "one Faust worker on tansu")
     print(f"  readings/s            {total / elapsed:10.0f}   (target >= 10,000)")
     print(f"  worker says           {stats}")
     print(f"  state per patient     {result['state_kib_max']:7.1f} KiB max ({hours} h of history)")
+    print(f"  changelog per reading {changelog_bytes / total:10.1f} B   ({changelog_records} "
+          f"state writes, {changelog_bytes / 2**20:.1f} MiB; target <= 64 B, issue #15)")
     if q is not None:
         result["quix"] = q
         print(f"  Quix Streams app      {quix_rules.describe(q)}")
