@@ -27,17 +27,15 @@ vendored in deploy/schemas/compose-spec.json, and:
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from checklib import (
+from check_brokers import kafka_security, mosquitto_files, mqtt_over_tls
+from checklib import (  # noqa: F401 (environment, mounts: the tests read them from here)
     InterpolationError,
-    Mount,
     environment,
     load,
     mounted_source,
@@ -47,56 +45,21 @@ from checklib import (
     script_variables,
     url_port,
 )
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-COMPOSE = HERE / "compose.yaml"
-ENV_EXAMPLE = HERE / ".env.example"
-
-VITALS_SERVICES = ("ingest", "rules", "store", "alerting")
-ONE_SHOTS = ("kafka-topics", "influx-init")
-REQUIRED_SERVICES = (*VITALS_SERVICES, *ONE_SHOTS, "mosquitto", "kafka", "influxdb", "grafana")
-# settings that name files (vitals/settings.py validates that they exist)
-FILE_SETTINGS = ("VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES", "VITALS_KAFKA_CA_FILE")
-# variables a one-shot's script does not name because the tool it runs reads them itself
-TOOL_ENV = {"influx-init": {"INFLUX_TOKEN"}}  # the influx CLI
-
-
-def vitals_commands() -> dict[str, Any]:
-    """The `vitals` subcommands, by name, as click commands."""
-    import typer.main
-
-    from cli.app import app
-
-    return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-
+from compose_model import (
+    COMPOSE,
+    ENV_EXAMPLE,
+    FILE_SETTINGS,
+    HERE,
+    ONE_SHOTS,
+    REPO,
+    REQUIRED_SERVICES,
+    TOOL_ENV,
+    VITALS_SERVICES,
+    Compose,
+    vitals_commands,
+)
 
 # --- the cross-checks: one function per rule, run in the order of CROSS_CHECKS ---------------
-@dataclass
-class Compose:
-    """What the cross-checks read: compose.yaml as written and interpolated, the variables it
-    uses, .env.example, the env file, and whether the site's own files are checked too."""
-
-    raw: dict[str, Any]
-    doc: dict[str, Any]
-    used: set[str]
-    example: dict[str, str]
-    env: dict[str, str]
-    site: bool
-
-    @property
-    def services(self) -> dict[str, Any]:
-        """The interpolated services, by name."""
-        return self.doc["services"]
-
-    def mounts(self, service: str) -> list[Mount]:
-        """The service's mounts."""
-        return mounts(self.raw, self.doc, service)
-
-    def environment(self, service: str) -> dict[str, str]:
-        """The service's environment, interpolated."""
-        return environment(self.doc, service)
-
 
 def _required_services(compose: Compose) -> Iterator[str]:
     """Every service the deployment needs is there."""
@@ -293,119 +256,6 @@ def _one_shots_finish(compose: Compose) -> Iterator[str]:
             yield f"{name}: a one-shot step needs restart: \"no\""
 
 
-def _mosquitto_files(compose: Compose) -> Iterator[str]:
-    """Mosquitto runs with deploy/mosquitto/mosquitto.conf and finds every file it names."""
-    service = compose.services.get("mosquitto")
-    if service is None:
-        return
-    mosquitto_mounts = compose.mounts("mosquitto")
-    command = service.get("command") or []
-    conf_path = command[command.index("-c") + 1] if "-c" in command else ""
-    held = mounted_source(mosquitto_mounts, conf_path)
-    conf = HERE / "mosquitto" / "mosquitto.conf"
-    if held is None or (HERE / held[0].source / held[1]).resolve() != conf:
-        yield f"mosquitto: runs with -c {conf_path}, which is not deploy/mosquitto/mosquitto.conf"
-    keys = ("password_file", "acl_file", "cafile", "certfile", "keyfile", "persistence_location")
-    for line in conf.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in keys and not mounted_source(mosquitto_mounts, parts[1]):
-            yield f"mosquitto: {parts[0]} {parts[1]} is not in a mounted directory"
-
-
-def _mqtt_over_tls(compose: Compose) -> Iterator[str]:
-    """ingest reaches Mosquitto by one of its names over TLS, on the published port 8883."""
-    service = compose.services.get("mosquitto")
-    if service is None:
-        return
-    ingest_url = compose.environment("ingest").get("VITALS_MQTT_URL", "")
-    match = re.fullmatch(r"mqtts://ingest:[^@]+@([^:/]+):8883", ingest_url)
-    aliases = (service.get("networks") or {}).get("default", {}).get("aliases", [])
-    if not match or match.group(1) not in [*aliases, "mosquitto"]:
-        yield f"ingest: VITALS_MQTT_URL must be mqtts://ingest:...@<broker alias>:8883 " \
-              f"(got {ingest_url.split('@')[-1]})"
-    if not any(str(p).endswith(":8883") for p in service.get("ports", [])):
-        yield "mosquitto: the TLS port 8883 is not published"
-
-
-def _listeners(value: str) -> dict[str, tuple[str, int]]:
-    """KAFKA_LISTENERS / KAFKA_ADVERTISED_LISTENERS as {name: (host, port)}."""
-    out = {}
-    for part in filter(None, (p.strip() for p in value.split(","))):
-        m = re.fullmatch(r"([A-Za-z0-9_]+)://(\[[^\]]*\]|[^:]*):(\d+)", part)
-        if m:
-            out[m.group(1).upper()] = (m.group(2), int(m.group(3)))
-    return out
-
-
-def _kafka_security(compose: Compose) -> Iterator[str]:
-    """Kafka only over TLS with SASL: the broker's client listeners are SASL_SSL (none
-    plaintext), its controller listener stays on loopback; the vitals services and the
-    kafka-topics step use kafkas:// with an account, a mechanism the broker enables and the CA
-    mounted; the healthcheck speaks SASL_SSL."""
-    if compose.services.get("kafka") is None:
-        return
-    env = compose.environment("kafka")
-    protocols = dict(p.split(":", 1) for p in env.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
-                                                      "").split(",") if ":" in p)
-    protocols = {k.strip().upper(): v.strip().upper() for k, v in protocols.items()}
-    controllers = {n.strip().upper()
-                   for n in env.get("KAFKA_CONTROLLER_LISTENER_NAMES", "").split(",")}
-    listeners = _listeners(env.get("KAFKA_LISTENERS", ""))
-    advertised = _listeners(env.get("KAFKA_ADVERTISED_LISTENERS", ""))
-    mechanisms = {m.strip() for m in env.get("KAFKA_SASL_ENABLED_MECHANISMS", "").split(",")
-                  if m.strip()}
-    for name, (host, _port) in listeners.items():
-        protocol = protocols.get(name, name)
-        if name in controllers:
-            if host not in ("127.0.0.1", "localhost", "[::1]"):
-                where = host or "every address"
-                yield f"kafka: the controller listener {name} listens on {where}, not loopback"
-        elif protocol != "SASL_SSL":
-            yield f"kafka: listener {name} is {protocol}, not SASL_SSL"
-    for name in advertised:
-        if protocols.get(name, name) != "SASL_SSL":
-            yield f"kafka: advertises {name} ({protocols.get(name, name)}), not SASL_SSL"
-    if not mechanisms:
-        yield "kafka: KAFKA_SASL_ENABLED_MECHANISMS is not set"
-    ports = set(advertised.values())
-    from vitals.settings import kafka_endpoints
-
-    for name in VITALS_SERVICES:
-        if name not in compose.services:
-            continue
-        service_env = compose.environment(name)
-        url = service_env.get("VITALS_KAFKA_URL", "")
-        try:
-            endpoints = kafka_endpoints(url)
-        except ValueError as exc:
-            yield f"{name}: VITALS_KAFKA_URL: {exc}"
-            continue
-        if not all(e.tls for e in endpoints) or endpoints[0].username is None:
-            yield f"{name}: VITALS_KAFKA_URL must be kafkas://ACCOUNT:PASSWORD@... (TLS and SASL)"
-        if any((e.host, e.port) not in ports for e in endpoints):
-            yield f"{name}: VITALS_KAFKA_URL names no SASL_SSL listener the broker advertises"
-        mechanism = service_env.get("VITALS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
-        if mechanism not in mechanisms:
-            yield f"{name}: VITALS_KAFKA_SASL_MECHANISM {mechanism} is not enabled on the broker"
-        if not service_env.get("VITALS_KAFKA_CA_FILE"):  # _file_settings: and mounted
-            yield f"{name}: VITALS_KAFKA_CA_FILE is not set"
-    topics = compose.services.get("kafka-topics")
-    if topics is not None:
-        topics_env = compose.environment("kafka-topics")
-        host, _, port = topics_env.get("KAFKA_BOOTSTRAP", "").rpartition(":")
-        if (host, int(port) if port.isdigit() else 0) not in ports:
-            yield "kafka-topics: KAFKA_BOOTSTRAP names no SASL_SSL listener the broker advertises"
-        if not topics_env.get("KAFKA_SASL_PASSWORD") or not topics_env.get("KAFKA_CA_FILE"):
-            yield "kafka-topics: needs KAFKA_SASL_PASSWORD and KAFKA_CA_FILE (SASL_SSL)"
-        elif not mounted_source(compose.mounts("kafka-topics"), topics_env["KAFKA_CA_FILE"]):
-            yield f"kafka-topics: KAFKA_CA_FILE={topics_env['KAFKA_CA_FILE']} is not mounted"
-        if topics_env.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512") not in mechanisms:
-            yield "kafka-topics: KAFKA_SASL_MECHANISM is not enabled on the broker"
-    test = " ".join(compose.services["kafka"].get("healthcheck", {}).get("test", []))
-    if test and "--command-config" not in test:
-        yield "kafka: the healthcheck does not use the SASL_SSL client properties"
-
-
 def _scripts(compose: Compose) -> Iterator[str]:
     """Each one-shot's script reads every variable the service gives it."""
     for name in ONE_SHOTS:
@@ -441,7 +291,7 @@ def _grafana(compose: Compose) -> Iterator[str]:
 CROSS_CHECKS: tuple[Callable[[Compose], Iterator[str]], ...] = (
     _required_services, _variables_documented, _mounted_paths, _vitals_services, _singletons,
     _state_directory, _rules_workers, _healthchecks, _depends_on, _one_shots_finish,
-    _mosquitto_files, _mqtt_over_tls, _kafka_security, _scripts, _grafana)
+    mosquitto_files, mqtt_over_tls, kafka_security, _scripts, _grafana)
 
 
 def cross_errors(raw: dict[str, Any], doc: dict[str, Any], used: set[str],

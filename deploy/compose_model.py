@@ -1,0 +1,58 @@
+"""What deploy/check_compose.py and deploy/check_brokers.py read: where the files are, which
+services the project runs, and `Compose`, the compose file as the cross-checks see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from checklib import Mount, environment, mounts
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+COMPOSE = HERE / "compose.yaml"
+ENV_EXAMPLE = HERE / ".env.example"
+
+VITALS_SERVICES = ("ingest", "rules", "store", "alerting")
+ONE_SHOTS = ("kafka-topics", "influx-init")
+REQUIRED_SERVICES = (*VITALS_SERVICES, *ONE_SHOTS, "mosquitto", "kafka", "influxdb", "grafana")
+# settings that name files (vitals/settings.py validates that they exist)
+FILE_SETTINGS = ("VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES", "VITALS_KAFKA_CA_FILE")
+# variables a one-shot's script does not name because the tool it runs reads them itself
+TOOL_ENV = {"influx-init": {"INFLUX_TOKEN"}}  # the influx CLI
+
+
+def vitals_commands() -> dict[str, Any]:
+    """The `vitals` subcommands, by name, as click commands."""
+    import typer.main
+
+    from cli.app import app
+
+    return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+@dataclass
+class Compose:
+    """What the cross-checks read: compose.yaml as written and interpolated, the variables it
+    uses, .env.example, the env file, and whether the site's own files are checked too."""
+
+    raw: dict[str, Any]
+    doc: dict[str, Any]
+    used: set[str]
+    example: dict[str, str]
+    env: dict[str, str]
+    site: bool
+
+    @property
+    def services(self) -> dict[str, Any]:
+        """The interpolated services, by name."""
+        return self.doc["services"]
+
+    def mounts(self, service: str) -> list[Mount]:
+        """The service's mounts."""
+        return mounts(self.raw, self.doc, service)
+
+    def environment(self, service: str) -> dict[str, str]:
+        """The service's environment, interpolated."""
+        return environment(self.doc, service)
