@@ -41,13 +41,14 @@ class Product:
     weight: float = 0.2  # share of the cohort
 
 
-# any-CRS and grade >= 3 from the product labels, within CLINICAL.md's 74-95 % and 4-23 %
+# Any CRS and grade >= 3: CLINICAL.md, "CRS and neurotoxicity by product (pivotal trials)",
+# the row named beside each product. Onset: the module docstring.
 PRODUCTS = {
-    "ide-cel": Product(1, 1, 23, 0.84, 0.05, weight=0.15),
-    "axi-cel": Product(2, 1, 12, 0.93, 0.13, weight=0.30),
-    "tisa-cel": Product(3, 1, 51, 0.74, 0.23, weight=0.15),
-    "liso-cel": Product(5, 1, 14, 0.74, 0.04, weight=0.15),
-    "cilta-cel": Product(7, 1, 14, 0.95, 0.05, iqr=(5, 8), weight=0.25),
+    "ide-cel": Product(1, 1, 23, 0.84, 0.05, weight=0.15),  # KarMMa: 84 % (5 %)
+    "axi-cel": Product(2, 1, 12, 0.93, 0.13, weight=0.30),  # ZUMA-1: 93 % (13 %)
+    "tisa-cel": Product(3, 1, 51, 0.58, 0.22, weight=0.15),  # JULIET: 58 % (22 %)
+    "liso-cel": Product(5, 1, 14, 0.42, 0.02, weight=0.15),  # TRANSCEND: 42 % (2 %)
+    "cilta-cel": Product(7, 1, 14, 0.95, 0.04, iqr=(5, 8), weight=0.25),  # CARTITUDE-1: 95 % (4 %)
 }
 Z99, Z75 = 2.3263, 0.6745
 P_MASKED = 0.3  # of CRS grade >= 2: antipyretics/tocilizumab mask the fever
