@@ -46,12 +46,13 @@ from confluent_kafka import Consumer, TopicPartition
 from bench.e2e_probes import INFUSION, TEAM, AlertWatcher, Probe, ProbeRunner, plan, span_ms
 from bench.e2e_traffic import Level, LoadPublishers, speed_for
 from bench.procstats import cpu_seconds, peak_rss_mib
+from bench.readings import topic_bytes
 from bench.report import split_text
 from harness.pagerduty import PagerDutyStandIn
 from harness.servers import tail
 from harness.stack import Stack
 from stream_rules.config import load_rules
-from stream_rules.worker import APP_ID
+from stream_rules.worker import APP_ID, CHANGELOG
 from vitals import topics
 from vitals.kafka import consumer_config
 
@@ -362,15 +363,20 @@ def run(rates: tuple[float, ...] = (1000, 5000, 10000), seconds: float = 40,
             r.start()
             print("  " + " ".join(f"{h:>12}" for h in HEADER), flush=True)
             levels = r.run()
+            # what the rules workers wrote to their state changelog, per reading (issue #15)
+            state_records, state_bytes = topic_bytes(r.stack.bootstrap, CHANGELOG)
         finally:
             rss = r.close()
         other = len(r.runner.other_pages)
     print(f"  peak RSS MiB: {', '.join(f'{n} {v:g}' for n, v in rss.items())}"
           + (f"; {other} pages for non-probe patients (expected none)" if other else ""))
+    per_reading = state_bytes / max(r.published, 1)
+    print(f"  state changelog: {per_reading:.0f} B per reading published ({state_records:,} "
+          f"writes, {state_bytes / 2**20:.1f} MiB; target <= 64 B, issue #15)")
     return {"patients": patients, "publishers": publishers, "rules_workers": rules_workers,
             "seconds": seconds,
             "probe_every": probe_every, "levels": levels, "peak_rss_mib": rss,
-            "other_pages": other}
+            "other_pages": other, "changelog_bytes_per_reading": round(per_reading, 1)}
 
 
 def main() -> None:
