@@ -53,8 +53,11 @@ def produce(port: int, *records: AlertEvent | TrendPoint, topic: str = "vitals.a
 @pytest.mark.slow
 def test_restart_mid_escalation_loses_no_step_and_pages_nobody_twice(
         tmp_path: Path, receiver: PagerDutyStandIn, kafka: servers.Server) -> None:
-    # step 2 after 4 s, so that the crash falls between step 1 and step 2
-    settings = make_settings(tmp_path, receiver, step2=4 / 60, step3=600)
+    # Step 2 falls due 12 s after the incident opens, so that the crash falls between step 1
+    # and step 2 even on a loaded machine (the waits before the kill take a few seconds), and
+    # the test checks that it did: otherwise it would prove less than it says.
+    step2_s = 12
+    settings = make_settings(tmp_path, receiver, step2=step2_s / 60, step3=600)
     env, log = env_of(settings, kafka), tmp_path / "alerting.log"
     proc = start(env, log)
     try:
@@ -66,7 +69,8 @@ def test_restart_mid_escalation_loses_no_step_and_pages_nobody_twice(
         # sends it again after the restart, by design (same dedup_key): README, Durability.
         wait_for(lambda: any(r["event"] == "notified" for r in audit(env)), 5, "marked sent")
         proc.kill()  # a crash, mid-escalation
-        time.sleep(max(0.0, paged_at + 4.5 - time.monotonic()))  # step 2 falls due while down
+        assert len(receiver.pd("trigger")) == 1, "step 2 came before the crash: not mid-escalation"
+        time.sleep(max(0.0, paged_at + step2_s + 0.5 - time.monotonic()))  # due while down
         produce(kafka.port, event())  # and the rules send the same alert again meanwhile
         proc = start(env, log)
         receiver.wait(2, timeout=20)  # step 2, sent by the restarted process
