@@ -78,8 +78,10 @@ class AlertConsumer:
                 self.core.trend(_trend.decode(value or b""))
                 return
             event = _alert.decode(value or b"")
-        except msgspec.DecodeError as exc:
-            # a validation error quotes the value it refused, which may be a megabyte long
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: JSON nested deeper than msgspec goes (an unknown field, skipped,
+            # is still parsed). A validation error quotes the value it refused, which may be
+            # a megabyte long.
             self.bad += 1
             self.core.bad_record(f"{topic}: {echo(str(exc))}: {(value or b'')[:300]!r}")
             log.error("skipping a record of %s that is not valid: %s", topic, echo(str(exc)))

@@ -137,7 +137,8 @@ def _converter(record_type: type, to_line: Callable) -> Callable[[bytes], str | 
     def convert(value: bytes) -> str | None:
         try:
             record = decode(value)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: nested deeper than msgspec goes, even in a field it skips
             raise BadRecord(f"not a valid {record_type.__name__} record: {exc}") from None
         try:
             return to_line(record)

@@ -35,6 +35,8 @@ def variants(valid: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
         yield f"{field} nested {DEEP} deep", body.encode()
         yield f"without {field}", json.dumps({k: v for k, v in valid.items()
                                               if k != field}).encode()
+    body = json.dumps({**valid, "unknown": "__deep__"}).replace('"__deep__"', nested(DEEP))
+    yield f"an unknown field nested {DEEP} deep", body.encode()  # skipped, yet still parsed
     yield "empty", b""
     yield "not JSON", b"{not json"
     yield "not UTF-8", b"\xff\xfe{}"

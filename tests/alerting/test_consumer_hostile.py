@@ -34,7 +34,7 @@ def valid_trend() -> dict[str, object]:
 def refused(record_type: type, body: bytes) -> bool:
     try:
         msgspec.json.decode(body, type=record_type)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return True
     return False
 
