@@ -20,27 +20,34 @@ from stream_rules.config import RulesFile
 from stream_rules.engine import Engine, Output
 from vitals import topics
 from vitals.patients import PatientRegistry
-from vitals.records import Reading, Rejection
+from vitals.records import DeviceStatus, Reading, Rejection
 
-__all__ = ["Batch", "Judge", "decode_readings", "judge_batch"]
+__all__ = ["Batch", "Judge", "Record", "decode_records", "judge_batch"]
 
 _decode_reading = msgspec.json.Decoder(Reading).decode
+_decode_status = msgspec.json.Decoder(DeviceStatus).decode
+Record = Reading | DeviceStatus
+# RecursionError: JSON nested deeper than msgspec goes (skipping an unknown field, say)
+UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
-def decode_readings(raw_batch: Iterable[bytes | None], received_at: int
-                    ) -> tuple[list[Reading], list[Rejection]]:
-    """The readings of a batch as Kafka holds them; a record that is not a valid reading
-    (anything may have been written to the topic) becomes a dead letter instead of stopping
-    the worker, and the batch goes on."""
-    readings: list[Reading] = []
+def decode_records(raw_batch: Iterable[bytes | None], received_at: int
+                   ) -> tuple[list[Record], list[Rejection]]:
+    """The readings and device statuses of a batch as Kafka holds them, in order; a record
+    that is neither (anything may have been written to the topics) becomes a dead letter
+    instead of stopping the worker, and the batch goes on."""
+    records: list[Record] = []
     rejected: list[Rejection] = []
     for raw in raw_batch:
         try:
-            readings.append(_decode_reading(raw or b""))
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            rejected.append(Rejection.of("rules_bad_record", f"not a valid reading: {exc}",
-                                         topics.READINGS.name, received_at, raw or b""))
-    return readings, rejected
+            records.append(_decode_reading(raw or b""))
+        except UNDECODABLE as exc:
+            try:  # a status has `state` and no `kind`: never both a reading and a status
+                records.append(_decode_status(raw or b""))
+            except UNDECODABLE:
+                rejected.append(Rejection.of("rules_bad_record", f"not a valid reading: {exc}",
+                                             topics.READINGS.name, received_at, raw or b""))
+    return records, rejected
 
 
 class Judge:
@@ -93,14 +100,14 @@ class Batch:
         return sum(len(out.alerts) for _, out in self.outputs)
 
 
-def judge_batch(readings: Iterable[Reading], stored_state: Callable[[str], bytes | None],
+def judge_batch(records: Iterable[Record], stored_state: Callable[[str], bytes | None],
                 engine_for: Callable[[str], Engine | None]) -> Batch:
-    """Run each enrolled patient's engine over its readings of the batch, from its stored
-    state (a new one when there is none). Stores nothing: the caller writes `states` after
-    sending `outputs`."""
-    by_patient: dict[str, list[Reading]] = defaultdict(list)
-    for reading in readings:
-        by_patient[reading.patient_id].append(reading)
+    """Run each enrolled patient's engine over its readings and statuses of the batch, from
+    its stored state (a new one when there is none). Stores nothing: the caller writes
+    `states` after sending `outputs`."""
+    by_patient: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_patient[record.patient_id].append(record)
     batch = Batch()
     for patient_id, patient_readings in by_patient.items():
         engine = engine_for(patient_id)

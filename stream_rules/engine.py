@@ -32,7 +32,7 @@ from stream_rules.series import DAY_MIN
 from stream_rules.spike_filter import minute_median
 from stream_rules.state import KIND_SIGNALS, DeviceState, KindState, PatientState, RuleState
 from vitals.patients import Patient
-from vitals.records import AlertEvent, Reading, TrendPoint
+from vitals.records import AlertEvent, DeviceStatus, Reading, TrendPoint
 
 __all__ = ["ARTEFACT_FLAGS", "MINUTE", "Engine", "Output"]
 
@@ -93,13 +93,20 @@ class Engine:
             state.hr_baseline, state.temp_baseline = self.baseline.hr, self.baseline.temp
         return state
 
-    def process(self, state: PatientState | None, readings: Iterable[Reading]) -> Output:
-        """Feed readings (in arrival order) into `state`, which is updated in place."""
+    def process(self, state: PatientState | None,
+                records: Iterable[Reading | DeviceStatus]) -> Output:
+        """Feed readings and device statuses (in arrival order) into `state`, which is
+        updated in place. A status judges nothing by itself: a last will ("offline") is
+        remembered for the live no-data page (`silence`)."""
         state = state if state is not None else self.new_state()
         out = Output()
-        for reading in readings:
-            if reading.patient_id == state.patient_id and self._take(state, reading):
-                self._advance(state, reading.kind, out, final=False)
+        for record in records:
+            if record.patient_id != state.patient_id:
+                continue
+            if isinstance(record, DeviceStatus):
+                self._status(state, record)
+            elif self._take(state, record):
+                self._advance(state, record.kind, out, final=False)
         return out
 
     def flush(self, state: PatientState) -> Output:
@@ -124,15 +131,32 @@ class Engine:
             if device.last_received < 0 or now_ms - device.last_received < after or (
                     rule_state is not None and rule_state.firing):
                 continue
+            # since when: the moment its last will said it went offline, else the moment
+            # its silence reached `after_min`
+            offline = device.offline_at >= device.last_received
             rule_state = state.rules[key] = RuleState(
-                firing=True, start=device.last_received + after)
+                firing=True, start=device.offline_at if offline else device.last_received + after)
             judgement = no_data.silent_by_wall_clock(device_id, device, now_ms, config)
             out.alerts.append(self._event(state, key, rule, rule_state, "fired",
                                           (rule_state.start or 0) // MINUTE, judgement,
                                           late=False))
         return out
 
-    # --- readings ---------------------------------------------------------------------
+    # --- readings and statuses -----------------------------------------------------------
+
+    @staticmethod
+    def _status(state: PatientState, status: DeviceStatus) -> None:
+        """A device's status: "offline" (its last will) is remembered unless data came after
+        it; "online" forgets it. A device never heard from has no state to change."""
+        device = state.devices.get(status.device_id)
+        if device is None:
+            return
+        if status.battery is not None:
+            device.battery = status.battery
+        if status.state == "online":
+            device.offline_at = -1
+        elif status.received_at >= device.last_received:
+            device.offline_at = max(device.offline_at, status.received_at)
 
     def _take(self, state: PatientState, reading: Reading) -> bool:
         device = state.devices.get(reading.device_id)
@@ -143,6 +167,8 @@ class Engine:
             return False
         device.last_ts = max(device.last_ts, reading.ts)
         device.last_received = max(device.last_received, reading.received_at)
+        if reading.received_at > device.offline_at:
+            device.offline_at = -1  # back: data came after its last will
         if reading.battery is not None:
             device.battery = reading.battery
         minute = reading.ts // MINUTE

@@ -44,6 +44,8 @@ class DeviceState:
     site: str | None = None
     battery: float | None = None
     sensor_off: bool = False  # its newest temperature read like room air
+    # when its MQTT last will said "offline" (received_at, ms), until data or "online": -1
+    offline_at: int = -1
 
     def first_time(self, seq: int | None, ts: int) -> bool:
         """Whether this reading is new (not a duplicate); remembers it."""
@@ -114,6 +116,7 @@ class _Device(msgspec.Struct, array_like=True):
     site: str | None
     battery: float | None
     sensor_off: bool
+    offline_at: int = -1  # last: a state written before it decodes without it
 
 
 class _Snapshot(msgspec.Struct, array_like=True):
@@ -146,7 +149,7 @@ def dump(state: PatientState) -> bytes:
         {device_id: _Device(device.kind, device.seqs.starts, device.seqs.ends,
                             list(device.unsequenced), device.first_ts, device.last_ts,
                             device.last_valid_ts, device.last_received, device.site,
-                            device.battery, device.sensor_off)
+                            device.battery, device.sensor_off, device.offline_at)
          for device_id, device in state.devices.items()},
         {signal: series.head for signal, series in state.series.items()},
         {signal: series.to_bytes() for signal, series in state.series.items()},
@@ -166,7 +169,7 @@ def load(raw: bytes) -> PatientState:
                                         dict.fromkeys(device.unsequenced), device.first_ts,
                                         device.last_ts, device.last_valid_ts,
                                         device.last_received, device.site, device.battery,
-                                        device.sensor_off)
+                                        device.sensor_off, device.offline_at)
                  for device_id, device in snapshot.devices.items()},
         series={signal: MinuteSeries.from_bytes(SIGNALS[signal][1], snapshot.heads[signal],
                                                 ring)

@@ -1,4 +1,5 @@
-"""`vitals rules`: the Faust worker that runs the pure engine over `vitals.readings`.
+"""`vitals rules`: the Faust worker that runs the pure engine over `vitals.readings` and
+`vitals.status`.
 
 Faust partitions the work by patient and keeps each patient's engine state in a table
 (changelog-backed, so a restarted or rebalanced worker resumes where the state was written).
@@ -22,7 +23,7 @@ import time
 import faust
 
 from stream_rules import state as state_io
-from stream_rules.batch import Judge, decode_readings, judge_batch
+from stream_rules.batch import Judge, decode_records, judge_batch
 from stream_rules.config import RulesFile
 from stream_rules.engine import Output
 from vitals import topics
@@ -86,7 +87,10 @@ class RulesWorker:
             return app.topic(name, key_type=bytes, value_type=bytes, partitions=count)
 
         self.judge = judge
-        self.readings = topic(topics.READINGS.name)
+        # one stream of both, so that a patient's readings and statuses change its state in
+        # one agent, never two at once (both are keyed by patient, so co-partitioned)
+        self.inputs = app.topic(topics.READINGS.name, topics.STATUS.name, key_type=bytes,
+                                value_type=bytes, partitions=partitions)
         self.alerts = topic(topics.ALERTS.name)
         self.trends = topic(topics.TRENDS.name)
         self.rejected = topic(topics.REJECTED.name, 1)
@@ -109,8 +113,8 @@ class RulesWorker:
         """One batch: decode, judge, send (dead letters too), wait for Kafka, then write the
         states (the order in the module docstring)."""
         started = time.perf_counter()
-        readings, bad = decode_readings(raw_batch, int(time.time() * 1000))
-        batch = judge_batch(readings, self.table.get, self.judge.engine)
+        records, bad = decode_records(raw_batch, int(time.time() * 1000))
+        batch = judge_batch(records, self.table.get, self.judge.engine)
         for patient_id in batch.skipped:
             log.warning("readings of %s, who is not enrolled here: skipped", patient_id)
         sent = [await self.rejected.send(value=encode(dead)) for dead in bad]
@@ -149,7 +153,7 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
     app = new_app(settings)
     worker = RulesWorker(app, settings.kafka_partitions, judge)
 
-    @app.agent(worker.readings)
+    @app.agent(worker.inputs)
     async def judge_readings(stream: faust.StreamT[bytes]) -> None:
         async for raw_batch in stream.take(BATCH, within=BATCH_WITHIN_S):
             await worker.judge_batch(raw_batch)

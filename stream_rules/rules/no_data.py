@@ -1,6 +1,7 @@
 """No data: a device from which no valid reading has come for `after_min`. A silent device
 leaves the patient unmonitored. Judged per device: in event time on every combined minute, and
-live by the wall clock (`silent_by_wall_clock`), sharing one rule state per device."""
+live by the wall clock (`silent_by_wall_clock`), sharing one rule state per device. Live, a
+device whose MQTT last will said "offline" is paged as offline since that moment."""
 
 from __future__ import annotations
 
@@ -52,13 +53,21 @@ def silent_by_wall_clock(device_id: str, device: DeviceState, now_ms: int, confi
     `device.last_received` (the caller checks that this is at least `after_min` ago)."""
     last = device.last_valid_ts if device.last_valid_ts >= 0 else device.first_ts
     silent_min = (now_ms - device.last_received) / MINUTE
-    return Judgement(True, False, silent_min, {
+    evidence = {
         "device": device_id, "kind": device.kind, "silent_min": silent_min,
         "after_min": config.after_min, "last_valid_at": last, "battery": device.battery,
-        "sensor_off": device.sensor_off, "judged_by": "wall clock"})
+        "sensor_off": device.sensor_off, "judged_by": "wall clock"}
+    if device.offline_at >= device.last_received:  # its last will said so
+        evidence["offline_at"] = device.offline_at
+    return Judgement(True, False, silent_min, evidence)
 
 
 def _measured(evidence: dict[str, Any]) -> str:
+    if evidence.get("offline_at"):
+        last = (f", last valid reading at {hhmm(evidence['last_valid_at'])}"
+                if evidence.get("last_valid_at") else "")
+        return (f"{evidence['device']} went offline at {hhmm(evidence['offline_at'])} (its "
+                f"connection dropped; no reading for {evidence['silent_min']:.0f} min{last})")
     if evidence.get("last_valid_at"):
         return (f"no valid reading from {evidence['device']} for {evidence['silent_min']:.0f} "
                 f"min (last at {hhmm(evidence['last_valid_at'])})")

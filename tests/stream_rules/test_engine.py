@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from stream_rules import state as state_io
 from stream_rules.config import Baseline, PatientRules, load_rules
 from stream_rules.engine import Engine, Output
+from stream_rules.rules.spec import hhmm
 from vitals.patients import Patient
-from vitals.records import AlertEvent, Reading
+from vitals.records import AlertEvent, DeviceStatus, Reading
 
 RULES = load_rules(None)
 PATIENT = Patient(id="P001", infusion=dt.date(2026, 11, 18), team="haem-a", product="axi-cel")
@@ -272,6 +273,61 @@ def test_live_silence_fires_once_by_the_wall_clock_and_clears_when_data_returns(
     out = eng.process(s, back)
     cleared = [a for a in out.alerts if a.rule == "no_data" and a.status == "resolved"]
     assert [a.alert_id for a in cleared] == [alert.alert_id]
+
+
+def offline(device: str, received_at: int, state: str = "offline") -> DeviceStatus:
+    return DeviceStatus("P001", device, state, received_at)  # type: ignore[arg-type]
+
+
+def test_a_last_will_is_paged_as_offline_since_that_moment() -> None:
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    first = readings(10, spo2=const(97), hr=const(70))
+    eng.process(s, first)
+    last_received = first[-1].received_at
+    went = last_received + 90_000  # the broker's keepalive noticed it 1.5 min later
+    eng.process(s, [offline("ox-1", went), offline("ox-9", went)])  # ox-9: never heard of
+    assert "ox-9" not in s.devices
+    s = state_io.load(state_io.dump(s))  # remembered in the stored state
+    assert not eng.silence(s, last_received + 29 * MIN).alerts
+    (alert,) = eng.silence(s, last_received + 31 * MIN).alerts
+    assert alert.start == went and alert.evidence["offline_at"] == went
+    assert f"ox-1 went offline at {hhmm(went)} (its connection dropped" in alert.summary
+    assert f"since {hhmm(went)}" in alert.summary
+
+
+def test_data_after_a_last_will_or_an_online_status_forgets_it() -> None:
+    eng = Engine(RULES, PATIENT)
+    first = readings(10, spo2=const(97), hr=const(70))
+    last_received = first[-1].received_at
+    for after in ([offline("ox-1", last_received + 1000, "online")],
+                  [Reading("P001", "ox-1", first[-1].ts + 2000, "oximetry",
+                           last_received + 2000, seq=10_000, spo2=97.0, hr=70.0)]):
+        s = eng.new_state()
+        eng.process(s, [*first, offline("ox-1", last_received + 1000), *after])
+        assert s.devices["ox-1"].offline_at == -1
+        (alert,) = eng.silence(s, last_received + 40 * MIN).alerts
+        assert "offline_at" not in alert.evidence and "went offline" not in alert.summary
+    s = eng.new_state()  # a will older than the newest data (delivered late) changes nothing
+    eng.process(s, [*first, offline("ox-1", last_received - 5000)])
+    assert s.devices["ox-1"].offline_at == -1
+
+
+def test_statuses_change_no_event_time_judgement() -> None:
+    rs = readings(90, temp=lambda t: 37.0 + min(1.5, t / 3000), spo2=const(96), hr=const(90))
+    with_statuses = [*rs[:500], offline("ox-1", rs[499].received_at), *rs[500:],
+                     offline("th-1", rs[-1].received_at + 1, "online")]
+    assert run(with_statuses) == run(rs)
+
+
+def test_a_state_stored_before_offline_at_existed_still_loads() -> None:
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    eng.process(s, readings(3, spo2=const(97), hr=const(70)))
+    snapshot = msgspec.msgpack.decode(state_io.dump(s))
+    snapshot[6]["ox-1"] = snapshot[6]["ox-1"][:-1]  # the device record without its last field
+    old = state_io.load(msgspec.msgpack.encode(snapshot))
+    assert old.devices["ox-1"].offline_at == -1 and old.devices["ox-1"].last_ts >= 0
 
 
 def test_rising_temperature_fires_at_its_slope_and_not_below() -> None:
