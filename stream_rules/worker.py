@@ -40,8 +40,14 @@ TABLE = "patient-state"
 CHANGELOG = f"{APP_ID}-{TABLE}-changelog"
 BATCH = 2000
 BATCH_WITHIN_S = 0.2
-SILENCE_CHECK_S = 60.0
+SILENCE_CHECK_S = 60.0  # at most; a short no_data.after_min is checked more often
 STATS_EVERY_S = 30.0
+
+
+def silence_check_s(rules: RulesFile) -> float:
+    """How often the live no-data check runs: a tenth of `no_data.after_min`, between 1 s
+    and `SILENCE_CHECK_S`, so that a page is at most ~10 % late."""
+    return max(1.0, min(SILENCE_CHECK_S, rules.rules.no_data.after_min * 60 / 10))
 
 def broker_options(kafka: KafkaConnection) -> dict[str, object]:
     """Faust's broker URLs and credentials for the settings' Kafka (TLS, SASL)."""
@@ -158,7 +164,7 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
         async for raw_batch in stream.take(BATCH, within=BATCH_WITHIN_S):
             await worker.judge_batch(raw_batch)
 
-    @app.timer(SILENCE_CHECK_S)
+    @app.timer(silence_check_s(judge.rules))
     async def check_silence() -> None:
         await worker.check_silence()
 

@@ -11,17 +11,19 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import yaml
 from confluent_kafka import Producer
 
 from harness import servers, services
-from stream_rules.config import load_rules
+from stream_rules.config import default_rules_path, load_rules
 from stream_rules.engine import Engine
+from stream_rules.rules.spec import hhmm
 from tests.hostile import variants
 from tests.stream_rules.test_batch import decodes
 from tests.stream_rules.test_engine import PATIENT, readings
 from tests.support import read_topic, wait_for, write_patients
 from vitals.kafka import producer_config
-from vitals.records import Reading, encode
+from vitals.records import DeviceStatus, Reading, encode
 
 pytestmark = pytest.mark.slow
 
@@ -130,6 +132,33 @@ def test_records_that_are_not_readings_are_dead_lettered_and_judging_goes_on(
     assert max(len(json.dumps(v)) for _, v in dead) < 16 * 1024
     assert workers.procs[0].alive()
     assert "\nforged" not in workers.log.read_text()
+
+
+def test_a_last_will_on_vitals_status_is_paged_as_offline_since_it(workers: Workers,
+                                                                     tmp_path: Path) -> None:
+    """The worker reads `vitals.status`: a device's last will starts its no-data page at that
+    moment, and the page says when it went offline (no_data.after_min 0.1 here: 6 s)."""
+    doc = yaml.safe_load(default_rules_path().read_text())
+    doc["rules"]["no_data"]["after_min"] = 0.1
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(doc, sort_keys=False))
+    workers.env["VITALS_RULES"] = str(rules)
+    workers.start()
+    produce(workers.bootstrap, readings(3, spo2=lambda s: 97, hr=lambda s: 70))
+    went = int(time.time() * 1000) + 500
+    producer = Producer(producer_config(workers.bootstrap))
+    producer.produce("vitals.status", encode(DeviceStatus("P001", "ox-1", "offline", went)),
+                     b"P001")
+    assert producer.flush(30) == 0
+
+    def offline_pages() -> list[dict]:
+        return [v for _, v in read_topic(workers.bootstrap, "vitals.alerts", 1, timeout=5,
+                                         settle=0) if v["rule"] == "no_data"]
+
+    wait_for(lambda: bool(offline_pages()), 60, "the no-data page")
+    [page] = offline_pages()
+    assert page["start"] == went and page["evidence"]["offline_at"] == went, page
+    assert f"ox-1 went offline at {hhmm(went)}" in page["summary"], page["summary"]
 
 
 def partitions(text: str) -> set[int]:
