@@ -32,8 +32,8 @@ def _num(x: float | None, digits: int = 1) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.0f} %"
+def _pct(x: float | None, digits: int = 0) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f} %"
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -80,6 +80,15 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
                 _stats("desaturation delay (min)", result["desat_delay"])]
                + [_stats(f"lead over nurse every {h} (min)", s)
                   for h, s in result["lead"].items()])
+    day = result["per_patient_day"]
+    L += ["", "## Per patient-day", "",
+          "As the published outpatient study counted: a whole day of a patient's timeline is "
+          "positive when a true episode's window [start, end + 1 h] overlaps it, and flagged "
+          "when a page was detected in it.", ""]
+    L += table(("patient-days", "positive", "flagged positive", "missed positive",
+                "flagged negative", "sensitivity", "specificity"),
+               [(day["days"], day["positive"], day["tp"], day["fn"], day["fp"],
+                 _pct(day["sensitivity"], 1), _pct(day["specificity"], 1))])
     sh = result["shifts"]
     L += ["", "## False pages", "",
           f"All pages (critical or error, firing): {result['pages']} "

@@ -14,7 +14,11 @@ Definitions (the report repeats them):
   (no_data -> "no-data"), else an artefact of the patient's devices overlapping
   [alert start, detected_at], else a sleep dip, else "unexplained";
 - pages per nurse per 12-hour shift: all pages, one nurse per team, shifts of 12 h from the
-  start of the timeline.
+  start of the timeline;
+- per patient-day (as the published outpatient study counted): each whole day of each
+  patient's timeline is positive when a true episode's window [start, end + 1 h] overlaps it,
+  and flagged when a page was detected in it; sensitivity = flagged positive days / positive
+  days, specificity = unflagged negative days / negative days.
 """
 
 from __future__ import annotations
@@ -127,7 +131,27 @@ def score(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
         "false_per_patient_day": len(false_pages) / days if days else 0.0,
         "false_by_cause": dict(Counter(f.cause for f in false_pages).most_common()),
         "shifts": shift_load(truth, alerts),
+        "per_patient_day": per_patient_day(truth, alerts, by_patient),
     }
+
+
+def per_patient_day(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
+                    by_patient: Mapping[str, list[Episode]]) -> dict[str, float | int | None]:
+    """Days positive (an episode window overlaps) or not, flagged (a page) or not."""
+    counts: Counter[str] = Counter()
+    whole_days = (truth.end - truth.start) // DAY
+    for patient in truth.patients:
+        windows = [(e.start, e.end + DETECT_AFTER) for e in by_patient.get(patient.id, [])]
+        paged = [a.detected_at for a in alerts.get(patient.id, []) if is_page(a)]
+        for d in range(whole_days):
+            lo, hi = truth.start + d * DAY, truth.start + (d + 1) * DAY
+            positive = any(start < hi and end >= lo for start, end in windows)
+            flagged = any(lo <= t < hi for t in paged)
+            counts[("tp" if flagged else "fn") if positive else ("fp" if flagged else "tn")] += 1
+    tp, fn, tn, fp = (counts[k] for k in ("tp", "fn", "tn", "fp"))
+    return {"days": tp + fn + tn + fp, "positive": tp + fn, "tp": tp, "fn": fn, "tn": tn,
+            "fp": fp, "sensitivity": tp / (tp + fn) if tp + fn else None,
+            "specificity": tn / (tn + fp) if tn + fp else None}
 
 
 def score_episode(truth: Truth, e: Episode, alerts: list[AlertEvent],

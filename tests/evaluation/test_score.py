@@ -140,3 +140,12 @@ def test_the_desaturation_rules_and_the_device_rules_come_from_the_registry() ->
     assert sorted(score.DESATURATION_RULES) == ["desaturation", "severe_desaturation"]
     assert score.is_device_rule("no_data")
     assert not score.is_device_rule("fever") and not score.is_device_rule("not_a_rule")
+
+
+def test_per_patient_day_sensitivity_and_specificity() -> None:
+    # P1: episode windows cover days 0-1 (crs, to 31 h) and 4-5 (infection, to 121 h); its
+    # pages are all on day 0. P2: the masked episode touches day 5, unpaged; its pages fall
+    # on days 2 and 3, outside every episode.
+    day = result()["per_patient_day"]
+    assert day == {"days": 12, "positive": 5, "tp": 1, "fn": 4, "tn": 5, "fp": 2,
+                   "sensitivity": 0.2, "specificity": 5 / 7}
