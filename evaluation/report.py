@@ -84,7 +84,7 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
     L += ["", "## Per patient-day", "",
           "As the published outpatient study counted: a whole day of a patient's timeline is "
           "positive when a true episode's window [start, end + 1 h] overlaps it, and flagged "
-          "when a page was detected in it.", ""]
+          "when a page stood in it (from its detection until its alert resolved).", ""]
     L += table(("patient-days", "positive", "flagged positive", "missed positive",
                 "flagged negative", "sensitivity", "specificity"),
                [(day["days"], day["positive"], day["tp"], day["fn"], day["fp"],

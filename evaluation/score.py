@@ -17,7 +17,8 @@ Definitions (the report repeats them):
   start of the timeline;
 - per patient-day (as the published outpatient study counted): each whole day of each
   patient's timeline is positive when a true episode's window [start, end + 1 h] overlaps it,
-  and flagged when a page was detected in it; sensitivity = flagged positive days / positive
+  and flagged when a page stood in it (from its detection until its alert resolved);
+  sensitivity = flagged positive days / positive
   days, specificity = unflagged negative days / negative days.
 """
 
@@ -135,18 +136,24 @@ def score(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
     }
 
 
+def paging_spans(alerts: Iterable[AlertEvent], end: int) -> list[tuple[int, int]]:
+    """When each page stood: from its detection until the alert resolved (else `end`)."""
+    resolved = {a.alert_id: a.detected_at for a in alerts if a.status == "resolved"}
+    return [(a.detected_at, resolved.get(a.alert_id, end)) for a in alerts if is_page(a)]
+
+
 def per_patient_day(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
                     by_patient: Mapping[str, list[Episode]]) -> dict[str, float | int | None]:
-    """Days positive (an episode window overlaps) or not, flagged (a page) or not."""
+    """Days positive (an episode window overlaps) or not, flagged (a page stood) or not."""
     counts: Counter[str] = Counter()
     whole_days = (truth.end - truth.start) // DAY
     for patient in truth.patients:
         windows = [(e.start, e.end + DETECT_AFTER) for e in by_patient.get(patient.id, [])]
-        paged = [a.detected_at for a in alerts.get(patient.id, []) if is_page(a)]
+        paged = paging_spans(alerts.get(patient.id, []), truth.end)
         for d in range(whole_days):
             lo, hi = truth.start + d * DAY, truth.start + (d + 1) * DAY
             positive = any(start < hi and end >= lo for start, end in windows)
-            flagged = any(lo <= t < hi for t in paged)
+            flagged = any(start < hi and end >= lo for start, end in paged)
             counts[("tp" if flagged else "fn") if positive else ("fp" if flagged else "tn")] += 1
     tp, fn, tn, fp = (counts[k] for k in ("tp", "fn", "tn", "fp"))
     return {"days": tp + fn + tn + fp, "positive": tp + fn, "tp": tp, "fn": fn, "tn": tn,

@@ -143,9 +143,25 @@ def test_the_desaturation_rules_and_the_device_rules_come_from_the_registry() ->
 
 
 def test_per_patient_day_sensitivity_and_specificity() -> None:
-    # P1: episode windows cover days 0-1 (crs, to 31 h) and 4-5 (infection, to 121 h); its
-    # pages are all on day 0. P2: the masked episode touches day 5, unpaged; its pages fall
-    # on days 2 and 3, outside every episode.
-    day = result()["per_patient_day"]
-    assert day == {"days": 12, "positive": 5, "tp": 1, "fn": 4, "tn": 5, "fp": 2,
-                   "sensitivity": 0.2, "specificity": 5 / 7}
+    truth = Truth(
+        format="vitals-truth/1", source="hand-made", seed=0, start=0, end=96 * H,
+        patients=[Patient(p, "2026-11-20", "haem-a") for p in ("P1", "P2", "P3")],
+        episodes=[Episode("P1", "crs", 30 * H, 40 * H, grade=1, fever_onset=31 * H),
+                  Episode("P2", "crs", 0, 60 * H, grade=2, fever_onset=1 * H),
+                  Episode("P3", "infection", 50 * H, 55 * H, fever_onset=51 * H)],
+        artefacts=[], dips=[])
+    alerts = {
+        # P1: paged on day 1, resolved on day 2 (which the episode no longer touches), and a
+        # false page on day 3
+        "P1": [alert("P1", "fever", "error", 31 * H, start=30 * H),
+               alert("P1", "fever", "error", 50 * H, start=30 * H, status="resolved"),
+               alert("P1", "fever", "error", 80 * H, start=79 * H),
+               alert("P1", "fever", "error", 81 * H, start=79 * H, status="resolved"),
+               alert("P1", "desaturation", "warning", 10 * H)],  # not a page
+        # P2: a page on day 0 that stands to the end: days 0-2 true, day 3 flagged negative
+        "P2": [alert("P2", "fever", "error", 2 * H, start=1 * H)],
+        "P3": [],  # its episode on day 2 unpaged
+    }
+    day = score.score(truth, alerts)["per_patient_day"]
+    assert day == {"days": 12, "positive": 5, "tp": 4, "fn": 1, "tn": 4, "fp": 3,
+                   "sensitivity": 0.8, "specificity": 4 / 7}
