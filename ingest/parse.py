@@ -27,7 +27,7 @@ from vitals.records import (
 TOPIC = re.compile(r"vitals/v1/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})(/status)?")
 
 Timestamp = Annotated[dt.datetime, Meta(tz=True)] | Annotated[int, Meta(ge=0)]
-DeviceFlag = Literal["probe_off", "motion", "low_perfusion", "low_battery"]
+DeviceFlag = Literal["probe_off", "motion", "low_perfusion", "low_battery", "manual"]
 assert set(DeviceFlag.__args__) == DEVICE_FLAGS  # type: ignore[attr-defined]
 
 

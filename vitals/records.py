@@ -33,8 +33,10 @@ Flags = Annotated[tuple[Name, ...], msgspec.Meta(max_length=16)]
 Kind = Literal["temperature", "oximetry"]
 Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
 
-# Flags a device may send (CONTRACT section 1) plus `no_signal`, set by ingest for sentinels.
-DEVICE_FLAGS = frozenset({"probe_off", "motion", "low_perfusion", "low_battery"})
+# Flags a device may send (CONTRACT section 1; `manual` since v1.1: a reading a person took
+# and entered, e.g. a spot check from the patient's app) plus `no_signal`, set by ingest for
+# sentinels.
+DEVICE_FLAGS = frozenset({"probe_off", "motion", "low_perfusion", "low_battery", "manual"})
 NO_SIGNAL = "no_signal"
 
 

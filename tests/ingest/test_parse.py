@@ -253,6 +253,12 @@ def test_optional_fields_of_the_wrong_type_or_value_are_schema(fields: dict[str,
     expect_rejected(ox(**{"spo2": 97, "hr": 72, **fields}), "schema")
 
 
+def test_a_manual_spot_check_is_a_temperature_reading_flagged_manual() -> None:
+    """CONTRACT v1.1: `manual` marks a reading a person took and entered (section 6)."""
+    r = accepted(temp(37.2, site="oral", flags=["manual"]))
+    assert (r.temp, r.site, r.flags) == (37.2, "oral", ("manual",))
+
+
 def test_flags_are_deduplicated_and_no_signal_appended_once() -> None:
     r = accepted(ox(spo2=97, hr=72, flags=["motion", "low_battery", "motion"]))
     assert r.flags == ("motion", "low_battery")
