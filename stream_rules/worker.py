@@ -93,6 +93,9 @@ class RulesWorker:
             return app.topic(name, key_type=bytes, value_type=bytes, partitions=count)
 
         self.judge = judge
+        # The agent's batches and the silence timer both load, change and write patients'
+        # states across awaits: one at a time, or one would overwrite the other's update.
+        self.state_lock = asyncio.Lock()
         # one stream of both, so that a patient's readings and statuses change its state in
         # one agent, never two at once (both are keyed by patient, so co-partitioned)
         self.inputs = app.topic(topics.READINGS.name, topics.STATUS.name, key_type=bytes,
@@ -118,6 +121,10 @@ class RulesWorker:
     async def judge_batch(self, raw_batch: list[bytes]) -> None:
         """One batch: decode, judge, send (dead letters too), wait for Kafka, then write the
         states (the order in the module docstring)."""
+        async with self.state_lock:
+            await self._judge_batch(raw_batch)
+
+    async def _judge_batch(self, raw_batch: list[bytes]) -> None:
         started = time.perf_counter()
         records, bad = decode_records(raw_batch, int(time.time() * 1000))
         batch = judge_batch(records, self.table.get, self.judge.engine)
@@ -141,6 +148,10 @@ class RulesWorker:
 
     async def check_silence(self) -> None:
         """Live "no data": by the wall clock, for the patients this worker holds."""
+        async with self.state_lock:
+            await self._check_silence()
+
+    async def _check_silence(self) -> None:
         now = int(time.time() * 1000)
         for patient_id, raw_state in list(self.table.items()):
             engine = self.judge.engine(patient_id)
