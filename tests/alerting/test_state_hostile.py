@@ -27,7 +27,7 @@ from harness.pagerduty import PagerDutyStandIn
 from tests.alerting.support import Clock, build, event, make_settings
 from tests.alerting.test_service import env_of, produce, start
 from tests.support import wait_for
-from vitals.settings import ConfigError
+from vitals.settings import ConfigError, Settings
 
 
 def mode(path: Path) -> int:
@@ -177,28 +177,35 @@ def core_url(receiver: PagerDutyStandIn) -> str:
     return f"{receiver.base_url}/v2/enqueue"
 
 
+def fail_the_store(settings: Settings, kafka: servers.Server, env: dict[str, str],
+                   log: Path) -> services.ServiceProcess:
+    """Alerting started, its database then held by another writer, an event sent: the
+    process, once it has exited with status 1."""
+    proc = start(env, log)
+    holder = sqlite3.connect(settings.state_dir / FILE_NAME, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the store fails: another writer holds it
+        produce(kafka.port, event())
+        wait_for(lambda: not proc.alive(), 60, "alerting to exit")
+        assert proc.proc.returncode == 1, proc.tail(20)
+    finally:
+        holder.close()
+        proc.kill()
+    return proc
+
+
 @pytest.mark.slow
 def test_a_store_failure_at_run_time_exits_and_pages_the_operators(
         tmp_path: Path, receiver: PagerDutyStandIn, kafka: servers.Server) -> None:
     settings = make_settings(tmp_path, receiver)
     env, log = env_of(settings, kafka), tmp_path / "alerting.log"
-    proc = start(env, log)
-    holder = sqlite3.connect(settings.state_dir / FILE_NAME, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")  # another writer holds the database
-        produce(kafka.port, event())
-        wait_for(lambda: not proc.alive(), 60, "alerting to exit")
-        assert proc.proc.returncode == 1
-        text = proc.output()
-        assert "Traceback" not in text, text
-        [line] = [x for x in text.splitlines() if x.startswith("vitals: alerting stopped")]
-        assert str(settings.state_dir / FILE_NAME) in line and "locked" in line
-        assert "operators paged" in line
-        [page] = receiver.pd("trigger")
-        assert page["payload"]["source"] == "vitals" and page["payload"]["class"] == "pipeline"
-    finally:
-        holder.close()
-        proc.kill()
+    text = fail_the_store(settings, kafka, env, log).output()
+    assert "Traceback" not in text, text
+    [line] = [x for x in text.splitlines() if x.startswith("vitals: alerting stopped")]
+    assert str(settings.state_dir / FILE_NAME) in line and "locked" in line
+    assert "operators paged" in line
+    [page] = receiver.pd("trigger")
+    assert page["payload"]["source"] == "vitals" and page["payload"]["class"] == "pipeline"
 
 
 def test_the_self_alert_is_remembered_and_resolved_at_the_keys_it_paged(
@@ -286,19 +293,10 @@ def test_the_self_alert_is_resolved_when_alerting_is_back(
         tmp_path: Path, receiver: PagerDutyStandIn, kafka: servers.Server) -> None:
     settings = make_settings(tmp_path, receiver)
     env, log = env_of(settings, kafka), tmp_path / "alerting.log"
-    proc = start(env, log)
-    holder = sqlite3.connect(settings.state_dir / FILE_NAME, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")  # the store fails: another writer holds it
-        produce(kafka.port, event())
-        wait_for(lambda: not proc.alive(), 60, "alerting to exit")
-        assert proc.proc.returncode == 1, proc.tail(20)
-        [trigger] = receiver.pd("trigger")
-        assert trigger["dedup_key"] == DEDUP_KEY
-        assert (settings.state_dir / MARKER_NAME).exists()
-    finally:
-        holder.close()  # the store is healthy again
-        proc.kill()
+    fail_the_store(settings, kafka, env, log)  # then the store is healthy again
+    [trigger] = receiver.pd("trigger")
+    assert trigger["dedup_key"] == DEDUP_KEY
+    assert (settings.state_dir / MARKER_NAME).exists()
     again = start(env, tmp_path / "alerting-again.log")
     try:
         wait_for(lambda: bool(receiver.pd("resolve")), 60, "the self-alert's resolve")
