@@ -24,42 +24,16 @@ shift
 if [ $# -eq 0 ]; then
     set -- kafka localhost 127.0.0.1
 fi
-cn=$1
 mkdir -p "$dir"
 umask 077
 
-if [ ! -f "$dir/ca.key" ]; then
-    openssl req -x509 -newkey rsa:3072 -sha256 -days 3650 -nodes \
-        -keyout "$dir/ca.key" -out "$dir/ca.crt" -subj "/CN=vitals Kafka CA" \
-        -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-    echo "make-certs: new CA in $dir/ca.crt (its key: $dir/ca.key)"
-fi
-
-san=""
-for name in "$@"; do
-    case $name in
-        *[!0-9.]*) san="$san,DNS:$name" ;;
-        *) san="$san,IP:$name" ;;
-    esac
-done
-ext="$dir/.kafka.ext"
-cat >"$ext" <<EXT
-basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=${san#,}
-subjectKeyIdentifier=hash
-authorityKeyIdentifier=keyid,issuer
-EXT
-openssl req -newkey rsa:3072 -nodes -keyout "$dir/.kafka.key" -out "$dir/.kafka.csr" \
-    -subj "/CN=$cn" 2>/dev/null
-openssl x509 -req -in "$dir/.kafka.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
-    -CAcreateserial -days 825 -sha256 -extfile "$ext" -out "$dir/.kafka.crt" 2>/dev/null
+. "$(dirname "$0")/../certlib.sh"
+make_ca "$dir" "vitals Kafka CA"
+sign "$dir/.kafka.key" "$dir/.kafka.crt" "$dir" serverAuth,clientAuth "$@"
 # A new keystore password each time: it protects the file at rest, and sits beside it.
 openssl rand -hex 24 >"$dir/kafka.p12.password"
 openssl pkcs12 -export -name kafka -inkey "$dir/.kafka.key" -in "$dir/.kafka.crt" \
     -certfile "$dir/ca.crt" -out "$dir/kafka.p12" -passout "file:$dir/kafka.p12.password"
-rm -f "$ext" "$dir/.kafka.csr" "$dir/.kafka.key" "$dir/.kafka.crt"
+rm -f "$dir/.kafka.key" "$dir/.kafka.crt"
 chmod 0644 "$dir/ca.crt"
-echo "make-certs: $dir/kafka.p12 for ${san#,}, valid 825 days (password: $dir/kafka.p12.password)"
+echo "make-certs: $dir/kafka.p12 for $san, valid 825 days (password: $dir/kafka.p12.password)"
