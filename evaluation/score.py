@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from evaluation.targets import check as check_targets
 from simulators.truth import Episode, Truth
 from stream_rules import rules
 from vitals.records import AlertEvent
@@ -272,21 +273,5 @@ def shift_load(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
 
 
 def targets(result: Mapping[str, object], seconds: float) -> list[dict[str, object]]:
-    """The issue's targets and where the rules stand against them."""
-    eps = [e for e in result["episodes"] if e.scorable  # type: ignore[attr-defined]
-           and e.label.startswith("crs") and e.fever_onset is not None]
-    missed = [e for e in eps if e.first_page is None]
-    crs_masked = [e for e in result["episodes"] if e.scorable  # type: ignore[attr-defined]
-                  and e.label == "masked" and e.fever_onset is not None]
-    delay = result["delay"]["median"]  # type: ignore[index]
-    fppd = float(result["false_per_patient_day"])  # type: ignore[arg-type]
-    rows = [
-        ("every CRS fever episode paged", f"{len(eps) - len(missed)}/{len(eps)} "
-         f"(masked: {sum(e.first_page is not None for e in crs_masked)}/{len(crs_masked)})",
-         not missed and all(e.first_page is not None for e in crs_masked)),
-        ("median delay from sustained fever <= 15 min",
-         "n/a" if delay is None else f"{delay:.1f} min", delay is not None and delay <= 15),
-        ("<= 0.1 false pages per patient-day", f"{fppd:.3f}", fppd <= 0.1),
-        ("whole evaluation <= 60 s", f"{seconds:.1f} s", seconds <= 60),
-    ]
-    return [{"target": t, "value": v, "met": bool(m)} for t, v, m in rows]
+    """The targets (`evaluation.targets`) and where the rules stand against them."""
+    return check_targets(result, seconds)
