@@ -280,7 +280,11 @@ def replay(
 def evaluate(
     patients: Annotated[int, typer.Option(min=1, max=100_000,
                                           help="Patients in the generated cohort.")] = 100,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the generated cohort.")] = 1,
+    seed: Annotated[int | None, typer.Option(
+        min=0, help="Seed of the generated cohort (default 1).")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="Several seeds, e.g. 1,7,42: each seed's cohort is judged (report in "
+             "<out>/seed-<n>/) and <out>/report.md shows the seeds side by side.")] = None,
     days: Annotated[float, typer.Option(
         min=0.0001, max=400, help="Simulated days of the generated cohort.")] = 14,
     start: Annotated[str | None, typer.Option(
@@ -302,12 +306,13 @@ def evaluate(
     plots: Annotated[bool, typer.Option(help="Draw the PNG plots.")] = True,
 ) -> None:
     """A cohort and its truth through ingest's parser and the pure rule engine (no brokers):
-    sensitivity, delays, lead over nurse checks, false pages; Markdown, JSON and plots."""
+    sensitivity, delays, lead over nurse checks, false pages; Markdown, JSON and plots.
+    With --seeds, several cohorts, their headline numbers side by side."""
     from evaluation.command import command
 
-    command(patients=patients, seed=seed, days=days, start=start, traffic=traffic,
-            truth=truth, patients_file=patients_file, rules=rules, out=out, workers=workers,
-            plots=plots)
+    command(patients=patients, seed=seed, seeds=seeds, days=days, start=start,
+            traffic=traffic, truth=truth, patients_file=patients_file, rules=rules, out=out,
+            workers=workers, plots=plots)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from rich.progress import Progress
 
 from evaluation import plots as plots_
 from evaluation import report, run, score
+from evaluation import seeds as seeds_
 from simulators import truth as truth_
 from simulators.plan import DAY, Simulation
 from simulators.run import count_lines, progress_bar
@@ -45,27 +47,62 @@ def _registry(truth: truth_.Truth) -> PatientRegistry:
                             for p in truth.patients], source="truth")
 
 
-def command(*, patients: int, seed: int, days: float, start: str | None,
+def command(*, patients: int, seed: int | None, days: float, start: str | None,
             traffic: Path | None, truth: Path | None, patients_file: Path | None,
-            rules: Path | None, out: Path, workers: int, plots: bool) -> bool:
-    """Run, score, write report.md, report.json and plots; True when every target is met."""
-    started = time.perf_counter()
+            rules: Path | None, out: Path, workers: int, plots: bool,
+            seeds: str | None = None) -> bool:
+    """Run, score, write report.md, report.json and plots; True when every target is met.
+    With `seeds` ("1,7,42"): each seed's cohort judged and reported in out/seed-<n>/, and
+    out/report.md, report.json with the seeds side by side."""
+    chosen = seeds_.choose(seed, seeds, traffic)
     rules_path = rules or load_settings().rules
     rules_file = load_rules(rules_path)
-    console = Console(stderr=True)
+    rules_name = str(rules_path or "embedded defaults")
+    if chosen is None:
+        def evaluate(bar: Progress, into: Path) -> _Evaluated:
+            if traffic is not None:
+                return _evaluate_traffic(bar, traffic, truth, patients_file, rules_file)
+            return _evaluate_cohort(bar, patients, 1 if seed is None else seed, days, start,
+                                    rules_file, workers, into)
+
+        one = _judge(out, evaluate, plots, rules_name)
+        for row in one.targets:
+            print(f"evaluate: {'met    ' if row['met'] else 'NOT MET'} {row['target']}: "
+                  f"{row['value']}")
+        _summary(one, out, "")
+        return all(row["met"] for row in one.targets)
+    runs = []
+    for s in chosen:
+        runs.append(_judge(out / seeds_.folder(s), lambda bar, into, s=s: _evaluate_cohort(
+            bar, patients, s, days, start, rules_file, workers, into), plots, rules_name))
+        _summary(runs[-1], out / runs[-1].folder, f"seed {s}: ")
+    seeds_.write(out, runs, rules_name)
+    seeds_.show(runs, Console())
+    print(f"evaluate: wrote {out}/report.md, report.json (seeds side by side)", file=sys.stderr)
+    return seeds_.all_met(runs)
+
+
+def _judge(out: Path, evaluate: Callable[[Progress, Path], _Evaluated], plots: bool,
+           rules: str) -> seeds_.SeedRun:
+    """Evaluate (under a progress bar), score, plot and write one report under `out`."""
+    started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    with progress_bar(console) as bar:
-        if traffic is not None:
-            evaluated = _evaluate_traffic(bar, traffic, truth, patients_file, rules_file)
-        else:
-            evaluated = _evaluate_cohort(bar, patients, seed, days, start, rules_file, workers,
-                                         out)
+    with progress_bar(Console(stderr=True)) as bar:
+        evaluated = evaluate(bar, out)
     scores = _score(evaluated)
     plot_paths = _write_plots(out, scores, evaluated) if plots else []
     seconds = time.perf_counter() - started
     targets = score.targets(scores, seconds)
-    _write_report(out, evaluated, scores, targets, plot_paths, rules_path, seconds)
-    return all(row["met"] for row in targets)
+    plot_names = [str(p.relative_to(out)) for p in plot_paths]
+    meta = _write_report(out, evaluated, scores, targets, plot_names, rules, seconds)
+    return seeds_.SeedRun(evaluated.truth.seed, meta, scores, targets, plot_names)
+
+
+def _summary(run_: seeds_.SeedRun, out: Path, prefix: str) -> None:
+    meta = run_.meta
+    print(f"evaluate: {prefix}{meta['patients']} patients, {meta['readings']:,} readings in "
+          f"{meta['seconds']:.1f} s; wrote {out}/report.md, report.json"
+          + (f", {len(run_.plots)} plots" if run_.plots else ""), file=sys.stderr)
 
 
 def _evaluate_traffic(bar: Progress, traffic: Path, truth_file: Path | None,
@@ -93,7 +130,7 @@ def _evaluate_cohort(bar: Progress, patients: int, seed: int, days: float, start
 
     begin = parse_start(start or DEFAULT_START)
     workers = max(1, min(workers, patients))
-    task = bar.add_task("evaluate", total=patients, info="")
+    task = bar.add_task(f"evaluate seed {seed}", total=patients, info="")
     sim, result = run.run_cohort(
         patients, seed, days, begin, rules_file, workers,
         lambda n: bar.update(task, completed=n, info=f"{n}/{patients} patients"))
@@ -136,23 +173,17 @@ def _write_plots(out: Path, scores: dict[str, Any], evaluated: _Evaluated) -> li
 
 
 def _write_report(out: Path, evaluated: _Evaluated, scores: dict[str, Any],
-                  targets: list[dict[str, object]], plot_paths: list[Path],
-                  rules_path: Path | None, seconds: float) -> None:
-    """report.json and report.md under `out`, and each target's verdict on the terminal."""
+                  targets: list[dict[str, object]], plot_names: list[str], rules: str,
+                  seconds: float) -> dict[str, Any]:
+    """report.json and report.md under `out`; returns the report's meta."""
     truth, counts = evaluated.truth, evaluated.result.counts
-    meta = {"source": evaluated.source, "rules": str(rules_path or "embedded defaults"),
+    meta = {"source": evaluated.source, "rules": rules,
             "patients": len(truth.patients), "days": (truth.end - truth.start) / DAY,
             "start": truth.start, "end": truth.end, "messages": counts.messages,
             "readings": counts.readings, "duplicates": counts.duplicates,
             "rejected": counts.rejected, "workers": evaluated.workers,
             "seconds": round(seconds, 2), "nurse_check_phase": "checks at start + k * interval"}
     report.write_json(report.to_json(meta, scores, targets), out / "report.json")
-    plot_names = [str(p.relative_to(out)) for p in plot_paths]
     (out / "report.md").write_text(report.markdown(meta, scores, targets, plot_names),
                                    encoding="utf-8")
-    for row in targets:
-        print(f"evaluate: {'met    ' if row['met'] else 'NOT MET'} {row['target']}: "
-              f"{row['value']}")
-    print(f"evaluate: {len(truth.patients)} patients, {counts.readings:,} readings in "
-          f"{seconds:.1f} s; wrote {out}/report.md, report.json"
-          + (f", {len(plot_names)} plots" if plot_names else ""), file=sys.stderr)
+    return meta
