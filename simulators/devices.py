@@ -305,14 +305,15 @@ class DeviceSim:
 
     def _status_and_uploads(self, c0: int, c1: int, emit: Emit, record: Record) -> None:
         d, off = self.d, self.d.w("offline")
-        for w in off.overlapping(c0 - WILL_DELAY, c1).tolist():
+        # the windows whose last will, reconnection or delayed upload may fall in this chunk
+        for w in off.overlapping(c0 - max(WILL_DELAY, d.upload_delay + 1), c1).tolist():
             s, e = int(off.start[w]), int(off.end[w])
             if d.status and e - s > WILL_DELAY and c0 <= s + WILL_DELAY < c1:
                 self._status(s + WILL_DELAY, "offline", int(self.connected[w]), s, emit)
-            if c0 <= e < c1:
-                if d.status:
-                    self._status(e, "online", e, e, emit)
-                self._upload(w, e, emit, record)
+            if c0 <= e < c1 and d.status:
+                self._status(e, "online", e, e, emit)
+            if c0 <= e + d.upload_delay < c1:
+                self._upload(w, e + d.upload_delay, emit, record)
 
     def _status(self, at: int, state: str, connected: int, battery_at: int, emit: Emit
                 ) -> None:

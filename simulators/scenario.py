@@ -73,6 +73,8 @@ class DeviceModel(_Model):
     battery: float = Field(100.0, gt=10, le=100)
     drain_per_hour: float | None = Field(None, ge=0, le=50)  # oximeter 4, thermometer 0.5
     buffer: bool = True
+    # the gateway sends live readings first on reconnecting, and the buffer this long after
+    upload_delay: Annotated[Duration, Field(ge=0, le=DAY)] = 0
     status: bool = True
     site_offset: float | None = Field(None, ge=-3, le=2)
     noise: float | None = Field(None, ge=0, le=3)
@@ -277,8 +279,8 @@ def device_plan(sim: Simulation, index: int, j: int, d: DeviceModel, p: PatientM
         battery_start=d.battery,
         drain_per_hour=d.drain_per_hour if d.drain_per_hour is not None else (
             4.0 if ox else 0.5),
-        buffer=d.buffer, status=d.status, duplicate_rate=d.rates.duplicate,
-        malformed_rate=d.rates.malformed,
+        buffer=d.buffer, upload_delay=d.upload_delay, status=d.status,
+        duplicate_rate=d.rates.duplicate, malformed_rate=d.rates.malformed,
         site_offset=0.0 if ox else (d.site_offset if d.site_offset is not None else offset),
         noise=d.noise if d.noise is not None else (ox_noise if ox else noise),
         bias=bias if ox else 0.0,

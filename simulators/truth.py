@@ -166,7 +166,9 @@ def _windows(sim: Simulation, p: PatientPlan) -> list[Artefact]:
                 elif kind == "clock_skew":
                     a.value = float(d.clock_skew + v)
                 elif kind == "offline":
-                    a.detail = "uploaded on reconnect" if d.buffer else "lost (no buffer)"
+                    a.detail = ("lost (no buffer)" if not d.buffer else
+                                "uploaded on reconnect" if not d.upload_delay else
+                                f"uploaded {d.upload_delay // 1000} s after live readings resumed")
                 out.append(a)
         out += [Artefact(p.id, d.id, "low_battery", s, e)
                 for s, e in low_battery(sim, d.battery_start, d.drain_per_hour)]

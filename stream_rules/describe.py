@@ -22,12 +22,25 @@ def measured(rule: str, evidence: dict) -> str:
     return rule if known is None else known.measured(evidence)
 
 
+def _late(evidence: dict) -> str:
+    """How late the readings behind an event arrived (a device's buffer), if they did."""
+    minutes = evidence.get("late_by_min")
+    if not isinstance(minutes, int) or minutes <= 0:
+        return ""
+    hours, minutes = divmod(minutes, 60)
+    took = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f" Reported late: its readings arrived {took} after they were measured."
+
+
 def summary(patient_id: str, rule: str, status: str, start: int, evidence: dict,
             day: float | None) -> str:
     """The alert event's summary line, firing or cleared."""
     what = spec(rule).what
     if status == "firing":
-        return (f"{patient_id}: {what}: {measured(rule, evidence)}, since {hhmm(start)}"
-                f"{_day(day)}{spec(rule).firing_note}.")
+        ended = evidence.get("ended_at")
+        when = (f"from {hhmm(start)} to {hhmm(ended)}" if isinstance(ended, int)
+                else f"since {hhmm(start)}")
+        return (f"{patient_id}: {what}: {measured(rule, evidence)}, {when}"
+                f"{_day(day)}{spec(rule).firing_note}.{_late(evidence)}")
     return (f"{patient_id}: {what} cleared: {measured(rule, evidence)} (began {hhmm(start)})"
-            f"{_day(day)}.")
+            f"{_day(day)}.{_late(evidence)}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream_rules import describe
+from stream_rules import late as late_pass
 from stream_rules.config import RulesFile
 from stream_rules.features import slope_of
 from stream_rules.hysteresis import step
@@ -31,6 +32,7 @@ from stream_rules.rules.spec import MINUTE, Severity
 from stream_rules.series import DAY_MIN
 from stream_rules.spike_filter import minute_median
 from stream_rules.state import KIND_SIGNALS, DeviceState, KindState, PatientState, RuleState
+from stream_rules.state import remember_episode as remember_episode
 from vitals.patients import Patient
 from vitals.records import AlertEvent, DeviceStatus, Reading, TrendPoint
 
@@ -165,6 +167,7 @@ class Engine:
                                                                     first_ts=reading.ts)
         if not device.first_time(reading.seq, reading.ts):
             return False
+        newest = reading.ts >= device.last_ts  # not a buffered reading older than live ones
         device.last_ts = max(device.last_ts, reading.ts)
         device.last_received = max(device.last_received, reading.received_at)
         if reading.received_at > device.offline_at:
@@ -179,34 +182,42 @@ class Engine:
                 state.combined_cursor = minute - 1
         if state.first_ts < 0:
             state.first_ts = reading.ts
-        samples = self._samples(state, reading, device)
+        samples = self._samples(state, reading, device, newest)
         if samples:
             device.last_valid_ts = max(device.last_valid_ts, reading.ts)
-            if minute <= kind.cursor:
-                state.stale_readings += 1  # that minute was judged already
+            if minute > kind.cursor:
+                pending = kind.open
+            elif minute > kind.cursor - DAY_MIN:
+                pending = kind.late  # judged already: filled in and judged again (late.py)
             else:
-                slot = kind.open.setdefault(minute, {})
+                pending = None
+                state.stale_readings += 1  # older than the day of history kept
+            if pending is not None:
+                slot = pending.setdefault(minute, {})
                 for signal, value in samples.items():
                     slot.setdefault(signal, []).append(value)
         kind.max_ts = max(kind.max_ts, reading.ts)
         state.max_ts = max(state.max_ts, reading.ts)
         return True
 
-    def _samples(self, state: PatientState, reading: Reading, device: DeviceState
-                 ) -> dict[str, float]:
-        """The vital signs a reading carries; artefacts and sensor-off readings carry none."""
+    def _samples(self, state: PatientState, reading: Reading, device: DeviceState,
+                 newest: bool) -> dict[str, float]:
+        """The vital signs a reading carries; artefacts and sensor-off readings carry none.
+        Only the device's newest reading says where it sits and whether it is off the skin
+        (a buffered older one must not undo that)."""
         if ARTEFACT_FLAGS.intersection(reading.flags):
             return {}
         if reading.kind == "temperature":
             if reading.temp is None:
                 return {}
-            device.site = reading.site
             temperature = self.rules_file.temperature
-            if reading.temp < temperature.sensor_off_below_c:
-                device.sensor_off = True  # room air, not hypothermia
+            off = reading.temp < temperature.sensor_off_below_c  # room air, not hypothermia
+            if newest:
+                device.site, device.sensor_off = reading.site, off
+                if not off:
+                    state.temp_site = reading.site
+            if off:
                 return {}
-            device.sensor_off = False
-            state.temp_site = reading.site
             correction = temperature.site_correction_c.get(reading.site or "axillary", 0.0)  # type: ignore[call-overload]
             return {"temp": reading.temp + correction}
         out = {}
@@ -228,17 +239,16 @@ class Engine:
             kind.cursor = target - DAY_MIN
         if target <= kind.cursor and not final:
             return  # no minute closed: the common case, one reading inside a minute
-        judged_here = self._judged_on["temperature" if kind_name == "temperature"
-                                      else "oximetry"]
+        group = "temperature" if kind_name == "temperature" else "oximetry"
         while kind.cursor < target:
             minute = kind.cursor + 1
             self._close_minute(state, kind, kind_name, minute)
             kind.cursor = minute
             late = state.max_ts - (minute + 1) * MINUTE > self.late_after_min * MINUTE
-            at = Minute(state, minute, self.rules_file, self.rules_file.rules)
-            judged = {rule.name: rule.judge(at, config) for rule, config in judged_here}
-            self._apply(state, judged, minute, late, out)
+            out.alerts += self.judge_kind_minute(state, group, minute, state.rules, late)
         self._advance_combined(state, out, final)
+        if late_pass.pending(state):
+            late_pass.judge(self, state, out)
 
     def _close_minute(self, state: PatientState, kind: KindState, kind_name: str,
                       minute: int) -> None:
@@ -260,18 +270,34 @@ class Engine:
             now = (minute + 1) * MINUTE
             if minute % 60 == 0:
                 self._learn_baseline(state, minute)
-            day = self.patient.day_since_infusion(now)
-            at = combined_minute(state, minute, self.rules_file, day)
-            judged: dict[str, Judgement] = {}
-            for rule, config in self._judged_on["combined"]:
-                if rule.per_device:
-                    for device_id in state.devices:
-                        judged[f"{rule.name}:{device_id}"] = rule.judge(at, config, device_id)
-                else:
-                    judged[rule.name] = rule.judge(at, config)
             late = state.max_ts - now > self.late_after_min * MINUTE
-            self._apply(state, judged, minute, late, out)
-            out.trends.append(self._trend(at))
+            alerts, trend = self.judge_combined_minute(state, minute, state.rules, late)
+            out.alerts += alerts
+            out.trends.append(trend)
+
+    def judge_kind_minute(self, state: PatientState, group: str, minute: int,
+                          rule_states: dict[str, RuleState], late: bool) -> list[AlertEvent]:
+        """Judge one minute of a kind of reading ("temperature" or "oximetry") with the rules
+        judged on it, through the hysteresis in `rule_states`; the events that result."""
+        at = Minute(state, minute, self.rules_file, self.rules_file.rules)
+        judged = {rule.name: rule.judge(at, config) for rule, config in self._judged_on[group]}
+        return self._apply(state, rule_states, judged, minute, late)
+
+    def judge_combined_minute(self, state: PatientState, minute: int,
+                              rule_states: dict[str, RuleState], late: bool,
+                              per_device: bool = True) -> tuple[list[AlertEvent], TrendPoint]:
+        """Judge one combined minute (every signal at once); its events and trend point.
+        `per_device=False` leaves out the rules judged per device (no data)."""
+        day = self.patient.day_since_infusion((minute + 1) * MINUTE)
+        at = combined_minute(state, minute, self.rules_file, day)
+        judged: dict[str, Judgement] = {}
+        for rule, config in self._judged_on["combined"]:
+            if not rule.per_device:
+                judged[rule.name] = rule.judge(at, config)
+            elif per_device:
+                for device_id in state.devices:
+                    judged[f"{rule.name}:{device_id}"] = rule.judge(at, config, device_id)
+        return self._apply(state, rule_states, judged, minute, late), self._trend(at)
 
     def _learn_baseline(self, state: PatientState, minute: int) -> None:
         """Heart-rate and temperature baselines from the first hours, unless set per patient."""
@@ -288,24 +314,29 @@ class Engine:
 
     # --- alert events ---------------------------------------------------------------------
 
-    def _apply(self, state: PatientState, judged: dict[str, Judgement], minute: int,
-               late: bool, out: Output) -> None:
+    def _apply(self, state: PatientState, rule_states: dict[str, RuleState],
+               judged: dict[str, Judgement], minute: int, late: bool) -> list[AlertEvent]:
         """Each judgement through its rule's hysteresis; an event for each change."""
+        events = []
         for key, judgement in judged.items():
             rule = self._rules[key.partition(":")[0]]
-            rule_state = state.rules.get(key)
+            rule_state = rule_states.get(key)
             if rule_state is None:
                 if not judgement.fire:
                     continue  # nothing to remember for a rule that has never been near firing
-                rule_state = state.rules[key] = RuleState()
+                rule_state = rule_states[key] = RuleState()
             change = step(rule_state, minute, judgement.fire, judgement.clear,
                           rule.fire_after_min, rule.clear_after_min)
             if rule_state.firing and not math.isnan(judgement.value):
                 rule_state.peak = judgement.value if rule_state.peak is None else rule.worse(
                     rule_state.peak, judgement.value)
-            if change is not None:
-                out.alerts.append(self._event(state, key, rule, rule_state, change, minute,
-                                              judgement, late))
+            if change is None:
+                continue
+            if change == "cleared":
+                remember_episode(rule_state, (minute + 1) * MINUTE)
+            events.append(self._event(state, key, rule, rule_state, change, minute, judgement,
+                                      late))
+        return events
 
     def _event(self, state: PatientState, key: str, rule: _PatientRule, rule_state: RuleState,
                change: str, minute: int, judgement: Judgement, late: bool) -> AlertEvent:
@@ -317,6 +348,8 @@ class Engine:
         evidence = {**judgement.evidence,
                     "peak": None if rule_state.peak is None else round(rule_state.peak, 2),
                     "day_since_infusion": round(day, 2)}
+        if late:  # how long after it was measured it was judged (event time, not the clock)
+            evidence["late_by_min"] = max(0, (state.max_ts - detected) // MINUTE)
         return AlertEvent(
             alert_id=f"{state.patient_id}/{key}/{start}", status=status, rule=name,
             severity=rule.severity(self.rules_file, day), patient_id=state.patient_id,

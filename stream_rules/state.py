@@ -28,6 +28,9 @@ class KindState:
     cursor: int = -1  # the last minute judged; -1 before any
     # minute -> signal -> valid samples, for minutes not yet judged
     open: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+    # the same, for minutes judged already: late readings (a buffer sent after newer live
+    # data) waiting for the engine's late pass (`stream_rules.late`)
+    late: dict[int, dict[str, list[float]]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -73,6 +76,17 @@ class RuleState(msgspec.Struct):
     start: int | None = None  # event time (ms) the firing condition began
     peak: float | None = None  # the worst value while firing
     detail: str | None = None  # e.g. the device of a no_data alert
+    # its past episodes [start ms, end ms] (the newest few), so that a late pass over
+    # minutes judged already knows which episodes were paged then
+    past: list[list[int]] = []
+
+
+PAST_KEPT = 16  # episodes per rule: a day of a flapping rule, at a few bytes each
+
+
+def remember_episode(rule_state: RuleState, end: int) -> None:
+    """Note the episode that just cleared at `end` (ms) in the rule's `past`."""
+    rule_state.past = [*rule_state.past[-(PAST_KEPT - 1):], [rule_state.start or end, end]]
 
 
 @dataclass(slots=True)
@@ -93,7 +107,8 @@ class PatientState:
     temp_baseline: float | None = None
     last_fever_minute: int | None = None
     temp_site: str | None = None
-    stale_readings: int = 0  # readings older than what was already judged
+    # late readings not used: for a minute that had data when judged, or older than a day
+    stale_readings: int = 0
 
 
 # --- the wire form ----------------------------------------------------------------------
@@ -102,6 +117,7 @@ class _Kind(msgspec.Struct, array_like=True):
     max_ts: int
     cursor: int
     open: dict[int, dict[str, list[float]]]
+    late: dict[int, dict[str, list[float]]] = {}  # last: older states decode without it
 
 
 class _Device(msgspec.Struct, array_like=True):
@@ -145,7 +161,8 @@ def dump(state: PatientState) -> bytes:
     """The state as compact msgpack bytes (the Faust table's value)."""
     return _encoder.encode(_Snapshot(
         1, state.patient_id, state.max_ts, state.first_ts, state.combined_cursor,
-        {name: _Kind(kind.max_ts, kind.cursor, kind.open) for name, kind in state.kinds.items()},
+        {name: _Kind(kind.max_ts, kind.cursor, kind.open, kind.late)
+         for name, kind in state.kinds.items()},
         {device_id: _Device(device.kind, device.seqs.starts, device.seqs.ends,
                             list(device.unsequenced), device.first_ts, device.last_ts,
                             device.last_valid_ts, device.last_received, device.site,
@@ -163,7 +180,7 @@ def load(raw: bytes) -> PatientState:
     return PatientState(
         patient_id=snapshot.patient_id, max_ts=snapshot.max_ts, first_ts=snapshot.first_ts,
         combined_cursor=snapshot.combined_cursor,
-        kinds={name: KindState(kind.max_ts, kind.cursor, kind.open)
+        kinds={name: KindState(kind.max_ts, kind.cursor, kind.open, kind.late)
                for name, kind in snapshot.kinds.items()},
         devices={device_id: DeviceState(device.kind, SeqSet(64, device.starts, device.ends),
                                         dict.fromkeys(device.unsequenced), device.first_ts,

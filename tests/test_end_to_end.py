@@ -6,10 +6,11 @@ pages a local PagerDuty Events v2 receiver and serves the nurses' ack API; `vita
 everything to VictoriaMetrics (standing in for InfluxDB 2, which cannot run here).
 
 The traffic (tests/data/e2e_scenario.yaml, 30 simulated hours) has a patient with a grade-2 CRS
-fever that rises, plateaus and recovers, and a healthy patient whose oximeter slips and comes off
-the finger. It is published with `vitals simulate --speed`, and the same traffic, written to a
-file with `vitals simulate --out`, goes through ingest's parser and the pure rule engine in this
-process: that is what the live pipeline must agree with.
+fever that rises, plateaus and recovers, a healthy patient whose oximeter slips and comes off
+the finger, and a patient whose whole fever lies in a thermometer's buffer that the gateway sent
+after newer live readings (paged late). It is published with `vitals simulate --speed`, and
+the same traffic, written to a file with `vitals simulate --out`, goes through ingest's parser
+and the pure rule engine in this process: that is what the live pipeline must agree with.
 
 One run, in a module fixture, then one test per property:
 
@@ -60,7 +61,7 @@ from vitals.ready import ready_line
 pytestmark = pytest.mark.slow
 
 SCENARIO = Path(__file__).resolve().parent / "data" / "e2e_scenario.yaml"
-CRS, HEALTHY = "E2E-CRS", "E2E-OK"
+CRS, HEALTHY, LATE = "E2E-CRS", "E2E-OK", "E2E-LATE"
 SPEED = 3600  # one simulated hour a second: 30 simulated hours in ~30 s
 # A fixed start: the same traffic byte for byte on every run, so a failure can be reproduced.
 # It must lie in the past (ingest rejects readings from the future as clock skew); nothing
@@ -323,6 +324,23 @@ def test_the_healthy_patient_with_artefacts_and_a_probe_off_period_is_never_page
     ox = (HEALTHY, "ox-1")
     assert run.expected.flagged[ox] > 100, run.expected.flagged
     assert len(run.vm_flags.get(ox, ())) == run.expected.flagged[ox]
+
+
+def test_a_fever_only_in_a_buffer_sent_after_newer_live_readings_is_paged_as_late(
+        run: Run) -> None:
+    """The gateway sent live readings first and the buffer holding the whole fever after
+    (issue #16): the minutes were judged empty, then judged again when the buffer came."""
+    expected = [a for a in run.expected.alerts[LATE] if a["rule"] == "fever"]
+    assert [(a["status"], a["late"]) for a in expected] == [("firing", True),
+                                                            ("resolved", True)], expected
+    triggers = [e for e in run.of(LATE) if e.action == "trigger"]
+    assert len(triggers) == 1, [e.body for e in run.of(LATE)]
+    (fever,) = triggers[0].details["alerts"]
+    assert fever["alert_id"] == expected[0]["alert_id"] and fever["late"], fever
+    assert re.match(rf"{LATE}: fever: temperature 3[89]\.\d °C, median over 20 min, >= 38 °C, "
+                    r"from \d\d \w+ \d\d:\d\d UTC to \d\d \w+ \d\d:\d\d UTC; .* Reported late: "
+                    r"its readings arrived \d+ h \d+ min after they were measured\.",
+                    triggers[0].summary), triggers[0].summary
 
 
 def test_alert_events_equal_the_pure_engines_although_the_worker_was_killed_midway(

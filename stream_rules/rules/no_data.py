@@ -68,6 +68,10 @@ def _measured(evidence: dict[str, Any]) -> str:
                 if evidence.get("last_valid_at") else "")
         return (f"{evidence['device']} went offline at {hhmm(evidence['offline_at'])} (its "
                 f"connection dropped; no reading for {evidence['silent_min']:.0f} min{last})")
+    if evidence.get("last_valid_at") and evidence["silent_min"] < evidence["after_min"]:
+        # cleared: a valid reading came (it may be newer than the judged minute)
+        return (f"{evidence['device']} is sending again (a valid reading at "
+                f"{hhmm(evidence['last_valid_at'])})")
     if evidence.get("last_valid_at"):
         return (f"no valid reading from {evidence['device']} for {evidence['silent_min']:.0f} "
                 f"min (last at {hhmm(evidence['last_valid_at'])})")

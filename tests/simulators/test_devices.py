@@ -160,6 +160,21 @@ def test_an_offline_device_uploads_its_buffer_at_reconnect_in_batches() -> None:
     assert len(th) == 6 * 60 - 30 and not any("readings" in b for _, b in r.device("O1", "th-1"))
 
 
+def test_a_gateway_with_an_upload_delay_sends_live_readings_first_and_its_buffer_after(
+        ) -> None:
+    r = run(sim_of(OFFLINE.replace("rr: true, clock_skew: 20s",
+                                   "rr: true, clock_skew: 20s, upload_delay: 10m")))
+    back = START + 3 * HOUR
+    msgs = r.device("O1", "ox-1")
+    batches = [m.at for m, b in msgs if "readings" in b]
+    live_after = [m.at for m, b in msgs if "seq" in b and m.at >= back]
+    assert batches and set(batches) == {back + 10 * 60_000}
+    # ten minutes of live readings (one a second) went before the buffer
+    assert sum(1 for at in live_after if at < back + 10 * 60_000) == 600
+    (offline,) = [a for a in r.artefacts("offline") if a.device == "ox-1"]
+    assert offline.detail == "uploaded 600 s after live readings resumed"
+
+
 def test_batches_are_split_at_1000_readings_and_64_kib() -> None:
     assert split_batches([10] * 2500) == [(0, 1000), (1000, 2000), (2000, 2500)]
     assert split_batches([80] * 1600) == [(0, 740), (740, 1480), (1480, 1600)]  # bytes first

@@ -197,20 +197,78 @@ def test_an_offline_oximeters_upload_is_judged_in_order_and_marked_late() -> Non
     assert silent.evidence["device"] == "ox-1" and not silent.late
 
 
-def test_readings_for_minutes_already_judged_are_counted_not_used() -> None:
-    """The known limit: a buffer sent after newer live readings of the same kind arrives for
-    minutes already judged; it is counted as stale and does not fire rules."""
-    low = lambda s: 88 if 60 * 60 <= s < 90 * 60 else 97  # noqa: E731
-    live = readings(150, temp=const(36.8), spo2=low, hr=const(70),
-                    ox_skip=lambda s: 40 * 60 <= s < 120 * 60)
-    upload = [r for r in readings(150, spo2=low, hr=const(70))
-              if 40 * 60 <= (r.ts - T0) // 1000 < 120 * 60]
-    cut = next(i for i, r in enumerate(live) if r.ts >= T0 + 130 * MIN)
+LOW_SPO2 = lambda s: 88 if 60 * 60 <= s < 90 * 60 else 97  # noqa: E731
+OFFLINE = lambda s: 40 * 60 <= s < 120 * 60  # noqa: E731  the oximeter's outage (seconds)
+
+
+def _buffer_after_live(reconnect_min: int = 130) -> list[Reading]:
+    """An oximeter offline from minute 40 to 120 whose gateway sends live readings from
+    minute 120 first, and its buffer (a desaturation at minutes 60-90) at `reconnect_min`."""
+    live = readings(150, temp=const(36.8), spo2=LOW_SPO2, hr=const(70), ox_skip=OFFLINE)
+    upload = [r for r in readings(150, spo2=LOW_SPO2, hr=const(70)) if OFFLINE((r.ts - T0) // 1000)]
+    cut = next(i for i, r in enumerate(live) if r.ts >= T0 + reconnect_min * MIN)
+    return live[:cut] + upload + live[cut:]
+
+
+def _episodes(alerts: list[AlertEvent]) -> list[tuple[str, str, int, int]]:
+    return sorted((a.rule, a.status, a.start, a.detected_at) for a in alerts
+                  if a.rule != "no_data")
+
+
+def test_a_buffer_sent_after_newer_live_readings_is_judged_again_and_marked_late() -> None:
+    """A gateway that sends live readings first and its buffer after: the buffer's minutes
+    were judged empty; they are filled in and judged again, and what they show is paged,
+    late, with the same starts and times as if the readings had come in order."""
     eng = Engine(RULES, PATIENT)
     s = eng.new_state()
-    alerts = eng.process(s, live[:cut] + upload + live[cut:]).alerts
-    assert not fired(alerts, "severe_desaturation")
-    assert s.stale_readings == len(upload)
+    alerts = eng.process(s, _buffer_after_live()).alerts + eng.flush(s).alerts
+    in_order = run(readings(150, temp=const(36.8), spo2=LOW_SPO2, hr=const(70)))
+    assert _episodes(alerts) == _episodes(in_order)
+    (severe,) = fired(alerts, "severe_desaturation")
+    assert severe.late and severe.evidence["late_by_min"] >= 60
+    assert T0 + 60 * MIN <= severe.start < T0 + 70 * MIN
+    # the episode was over before it was known: the page says from when to when, and late
+    assert f"from {hhmm(severe.start)} to {hhmm(severe.evidence['ended_at'])}" in severe.summary
+    assert "Reported late: its readings arrived 1 h" in severe.summary
+    assert s.stale_readings == 0 and not any(kind.late for kind in s.kinds.values())
+
+
+def test_late_readings_for_minutes_that_had_data_are_counted_not_merged() -> None:
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    rs = readings(30, spo2=const(97), hr=const(70))
+    again = [msgspec.structs.replace(r, seq=None, ts=r.ts + 1, spo2=80.0) for r in rs[:600]]
+    more = readings(40, spo2=const(97), hr=const(70))[1800:]
+    alerts = eng.process(s, rs + again + more).alerts
+    assert not fired(alerts, "desaturation")
+    assert s.stale_readings == len(again)  # each of those minutes had its own readings
+
+
+def test_a_late_episode_that_overlaps_one_paged_live_is_not_paged_again() -> None:
+    """Live judging paged a fever; a buffer then fills minutes inside it: one page only."""
+    hot = lambda s: 38.6 if s >= 20 * 60 else 36.8  # noqa: E731
+    every = readings(120, temp=hot)
+    gap = [r for r in every if 50 * MIN <= r.ts - T0 < 70 * MIN]
+    rest = [r for r in every if r not in gap]
+    cut = next(i for i, r in enumerate(rest) if r.ts >= T0 + 90 * MIN)
+    alerts = run(rest[:cut] + gap + rest[cut:])
+    assert len(fired(alerts, "fever")) == 1 and not fired(alerts, "fever")[0].late
+
+
+def test_a_late_episode_still_going_is_paged_once_and_cleared_live() -> None:
+    """A fever in a buffer that still holds at the newest minute: the late pass pages it, and
+    the live rule takes it over (it clears once; it does not fire a second time)."""
+    temp = lambda s: 38.6 if 30 * 60 <= s < 100 * 60 else 36.8  # noqa: E731
+    every = readings(160, temp=temp, temp_every_s=60)
+    buffered = [r for r in every if 10 * MIN <= r.ts - T0 < 60 * MIN]
+    rest = [r for r in every if r not in buffered]
+    cut = next(i for i, r in enumerate(rest) if r.ts >= T0 + 62 * MIN)
+    alerts = run(rest[:cut] + buffered + rest[cut:])
+    fevers = [a for a in alerts if a.rule == "fever"]
+    assert [a.status for a in fevers] == ["firing", "resolved"]
+    assert fevers[0].late and "ended_at" not in fevers[0].evidence
+    assert fevers[0].start == fevers[1].start < T0 + 45 * MIN
+    assert not fevers[1].late
 
 
 def _split(rs: list[Reading], cuts: list[int]) -> list[list[Reading]]:
@@ -244,6 +302,27 @@ def test_any_batching_duplicates_and_restarts_give_identical_events(
         out.alerts += got.alerts
     assert out.alerts == REFERENCE
     assert {a.rule for a in REFERENCE} >= {"fever", "desaturation", "crs_suspicion"}
+
+
+BUFFERED = _buffer_after_live(reconnect_min=125)
+BUFFERED_REFERENCE = run(BUFFERED, flush=False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0), max_size=20), restart=st.booleans())
+def test_late_data_gives_identical_events_under_any_batching(cuts: list[int],
+                                                             restart: bool) -> None:
+    """The late pass runs when a cursor moves, which depends on the readings only: batches
+    and restarts (the state through its bytes, late samples included) change nothing."""
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    alerts: list[AlertEvent] = []
+    for batch in _split(BUFFERED, cuts):
+        if restart:
+            s = state_io.load(state_io.dump(s))
+        alerts += eng.process(s, batch).alerts
+    assert alerts == BUFFERED_REFERENCE
+    assert any(a.late and a.rule == "severe_desaturation" for a in BUFFERED_REFERENCE)
 
 
 def test_state_of_a_day_stays_small() -> None:
