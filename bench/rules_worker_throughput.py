@@ -43,7 +43,8 @@ def faust_worker(bootstrap: str, work: Path, trends: int) -> tuple[float, str]:
     last stats line. The worker is stopped at the end (its last state writes flushed)."""
     env = services.environment({"kafka_url": f"kafka://{bootstrap}",
                                  "patients": work / "patients.yaml",
-                                 "kafka_partitions": PARTITIONS, "state_dir": work / "state"})
+                                 "kafka_partitions": PARTITIONS, "state_dir": work / "state",
+                                 "rules_metrics_addr": f"127.0.0.1:{servers.free_port()}"})
     worker = services.start("rules", env=env, log=work / "worker.log", timeout=120)
     try:
         start = time.perf_counter()

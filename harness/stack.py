@@ -38,6 +38,8 @@ class Stack:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     alerting_addr: str = field(default_factory=lambda: f"{servers.LOOPBACK}:{servers.free_port()}")
     metrics_addr: str = field(default_factory=lambda: f"{servers.LOOPBACK}:{servers.free_port()}")
+    # each rules worker's metrics address, by service name (two workers must not share one)
+    rules_metrics: dict[str, str] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -70,6 +72,8 @@ class Stack:
             "state_dir": self.workdir / "state" / name,
             "alerting_addr": self.alerting_addr,
             "ingest_metrics_addr": self.metrics_addr,
+            "rules_metrics_addr": self.rules_metrics.setdefault(
+                name, f"{servers.LOOPBACK}:{servers.free_port()}"),
             "patients": self.patients, "oncall": self.oncall, "rules": self.rules,
             "pagerduty_url": self.pagerduty_url, "influx_url": self.influx_url,
         }, self.extra_env)

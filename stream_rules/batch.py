@@ -1,10 +1,10 @@
 """One batch of the rules worker as a plain function, without Faust or Kafka.
 
-`judge_batch` takes a batch's decoded readings, a way to get each patient's stored (serialised)
-state, and the engines; it runs each enrolled patient's engine once over that patient's
-readings and returns what the worker must do, in the order it must do it: first send every
-output (alert events, then trend points, patient by patient in the order the patients first
-appear in the batch) and wait for Kafka's acknowledgement, only then write the new states.
+`judge_batch` takes a batch's decoded readings, a way to get each patient's state (in memory
+between checkpoints: `stream_rules.checkpoint`), and the engines; it runs each enrolled
+patient's engine once over that patient's readings, changing the states in place, and returns
+the outputs to send (alert events, then trend points, patient by patient in the order the
+patients first appear in the batch) and which patients it judged.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from stream_rules import state as state_io
 from stream_rules.config import RulesFile
 from stream_rules.engine import Engine, Output
+from stream_rules.state import PatientState
 from vitals import topics
 from vitals.patients import PatientRegistry
 from vitals.records import DeviceStatus, Reading, Rejection
@@ -60,7 +60,10 @@ class Judge:
         self.readings = 0
         self.alerts = 0
         self.bad_records = 0
+        self.checkpoints = 0
+        self.state_bytes = 0  # written to the state table
         self.batch_ms: deque[float] = deque(maxlen=2000)
+        self.last_progress = 0.0  # wall clock (s) of the last batch judged
         self.announced = False
 
     def stats(self) -> str:
@@ -68,8 +71,10 @@ class Judge:
         durations = sorted(self.batch_ms)
         p50 = durations[len(durations) // 2] if durations else 0.0
         p99 = durations[int(len(durations) * 0.99) - 1] if durations else 0.0
+        per_reading = self.state_bytes / self.readings if self.readings else 0.0
         return (f"judged {self.readings} readings, sent {self.alerts} alert events; "
-                f"batch p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+                f"batch p50 {p50:.1f} ms, p99 {p99:.1f} ms; {self.checkpoints} checkpoints, "
+                f"{per_reading:.0f} B of state per reading")
 
     def engine(self, patient_id: str) -> Engine | None:
         """The patient's engine; None for a patient not enrolled here."""
@@ -88,8 +93,8 @@ class Batch:
 
     # per judged patient, in the order the patients first appear in the batch: to send
     outputs: list[tuple[str, Output]] = field(default_factory=list)
-    # each judged patient's new state, serialised: to write once Kafka has every output
-    states: list[tuple[str, bytes]] = field(default_factory=list)
+    # the patients judged (their states changed), in the same order
+    judged: list[str] = field(default_factory=list)
     # patients not enrolled here (their readings are not judged), and how many readings
     skipped: list[str] = field(default_factory=list)
     skipped_readings: int = 0
@@ -100,11 +105,10 @@ class Batch:
         return sum(len(out.alerts) for _, out in self.outputs)
 
 
-def judge_batch(records: Iterable[Record], stored_state: Callable[[str], bytes | None],
+def judge_batch(records: Iterable[Record], state_of: Callable[[str, Engine], PatientState],
                 engine_for: Callable[[str], Engine | None]) -> Batch:
-    """Run each enrolled patient's engine over its readings and statuses of the batch, from
-    its stored state (a new one when there is none). Stores nothing: the caller writes
-    `states` after sending `outputs`."""
+    """Run each enrolled patient's engine over its readings and statuses of the batch, on the
+    state `state_of` gives (changed in place). Stores nothing."""
     by_patient: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_patient[record.patient_id].append(record)
@@ -115,8 +119,7 @@ def judge_batch(records: Iterable[Record], stored_state: Callable[[str], bytes |
             batch.skipped.append(patient_id)
             batch.skipped_readings += len(patient_readings)
             continue
-        stored = stored_state(patient_id)
-        state = state_io.load(stored) if stored else engine.new_state()
+        state = state_of(patient_id, engine)
         batch.outputs.append((patient_id, engine.process(state, patient_readings)))
-        batch.states.append((patient_id, state_io.dump(state)))
+        batch.judged.append(patient_id)
     return batch

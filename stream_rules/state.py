@@ -1,11 +1,14 @@
 """One patient's engine state, and its compact serialised form (a Faust table value).
 
 Raw samples are kept only for minutes not yet judged; judged minutes live on as per-minute
-medians in day-long rings. So a patient with a day of history stays under ~16 KiB.
+medians in day-long rings: ~15 KiB of msgpack with a day of history, ~3 KiB once compressed
+(zlib: the rings are mostly slow-moving values and missing minutes), a few hundred bytes for
+a new patient.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import msgspec
@@ -155,11 +158,15 @@ class _Snapshot(msgspec.Struct, array_like=True):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Snapshot)
+# A zlib stream starts 0x78; a snapshot (a msgpack array) never does, so states written before
+# compression still load.
+_ZLIB = 0x78
 
 
 def dump(state: PatientState) -> bytes:
-    """The state as compact msgpack bytes (the Faust table's value)."""
-    return _encoder.encode(_Snapshot(
+    """The state as compressed msgpack bytes (the Faust table's value). Level 1: ~50 us for a
+    day's state, a fifth of its size."""
+    return zlib.compress(_encoder.encode(_Snapshot(
         1, state.patient_id, state.max_ts, state.first_ts, state.combined_cursor,
         {name: _Kind(kind.max_ts, kind.cursor, kind.open, kind.late)
          for name, kind in state.kinds.items()},
@@ -171,12 +178,12 @@ def dump(state: PatientState) -> bytes:
         {signal: series.head for signal, series in state.series.items()},
         {signal: series.to_bytes() for signal, series in state.series.items()},
         state.rules, state.hr_baseline, state.temp_baseline, state.last_fever_minute,
-        state.temp_site, state.stale_readings))
+        state.temp_site, state.stale_readings)), 1)
 
 
 def load(raw: bytes) -> PatientState:
-    """The state `dump` wrote."""
-    snapshot = _decoder.decode(raw)
+    """The state `dump` wrote (compressed, or not as before)."""
+    snapshot = _decoder.decode(zlib.decompress(raw) if raw[:1] == bytes([_ZLIB]) else raw)
     return PatientState(
         patient_id=snapshot.patient_id, max_ts=snapshot.max_ts, first_ts=snapshot.first_ts,
         combined_cursor=snapshot.combined_cursor,

@@ -3,15 +3,18 @@
 
 Faust partitions the work by patient and keeps each patient's engine state in a table
 (changelog-backed, so a restarted or rebalanced worker resumes where the state was written).
-It batches with `stream.take` and writes each patient's state once per batch. Faust's windowed
-tables are not used: they expire windows by the wall clock, and event time is the engine's job.
+It batches with `stream.noack_take`. Faust's windowed tables are not used: they expire windows
+by the wall clock, and event time is the engine's job.
 
-Order per batch, so that a crash loses nothing and doubles nothing: run the engine
-(`stream_rules.batch.judge_batch`, a plain function, tested without Faust), send the alert
-events and trend points and wait for Kafka's acknowledgement of every one, and only then write
-the states. A crash before the state is written replays the batch from the old state and sends
-the same alerts again, under the same stable ids (consumers are idempotent by alert id); a
-crash after finds those readings already in the state's sequence sets and sends nothing.
+States live in memory between checkpoints (`stream_rules.checkpoint`): each batch is judged
+(`stream_rules.batch.judge_batch`, a plain function, tested without Faust) and its alert
+events and trend points sent at once; every `CHECKPOINT_S` (sooner after `CHECKPOINT_INPUTS`
+records) the worker waits until Kafka has every output, writes the changed states, waits until
+the table's writes are acknowledged, and only then acknowledges the input records (so Faust
+commits their offsets). A crash re-judges from the last checkpoint and sends the same alerts
+again, under the same stable ids (consumers are idempotent by alert id). When partitions are
+revoked or the worker stops, the states owed are written without acknowledging their inputs:
+those are delivered again and are duplicates to the states (device and seq).
 """
 
 from __future__ import annotations
@@ -21,17 +24,20 @@ import logging
 import time
 
 import faust
+from faust.types import EventT
+from prometheus_client import CollectorRegistry, start_http_server
 
-from stream_rules import state as state_io
 from stream_rules.batch import Judge, decode_records, judge_batch
+from stream_rules.checkpoint import Checkpoints
 from stream_rules.config import RulesFile
 from stream_rules.engine import Output
+from stream_rules.metrics import JudgeCollector
 from vitals import topics
 from vitals.kafka import KafkaConnection, declare_topics
 from vitals.patients import PatientRegistry
 from vitals.ready import announce_ready
 from vitals.records import encode
-from vitals.settings import Settings
+from vitals.settings import Settings, parse_hostport
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,12 @@ TABLE = "patient-state"
 CHANGELOG = f"{APP_ID}-{TABLE}-changelog"
 BATCH = 2000
 BATCH_WITHIN_S = 0.2
+# States are written at most this often: a state (~15 KiB with a day of history) costs its
+# readings ~26 B each at 20 readings/s per patient (issue #15: <= 64 B). A crash re-judges at
+# most this long; the records waiting (Faust events, ~1 KB each) bound memory sooner.
+CHECKPOINT_S = 30.0
+CHECKPOINT_INPUTS = 50_000
+CHECKPOINT_CHECK_S = 1.0  # how often the timer looks (partitions moving need it at once)
 SILENCE_CHECK_S = 60.0  # at most; a short no_data.after_min is checked more often
 STATS_EVERY_S = 30.0
 
@@ -76,6 +88,9 @@ def new_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10,  # joins take ~max(5 s, timeout / 2) on tansu
         broker_heartbeat_interval=3,
+        # Inputs are acknowledged only at checkpoints; a rebalance or a stop does not wait for
+        # them (they are delivered again, and are duplicates to the states written).
+        stream_wait_empty=False,
         web_enabled=False,
         table_standby_replicas=0,
         # records are msgspec JSON / msgpack bytes made by the project's own code
@@ -85,16 +100,18 @@ def new_app(settings: Settings) -> faust.App:
 
 
 class RulesWorker:
-    """The worker's topics, its state table and what it does with them: judge a batch, check
-    for live silence, report. `make_app` wires these to Faust's agent and timers."""
+    """The worker's topics, its state table and what it does with them: judge a batch, take
+    a checkpoint, check for live silence, report. `make_app` wires these to Faust's agent and
+    timers."""
 
     def __init__(self, app: faust.App, partitions: int, judge: Judge) -> None:
         def topic(name: str, count: int = partitions) -> faust.TopicT:
             return app.topic(name, key_type=bytes, value_type=bytes, partitions=count)
 
+        self.app = app
         self.judge = judge
-        # The agent's batches and the silence timer both load, change and write patients'
-        # states across awaits: one at a time, or one would overwrite the other's update.
+        # Batches, checkpoints and the silence timer all change or read the states across
+        # awaits: one at a time.
         self.state_lock = asyncio.Lock()
         # one stream of both, so that a patient's readings and statuses change its state in
         # one agent, never two at once (both are keyed by patient, so co-partitioned)
@@ -105,9 +122,13 @@ class RulesWorker:
         self.rejected = topic(topics.REJECTED.name, 1)
         # use_partitioner: a patient's state goes to the changelog partition its key hashes
         # to, the same partition as its readings (murmur2 in ingest's producer and in
-        # aiokafka), even when a batch mixes partitions.
+        # aiokafka), even when a checkpoint mixes partitions.
         self.table = app.Table(TABLE, default=None, partitions=partitions, key_type=str,
                                value_type=bytes, use_partitioner=True)
+        self.checkpoints: Checkpoints[EventT] = Checkpoints(
+            self.table.get, CHECKPOINT_S, CHECKPOINT_INPUTS)
+        self.unconfirmed: list[asyncio.Future] = []  # outputs sent since the last checkpoint
+        self.stream: faust.StreamT | None = None  # the agent's, which acknowledges inputs
 
     async def send(self, patient_id: str, out: Output) -> list[asyncio.Future]:
         """Queue a patient's alerts and trends; the futures complete when Kafka has them."""
@@ -118,16 +139,17 @@ class RulesWorker:
                 + [await self.trends.send(key=key, value=encode(trend))
                    for trend in out.trends])
 
-    async def judge_batch(self, raw_batch: list[bytes]) -> None:
-        """One batch: decode, judge, send (dead letters too), wait for Kafka, then write the
-        states (the order in the module docstring)."""
+    async def judge_batch(self, events: list[EventT]) -> None:
+        """One batch: decode, judge, send (dead letters too). The inputs wait for the next
+        checkpoint to be acknowledged."""
         async with self.state_lock:
-            await self._judge_batch(raw_batch)
+            await self._judge_batch(events)
 
-    async def _judge_batch(self, raw_batch: list[bytes]) -> None:
+    async def _judge_batch(self, events: list[EventT]) -> None:
         started = time.perf_counter()
-        records, bad = decode_records(raw_batch, int(time.time() * 1000))
-        batch = judge_batch(records, self.table.get, self.judge.engine)
+        records, bad = decode_records([event.value for event in events],
+                                      int(time.time() * 1000))
+        batch = judge_batch(records, self.checkpoints.state, self.judge.engine)
         for patient_id in batch.skipped:
             log.warning("readings of %s, who is not enrolled here: skipped", patient_id)
         sent = [await self.rejected.send(value=encode(dead)) for dead in bad]
@@ -137,14 +159,43 @@ class RulesWorker:
                         topics.READINGS.name, topics.REJECTED.name)
         for patient_id, out in batch.outputs:
             sent += await self.send(patient_id, out)
+        self.unconfirmed += sent
+        self.checkpoints.judged(batch.judged, events)
         self.judge.alerts += batch.alerts
-        # One wait for the whole batch (not one round trip per patient); the states are
-        # written only once Kafka has every alert, so a crash re-judges instead of losing.
-        await asyncio.gather(*sent)
-        for patient_id, raw_state in batch.states:
-            self.table[patient_id] = raw_state
-        self.judge.readings += len(raw_batch)
+        self.judge.readings += len(events)
         self.judge.batch_ms.append((time.perf_counter() - started) * 1000)
+        self.judge.last_progress = time.time()
+
+    async def checkpoint(self) -> None:
+        """Write the changed states and acknowledge the inputs they cover, when due."""
+        async with self.state_lock:
+            if self.checkpoints.due(time.monotonic()):
+                await self._checkpoint()
+
+    async def _checkpoint(self, release: bool = True) -> None:
+        # Kafka has every output first: a state written must never cover an alert lost
+        await asyncio.gather(*self.unconfirmed)
+        self.unconfirmed.clear()
+        taken = self.checkpoints.take(time.monotonic())
+        for patient_id, raw_state in taken.states:
+            self.table[patient_id] = raw_state
+        await self.app.producer.flush()  # the table's writes are acknowledged
+        if release:
+            assert self.stream is not None or not taken.inputs
+            for event in taken.inputs:
+                await self.stream.ack(event)  # type: ignore[union-attr]
+        self.judge.checkpoints += 1
+        self.judge.state_bytes += sum(len(raw) for _, raw in taken.states)
+
+    async def hand_over(self) -> None:
+        """Partitions are revoked (a rebalance, or stopping): write every state owed, but do
+        not acknowledge the inputs (Faust has forgotten their partitions; they are delivered
+        again from the last commit and are duplicates to the states written). Then read
+        states from the table again: the next owner of a patient reads what was written."""
+        async with self.state_lock:
+            if self.checkpoints.owed:
+                await self._checkpoint(release=False)
+            self.checkpoints.forget()
 
     async def check_silence(self) -> None:
         """Live "no data": by the wall clock, for the patients this worker holds."""
@@ -153,15 +204,16 @@ class RulesWorker:
 
     async def _check_silence(self) -> None:
         now = int(time.time() * 1000)
-        for patient_id, raw_state in list(self.table.items()):
+        for patient_id in dict.fromkeys([*self.checkpoints.states, *self.table.keys()]):
             engine = self.judge.engine(patient_id)
-            if engine is None or not raw_state:
+            if engine is None or not (patient_id in self.checkpoints.states
+                                      or self.table.get(patient_id)):
                 continue
-            state = state_io.load(raw_state)
+            state = self.checkpoints.state(patient_id, engine)
             out = engine.silence(state, now)
             if out.alerts:
-                await asyncio.gather(*await self.send(patient_id, out))
-                self.table[patient_id] = state_io.dump(state)
+                self.unconfirmed += await self.send(patient_id, out)
+                self.checkpoints.judged([patient_id], ())
 
 
 def make_app(settings: Settings, judge: Judge) -> faust.App:
@@ -172,8 +224,18 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
 
     @app.agent(worker.inputs)
     async def judge_readings(stream: faust.StreamT[bytes]) -> None:
-        async for raw_batch in stream.take(BATCH, within=BATCH_WITHIN_S):
-            await worker.judge_batch(raw_batch)
+        worker.stream = stream
+        async for events in stream.noack_take(BATCH, within=BATCH_WITHIN_S):
+            await worker.judge_batch(events)  # type: ignore[arg-type]  # events, not values
+            await worker.checkpoint()
+
+    @app.timer(CHECKPOINT_CHECK_S)
+    async def checkpoint() -> None:
+        await worker.checkpoint()
+
+    @app.on_partitions_revoked.connect
+    async def moved(_app: faust.App, _revoked: object, **_kw: object) -> None:
+        await worker.hand_over()
 
     @app.timer(silence_check_s(judge.rules))
     async def check_silence() -> None:
@@ -192,6 +254,10 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
 
     @app.on_before_shutdown.connect
     async def said_goodbye(_app: faust.App, **_kw: object) -> None:
+        try:  # spares the next start re-judging (not needed for exactness: it would)
+            await worker.hand_over()
+        except Exception:  # stopping anyway; the next start re-judges
+            log.exception("rules: the last states were not written; the next start re-judges")
         log.info("rules: %s", judge.stats())
 
     return app
@@ -207,5 +273,11 @@ def run(settings: Settings, rules: RulesFile, registry: PatientRegistry,
                    (topics.READINGS, topics.STATUS, topics.REJECTED, topics.ALERTS,
                     topics.TRENDS, Topic(CHANGELOG, compacted=True)), settings.kafka_partitions)
     (settings.state_dir / "rules").mkdir(parents=True, exist_ok=True)
-    app = make_app(settings, Judge(rules, registry))
+    judge = Judge(rules, registry)
+    metrics = CollectorRegistry()
+    metrics.register(JudgeCollector(judge))
+    host, port = parse_hostport(settings.rules_metrics_addr)
+    start_http_server(port, host, registry=metrics)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    app = make_app(settings, judge)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

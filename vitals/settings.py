@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     state_dir: Path = _default_state_dir()
     # extensions of the contract
     ingest_metrics_addr: str = "127.0.0.1:9470"
+    rules_metrics_addr: str = "127.0.0.1:9471"  # each rules worker its own
     # the MQTT client id whose persistent session holds messages while ingest is down
     ingest_client_id: str = "vitals-ingest"
     kafka_partitions: int = 8
@@ -186,7 +187,7 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {v}")
         return v
 
-    @field_validator("alerting_addr", "ingest_metrics_addr")
+    @field_validator("alerting_addr", "ingest_metrics_addr", "rules_metrics_addr")
     @classmethod
     def _addr(cls, v: str) -> str:
         parse_hostport(v)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import zlib
 from collections.abc import Callable
 
 import msgspec
@@ -328,9 +329,13 @@ def test_late_data_gives_identical_events_under_any_batching(cuts: list[int],
 def test_state_of_a_day_stays_small() -> None:
     eng = Engine(RULES, PATIENT)
     s = eng.new_state()
-    eng.process(s, readings(24 * 60, temp=const(37.0), spo2=const(97), hr=const(72),
+    eng.process(s, readings(24 * 60, temp=lambda t: 36.8 + (t % 7) / 20,
+                            spo2=lambda t: 96 + t % 3, hr=lambda t: 70 + t % 11,
                             temp_every_s=300))
-    assert len(state_io.dump(s)) <= 32 * 1024
+    raw = state_io.dump(s)
+    assert len(raw) <= 6 * 1024  # compressed: ~15 KiB of msgpack (issue #15)
+    assert state_io.dump(state_io.load(raw)) == raw
+
 
 
 def test_live_silence_fires_once_by_the_wall_clock_and_clears_when_data_returns() -> None:
@@ -399,14 +404,17 @@ def test_statuses_change_no_event_time_judgement() -> None:
     assert run(with_statuses) == run(rs)
 
 
-def test_a_state_stored_before_offline_at_existed_still_loads() -> None:
+def test_a_state_stored_by_an_older_version_still_loads() -> None:
+    """Before compression, before a device's `offline_at` and a kind's `late` samples."""
     eng = Engine(RULES, PATIENT)
     s = eng.new_state()
     eng.process(s, readings(3, spo2=const(97), hr=const(70)))
-    snapshot = msgspec.msgpack.decode(state_io.dump(s))
+    snapshot = msgspec.msgpack.decode(zlib.decompress(state_io.dump(s)))  # not compressed
+    snapshot[5]["oximetry"] = snapshot[5]["oximetry"][:-1]  # the kind without `late`
     snapshot[6]["ox-1"] = snapshot[6]["ox-1"][:-1]  # the device record without its last field
     old = state_io.load(msgspec.msgpack.encode(snapshot))
     assert old.devices["ox-1"].offline_at == -1 and old.devices["ox-1"].last_ts >= 0
+    assert old.kinds["oximetry"].late == {} and old.kinds["oximetry"].cursor >= 0
 
 
 def test_rising_temperature_fires_at_its_slope_and_not_below() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,11 +39,23 @@ class Workers:
             "patients": write_patients(tmp_path / "p.yaml", ["P001"]),
             "state_dir": tmp_path / "state"})
         self.procs: list[services.ServiceProcess] = []
+        self.metrics: list[str] = []  # each worker's /metrics URL
 
     def start(self) -> services.ServiceProcess:
         """Another worker, once it judges (partitions assigned, state recovered)."""
-        self.procs.append(services.start("rules", env=self.env, log=self.log))
+        addr = f"127.0.0.1:{servers.free_port()}"
+        self.metrics.append(f"http://{addr}/metrics")
+        self.procs.append(services.start("rules", env={**self.env,
+                                                       "VITALS_RULES_METRICS_ADDR": addr},
+                                         log=self.log))
         return self.procs[-1]
+
+    def counters(self, index: int = -1) -> dict[str, float]:
+        """A worker's `vitals_rules_*` metrics, by name."""
+        with urllib.request.urlopen(self.metrics[index], timeout=10) as r:
+            lines = r.read().decode().splitlines()
+        return {name: float(value) for name, _, value in
+                (line.rpartition(" ") for line in lines if line.startswith("vitals_rules_"))}
 
     def stop_all(self) -> None:
         for worker in self.procs:
@@ -109,6 +122,21 @@ def test_trend_points_carry_the_patients_features(workers: Workers) -> None:
     assert got[-1][0] == b"P001"
     assert (last["temp"], last["spo2"], last["hr"]) == (37.2, 96.0, 95.0)
     assert last["news2"] == 1 and set(last["news2_parameters"]) == {"temp", "hr", "spo2"}
+
+
+def test_metrics_count_what_was_judged_and_what_the_checkpoints_wrote(
+        workers: Workers) -> None:
+    workers.start()
+    rs = readings(20, temp=lambda s: 37.2, spo2=lambda s: 96, hr=lambda s: 95)
+    produce(workers.bootstrap, rs)
+    wait_for(lambda: workers.counters()["vitals_rules_readings_judged_total"] >= len(rs),
+             timeout=60, what="every reading judged")
+    workers.procs[-1].stop()  # stopping writes the states owed
+    text = workers.log.read_text()
+    (stats,) = re.findall(r"rules: judged (\d+) readings.*?(\d+) checkpoints, (\d+) B of state "
+                          r"per reading", text)
+    assert int(stats[0]) == len(rs) and int(stats[1]) >= 1
+    assert 0 < int(stats[2]) <= 64, stats  # one patient's state, ~1,200 readings (issue #15)
 
 
 def test_records_that_are_not_readings_are_dead_lettered_and_judging_goes_on(
