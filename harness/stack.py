@@ -72,7 +72,7 @@ class Stack:
             "state_dir": self.workdir / "state" / name,
             "alerting_addr": self.alerting_addr,
             "ingest_metrics_addr": self.metrics_addr,
-            "rules_metrics_addr": self.rules_metrics.setdefault(
+            "rules_metrics_addr": self.rules_metrics.get(
                 name, f"{servers.LOOPBACK}:{servers.free_port()}"),
             "patients": self.patients, "oncall": self.oncall, "rules": self.rules,
             "pagerduty_url": self.pagerduty_url, "influx_url": self.influx_url,
@@ -84,6 +84,8 @@ class Stack:
         name = name or command
         if name in self.services and self.services[name].alive():
             raise ServiceError(f"{name} is already running")
+        if command == "rules":
+            self.rules_metrics.setdefault(name, f"{servers.LOOPBACK}:{servers.free_port()}")
         self.services[name] = services.start(command, env=self.env(name), name=name,
                                              log=self.workdir / f"{name}.log", timeout=timeout)
         return self.services[name]
