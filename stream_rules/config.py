@@ -37,11 +37,30 @@ class Evaluation(Strict):
 Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
 
 
+class Calibration(Strict):
+    """A skin or axillary device's own offset to core, from a person's spot check (contract
+    flag `manual`, at a core-like site) within `pair_within_min` of its reading; an offset
+    outside `min_c`..`max_c` is not used. The device uses the mean of its last `keep`."""
+
+    source: str = Field(min_length=1)
+    pair_within_min: Minutes = Field(default=10, gt=0, le=60)
+    min_c: float = Field(default=0.0, ge=0, le=3)
+    max_c: float = Field(default=1.5, ge=0, le=3)
+    keep: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Calibration:
+        if self.min_c > self.max_c:
+            raise ValueError("min_c must not be above max_c")
+        return self
+
+
 class Temperature(Strict):
     """Site corrections to the core-equivalent, and the level below which a patch is off."""
 
     site_correction_c: dict[Site, Annotated[float, Field(ge=-2, le=2)]]
     sensor_off_below_c: Celsius
+    calibration: Calibration | None = None
 
 
 class Baseline(Strict):

@@ -23,6 +23,7 @@ import numpy as np
 
 from stream_rules import describe
 from stream_rules import late as late_pass
+from stream_rules.calibration import calibrate, correction_of
 from stream_rules.config import RulesFile
 from stream_rules.features import slope_of
 from stream_rules.hysteresis import step
@@ -39,6 +40,9 @@ from vitals.records import AlertEvent, DeviceStatus, Reading, TrendPoint
 __all__ = ["ARTEFACT_FLAGS", "MINUTE", "Engine", "Output"]
 
 ARTEFACT_FLAGS = frozenset({"motion", "probe_off", "low_perfusion"})
+# A device that reports less often than this (learned from its readings) has each reading's
+# minute judged on arrival: a 5-minute thermometer's fever is judged 5 minutes sooner (#16).
+SPARSE_MS = 90_000
 
 
 @dataclass(slots=True)
@@ -108,7 +112,8 @@ class Engine:
             if isinstance(record, DeviceStatus):
                 self._status(state, record)
             elif self._take(state, record):
-                self._advance(state, record.kind, out, final=False)
+                self._advance(state, record.kind, out, final=False,
+                              closes=self._closes(state, record))
         return out
 
     def flush(self, state: PatientState) -> Output:
@@ -168,6 +173,7 @@ class Engine:
         if not device.first_time(reading.seq, reading.ts):
             return False
         newest = reading.ts >= device.last_ts  # not a buffered reading older than live ones
+        device.learn_gap(reading.ts)
         device.last_ts = max(device.last_ts, reading.ts)
         device.last_received = max(device.last_received, reading.received_at)
         if reading.received_at > device.offline_at:
@@ -214,11 +220,15 @@ class Engine:
             off = reading.temp < temperature.sensor_off_below_c  # room air, not hypothermia
             if newest:
                 device.site, device.sensor_off = reading.site, off
-                if not off:
-                    state.temp_site = reading.site
             if off:
                 return {}
-            correction = temperature.site_correction_c.get(reading.site or "axillary", 0.0)  # type: ignore[call-overload]
+            if "manual" in reading.flags:
+                calibrate(state, reading, temperature)
+            correction = correction_of(device, reading.site, temperature)
+            if newest:
+                device.last_temp = reading.temp
+                state.temp_site, state.temp_correction = reading.site, correction
+                state.temp_calibrated_at = device.calibrated_at if device.offsets else -1
             return {"temp": reading.temp + correction}
         out = {}
         if reading.hr is not None:
@@ -231,10 +241,22 @@ class Engine:
 
     # --- judging minutes ---------------------------------------------------------------
 
-    def _advance(self, state: PatientState, kind_name: str, out: Output, final: bool) -> None:
+    @staticmethod
+    def _closes(state: PatientState, reading: Reading) -> int:
+        """The minute this reading closes at once: its own, when it is its device's newest
+        and the device reports less often than every `SPARSE_MS` (its next reading falls in
+        a later minute, so waiting `lateness_s` for more would only delay the judging);
+        else -1. Another device's reading for that minute comes to the late pass."""
+        device = state.devices[reading.device_id]
+        if reading.ts == device.last_ts and device.interval_ms >= SPARSE_MS:
+            return reading.ts // MINUTE
+        return -1
+
+    def _advance(self, state: PatientState, kind_name: str, out: Output, final: bool,
+                 closes: int = -1) -> None:
         kind = state.kinds[kind_name]
         end = kind.max_ts if final else kind.max_ts - self.lateness_ms
-        target = end // MINUTE - (0 if final else 1)
+        target = max(end // MINUTE - (0 if final else 1), closes)
         if target - kind.cursor > DAY_MIN:  # a long silence: history beyond a day is not kept
             kind.cursor = target - DAY_MIN
         if target <= kind.cursor and not final:
@@ -326,7 +348,8 @@ class Engine:
                     continue  # nothing to remember for a rule that has never been near firing
                 rule_state = rule_states[key] = RuleState()
             change = step(rule_state, minute, judgement.fire, judgement.clear,
-                          rule.fire_after_min, rule.clear_after_min)
+                          rule.fire_after_min, rule.clear_after_min,
+                          judgement.confirmed_since)
             if rule_state.firing and not math.isnan(judgement.value):
                 rule_state.peak = judgement.value if rule_state.peak is None else rule.worse(
                     rule_state.peak, judgement.value)

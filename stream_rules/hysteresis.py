@@ -14,15 +14,20 @@ Change = Literal["fired", "cleared"] | None  # what a judged minute changed, if 
 
 
 def step(rule_state: RuleState, minute: int, fire: bool | None, clear: bool | None,
-         fire_after_min: float, clear_after_min: float) -> Change:
-    """Advance one judged minute; returns what changed."""
+         fire_after_min: float, clear_after_min: float,
+         confirmed_since: int | None = None) -> Change:
+    """Advance one judged minute; returns what changed. A firing condition `confirmed_since`
+    a minute fires at once, as having begun then (or when it began pending, if earlier)."""
     if not rule_state.firing:
         if not fire:
             rule_state.pending_since = None
             return None
         if rule_state.pending_since is None:
             rule_state.pending_since = minute
-        if minute - rule_state.pending_since + 1 >= fire_after_min:
+        if confirmed_since is not None:
+            rule_state.pending_since = min(rule_state.pending_since, confirmed_since)
+        if (confirmed_since is not None
+                or minute - rule_state.pending_since + 1 >= fire_after_min):
             rule_state.firing = True
             rule_state.start = rule_state.pending_since * 60_000
             rule_state.pending_since = rule_state.clearing_since = None

@@ -21,6 +21,7 @@ SIGNALS = {"temp": ("temperature", 100.0), "hr": ("oximetry", 10.0),
            "spo2": ("oximetry", 10.0), "rr": ("oximetry", 10.0)}
 KIND_SIGNALS = {"temperature": ("temp",), "oximetry": ("hr", "spo2", "rr")}
 MAX_UNSEQUENCED = 512
+GAPS_KEPT = 5  # a median of five: one dropout or a doubled reading does not move it
 
 
 @dataclass(slots=True)
@@ -52,6 +53,25 @@ class DeviceState:
     sensor_off: bool = False  # its newest temperature read like room air
     # when its MQTT last will said "offline" (received_at, ms), until data or "online": -1
     offline_at: int = -1
+    # the last few gaps (ms) between its successive readings: its reporting interval
+    gaps: list[int] = field(default_factory=list)
+    # a thermometer: its newest valid reading as measured, and the offsets to core that spot
+    # checks gave it (the newest last), and when the last was taken
+    last_temp: float | None = None
+    offsets: list[float] = field(default_factory=list)
+    calibrated_at: int = -1
+
+    @property
+    def interval_ms(self) -> int:
+        """Its reporting interval, learned: the median of its last gaps; -1 before two."""
+        if len(self.gaps) < 2:
+            return -1
+        return sorted(self.gaps)[len(self.gaps) // 2]
+
+    def learn_gap(self, ts: int) -> None:
+        """A new newest reading at `ts`: remember the gap since the previous one."""
+        if self.last_ts >= 0 and ts > self.last_ts:
+            self.gaps = [*self.gaps[-(GAPS_KEPT - 1):], ts - self.last_ts]
 
     def first_time(self, seq: int | None, ts: int) -> bool:
         """Whether this reading is new (not a duplicate); remembers it."""
@@ -112,6 +132,10 @@ class PatientState:
     temp_site: str | None = None
     # late readings not used: for a minute that had data when judged, or older than a day
     stale_readings: int = 0
+    # the correction to core of the newest temperature, and when a spot check set it (-1:
+    # the site's default)
+    temp_correction: float | None = None
+    temp_calibrated_at: int = -1
 
 
 # --- the wire form ----------------------------------------------------------------------
@@ -135,7 +159,11 @@ class _Device(msgspec.Struct, array_like=True):
     site: str | None
     battery: float | None
     sensor_off: bool
-    offline_at: int = -1  # last: a state written before it decodes without it
+    offline_at: int = -1  # trailing defaults: a state written before them decodes
+    gaps: list[int] = []
+    last_temp: float | None = None
+    offsets: list[float] = []
+    calibrated_at: int = -1
 
 
 class _Snapshot(msgspec.Struct, array_like=True):
@@ -154,6 +182,8 @@ class _Snapshot(msgspec.Struct, array_like=True):
     last_fever_minute: int | None
     temp_site: str | None
     stale_readings: int
+    temp_correction: float | None = None  # trailing defaults: older states decode
+    temp_calibrated_at: int = -1
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -173,12 +203,14 @@ def dump(state: PatientState) -> bytes:
         {device_id: _Device(device.kind, device.seqs.starts, device.seqs.ends,
                             list(device.unsequenced), device.first_ts, device.last_ts,
                             device.last_valid_ts, device.last_received, device.site,
-                            device.battery, device.sensor_off, device.offline_at)
+                            device.battery, device.sensor_off, device.offline_at, device.gaps,
+                            device.last_temp, device.offsets, device.calibrated_at)
          for device_id, device in state.devices.items()},
         {signal: series.head for signal, series in state.series.items()},
         {signal: series.to_bytes() for signal, series in state.series.items()},
         state.rules, state.hr_baseline, state.temp_baseline, state.last_fever_minute,
-        state.temp_site, state.stale_readings)), 1)
+        state.temp_site, state.stale_readings, state.temp_correction,
+        state.temp_calibrated_at)), 1)
 
 
 def load(raw: bytes) -> PatientState:
@@ -193,11 +225,15 @@ def load(raw: bytes) -> PatientState:
                                         dict.fromkeys(device.unsequenced), device.first_ts,
                                         device.last_ts, device.last_valid_ts,
                                         device.last_received, device.site, device.battery,
-                                        device.sensor_off, device.offline_at)
+                                        device.sensor_off, device.offline_at, device.gaps,
+                                        device.last_temp, device.offsets,
+                                        device.calibrated_at)
                  for device_id, device in snapshot.devices.items()},
         series={signal: MinuteSeries.from_bytes(SIGNALS[signal][1], snapshot.heads[signal],
                                                 ring)
                 for signal, ring in snapshot.series.items()},
         rules=snapshot.rules, hr_baseline=snapshot.hr_baseline,
         temp_baseline=snapshot.temp_baseline, last_fever_minute=snapshot.last_fever_minute,
-        temp_site=snapshot.temp_site, stale_readings=snapshot.stale_readings)
+        temp_site=snapshot.temp_site, stale_readings=snapshot.stale_readings,
+        temp_correction=snapshot.temp_correction,
+        temp_calibrated_at=snapshot.temp_calibrated_at)

@@ -62,6 +62,9 @@ class Judgement:
     clear: bool | None
     value: float = math.nan
     evidence: dict[str, object] = field(default_factory=dict)
+    # the condition is confirmed already, and has held since this minute: fire at once,
+    # without waiting `fire_after_min` (e.g. consecutive fever readings of a sparse device)
+    confirmed_since: int | None = None
 
 
 UNKNOWN = Judgement(None, None)

@@ -7,19 +7,23 @@ level over the fever rule's window, as the page shows one temperature.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 
-from stream_rules.features import Level
+from stream_rules.features import Level, median
 from stream_rules.rules.spec import (
     UNKNOWN,
     Celsius,
     Judgement,
     Minute,
+    Minutes,
     RuleSpec,
     Windowed,
+    hhmm,
     rounded,
 )
 from stream_rules.rules.thresholds import HighLevel, judge_high
@@ -31,6 +35,53 @@ class Rising(Windowed):
     slope_per_h: float = Field(gt=0, le=10)
     from_c: Celsius
     below_c: Celsius
+
+
+class Fever(HighLevel):
+    """A sustained temperature (the median over `window_min`, held `fire_after_min`), or, as
+    soon as the readings make it sure, a run: the readings of the window from the newest
+    back while each is >= `fire_at`, at least two, spanning at least `confirm_span_min`. The
+    run fires at once, so the device's cadence sets the delay: two consecutive readings of a
+    5- or 10-minute thermometer, four of a 2-minute patch, six of a 1-minute one. A lone
+    spike is one reading and never a run."""
+
+    confirm_span_min: Minutes | None = Field(default=None, gt=0)
+
+
+def fever_run(at: Minute, config: Fever) -> tuple[int, float, int, int] | None:
+    """The run that confirms a fever at this minute: (readings, their median, its first
+    minute, minutes from its first reading to its last); None when there is none."""
+    if config.confirm_span_min is None:
+        return None
+    window = at.state.series["temp"].window(at.minute, int(config.window_min))
+    present = np.flatnonzero(~np.isnan(window))
+    values = window[present]
+    below = np.flatnonzero(values < config.fire_at)
+    run = len(present) - (int(below[-1]) + 1 if len(below) else 0)
+    if run < 2:
+        return None
+    span = int(present[-1] - present[-run])
+    if span < config.confirm_span_min:
+        return None
+    first = at.minute - (len(window) - 1 - int(present[-run]))
+    return run, median(values[-run:].tolist()), first, span
+
+
+def judge_level_or_run(at: Minute, config: Fever) -> Judgement:
+    """The fever shape (fever, high fever): the sustained level, or a confirming run."""
+    trend, site = _shared(at)
+    judgement = judge_high(at.level("temp", config.window_min, config.min_samples), config,
+                           "°C", trend_per_h=trend, **site)
+    run = fever_run(at, config)
+    if run is None:
+        return judgement
+    readings, value, first, span = run
+    return dataclasses.replace(
+        judgement, fire=True, value=value, confirmed_since=first,
+        clear=judgement.clear if judgement.clear is not None else False,
+        evidence={**judgement.evidence, "value": rounded(value, 2), "unit": "°C",
+                  "threshold": config.fire_at, "run_readings": readings, "run_min": span,
+                  **site, "measured": rounded(value - float(site["site_correction_c"]), 2)})
 
 
 def fever_level(at: Minute) -> Level:
@@ -47,29 +98,31 @@ def _shared(at: Minute) -> tuple[float | None, dict[str, object]]:
         rising = at.rules.rising_temperature
         trend = at.slope("temp", int(rising.window_min), rising.min_samples)
         level = fever_level(at)
-        site = at.state.temp_site or "axillary"
-        correction = at.rules_file.temperature.site_correction_c.get(site, 0.0)  # type: ignore[call-overload]
-        shared = at.shared["temperature"] = (rounded(trend, 2), {
+        state = at.state
+        site = state.temp_site or "axillary"
+        correction = (state.temp_correction if state.temp_correction is not None else
+                      at.rules_file.temperature.site_correction_c.get(site, 0.0))  # type: ignore[call-overload]
+        evidence: dict[str, object] = {
             "site": site, "site_correction_c": correction,
-            "measured": rounded(level.value - correction, 2) if level.known else None})
+            "measured": rounded(level.value - correction, 2) if level.known else None}
+        if state.temp_calibrated_at >= 0:  # the correction came from a spot check
+            evidence["calibrated_at"] = state.temp_calibrated_at
+        shared = at.shared["temperature"] = (rounded(trend, 2), evidence)
     return shared
 
 
-def judge_fever(at: Minute, config: HighLevel) -> Judgement:
+def judge_fever(at: Minute, config: Fever) -> Judgement:
     """Fever; also remembers the patient's last feverish minute (crs_suspicion counts a fever
     of the last hours, which antipyretics may have hidden since)."""
-    level = at.level("temp", config.window_min, config.min_samples)
-    if level.known and level.value >= config.fire_at:
+    judgement = judge_level_or_run(at, config)
+    if judgement.fire:
         at.state.last_fever_minute = at.minute
-    trend, site = _shared(at)
-    return judge_high(level, config, "°C", trend_per_h=trend, **site)
+    return judgement
 
 
-def judge_high_fever(at: Minute, config: HighLevel) -> Judgement:
+def judge_high_fever(at: Minute, config: Fever) -> Judgement:
     """High fever: the same shape as fever, at a higher threshold."""
-    trend, site = _shared(at)
-    return judge_high(at.level("temp", config.window_min, config.min_samples), config, "°C",
-                      trend_per_h=trend, **site)
+    return judge_level_or_run(at, config)
 
 
 def judge_rising(at: Minute, config: Rising) -> Judgement:
@@ -91,12 +144,18 @@ def judge_rising(at: Minute, config: Rising) -> Judgement:
 def _temperature(evidence: dict[str, Any]) -> str:
     text = f"temperature {evidence['value']:.1f} °C"
     if evidence.get("site_correction_c"):
+        calibrated = evidence.get("calibrated_at")
+        how = (f", {evidence['site_correction_c']:+.1f} °C from a spot check at "
+               f"{hhmm(calibrated)}" if isinstance(calibrated, int) else "")
         text += (f" (core-equivalent; {evidence['site']} reading "
-                 f"{evidence['measured']:.1f} °C)")
+                 f"{evidence['measured']:.1f} °C{how})")
     return text
 
 
 def _measured_level(evidence: dict[str, Any]) -> str:
+    if evidence.get("run_readings"):
+        return (f"{_temperature(evidence)}, {evidence['run_readings']} readings in a row "
+                f">= {evidence['threshold']:g} °C over {evidence['run_min']:g} min")
     return (f"{_temperature(evidence)}, median over {evidence['window_min']:g} min, "
             f">= {evidence['threshold']:g} °C")
 
@@ -107,9 +166,9 @@ def _measured_rise(evidence: dict[str, Any]) -> str:
 
 
 SPECS = (
-    RuleSpec("fever", HighLevel, "temperature", judge_fever, "fever", _measured_level,
+    RuleSpec("fever", Fever, "temperature", judge_fever, "fever", _measured_level,
              signal="temp"),
-    RuleSpec("high_fever", HighLevel, "temperature", judge_high_fever, "high fever",
+    RuleSpec("high_fever", Fever, "temperature", judge_high_fever, "high fever",
              _measured_level, signal="temp"),
     RuleSpec("rising_temperature", Rising, "temperature", judge_rising, "rising temperature",
              _measured_rise, signal="temp"),

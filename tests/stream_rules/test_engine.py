@@ -78,6 +78,70 @@ def test_fever_needs_its_minimum_duration() -> None:
     assert not fired(run(blip), "fever")
 
 
+def _first_fever(every_s: int, hot_from_s: int = 30 * 60, temp: float = 38.4
+                 ) -> tuple[AlertEvent, int]:
+    """The fever page of a thermometer reporting every `every_s` that reads `temp` from
+    `hot_from_s`; and the time of its first hot reading."""
+    rs = readings(120, temp=lambda s: temp if s >= hot_from_s else 36.9, temp_every_s=every_s)
+    first_hot = next(r.ts for r in rs if r.temp == temp)
+    (fever,) = fired(run(rs, flush=False), "fever")
+    return fever, first_hot
+
+
+def test_a_ten_minute_thermometer_confirms_a_fever_on_two_readings_in_a_row() -> None:
+    """Issue #16: the cadence, not a fixed 20 + 10 minutes, sets the delay; and a sparse
+    device's minute is judged when its reading arrives, not a reading later."""
+    fever, first_hot = _first_fever(600)
+    assert fever.detected_at == first_hot + 10 * MIN + MIN  # the end of the second's minute
+    assert fever.start == first_hot and fever.evidence["run_readings"] == 2
+    assert "2 readings in a row >= 38 °C over 10 min" in fever.summary
+
+
+def test_a_two_minute_patch_needs_four_readings_and_a_one_minute_one_six() -> None:
+    for every_s, readings_needed in ((120, 4), (60, 6)):
+        fever, first_hot = _first_fever(every_s)
+        assert fever.evidence["run_readings"] == readings_needed
+        # a 1- or 2-minute device waits `lateness_s` for its minute, as an oximeter does
+        assert fever.detected_at - first_hot <= (readings_needed - 1) * every_s * 1000 + 4 * MIN
+
+
+def test_one_high_reading_or_two_too_close_never_confirm_a_fever() -> None:
+    lone = readings(120, temp=lambda s: 38.6 if s == 3000 else 36.9, temp_every_s=600)
+    assert not fired(run(lone), "fever")
+    brief = readings(60, temp=lambda s: 38.6 if 1200 <= s < 1440 else 36.9, temp_every_s=60)
+    assert not fired(run(brief), "fever")  # four minutes: a span of 3 < 5
+
+
+def _patch_and_spot_check(spot: float | None) -> list[Reading]:
+    """A skin patch reading 0.7 C below a core of 38.05 C (so 37.85 with the default +0.5), and
+    at 20 min a caregiver's oral spot check of `spot` C (None: no check)."""
+    rs = readings(90, temp=lambda s: 37.35, temp_every_s=120, site="skin")
+    if spot is not None:
+        at = T0 + 20 * MIN + 30_000
+        rs.append(Reading("P001", "app-1", at, "temperature", at + 200, seq=1, temp=spot,
+                          site="oral", flags=("manual",)))
+        rs.sort(key=lambda r: r.ts)
+    return rs
+
+
+def test_a_spot_check_calibrates_a_patch_that_reads_low_and_the_page_says_so() -> None:
+    assert not fired(run(_patch_and_spot_check(None)), "fever")  # 37.85 with the default
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    alerts = eng.process(s, _patch_and_spot_check(38.05)).alerts
+    (fever,) = fired(alerts, "fever")
+    assert fever.evidence["site_correction_c"] == 0.7 and fever.evidence["measured"] == 37.35
+    assert "(core-equivalent; skin reading 37.4 °C, +0.7 °C from a spot check at" in fever.summary
+    assert state_io.load(state_io.dump(s)).devices["th-1"].offsets == [0.7]
+
+
+def test_a_spot_check_far_from_the_patch_is_not_used() -> None:
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    eng.process(s, _patch_and_spot_check(39.5))  # +2.15 C: outside 0.0-1.5, not a calibration
+    assert s.devices["th-1"].offsets == [] and s.temp_calibrated_at == -1
+
+
 def test_fever_uses_the_core_equivalent_of_an_axillary_reading() -> None:
     alerts = run(readings(45, temp=const(37.5), site="axillary"))  # +0.5 -> 38.0
     (fever,) = fired(alerts, "fever")
