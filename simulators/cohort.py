@@ -111,7 +111,14 @@ def draw_patients(n: int, seed: int, days: float, start: int, ox_interval: int =
     return out
 
 
-def _devices(rng: np.random.Generator, ox_interval: int) -> tuple[DeviceModel, DeviceModel]:
+# Home guidance asks for the temperature twice a day: a caregiver's oral spot check every 12 h
+# (at a random phase), which calibrates a skin or axillary patch (stream_rules.calibration).
+SPOT_CHECK = DeviceModel(id="app-1", type="thermometer", site="oral", interval="12h",
+                         manual=True, status=False)
+
+
+def _devices(rng: np.random.Generator, ox_interval: int
+             ) -> tuple[DeviceModel, DeviceModel, DeviceModel]:
     u = rng.random(12)
     cum = np.cumsum([w for _, w, _ in SITES])
     site, _, interval = SITES[int(np.searchsorted(cum, u[0] * cum[-1]))]
@@ -131,7 +138,7 @@ def _devices(rng: np.random.Generator, ox_interval: int) -> tuple[DeviceModel, D
             patch_off_per_day=0.15 if site == "skin" else 0.0,
             blanket_per_night=round(0.5 * u[11], 2) if site in ("skin", "axillary") else 0.0,
             duplicate=0.0005, malformed=1e-3))
-    return ox, th
+    return ox, th, SPOT_CHECK
 
 
 def generate(n: int, seed: int, days: float, start: int, ox_interval: int = SECOND

@@ -26,8 +26,9 @@ from simulators.draws import MOTION_HR_PER_SPO2, WILL_DELAY
 from simulators.episodes import smoothstep
 from simulators.plan import HOUR, MINUTE, DevicePlan, PatientPlan, Simulation
 
-PROBE_OFF, MOTION, LOW_BATTERY = 1, 2, 4  # flag bits
-FLAG_NAMES = ((PROBE_OFF, "probe_off"), (MOTION, "motion"), (LOW_BATTERY, "low_battery"))
+PROBE_OFF, MOTION, LOW_BATTERY, MANUAL = 1, 2, 4, 8  # flag bits
+FLAG_NAMES = ((PROBE_OFF, "probe_off"), (MOTION, "motion"), (LOW_BATTERY, "low_battery"),
+              (MANUAL, "manual"))
 LOW_BATTERY_BELOW = 15
 MAX_BATCH = 1000  # readings per batch (CONTRACT section 1)
 MAX_BATCH_BYTES = 60_000  # and safely under the 64 KiB payload limit
@@ -244,7 +245,7 @@ class DeviceSim:
                 (t - s) / BLANKET_WARM), 0.0)
         if self.d.unit == "F":
             temp = temp * 9 / 5 + 32
-        return [np.round(temp, 2)], np.zeros(len(t), np.int64)
+        return [np.round(temp, 2)], np.full(len(t), MANUAL if self.d.manual else 0, np.int64)
 
     # -- one chunk --------------------------------------------------------------------------
 

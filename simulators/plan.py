@@ -159,6 +159,7 @@ class DevicePlan:
     drain_per_hour: float = 1.0  # %/h; recharged to 100 when it reaches 10
     buffer: bool = True  # stores readings while offline and uploads them on reconnect
     upload_delay: int = 0  # ms after reconnecting: live readings go first, the buffer after
+    manual: bool = False  # a person's spot checks: every reading carries the flag `manual`
     status: bool = True  # publishes online status and has an offline last will
     duplicate_rate: float = 0.0  # per message: published twice (QoS 1 redelivery)
     malformed_rate: float = 0.0  # per reading: the payload is broken

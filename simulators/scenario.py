@@ -73,6 +73,8 @@ class DeviceModel(_Model):
     battery: float = Field(100.0, gt=10, le=100)
     drain_per_hour: float | None = Field(None, ge=0, le=50)  # oximeter 4, thermometer 0.5
     buffer: bool = True
+    # a person's spot checks (contract flag `manual`): a home thermometer read now and then
+    manual: bool = False
     # the gateway sends live readings first on reconnecting, and the buffer this long after
     upload_delay: Annotated[Duration, Field(ge=0, le=DAY)] = 0
     status: bool = True
@@ -83,8 +85,12 @@ class DeviceModel(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> DeviceModel:
-        if self.interval is not None and not 100 <= self.interval <= HOUR:
-            raise ValueError("interval must be 100ms-1h")
+        if self.manual and self.type != "thermometer":
+            raise ValueError("manual is for thermometers (spot checks)")
+        if self.interval is not None and not 100 <= self.interval <= (
+                DAY if self.manual else HOUR):
+            raise ValueError("interval must be 100ms-1d" if self.manual
+                             else "interval must be 100ms-1h")
         if self.type == "oximeter" and (self.site or self.unit != "C"):
             raise ValueError("site and unit are for thermometers")
         if self.type == "thermometer" and self.rr:
@@ -279,7 +285,7 @@ def device_plan(sim: Simulation, index: int, j: int, d: DeviceModel, p: PatientM
         battery_start=d.battery,
         drain_per_hour=d.drain_per_hour if d.drain_per_hour is not None else (
             4.0 if ox else 0.5),
-        buffer=d.buffer, upload_delay=d.upload_delay, status=d.status,
+        buffer=d.buffer, upload_delay=d.upload_delay, manual=d.manual, status=d.status,
         duplicate_rate=d.rates.duplicate, malformed_rate=d.rates.malformed,
         site_offset=0.0 if ox else (d.site_offset if d.site_offset is not None else offset),
         noise=d.noise if d.noise is not None else (ox_noise if ox else noise),

@@ -30,7 +30,7 @@ def test_simulate_to_a_file_then_replay_it(mosquitto: servers.Server, tmp_path: 
     t = truth.load(tmp_path / "cohort.jsonl.truth.json")
     assert [p.id for p in t.patients] == ["S0001", "S0002", "S0003"]
     registry = load_patients(tmp_path / "cohort.jsonl.patients.yaml")
-    assert [p.devices for p in registry] == [("ox-1", "th-1")] * 3
+    assert [p.devices for p in registry] == [("ox-1", "th-1", "app-1")] * 3  # app: spot checks
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "S0001.png", "S0002.png", "S0003.png"]
     again = vitals(*args, "--out", str(tmp_path / "again.jsonl"))

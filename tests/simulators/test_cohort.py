@@ -13,7 +13,7 @@ import pytest
 from simulators import cohort, truth
 from simulators.cohort import PRODUCTS, draw_patients, onset_days
 from simulators.plan import DAY, parse_duration
-from tests.simulators.helpers import START
+from tests.simulators.helpers import START, run
 from vitals.patients import load_patients
 
 
@@ -69,12 +69,20 @@ def test_the_same_seed_gives_the_same_cohort_and_patients_are_independent() -> N
     assert all(parse_duration("14d") + START >= e.start >= START for e in a.episodes)
 
 
+def test_a_caregiver_spot_checks_twice_a_day_with_the_manual_flag() -> None:
+    sim = cohort.generate(2, 3, 2, START)
+    checks = [(m, body) for m, body in run(sim).device("S0001", "app-1")]
+    assert len(checks) == 4  # two days, every 12 h
+    assert all(body["flags"] == ["manual"] and body["site"] == "oral" for _, body in checks)
+    assert checks[1][0].at - checks[0][0].at == 12 * 3600 * 1000
+
+
 def test_the_patients_file_loads_in_ingest_with_devices(tmp_path: Path) -> None:
     sim = cohort.generate(12, 3, 2, START)
     cohort.write_patients(sim, tmp_path / "p.yaml")
     registry = load_patients(tmp_path / "p.yaml")
     assert [p.id for p in registry] == [f"S{i:04d}" for i in range(1, 13)]
     first = registry.get("S0001")
-    assert first is not None and first.devices == ("ox-1", "th-1")
+    assert first is not None and first.devices == ("ox-1", "th-1", "app-1")
     assert first.product in PRODUCTS and first.team in ("haem-a", "haem-b")
     assert first.infusion == dt.datetime.fromtimestamp(START / 1000, dt.UTC).date()
