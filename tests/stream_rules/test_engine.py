@@ -401,7 +401,6 @@ def test_state_of_a_day_stays_small() -> None:
     assert state_io.dump(state_io.load(raw)) == raw
 
 
-
 def test_live_silence_fires_once_by_the_wall_clock_and_clears_when_data_returns() -> None:
     eng = Engine(RULES, PATIENT)
     s = eng.new_state()
