@@ -6,7 +6,9 @@ thermometer at a core-like site (contract flag `manual`), each skin or axillary 
 patient whose newest reading lies within `pair_within_min` gets `offset = spot check's core
 equivalent - its reading`. An offset within `min_c`..`max_c` is kept (the last `keep`), and the
 device's readings are corrected by their mean instead of the site's default; one outside is
-not used, and the log says so. The page says which correction was used.
+not used, and the log says so. The page says which correction was used. The embedded bounds
+(0.5-1.5 C) only ever raise the correction: an oral spot check reads a little below core
+itself, so smaller offsets would lower a correct one.
 """
 
 from __future__ import annotations
