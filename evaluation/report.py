@@ -46,6 +46,37 @@ def _stats(name: str, s: Mapping[str, Any]) -> tuple[object, ...]:
     return (name, s["n"], _num(s["median"]), _num(s["p90"]), _num(s["min"]), _num(s["max"]))
 
 
+def _warnings(w: Mapping[str, Any]) -> list[str]:
+    """The warning-noise section (`evaluation.warning_noise` defines each number)."""
+    desat, silent = w["desaturation"], w["no_data"]
+
+    def causes(c: Mapping[str, int]) -> str:
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items()) or "–"
+
+    L = ["", "## Warnings", "",
+         "Warnings do not page, but a nurse who finds the list full of noise stops reading it. "
+         "Desaturation: true when detected in the window [start - 1 h, end + 2 h] of a true "
+         "episode with hypoxia (a sustained fall in the model, not a sleep dip); else its "
+         "cause: a probe-off or motion artefact, a sleep dip, the patient's usual level "
+         "(baseline <= 95 %), or unexplained. No data: "
+         "true when the device really delivered no usable reading (offline, probe off, patch "
+         "off, flagged motion, a clock ingest rejects) between its last valid reading and the "
+         "warning; else a spot-check device, or unexplained. Sensitivity: episodes with "
+         "hypoxia warned in [start, end + 1 h] (and with any SpO2 alert); outages of a "
+         "streaming device longer than its silence threshold + 10 min warned within 15 min "
+         "of their end.", ""]
+    L += table(("warning", "fired", "true", "outside", "outside per patient-day",
+                "outside by cause", "sensitivity"),
+               [("desaturation", desat["fired"], desat["true"], desat["outside"],
+                 f"{desat['outside_per_patient_day']:.3f}", causes(desat["causes"]),
+                 f"{desat['warned']}/{desat['episodes']} episodes "
+                 f"({desat['any_spo2_alert']} with any SpO2 alert)"),
+                ("no data", silent["fired"], silent["true"], silent["outside"],
+                 f"{silent['outside_per_patient_day']:.3f}", causes(silent["causes"]),
+                 f"{silent['warned']}/{silent['outages']} outages")])
+    return L
+
+
 def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
              targets: list[dict[str, Any]], plots: list[str]) -> str:
     L = [f"# Evaluation: {meta['source']}", "",
@@ -113,6 +144,7 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
                ((rule, r["severity"], r["fired"], r["true"], r["false"],
                  r["episodes_detected"], _pct(r["sensitivity"]))
                 for rule, r in result["by_rule"].items()))
+    L += _warnings(result["warnings"])
     episodes = sorted(result["episodes"], key=lambda e: (e.first_page is not None, e.patient))
     L += ["", "## Episodes", ""]
     L += table(("patient", "episode", "start", "fever onset", "first page", "rule",

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evaluation.targets import check as check_targets
+from evaluation.warning_noise import score_warnings
 from simulators.truth import Episode, Truth
 from stream_rules import rules
 from vitals.records import AlertEvent
@@ -134,6 +135,7 @@ def score(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
         "false_by_cause": dict(Counter(f.cause for f in false_pages).most_common()),
         "shifts": shift_load(truth, alerts),
         "per_patient_day": per_patient_day(truth, alerts, by_patient),
+        "warnings": score_warnings(truth, alerts),
     }
 
 

@@ -33,6 +33,7 @@ class Device(msgspec.Struct, omit_defaults=True):
     rr: bool = False
     clock_skew_ms: int = 0
     buffer: bool = True
+    manual: bool = False  # a person's spot checks (readings flagged manual)
 
 
 class Patient(msgspec.Struct, omit_defaults=True):
@@ -57,6 +58,9 @@ class Episode(msgspec.Struct, omit_defaults=True):
     min_spo2: float = 0.0
     antipyretics: list[int] = []  # dose times
     tocilizumab: int | None = None
+    # the sustained SpO2 the episode's hypoxia falls to (model, before sleep dips and
+    # wander); None: no hypoxia (min_spo2 may still dip, from sleep)
+    spo2_nadir: float | None = None
 
 
 class Artefact(msgspec.Struct, omit_defaults=True):
@@ -129,7 +133,8 @@ def build(sim: Simulation, injected: list[Injected]) -> Truth:
 def _patient(p: PatientPlan, grade: int) -> Patient:
     b = p.baseline
     devices = [Device(d.id, d.type, d.interval, d.ts_format, d.site,
-                      d.unit if d.type == "thermometer" else None, d.rr, d.clock_skew, d.buffer)
+                      d.unit if d.type == "thermometer" else None, d.rr, d.clock_skew, d.buffer,
+                      d.manual)
                for d in p.devices]
     return Patient(p.id, p.infusion.isoformat(), p.team, p.product, grade,
                    {"temp": float(b.temp), "hr": float(b.hr), "spo2": float(b.spo2),
@@ -147,7 +152,8 @@ def _episode(p: PatientPlan, e: EpisodePlan) -> Episode:
     return Episode(p.id, e.kind, e.onset, e.end, e.grade,
                    int(t[hot[0]]) if len(hot) else None, round(float(v.temp.max()), 2),
                    round(float(v.hr.max()), 1), round(float(v.spo2.min()), 1),
-                   list(e.antipyretics), e.tocilizumab)
+                   list(e.antipyretics), e.tocilizumab,
+                   None if e.spo2_nadir is None else round(float(e.spo2_nadir), 1))
 
 
 def _windows(sim: Simulation, p: PatientPlan) -> list[Artefact]:

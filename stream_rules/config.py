@@ -16,8 +16,8 @@ from stream_rules.rules import RULES
 from stream_rules.rules.spec import Celsius, Minutes, Severity, Strict
 from vitals.configfile import embedded, first_error, load_model
 
-__all__ = ["Baseline", "Evaluation", "Minutes", "PatientRules", "Rules", "RulesFile", "Severity",
-           "Temperature", "default_rules_path", "load_rules"]
+__all__ = ["Baseline", "Evaluation", "Minutes", "Oximetry", "PatientRules", "Rules", "RulesFile",
+           "Severity", "Temperature", "default_rules_path", "load_rules"]
 
 Rules = create_model(  # one required field per registered rule, in the registry's order
     "Rules", __base__=Strict, __module__=__name__,
@@ -63,11 +63,26 @@ class Temperature(Strict):
     calibration: Calibration | None = None
 
 
+class Oximetry(Strict):
+    """Which oximeter readings are trusted for SpO2, beyond the device's own flags: not one
+    with a perfusion index below `min_pi` (as if flagged `low_perfusion`), nor one whose pulse
+    is more than `max_hr_jump` from the last trusted reading's, for up to `leap_max_s` (the
+    signature of motion; a real desaturation does not come with a pulse that leaps within
+    seconds, and a pulse that stays up is real). Its pulse is kept."""
+
+    source: str = Field(min_length=1)
+    min_pi: float | None = Field(default=None, ge=0, le=20)
+    max_hr_jump: float | None = Field(default=None, gt=0, le=200)
+    leap_max_s: float = Field(default=60, gt=0, le=3600)
+
+
 class Baseline(Strict):
-    """A patient's known heart-rate and temperature baseline (else learnt from the data)."""
+    """A patient's known heart-rate, temperature and SpO2 baseline (else learnt from the
+    data)."""
 
     hr: float | None = Field(default=None, gt=20, lt=250)
     temp: float | None = Field(default=None, gt=30, lt=42)
+    spo2: float | None = Field(default=None, gt=50, le=100)
 
 
 class PatientRules(Strict):
@@ -83,6 +98,7 @@ class RulesFile(Strict):
     version: Literal[1]
     evaluation: Evaluation
     temperature: Temperature
+    oximetry: Oximetry | None = None
     rules: Rules  # type: ignore[valid-type]
     patients: dict[str, PatientRules] = Field(default_factory=dict)
 

@@ -97,6 +97,7 @@ class Engine:
         state = PatientState(self.patient.id)
         if self.baseline is not None:
             state.hr_baseline, state.temp_baseline = self.baseline.hr, self.baseline.temp
+            state.spo2_baseline = self.baseline.spo2
         return state
 
     def process(self, state: PatientState | None,
@@ -124,26 +125,29 @@ class Engine:
         return out
 
     def silence(self, state: PatientState, now_ms: int) -> Output:
-        """Live only: devices from which nothing has been received for `no_data.after_min` by
-        the wall clock. Event time cannot notice a patient whose every device went quiet; the
-        worker calls this from a timer. It shares the no_data rule state with the event-time
-        check, so the two never page twice for one silence, and data arriving clears it."""
+        """Live only: devices from which nothing has been received for their `no_data` time
+        (`silent_after_ms`) by the wall clock. Event time cannot notice a patient whose every
+        device went quiet; the worker calls this from a timer. It shares the no_data rule
+        state with the event-time check, so the two never page twice for one silence, and
+        data arriving clears it."""
         out = Output()
         rule = self._rules[no_data.NAME]
         config: no_data.NoData = rule.config  # type: ignore[assignment]
-        after = int(config.after_min * MINUTE)  # an int: `start` is epoch ms in the state
         for device_id, device in state.devices.items():
             key = f"{no_data.NAME}:{device_id}"
             rule_state = state.rules.get(key)
-            if device.last_received < 0 or now_ms - device.last_received < after or (
-                    rule_state is not None and rule_state.firing):
+            after = no_data.silent_after_ms(device, config)
+            quiet = device.last_received >= 0 and after is not None and \
+                now_ms - device.last_received >= after
+            if not quiet or (rule_state is not None and rule_state.firing):
                 continue
+            assert after is not None
             # since when: the moment its last will said it went offline, else the moment
             # its silence reached `after_min`
             offline = device.offline_at >= device.last_received
             rule_state = state.rules[key] = RuleState(
                 firing=True, start=device.offline_at if offline else device.last_received + after)
-            judgement = no_data.silent_by_wall_clock(device_id, device, now_ms, config)
+            judgement = no_data.silent_by_wall_clock(device_id, device, now_ms, after)
             out.alerts.append(self._event(state, key, rule, rule_state, "fired",
                                           (rule_state.start or 0) // MINUTE, judgement,
                                           late=False))
@@ -180,6 +184,8 @@ class Engine:
             device.offline_at = -1  # back: data came after its last will
         if reading.battery is not None:
             device.battery = reading.battery
+        if newest:
+            device.manual = "manual" in reading.flags
         minute = reading.ts // MINUTE
         kind = state.kinds.get(reading.kind)
         if kind is None:
@@ -233,11 +239,40 @@ class Engine:
         out = {}
         if reading.hr is not None:
             out["hr"] = reading.hr
-        if reading.spo2 is not None:
+        if reading.spo2 is not None and self._spo2_trusted(state, device, reading, newest):
             out["spo2"] = reading.spo2
         if reading.rr is not None:
             out["rr"] = reading.rr
         return out
+
+    def _spo2_trusted(self, state: PatientState, device: DeviceState, reading: Reading,
+                      newest: bool) -> bool:
+        """Whether a reading's SpO2 is believed (`oximetry` in the rules file): not at a low
+        perfusion index, nor while its pulse has leapt more than `max_hr_jump` from the last
+        believed reading's (at first: the last judged minute's), for at most `leap_max_s`
+        (motion; a pulse that stays up is real and believed again). A buffered older reading
+        is not compared."""
+        oximetry = self.rules_file.oximetry
+        if oximetry is None:
+            return True
+        if oximetry.min_pi is not None and reading.pi is not None and \
+                reading.pi < oximetry.min_pi:
+            return False
+        if oximetry.max_hr_jump is None or reading.hr is None or not newest:
+            return True
+        reference = device.believed_hr
+        if reference is None:
+            pulse, minute = state.series["hr"], reading.ts // MINUTE
+            if not minute - 5 <= pulse.head < minute or math.isnan(pulse.get(pulse.head)):
+                return True  # nothing to compare with yet
+            reference = pulse.get(pulse.head)
+        if abs(reading.hr - reference) <= oximetry.max_hr_jump or (
+                0 <= device.leap_since <= reading.ts - oximetry.leap_max_s * 1000):
+            device.believed_hr, device.leap_since = reading.hr, -1
+            return True
+        if device.leap_since < 0:
+            device.leap_since = reading.ts
+        return False
 
     # --- judging minutes ---------------------------------------------------------------
 
@@ -322,13 +357,15 @@ class Engine:
         return self._apply(state, rule_states, judged, minute, late), self._trend(at)
 
     def _learn_baseline(self, state: PatientState, minute: int) -> None:
-        """Heart-rate and temperature baselines from the first hours, unless set per patient."""
+        """Heart-rate, temperature and SpO2 baselines from the first hours, unless set per
+        patient."""
         hours = self.rules_file.evaluation.baseline_hours
         first = state.first_ts // MINUTE
         if minute - first < hours * 60:
             return
         span = int(min(hours * 60, DAY_MIN))
-        for signal, attribute in (("hr", "hr_baseline"), ("temp", "temp_baseline")):
+        for signal, attribute in (("hr", "hr_baseline"), ("temp", "temp_baseline"),
+                                  ("spo2", "spo2_baseline")):
             if getattr(state, attribute) is None:
                 window = state.series[signal].window(first + span - 1, span)
                 if np.count_nonzero(~np.isnan(window)) >= span // 10:

@@ -60,6 +60,12 @@ class DeviceState:
     last_temp: float | None = None
     offsets: list[float] = field(default_factory=list)
     calibrated_at: int = -1
+    manual: bool = False  # its newest reading was a person's spot check (flag `manual`)
+    # an oximeter: the pulse of its last reading whose SpO2 was believed after a comparison,
+    # and since when (ts) its pulse has leapt away from it (-1: it has not): motion (rules
+    # `oximetry`)
+    believed_hr: float | None = None
+    leap_since: int = -1
 
     @property
     def interval_ms(self) -> int:
@@ -128,6 +134,7 @@ class PatientState:
     rules: dict[str, RuleState] = field(default_factory=dict)
     hr_baseline: float | None = None
     temp_baseline: float | None = None
+    spo2_baseline: float | None = None
     last_fever_minute: int | None = None
     temp_site: str | None = None
     # late readings not used: for a minute that had data when judged, or older than a day
@@ -164,6 +171,9 @@ class _Device(msgspec.Struct, array_like=True):
     last_temp: float | None = None
     offsets: list[float] = []
     calibrated_at: int = -1
+    manual: bool = False
+    believed_hr: float | None = None
+    leap_since: int = -1
 
 
 class _Snapshot(msgspec.Struct, array_like=True):
@@ -184,6 +194,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     stale_readings: int
     temp_correction: float | None = None  # trailing defaults: older states decode
     temp_calibrated_at: int = -1
+    spo2_baseline: float | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -204,13 +215,14 @@ def dump(state: PatientState) -> bytes:
                             list(device.unsequenced), device.first_ts, device.last_ts,
                             device.last_valid_ts, device.last_received, device.site,
                             device.battery, device.sensor_off, device.offline_at, device.gaps,
-                            device.last_temp, device.offsets, device.calibrated_at)
+                            device.last_temp, device.offsets, device.calibrated_at,
+                            device.manual, device.believed_hr, device.leap_since)
          for device_id, device in state.devices.items()},
         {signal: series.head for signal, series in state.series.items()},
         {signal: series.to_bytes() for signal, series in state.series.items()},
         state.rules, state.hr_baseline, state.temp_baseline, state.last_fever_minute,
         state.temp_site, state.stale_readings, state.temp_correction,
-        state.temp_calibrated_at)), 1)
+        state.temp_calibrated_at, state.spo2_baseline)), 1)
 
 
 def load(raw: bytes) -> PatientState:
@@ -227,7 +239,8 @@ def load(raw: bytes) -> PatientState:
                                         device.last_received, device.site, device.battery,
                                         device.sensor_off, device.offline_at, device.gaps,
                                         device.last_temp, device.offsets,
-                                        device.calibrated_at)
+                                        device.calibrated_at, device.manual,
+                                        device.believed_hr, device.leap_since)
                  for device_id, device in snapshot.devices.items()},
         series={signal: MinuteSeries.from_bytes(SIGNALS[signal][1], snapshot.heads[signal],
                                                 ring)
@@ -236,4 +249,4 @@ def load(raw: bytes) -> PatientState:
         temp_baseline=snapshot.temp_baseline, last_fever_minute=snapshot.last_fever_minute,
         temp_site=snapshot.temp_site, stale_readings=snapshot.stale_readings,
         temp_correction=snapshot.temp_correction,
-        temp_calibrated_at=snapshot.temp_calibrated_at)
+        temp_calibrated_at=snapshot.temp_calibrated_at, spo2_baseline=snapshot.spo2_baseline)
