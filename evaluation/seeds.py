@@ -71,6 +71,12 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
+def _outside(w: dict[str, Any], found: str) -> str:
+    """A warning's noise and sensitivity: "2 of 6 (0.006/patient-day); warned 4/5 episodes"."""
+    return (f"{w['outside']} of {w['fired']} ({w['outside_per_patient_day']:.3f}/patient-day); "
+            f"warned {w['warned']}/{w[found]} {found}")
+
+
 def _cell(text: str, ok: bool | None, met_: str, not_met: str) -> str:
     return text if ok is None else f"{text} {met_ if ok else not_met}"
 
@@ -86,6 +92,11 @@ def headline(runs: Sequence[SeedRun]) -> list[tuple[str, list[tuple[str, bool | 
               [(_pct(m["day_sensitivity"]), None) for m in ms]),
              ("specificity per patient-day (no target)",
               [(_pct(m["day_specificity"]), None) for m in ms])]
+    rows += [(f"{name} warnings outside true {what} (no target)",
+              [(_outside(r.scores["warnings"][rule], found), None) for r in runs])
+             for name, rule, what, found in (
+                 ("desaturation", "desaturation", "hypoxia", "episodes"),
+                 ("no-data", "no_data", "outages", "outages"))]
     verdicts = [[met(t, m) for t in TARGETS] for m in ms]
     rows.append(("every target above met", [
         ("yes" if all(v) else f"no ({sum(v)} of {len(v)})", None) for v in verdicts]))

@@ -60,6 +60,12 @@ def test_the_headline_shows_each_target_per_seed() -> None:
     assert rows["sensitivity per patient-day (no target)"] == [("100.0 %", None),
                                                                ("0.0 %", None)]
     assert rows["specificity per patient-day (no target)"][1] == ("100.0 %", None)
+    # the hand-made truth has no hypoxia and no outage: every warning of seed 1 is noise
+    assert rows["desaturation warnings outside true hypoxia (no target)"][0] == (
+        "2 of 2 (0.167/patient-day); warned 0/0 episodes", None)
+    assert rows["no-data warnings outside true outages (no target)"] == [
+        ("1 of 1 (0.083/patient-day); warned 0/0 outages", None),
+        ("0 of 0 (0.000/patient-day); warned 0/0 outages", None)]
     assert rows["every target above met"] == [("no (3 of 4)", None), ("no (1 of 4)", None)]
     assert not seeds.all_met([run(1, ALERTS)])
 
