@@ -1,13 +1,16 @@
-"""The alternative a user would pick: a Quix Streams app (bench/quix_app.py) computing the fever
-and tachycardia windows of the rules file, on the same tansu broker and the same pre-filled
-`vitals.readings` as the Faust rules worker. Prints readings/s.
+"""The alternative a user would pick: a Quix Streams app (bench/quix_app.py) running the project's
+pure rule engine, on the same tansu broker and the same pre-filled `vitals.readings` as the
+Faust rules worker, so that the two frameworks do equal work (same rules, same alert events:
+checked). Prints readings/s.
 
     .venv/bin/python -m bench.quix_rules [--patients 50] [--hours 2]
 
 `python -m bench.rules_worker_throughput` runs this on its own topic right after the Faust
 worker, and `python -m bench` reports the ratio. quixstreams cannot share the project's
 environment (it pins confluent-kafka < 2.13 and pydantic < 2.14; the project pins 2.16 and
-2.14), so the app runs in bench/.quix-venv, made on first use from bench/quix-requirements.txt.
+2.14), so the app runs in bench/.quix-venv, made on first use from bench/quix-requirements.txt
+(which adds what the engine needs: numpy, scipy, msgspec, PyYAML; the engine accepts
+pydantic >= 2.7), with the project's source on its path.
 
 Running it on tansu needs one setting: tansu answers DescribeConfigs with only the configs
 given when a topic was created (none for a topic declared without any), and Quix Streams
@@ -28,17 +31,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.readings import declare_readings, prefill
+from bench.readings import INFUSION, TEAM, Prefilled, declare_readings, prefill
 from harness import servers
-from stream_rules.config import load_rules
 from vitals import topics
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".quix-venv"
 REQUIREMENTS = HERE / "quix-requirements.txt"
+PROJECT = HERE.parent
 APP = HERE / "quix_app.py"
-ALERTS_TOPIC = "bench.quix.alerts"
-RULES = ("fever", "tachycardia")
+OUTPUTS_TOPIC = "bench.quix.outputs"
+
+
+IMPORTS = "import quixstreams, numpy, scipy, msgspec, yaml"  # the app's and the engine's
 
 
 class QuixUnavailable(RuntimeError):
@@ -48,7 +53,7 @@ class QuixUnavailable(RuntimeError):
 def venv_python() -> Path:
     """bench/.quix-venv/bin/python with quixstreams installed (made on first use)."""
     python = VENV / "bin" / "python"
-    if python.exists() and subprocess.run([python, "-c", "import quixstreams"],
+    if python.exists() and subprocess.run([python, "-c", IMPORTS],
                                           capture_output=True).returncode == 0:
         return python
     print(f"  making {VENV} for quixstreams (once) ...", flush=True)
@@ -62,32 +67,26 @@ def venv_python() -> Path:
     return python
 
 
-def app_params(bootstrap: str, expect: int, group: str, state_dir: Path) -> dict[str, Any]:
-    """The app's settings, with the windows and thresholds of the embedded rules file."""
-    rf = load_rules(None)
-    rules = {}
-    for name in RULES:
-        cfg = getattr(rf.rules, name)
-        rules[name] = {"window_min": cfg.window_min, "min_samples": cfg.min_samples,
-                       "fire_at": cfg.fire_at, "clear_below": cfg.clear_below,
-                       "fire_after_min": cfg.fire_after_min,
-                       "clear_after_min": cfg.clear_after_min, "severity": cfg.severity}
-    return {"bootstrap": bootstrap, "topic": topics.READINGS.name,
-            "alerts_topic": ALERTS_TOPIC, "group": group, "state_dir": str(state_dir),
-            "expect": expect, "lateness_s": rf.evaluation.lateness_s,
-            "sensor_off_below_c": rf.temperature.sensor_off_below_c,
-            "site_correction_c": dict(rf.temperature.site_correction_c), **rules}
+def app_params(bootstrap: str, expect: int, group: str, state_dir: Path, patients: list[str]
+               ) -> dict[str, Any]:
+    """The app's settings: where the project's source is, the broker, the patients."""
+    return {"project": str(PROJECT), "bootstrap": bootstrap, "topic": topics.READINGS.name,
+            "outputs_topic": OUTPUTS_TOPIC, "group": group, "state_dir": str(state_dir),
+            "expect": expect, "patients": patients, "infusion": INFUSION.isoformat(),
+            "team": TEAM}
 
 
-def measure(bootstrap: str, expect: int, work: Path,
-            engine_firing: set[tuple[str, str]] | None = None) -> dict[str, Any]:
-    """Run the app over the `expect` readings already on vitals.readings; readings/s from its
-    first reading to its last. On failure the dict has `error` (the precise reason)."""
+def measure(bootstrap: str, filled: Prefilled, work: Path) -> dict[str, Any]:
+    """Run the app over the readings already on vitals.readings; readings/s from its first
+    reading to its last, and whether its alert events are the pure engine's. On failure the
+    dict has `error` (the precise reason)."""
+    expect = filled.readings
     try:
         python = venv_python()
     except QuixUnavailable as exc:
         return {"error": str(exc)}
-    params = app_params(bootstrap, expect, f"bench-quix-{time.time_ns()}", work / "quix-state")
+    params = app_params(bootstrap, expect, f"bench-quix-{time.time_ns()}", work / "quix-state",
+                        filled.patients)
     log = work / "quix.log"
     timeout = 120 + expect / 1000
     with log.open("w") as err:
@@ -108,11 +107,10 @@ def measure(bootstrap: str, expect: int, work: Path,
         "startup_s": round(r["first"] - r["started"], 2)}
     if r["readings"] < expect:
         out["error"] = f"processed {r['readings']} of {expect} readings"
-    if engine_firing is not None:
-        quix = {tuple(x) for x in r["fired"]}
-        engine = {x for x in engine_firing if x[1] in RULES}
-        out["agreement"] = {"both": len(quix & engine), "engine_only": len(engine - quix),
-                            "quix_only": len(quix - engine)}
+    quix = {(alert_id, status) for alert_id, status in r["events"]}
+    out["agreement"] = {"both": len(quix & filled.events),
+                        "engine_only": len(filled.events - quix),
+                        "quix_only": len(quix - filled.events)}
     return out
 
 
@@ -123,11 +121,9 @@ def describe(q: dict[str, Any]) -> str:
             f" group join and start {q['startup_s']} s before the first)")
     if "agreement" in q:
         a = q["agreement"]
-        if any(a.values()):
-            text += (f"; fever/tachycardia firings vs the engine: {a['both']} both, "
-                     f"{a['engine_only']} engine only, {a['quix_only']} Quix only")
-        else:
-            text += "; neither fired for fever or tachycardia on this data (--hours 6 does)"
+        same = "the same" if not a["engine_only"] and not a["quix_only"] else "NOT the same"
+        text += (f"; alert events {same} as the pure engine's ({a['both']} both, "
+                 f"{a['engine_only']} engine only, {a['quix_only']} Quix only)")
     if "error" in q:
         text += f"; {q['error']}"
     return text
@@ -141,10 +137,10 @@ def run(patients: int = 50, hours: int = 2) -> dict[str, Any]:
         try:
             declare_readings(bootstrap, 8)
             filled = prefill(bootstrap, patients, hours)
-            q = measure(bootstrap, filled.readings, work, filled.firing)
+            q = measure(bootstrap, filled, work)
         finally:
             kafka.stop()
-    print(f"Quix Streams app, fever and tachycardia windows: {filled.readings} readings of "
+    print(f"Quix Streams app, the pure engine: {filled.readings} readings of "
           f"{patients} patients x {hours} h on tansu")
     print(f"  {describe(q)}")
     return q

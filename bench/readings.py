@@ -32,6 +32,7 @@ class Prefilled:
     trends: int = 0  # trend points the pure engine emits for these readings
     state_sizes: list[int] = field(default_factory=list)
     firing: set[tuple[str, str]] = field(default_factory=set)  # (patient, rule) that fired
+    events: set[tuple[str, str]] = field(default_factory=set)  # (alert_id, status) emitted
 
 
 def declare_readings(bootstrap: str, partitions: int) -> None:
@@ -63,6 +64,7 @@ def prefill(bootstrap: str, patients: int, hours: int, seed: int = 11) -> Prefil
         result = engine.process(state, rs)
         out.trends += len(result.trends)
         out.firing |= {(pid, a.rule) for a in result.alerts if a.status == "firing"}
+        out.events |= {(a.alert_id, a.status) for a in result.alerts}
         out.state_sizes.append(len(state_io.dump(state)))
         for r in rs:
             while True:
