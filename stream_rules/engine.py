@@ -176,27 +176,30 @@ class Engine:
                                                                     first_ts=reading.ts)
         if not device.first_time(reading.seq, reading.ts):
             return False
-        newest = reading.ts >= device.last_ts  # not a buffered reading older than live ones
-        device.learn_gap(reading.ts)
-        device.last_ts = max(device.last_ts, reading.ts)
-        device.last_received = max(device.last_received, reading.received_at)
+        ts = reading.ts
+        newest = ts >= device.last_ts  # not a buffered reading older than live ones
+        if newest:
+            device.learn_gap(ts)
+            device.last_ts = ts
+            device.manual = "manual" in reading.flags
+        if reading.received_at > device.last_received:
+            device.last_received = reading.received_at
         if reading.received_at > device.offline_at:
             device.offline_at = -1  # back: data came after its last will
         if reading.battery is not None:
             device.battery = reading.battery
-        if newest:
-            device.manual = "manual" in reading.flags
-        minute = reading.ts // MINUTE
+        minute = ts // MINUTE
         kind = state.kinds.get(reading.kind)
         if kind is None:
             kind = state.kinds[reading.kind] = KindState(cursor=minute - 1)
             if state.combined_cursor < 0:
                 state.combined_cursor = minute - 1
         if state.first_ts < 0:
-            state.first_ts = reading.ts
+            state.first_ts = ts
         samples = self._samples(state, reading, device, newest)
         if samples:
-            device.last_valid_ts = max(device.last_valid_ts, reading.ts)
+            if ts > device.last_valid_ts:
+                device.last_valid_ts = ts
             if minute > kind.cursor:
                 pending = kind.open
             elif minute > kind.cursor - DAY_MIN:
@@ -208,8 +211,10 @@ class Engine:
                 slot = pending.setdefault(minute, {})
                 for signal, value in samples.items():
                     slot.setdefault(signal, []).append(value)
-        kind.max_ts = max(kind.max_ts, reading.ts)
-        state.max_ts = max(state.max_ts, reading.ts)
+        if ts > kind.max_ts:
+            kind.max_ts = ts
+        if ts > state.max_ts:
+            state.max_ts = ts
         return True
 
     def _samples(self, state: PatientState, reading: Reading, device: DeviceState,

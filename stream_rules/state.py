@@ -37,6 +37,11 @@ class KindState:
     late: dict[int, dict[str, list[float]]] = field(default_factory=dict)
 
 
+def _median(gaps: list[int]) -> int:
+    """The middle of the gaps (the upper one of an even count); -1 before two."""
+    return sorted(gaps)[len(gaps) // 2] if len(gaps) >= 2 else -1
+
+
 @dataclass(slots=True)
 class DeviceState:
     """One device of a patient: its duplicates filter, times, site, battery and sensor."""
@@ -67,17 +72,21 @@ class DeviceState:
     believed_hr: float | None = None
     leap_since: int = -1
 
-    @property
-    def interval_ms(self) -> int:
-        """Its reporting interval, learned: the median of its last gaps; -1 before two."""
-        if len(self.gaps) < 2:
-            return -1
-        return sorted(self.gaps)[len(self.gaps) // 2]
+    # its reporting interval, learned: the median of `gaps`; -1 before two (kept up to date
+    # by `learn_gap`, not serialised: it follows from the gaps)
+    interval_ms: int = -1
+
+    def __post_init__(self) -> None:
+        self.interval_ms = _median(self.gaps)
 
     def learn_gap(self, ts: int) -> None:
         """A new newest reading at `ts`: remember the gap since the previous one."""
         if self.last_ts >= 0 and ts > self.last_ts:
-            self.gaps = [*self.gaps[-(GAPS_KEPT - 1):], ts - self.last_ts]
+            gap, gaps = ts - self.last_ts, self.gaps
+            if len(gaps) == GAPS_KEPT and gaps.count(gap) == GAPS_KEPT:
+                return  # a steady cadence, the common case: nothing changes
+            self.gaps = [*gaps[-(GAPS_KEPT - 1):], gap]
+            self.interval_ms = _median(self.gaps)
 
     def first_time(self, seq: int | None, ts: int) -> bool:
         """Whether this reading is new (not a duplicate); remembers it."""
