@@ -1,9 +1,9 @@
 """The nurses' HTTP interface (CONTRACT section 4, extended), aiohttp.web.
 
-Every route but the page shell (`GET /`, `GET /alerts/{id}` asked for as HTML) and `/healthz`
-needs `Authorization: Bearer <token>`; the token names the person and their role (on-call file
-`tokens:`), and that name goes into the audit. 401 without a token or with an unknown one; 403
-for a nurse doing what only a lead may (silences).
+Every route but the page shell (`GET /`, `GET /alerts/{id}` asked for as HTML), `/healthz` and
+`/metrics` (`alerting.health`) needs `Authorization: Bearer <token>`; the token names the
+person and their role (on-call file `tokens:`), and that name goes into the audit. 401 without
+a token or with an unknown one; 403 for a nurse doing what only a lead may (silences).
 
 Against hostile or careless use: the middlewares of `alerting.api_guards` (security headers,
 rate limit, request timeout, audit, with the source address in `source`); bodies at most
@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alerting import audit, page, silences, views
+from alerting import audit, health, page, silences, views
 from alerting.api_guards import (
     CORE,
     LIMITER,
@@ -42,6 +42,7 @@ from alerting.api_guards import (
     security_headers,
 )
 from alerting.core import Alerting, Conflict, NotFound
+from alerting.deadman import DeadMan
 from alerting.header_timeout import ApiRunner
 from alerting.lifecycle import Incident
 
@@ -69,14 +70,23 @@ async def page_fragment(request: web.Request) -> web.Response:
     person(request)
     core = request.app[CORE]
     alerts, trends = await core.off_loop(_alerts_and_trends, core)
-    return web.Response(text=page.fragment(alerts, trends), content_type="text/html")
+    banner = core.watch.banner(core.now())
+    return web.Response(text=page.fragment(alerts, trends, banner), content_type="text/html")
 
 
 async def list_alerts(request: web.Request) -> web.Response:
     """GET /alerts: the open alerts, worst first, then newest."""
     person(request)
     core = request.app[CORE]
-    return web.json_response({"alerts": await core.off_loop(core.open_alerts)})
+    alerts = await core.off_loop(core.open_alerts)
+    return web.json_response({"alerts": alerts, "pipeline": core.watch.status(core.now())})
+
+
+async def pipeline(request: web.Request) -> web.Response:
+    """GET /pipeline: the canary watch (round trips, last seen per stage, late or not)."""
+    person(request)
+    core = request.app[CORE]
+    return web.json_response(core.watch.status(core.now()))
 
 
 def _alert_or_incident(core: Alerting, ref: str) -> dict[str, Any] | None:
@@ -198,11 +208,6 @@ async def get_audit_csv(request: web.Request) -> web.Response:
         "Content-Disposition": f'attachment; filename="vitals-audit-{stamp}.csv"'})
 
 
-async def health(request: web.Request) -> web.Response:
-    """GET /healthz: the service answers."""
-    return web.json_response({"ok": True})
-
-
 async def _json_body(request: web.Request) -> Any:
     """The request's JSON body, read within BODY_TIMEOUT_S (408 otherwise); aiohttp answers
     413 beyond `client_max_size`."""
@@ -217,7 +222,8 @@ async def _json_body(request: web.Request) -> Any:
 
 
 def make_app(core: Alerting, limits: Limits | None = None,
-             clock: Callable[[], float] = time.monotonic) -> web.Application:
+             clock: Callable[[], float] = time.monotonic, stall_s: float = 60.0,
+             deadman: DeadMan | None = None) -> web.Application:
     """The aiohttp application of every route."""
     limits = limits or Limits()
     app = web.Application(
@@ -227,7 +233,8 @@ def make_app(core: Alerting, limits: Limits | None = None,
     app[LIMITS] = limits
     app[LIMITER] = RateLimiter(limits.rate_per_min, limits.burst, clock)
     app.router.add_get("/", index)
-    app.router.add_get("/healthz", health)
+    app.router.add_routes(health.routes(core, stall_s, deadman))  # /healthz, /metrics
+    app.router.add_get("/pipeline", pipeline)
     app.router.add_get("/page/alerts", page_fragment)
     app.router.add_get("/alerts", list_alerts)
     # alert ids contain slashes ({patient}/{rule}/{start}), hence the greedy patterns

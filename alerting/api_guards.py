@@ -137,7 +137,8 @@ class RateLimiter:
 
 
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter", RateLimiter)
-UNLIMITED = frozenset({"/healthz"})  # no data, polled by supervisors: neither limited nor audited
+# no patient data, polled by supervisors and Prometheus: neither limited nor audited
+UNLIMITED = frozenset({"/healthz", "/metrics"})
 READS = ("/alerts", "/page/alerts", "/silences", "/audit")  # GET: patient data
 
 

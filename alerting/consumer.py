@@ -1,7 +1,7 @@
-"""Reads `vitals.alerts` (and `vitals.trends` for the nurse page's charts) with a
-confluent-kafka consumer. Offsets are committed by hand, only after the batch is recorded in
-the store (one transaction, on the store thread), so a crash in between reads the batch again;
-repeats are no-ops by alert_id."""
+"""Reads `vitals.alerts` (and `vitals.trends` for the nurse page's charts, `vitals.canary` for
+the canary watch) with a confluent-kafka consumer. Offsets are committed by hand, only after
+the batch is recorded in the store (one transaction, on the store thread), so a crash in
+between reads the batch again; repeats are no-ops by alert_id."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError
 
 from alerting.core import Alerting
+from vitals import canary, topics
 from vitals import kafka as kafka_config
-from vitals import topics
-from vitals.records import AlertEvent, TrendPoint, echo
+from vitals.records import AlertEvent, Reading, TrendPoint, echo
 
 log = logging.getLogger(__name__)
 
 GROUP = "vitals-alerting"
 _alert = msgspec.json.Decoder(AlertEvent)
 _trend = msgspec.json.Decoder(TrendPoint)
+_reading = msgspec.json.Decoder(Reading)
 
 
 def consumer_config(kafka: kafka_config.KafkaConnection | str) -> dict[str, object]:
@@ -35,7 +36,7 @@ class AlertConsumer:
         self.core = core
         self.bootstrap = kafka_config.connection(kafka).bootstrap
         self.consumer = Consumer({**consumer_config(kafka), "error_cb": self._error})
-        self.consumer.subscribe([topics.ALERTS.name, topics.TRENDS.name])
+        self.consumer.subscribe([topics.ALERTS.name, topics.TRENDS.name, topics.CANARY.name])
         self.unreachable = False
         self.events = 0
         self.bad = 0
@@ -56,6 +57,7 @@ class AlertConsumer:
             # consume() waits out its whole timeout unless the batch fills, so the timeout is
             # latency added to every page: 10 ms (p99 ~30 ms at 100 events/s; 50 ms gave ~67).
             messages = await loop.run_in_executor(None, self.consumer.consume, 500, 0.01)
+            self.core.polled_at = self.core.now()
             batch = [(message.topic(), message.value()) for message in messages
                      if message.error() is None]
             if not batch:
@@ -63,6 +65,7 @@ class AlertConsumer:
             if self.unreachable:
                 self.unreachable = False
                 log.warning("Kafka at %s is back", self.bootstrap)
+            self.core.kafka_read_at = self.core.now()
             await self.core.off_loop(self.record, batch)  # its events woke the dispatcher
             await loop.run_in_executor(None, lambda: self.consumer.commit(asynchronous=False))
 
@@ -77,6 +80,9 @@ class AlertConsumer:
             if topic == topics.TRENDS.name:
                 self.core.trend(_trend.decode(value or b""))
                 return
+            if topic == topics.CANARY.name:
+                self.core.canary_ingested(_reading.decode(value or b"").received_at)
+                return
             event = _alert.decode(value or b"")
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             # RecursionError: JSON nested deeper than msgspec goes (an unknown field, skipped,
@@ -85,6 +91,10 @@ class AlertConsumer:
             self.bad += 1
             self.core.bad_record(f"{topic}: {echo(str(exc))}: {(value or b'')[:300]!r}")
             log.error("skipping a record of %s that is not valid: %s", topic, echo(str(exc)))
+            return
+        if event.patient_id == self.core.canary_patient or event.rule == canary.RULE:
+            # a round trip, whatever its rule says: the canary is never paged to a nurse
+            self.core.canary_event(event)
             return
         self.events += 1
         try:

@@ -25,6 +25,7 @@ from alerting import lifecycle, views
 from alerting.lifecycle import Effect, Incident
 from alerting.notify.base import Notifier
 from alerting.oncall import OnCall
+from alerting.operators import OperatorsPage
 from alerting.stages.clear import Clear
 from alerting.stages.dedup import Dedup
 from alerting.stages.escalate import Escalate
@@ -37,6 +38,7 @@ from alerting.stages.severity import Severity
 from alerting.stages.silence import Silence
 from alerting.store import Row, Store
 from alerting.store.thread import StoreThread
+from alerting.watch import Watch
 from vitals.patients import PatientRegistry
 from vitals.records import AlertEvent, TrendPoint
 
@@ -59,7 +61,8 @@ class Alerting:
     def __init__(self, store: Store, oncall: OnCall, patients: PatientRegistry,
                  notifiers: Mapping[str, Notifier], clock: Clock, public_url: str,
                  webhook_url: str | None = None, wake: Callable[[], None] = lambda: None,
-                 thread: StoreThread | None = None) -> None:
+                 thread: StoreThread | None = None, canary_patient: str = "CANARY",
+                 canary_late_s: float = 180.0) -> None:
         self.store = store
         self.oncall = oncall
         self.patients = patients
@@ -70,10 +73,19 @@ class Alerting:
         self.wake = wake  # the dispatcher's: new intents are committed (any thread may call it)
         self.thread = thread or StoreThread()  # whoever else uses `store` must share it
         self.duplicates = 0
+        # progress, for /healthz and /metrics (epoch ms): the consumer's last poll and last
+        # batch read, the clock's last tick
+        self.polled_at = self.ticked_at = self.now()
+        self.kafka_read_at = 0
         self.notify = Notify(oncall, notifiers, public_url, webhook_url)
         self.firing = Pipeline(Dedup(), Silence(), Severity(oncall), Route(oncall, patients),
                                Group(), Escalate(), self.notify)
         self.clearing = Pipeline(Dedup(), Clear(oncall), Escalate(), self.notify)
+        # CONTRACT section 7: the canary's round trips, and the operators' page when late
+        self.canary_patient = canary_patient
+        self.operators = OperatorsPage(self.notify, public_url)
+        self.watch = self.thread.call(
+            lambda: Watch.restore(int(canary_late_s * 1000), store.watch_state(), self.now()))
 
     def now(self) -> int:
         """The injected clock, in epoch milliseconds."""
@@ -135,10 +147,38 @@ class Alerting:
 
     def _tick(self) -> int:
         now, applied = self.now(), 0
+        self.ticked_at = now
         with self.store.tx():
             for incident in self.store.open_incidents():
                 applied += self._advance(incident, now)
+            applied += self._watch_tick(now)
         return applied
+
+    # the canary (CONTRACT section 7): recorded, never paged to a nurse
+    def canary_event(self, event: AlertEvent) -> None:
+        """A canary's event reached alerting: a round trip (on the store thread, in a tx)."""
+        self.watch.round_trip(event, self.now())
+        self.store.save_watch_state(self.watch.dump())
+
+    def canary_ingested(self, received_at: int) -> None:
+        """Ingest passed a canary reading at `received_at` (on the store thread, in a tx)."""
+        self.watch.ingest_passed(received_at)
+        self.store.save_watch_state(self.watch.dump())
+
+    def _watch_tick(self, now: int) -> int:
+        """Page the operators when round trips are late, resolve when they resume."""
+        self.watch.alerting_read(self.kafka_read_at)
+        due = self.watch.due(now)
+        if due == "page":
+            self.watch.opened(self.operators.open(self.watch, now, self.store))
+        elif due == "resolve":
+            page = self.watch.closed()
+            assert page is not None
+            self.operators.resolve(page, self.watch, now, self.store)
+        else:
+            return 0
+        self.store.save_watch_state(self.watch.dump())
+        return 1
 
     def _advance(self, incident: Incident, now: int) -> int:
         """What the clock does to one open incident, if anything is due; returns effects."""

@@ -22,6 +22,8 @@ margin:.6rem 0}
 .state{font-weight:bold}.charts svg{margin-right:.5rem;background:#fafafa}
 button{font-size:1.1rem;padding:.4rem 1rem}#login{display:none}
 .note{color:#555;font-size:.9rem}
+.banner{background:#b00020;color:#fff;font-weight:bold;font-size:1.1rem;padding:.6rem;
+border-radius:4px}
 </style></head><body>
 <h1>Open alerts</h1>
 <form id="login"><label>Your token <input id="token" type="password" autocomplete="off">
@@ -65,11 +67,15 @@ CHARTS = (("temp", "Temperature °C", 38.0), ("hr", "Heart rate /min", 130.0),
           ("spo2", "SpO2 %", 93.0))
 
 
-def fragment(alerts: list[dict[str, Any]], trends: dict[str, list[dict[str, Any]]]) -> str:
-    """The open alerts (already worst first, then newest) as HTML cards with their charts."""
+def fragment(alerts: list[dict[str, Any]], trends: dict[str, list[dict[str, Any]]],
+             banner: str | None = None) -> str:
+    """The open alerts (already worst first, then newest) as HTML cards with their charts;
+    first, while the canary's round trips are late, the banner that says pages may be late."""
+    head = f"<p id='banner' class='banner' role='alert'>{escape(banner)}</p>\n" if banner else ""
     if not alerts:
-        return "<p id='none'>No open alerts.</p>"
-    return "\n".join(_card(alert, trends.get(alert["patient_id"], [])) for alert in alerts)
+        return head + "<p id='none'>No open alerts.</p>"
+    return head + "\n".join(_card(alert, trends.get(alert["patient_id"], []))
+                             for alert in alerts)
 
 
 def _card(alert: dict[str, Any], points: list[dict[str, Any]]) -> str:

@@ -1,5 +1,6 @@
-"""`vitals alerting`: wiring. The Kafka consumer, the escalation ticker, the outbox dispatcher
-and the nurses' HTTP API share one asyncio loop; the store (one SQLite connection) is reached
+"""`vitals alerting`: wiring. The Kafka consumer, the escalation ticker (which also watches the
+canary's round trips), the outbox dispatcher, the dead-man's switch and the nurses' HTTP API
+share one asyncio loop; the store (one SQLite connection) is reached
 only on its own thread (`StoreThread`), so that a commit waiting for the disk never holds up
 the loop."""
 
@@ -20,6 +21,7 @@ from aiohttp import web
 from alerting.api import make_app, make_runner
 from alerting.consumer import AlertConsumer
 from alerting.core import Alerting, Clock
+from alerting.deadman import DeadMan
 from alerting.dispatch import Dispatcher
 from alerting.notify.base import Notifier
 from alerting.notify.email import Email
@@ -86,7 +88,8 @@ def build(settings: Settings, clock: Clock = time.time) -> tuple[Alerting, Dispa
     channels = notifiers(settings, oncall)
     public = oncall.paging.public_url or f"http://{settings.alerting_addr}"
     core = Alerting(store, oncall, patients, channels, clock, public, settings.webhook_url,
-                    thread=thread)
+                    thread=thread, canary_patient=settings.canary_patient,
+                    canary_late_s=settings.canary_late_s)
     dispatcher = Dispatcher(store, channels, core.now, thread)
     core.wake = dispatcher.wake
     if settings.webhook_url and not settings.webhook_secret:
@@ -139,10 +142,13 @@ async def _serve(settings: Settings, stop: asyncio.Event,
         log.info("%d notification intents were not sent before the last stop; sending now",
                  pending)
     await asyncio.get_running_loop().run_in_executor(
-        None, declare_topics, settings.kafka, (topics.ALERTS, topics.TRENDS),
+        None, declare_topics, settings.kafka, (topics.ALERTS, topics.TRENDS, topics.CANARY),
         settings.kafka_partitions)
     consumer = AlertConsumer(settings.kafka, core)
-    runner = make_runner(make_app(core))
+    deadman = (DeadMan(settings.deadman_url, settings.deadman_every_s,
+                       lambda: core.watch.on_time(core.now()))
+               if settings.deadman_url else None)
+    runner = make_runner(make_app(core, stall_s=settings.stall_s, deadman=deadman))
     await runner.setup()
     host, port = parse_hostport(settings.alerting_addr)
     await web.TCPSite(runner, host, port).start()
@@ -154,8 +160,10 @@ async def _serve(settings: Settings, stop: asyncio.Event,
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
-    tasks = [asyncio.create_task(job) for job in (consumer.run(stop), dispatcher.run(stop),
-                                                   ticker())]
+    jobs = [consumer.run(stop), dispatcher.run(stop), ticker()]
+    if deadman is not None:
+        jobs.append(deadman.run(stop))
+    tasks = [asyncio.create_task(job) for job in jobs]
     if on_ready:
         on_ready(core)
     # Serving again: a self-alert an earlier run left open is resolved once this run has

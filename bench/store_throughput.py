@@ -112,7 +112,8 @@ def run(readings: int = 500_000, patients: int = 500) -> dict[str, Any]:
 
             env = services.environment({
                 "kafka_url": f"kafka://{bootstrap}", "kafka_partitions": PARTITIONS,
-                "influx_url": f"http://127.0.0.1:{vm.port}", "state_dir": work / "state"})
+                "influx_url": f"http://127.0.0.1:{vm.port}", "state_dir": work / "state",
+                "store_metrics_addr": f"127.0.0.1:{servers.free_port()}"})
             # the clock starts before the process does, as when the store was started by hand:
             # "from process start" includes start-up, the wait for the ready line and the join
             started = time.perf_counter()

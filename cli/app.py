@@ -86,6 +86,20 @@ def ingest(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 
 @app.command()
 @one_line_errors
+def canary(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """The canary: a synthetic patient's fever over MQTT every VITALS_CANARY_EVERY_S seconds,
+    so that alerting can tell the whole path still works and page the operators when not."""
+    from canary import publisher
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(verbose)
+    counts = publisher.run(settings, stop_on_signals(), lambda: announce_ready("canary"))
+    print(f"canary: {counts.summary()}", file=sys.stderr)
+
+
+@app.command()
+@one_line_errors
 def credentials(
     out: Annotated[Path, typer.Option(help="Directory for passwords, acl, credentials.csv.")],
     rotate: Annotated[bool, typer.Option("--rotate", help="New passwords for all.")] = False,
@@ -97,13 +111,14 @@ def credentials(
 
     settings = load_settings()
     patients = load_patients(settings.patients)
-    accounts, without_devices = generate(out, patients, rotate)
+    accounts, without_devices = generate(out, patients, rotate, settings.canary_patient)
     if without_devices:
         print(f"credentials: warning: no devices listed, so no accounts, for patients "
               f"{', '.join(without_devices)}", file=sys.stderr)
-    devices = len(accounts) - 1  # all but the ingest account
+    devices = len(accounts) - 2  # all but the ingest and the canary accounts
     print(f"credentials: wrote {out}/passwords, acl, credentials.csv: {devices} devices of "
-          f"{len(patients) - len(without_devices)} patients, and the ingest account"
+          f"{len(patients) - len(without_devices)} patients, the ingest account and the "
+          f"canary's ({settings.canary_patient}.canary)"
           f"{' (all passwords rotated)' if rotate else ''}")
 
 

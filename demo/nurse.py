@@ -44,6 +44,8 @@ class Nurse:
         """PagerDuty stand-in callback: schedule an acknowledgement of each new trigger."""
         if self.after_s is None or event.action != "trigger":
             return
+        if event.body.get("payload", {}).get("class") == "pipeline":
+            return  # the operators' page (CONTRACT section 7), not a nurse's to acknowledge
         with self._lock:
             if any(key == event.dedup_key for _, key, _ in self._due) or any(
                     key == event.dedup_key for key, _ in self.acked):

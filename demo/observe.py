@@ -1,6 +1,10 @@
 """What the pipeline said, read back from Kafka as any downstream consumer would: every alert
 event on `vitals.alerts` and every trend point on `vitals.trends`, per patient. The report is
-scored on these, so it judges the running pipeline, not a re-run of the engine."""
+scored on these, so it judges the running pipeline, not a re-run of the engine.
+
+The canary's events (CONTRACT section 7) are on `vitals.alerts` too; they are no patient's and
+not the cohort's traffic, so they are only counted as round trips: they never join the
+patients' runs, and they do not keep the pipeline from looking quiet once the cohort is done."""
 
 from __future__ import annotations
 
@@ -21,11 +25,14 @@ from vitals.records import AlertEvent, TrendPoint
 class Observer:
     """A Kafka consumer on its own thread; read the fields under `lock`."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, canary_patient: str | None = None) -> None:
         self.lock = threading.Lock()
         self.runs: dict[str, PatientRun] = defaultdict(PatientRun)
         self.latest: dict[str, TrendPoint] = {}
         self.alerts = 0
+        self.canary_patient = canary_patient
+        self.canary_rounds = 0  # canary events seen: round trips through the whole path
+        self.canary_last_s: float | None = None  # the last one's seconds, published -> here
         self.last_message = time.monotonic()  # wall clock: when the pipeline last said anything
         self._stop = threading.Event()
         self._consumer = Consumer(reader_config(bootstrap, "vitals-demo"))
@@ -48,10 +55,16 @@ class Observer:
                 with self.lock:
                     if msg.topic() == topics.ALERTS.name:
                         a = self._alert.decode(msg.value())
+                        if a.patient_id == self.canary_patient:
+                            self.canary_rounds += 1
+                            self.canary_last_s = max(0.0, time.time() - a.start / 1000)
+                            continue
                         self.alerts += 1
                         self.runs[a.patient_id].add(Output(alerts=[a]))
                     else:
                         t = self._trend.decode(msg.value())
+                        if t.patient_id == self.canary_patient:
+                            continue  # no patient's, should the rules ever keep some
                         self.runs[t.patient_id].add(Output(trends=[t]))
                         self.latest[t.patient_id] = t
                     self.last_message = time.monotonic()
@@ -59,6 +72,11 @@ class Observer:
     def quiet_for(self) -> float:
         with self.lock:
             return time.monotonic() - self.last_message
+
+    def canary(self) -> tuple[int, float | None]:
+        """The canary's round trips seen so far, and the last one's seconds (None: none yet)."""
+        with self.lock:
+            return self.canary_rounds, self.canary_last_s
 
     def judged_until(self) -> int:
         """The newest minute of event time the rules have judged, over all patients."""

@@ -3,8 +3,9 @@
 1. A seeded cohort (about 20 patients, two weeks) with its truth, and the files the services
    read: the cohort's patients file and an on-call file (the embedded one, resolves not held).
 2. Mosquitto and tansu on free loopback ports; `vitals ingest`, `vitals rules`,
-   `vitals alerting` (and `vitals store` when VITALS_INFLUX_URL is set) as separate processes;
-   a local stand-in for PagerDuty that shows each page; a simulated nurse who acknowledges.
+   `vitals alerting` (and `vitals store` when VITALS_INFLUX_URL is set) and `vitals canary` as
+   separate processes; a local stand-in for PagerDuty that shows each page; a simulated nurse
+   who acknowledges.
 3. The cohort published over MQTT, two weeks compressed into about two minutes, with a live
    view; then a wait until the pipeline has caught up.
 4. The report, scored on what the pipeline put on `vitals.alerts`; then every process
@@ -46,6 +47,13 @@ from vitals.settings import MQTT_SCHEMES, Settings, load_settings, parse_endpoin
 OX_INTERVAL = MINUTE  # a minute's summary per oximeter keeps two weeks of 20 patients light
 QUIET_S = 5.0  # the pipeline has caught up when it has said nothing for this long
 DRAIN_LIMIT_S = 600.0
+# The canary's period in the demo: a round trip every few seconds shows in a two-minute run
+# (the default of 30 s would show a handful), and costs the pipeline nothing measurable.
+CANARY_EVERY_S = 5.0
+# Two weeks in two minutes may leave the rules minutes behind, which the demo waits out (up
+# to DRAIN_LIMIT_S); the canary's readings wait in the same queue. Only a pipeline stuck for
+# longer than the demo would wait pages the operators.
+CANARY_LATE_S = DRAIN_LIMIT_S
 
 
 @dataclass
@@ -110,8 +118,11 @@ class Demo:
         cohort.write_patients(self.sim, patients)
         oncall = oncall_file(w / "oncall.yaml")
         s = self.settings
-        extra = {"VITALS_INFLUX_TOKEN": s.influx_token, "VITALS_INFLUX_ORG": s.influx_org,
-                 "VITALS_INFLUX_BUCKET": s.influx_bucket} if s.influx_url else {}
+        # settings by name, as `Stack.env` takes them
+        extra = {"influx_token": s.influx_token, "influx_org": s.influx_org,
+                 "influx_bucket": s.influx_bucket} if s.influx_url else {}
+        extra |= {"canary_patient": s.canary_patient, "canary_every_s": str(CANARY_EVERY_S),
+                  "canary_late_s": str(CANARY_LATE_S)}
         nurse: Nurse | None = None
 
         def on_event(e: Event) -> None:
@@ -129,17 +140,18 @@ class Demo:
             with console.status("starting Mosquitto, tansu, ingest, rules, alerting ...") as st:
                 stack.start_brokers()
                 for service in ("ingest", "rules", "alerting") + (
-                        ("store",) if s.influx_url else ()):
+                        ("store",) if s.influx_url else ()) + ("canary",):
                     st.update(f"starting vitals {service} ...")
                     stack.start(service)
             console.print(f"[green]running[/]: Mosquitto :{stack.mqtt_port}, tansu "
                           f"{stack.bootstrap}, ingest, rules, alerting"
-                          f"{', store' if s.influx_url else ''} (logs in {w})")
+                          f"{', store' if s.influx_url else ''}, canary every "
+                          f"{CANARY_EVERY_S:g} s (logs in {w})")
             if not s.influx_url:
                 console.print("series: not stored (set VITALS_INFLUX_URL to run `vitals store`"
                               "); they stay on the demo's Kafka topics and in the report")
             nurse = Nurse(stack.alerting_url, oncall, o.auto_ack).start()
-            observer = Observer(stack.bootstrap).start()
+            observer = Observer(stack.bootstrap, s.canary_patient).start()
             return self._play(stack, observer, nurse, standin)
         finally:
             # a second Ctrl-C must not cut the clean-up short and leave servers running
@@ -165,7 +177,8 @@ class Demo:
         def frame() -> view.Group:
             return view.render(sim, self.published_until, self.readings,
                                observer.judged_until(), dict(observer.latest), self.pages,
-                               f"{stack.alerting_url}/", token, opts.auto_ack, self.phase)
+                               f"{stack.alerting_url}/", token, opts.auto_ack, self.phase,
+                               observer.canary())
 
         with Live(frame(), console=self.console, refresh_per_second=4,
                   get_renderable=frame, transient=False):

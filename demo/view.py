@@ -58,7 +58,8 @@ def _num(x: float | None, digits: int = 0) -> str:
 
 def render(sim: Simulation, published_until: int, readings: int, judged_until: int,
            latest: dict[str, TrendPoint], pages: Pages, nurse_url: str, token: str,
-           auto_ack: float | None, phase: str) -> Group:
+           auto_ack: float | None, phase: str,
+           canary: tuple[int, float | None] = (0, None)) -> Group:
     span = sim.end - sim.start
     done = max(0, published_until - sim.start) / span if span else 1.0
     behind = (published_until - judged_until) / 3_600_000 if judged_until else None
@@ -95,8 +96,13 @@ def render(sim: Simulation, published_until: int, readings: int, judged_until: i
                      e.summary if e.action == "trigger" else f"{patient} ({e.dedup_key})")
     ack = (f"the simulated nurse acknowledges each page after {auto_ack:g} s"
            if auto_ack is not None else "nobody acknowledges: it is up to you")
+    rounds, last_s = canary
     foot = Text.assemble(
         ("Nurse page: ", "bold"), (nurse_url, "underline"), f"  (token {token})\n",
+        ("Canary: ", "bold"),
+        f"{rounds} round trips (MQTT -> ingest -> rules)"
+        + (f", the last in {last_s:.1f} s" if last_s is not None else "")
+        + "; a synthetic patient, never paged to a nurse\n",
         f"PagerDuty stand-in: {counts.get('trigger', 0)} triggers, "
         f"{counts.get('acknowledge', 0)} acknowledges, {counts.get('resolve', 0)} resolves; "
         f"{ack}.  *NEWS2 of what a wearable measures.  Ctrl-C stops cleanly.")

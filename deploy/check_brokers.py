@@ -1,5 +1,6 @@
 """The brokers' cross-checks of deploy/compose.yaml (run by deploy/check_compose.py): Mosquitto
-finds its files and ingest reaches it over TLS; Kafka is reached over TLS with SASL only."""
+finds its files and ingest and the canary reach it over TLS; Kafka is reached over TLS with SASL
+only."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 from checklib import mounted_source
-from compose_model import HERE, VITALS_SERVICES, Compose
+from compose_model import HERE, KAFKA_SERVICES, Compose
 
 
 def mosquitto_files(compose: Compose) -> Iterator[str]:
@@ -30,16 +31,26 @@ def mosquitto_files(compose: Compose) -> Iterator[str]:
 
 
 def mqtt_over_tls(compose: Compose) -> Iterator[str]:
-    """ingest reaches Mosquitto by one of its names over TLS, on the published port 8883."""
+    """ingest, and the canary as a device with its own account, reach Mosquitto by one of its
+    names over TLS, on the published port 8883, trusting a CA that is mounted."""
     service = compose.services.get("mosquitto")
     if service is None:
         return
-    ingest_url = compose.environment("ingest").get("VITALS_MQTT_URL", "")
-    match = re.fullmatch(r"mqtts://ingest:[^@]+@([^:/]+):8883", ingest_url)
     aliases = (service.get("networks") or {}).get("default", {}).get("aliases", [])
-    if not match or match.group(1) not in [*aliases, "mosquitto"]:
-        yield f"ingest: VITALS_MQTT_URL must be mqtts://ingest:...@<broker alias>:8883 " \
-              f"(got {ingest_url.split('@')[-1]})"
+    for name, shown in (("ingest", "ingest"), ("canary", "PATIENT.canary")):
+        if name not in compose.services:
+            continue
+        env = compose.environment(name)
+        url = env.get("VITALS_MQTT_URL", "")
+        account = "ingest" if name == "ingest" else re.escape(
+            env.get("VITALS_CANARY_PATIENT", "CANARY")) + r"\.canary"
+        match = re.fullmatch(rf"mqtts://{account}:[^@]+@([^:/]+):8883", url)
+        if not match or match.group(1) not in [*aliases, "mosquitto"]:
+            yield f"{name}: VITALS_MQTT_URL must be mqtts://{shown}:...@<broker alias>:8883 " \
+                  f"(got {url.split('@')[-1]})"
+        ca = env.get("SSL_CERT_FILE", "")
+        if name == "canary" and not (ca and mounted_source(compose.mounts(name), ca)):
+            yield f"{name}: SSL_CERT_FILE (the broker's CA) is not set to a mounted file"
     if not any(str(p).endswith(":8883") for p in service.get("ports", [])):
         yield "mosquitto: the TLS port 8883 is not published"
 
@@ -87,7 +98,7 @@ def kafka_security(compose: Compose) -> Iterator[str]:
     ports = set(advertised.values())
     from vitals.settings import kafka_endpoints
 
-    for name in VITALS_SERVICES:
+    for name in KAFKA_SERVICES:
         if name not in compose.services:
             continue
         service_env = compose.environment(name)

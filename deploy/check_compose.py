@@ -15,13 +15,17 @@ vendored in deploy/schemas/compose-spec.json, and:
 - every vitals service runs a real `vitals` subcommand with options it accepts, sets only
   VITALS_* settings that exist, with values the settings accept, and its file settings lie in
   a mounted directory;
-- healthchecks probe the port the service listens on; `depends_on` conditions can be met;
+- ingest, alerting and the canary run one replica each;
+- ingest, rules, store and alerting listen on 0.0.0.0 and their healthchecks probe /healthz
+  on that port, which is published (on a port Docker picks where there are several replicas);
+  `depends_on` conditions can be met;
 - Mosquitto finds every file its config names; Grafana gets every variable its provisioning
   uses; the one-shot scripts read every variable they are given;
 - Kafka is reached over TLS with SASL only: the broker advertises SASL_SSL listeners and no
   plaintext one, its controller listener is on loopback, and every vitals service and the
   kafka-topics step use kafkas:// (an account, a SASL mechanism the broker enables, the CA
-  mounted); the broker's healthcheck speaks SASL_SSL too.
+  mounted); the broker's healthcheck speaks SASL_SSL too; ingest and the canary reach Mosquitto
+  over TLS (the canary with its own account, trusting a mounted CA).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from checklib import (  # noqa: F401 (environment, mounts: the tests read them f
     read_env_file,
     schema_errors,
     script_variables,
+    url_path,
     url_port,
 )
 from compose_model import (
@@ -50,9 +55,11 @@ from compose_model import (
     ENV_EXAMPLE,
     FILE_SETTINGS,
     HERE,
+    HTTP_SERVICES,
     ONE_SHOTS,
     REPO,
     REQUIRED_SERVICES,
+    SINGLETONS,
     TOOL_ENV,
     VITALS_SERVICES,
     Compose,
@@ -190,8 +197,8 @@ def _site_file(name: str, variable: str, path: Path) -> Iterator[str]:
 
 
 def _singletons(compose: Compose) -> Iterator[str]:
-    """ingest and alerting run exactly one replica each."""
-    for name in ("ingest", "alerting"):
+    """ingest, alerting and the canary run exactly one replica each."""
+    for name in SINGLETONS:
         replicas = compose.services.get(name, {}).get("deploy", {}).get("replicas", 1)
         if str(replicas) != "1":
             yield f"{name}: must run exactly one replica, not {replicas}"
@@ -215,20 +222,35 @@ def _rules_workers(compose: Compose) -> Iterator[str]:
 
 
 def _healthchecks(compose: Compose) -> Iterator[str]:
-    """ingest and alerting listen on 0.0.0.0, on a published port their healthcheck probes."""
-    for name, variable, path in (("ingest", "VITALS_INGEST_METRICS_ADDR", "/metrics"),
-                                 ("alerting", "VITALS_ALERTING_ADDR", "/healthz")):
-        service = compose.services.get(name, {})
+    """ingest, rules, store and alerting listen on 0.0.0.0, on a port their healthcheck
+    probes at /healthz and that is published on the host: at a fixed host port for a single
+    instance, at one Docker picks where there may be several (rules)."""
+    for name, variable in HTTP_SERVICES.items():
+        service = compose.services.get(name)
+        if service is None:
+            continue
         test = service.get("healthcheck", {}).get("test", [])
         address = compose.environment(name).get(variable, "")
         host, _, port = address.rpartition(":")
         if host != "0.0.0.0":
             yield f"{name}: {variable}={address} must listen on 0.0.0.0 inside the container"
-        if url_port(test) != int(port or 0) or path not in " ".join(test):
-            yield f"{name}: the healthcheck does not probe {path} on port {port}"
-        published = [str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])]
+        if (url_port(test) != (int(port) if port.isdigit() else None)
+                or url_path(test) != "/healthz"):
+            yield f"{name}: the healthcheck does not probe /healthz on port {port}"
+        published = dict(map(_published, service.get("ports", [])))  # container: host port
         if port not in published:
             yield f"{name}: port {port} is not published"
+        elif published[port] and str(service.get("deploy", {}).get("replicas", 1)) != "1":
+            yield (f"{name}: several replicas cannot share host port {published[port]}; "
+                   f"publish \"127.0.0.1::{port}\" and let Docker pick one per replica")
+
+
+def _published(spec: Any) -> tuple[str, str]:
+    """(container port, host port or "" when Docker picks it) of one `ports:` entry."""
+    if isinstance(spec, dict):
+        return str(spec.get("target", "")), str(spec.get("published") or "")
+    parts = str(spec).split("/")[0].split(":")
+    return parts[-1], (parts[-2] if len(parts) > 1 else "")
 
 
 def _depends_on(compose: Compose) -> Iterator[str]:

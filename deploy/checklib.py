@@ -212,6 +212,12 @@ def url_port(test: list[str]) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def url_path(test: list[str]) -> str | None:
+    """The path (without a query) a healthcheck's command asks for on its loopback port."""
+    m = re.search(r"https?://127\.0\.0\.1:\d+(/[^\s'\"?]*)", " ".join(test))
+    return m.group(1) if m else None
+
+
 # --- Dockerfiles and the build context ------------------------------------------------------
 class CheckError(Exception):
     """A build step failed, or the Dockerfile uses something this check cannot reproduce."""

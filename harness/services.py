@@ -20,7 +20,7 @@ from vitals.ready import ready_line
 from vitals.settings import Settings
 
 # The commands that run until stopped and print a ready line; the others run to the end.
-SERVICES = frozenset({"ingest", "rules", "store", "alerting"})
+SERVICES = frozenset({"ingest", "rules", "store", "alerting", "canary"})
 
 
 class ServiceError(RuntimeError):

@@ -1,6 +1,7 @@
 """The whole pipeline as separate processes on loopback, for `vitals demo`, the end-to-end test
 and the end-to-end benchmark: Mosquitto and tansu on free ports, then `vitals ingest`,
-`vitals rules` (one or more workers), `vitals alerting` and `vitals store`, each started by
+`vitals rules` (one or more workers), `vitals alerting`, `vitals store` and `vitals canary`
+(the synthetic patient whose round trips alerting watches), each started by
 `harness.services` with its log and state directory under the work directory.
 
 A service is returned only once it is ready (its ready line), and `close()` stops the services
@@ -17,7 +18,8 @@ from harness.services import ServiceError, ServiceProcess
 from vitals import topics
 from vitals.kafka import declare_topics
 
-STOP_ORDER = ("ingest", "rules", "alerting", "store")
+# the canary first, so that no canary round is published into a pipeline that is stopping
+STOP_ORDER = ("canary", "ingest", "rules", "alerting", "store")
 
 
 @dataclass
@@ -32,12 +34,16 @@ class Stack:
     pagerduty_url: str | None = None
     influx_url: str | None = None
     partitions: int = 4
+    # more settings for every service, by setting name (`canary_every_s`, not VITALS_...)
     extra_env: dict[str, str] = field(default_factory=dict)
     mosquitto: servers.Server | None = None
     kafka: servers.Server | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     alerting_addr: str = field(default_factory=lambda: f"{servers.LOOPBACK}:{servers.free_port()}")
     metrics_addr: str = field(default_factory=lambda: f"{servers.LOOPBACK}:{servers.free_port()}")
+    # the store's /metrics and /healthz (two stacks on one machine must not share a port)
+    store_metrics_addr: str = field(
+        default_factory=lambda: f"{servers.LOOPBACK}:{servers.free_port()}")
     # each rules worker's metrics address, by service name (two workers must not share one)
     rules_metrics: dict[str, str] = field(default_factory=dict)
 
@@ -60,7 +66,8 @@ class Stack:
         self.mosquitto = servers.mosquitto(self.workdir / "mosquitto")
         self.kafka = servers.tansu(self.workdir / "tansu")
         declare_topics(self.bootstrap, (topics.READINGS, topics.STATUS, topics.REJECTED,
-                                        topics.ALERTS, topics.TRENDS), self.partitions, wait_s=30)
+                                        topics.CANARY, topics.ALERTS, topics.TRENDS),
+                       self.partitions, wait_s=30)
 
     def env(self, name: str) -> dict[str, str]:
         """The environment of service `name`: this stack's settings, and a state directory of
@@ -72,6 +79,7 @@ class Stack:
             "state_dir": self.workdir / "state" / name,
             "alerting_addr": self.alerting_addr,
             "ingest_metrics_addr": self.metrics_addr,
+            "store_metrics_addr": self.store_metrics_addr,
             "rules_metrics_addr": self.rules_metrics.get(
                 name, f"{servers.LOOPBACK}:{servers.free_port()}"),
             "patients": self.patients, "oncall": self.oncall, "rules": self.rules,
@@ -94,7 +102,8 @@ class Stack:
         return self.services[name].stop()
 
     def close(self) -> None:
-        """Stop the services (ingest first, so it hands on what it holds), then the brokers."""
+        """Stop the services (the canary, then ingest, so it hands on what it holds), then the
+        brokers."""
         rank = {c: i for i, c in enumerate(STOP_ORDER)}
         for svc in sorted(self.services.values(), key=lambda s: rank.get(s.command, 99)):
             svc.stop()

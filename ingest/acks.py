@@ -8,6 +8,7 @@ order the messages arrived (MQTT 3.1.1 section 4.6), whatever order Kafka's part
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -15,30 +16,41 @@ from collections.abc import Callable
 class Ticket:
     """The records one MQTT message became; `done()` is called once per delivered record."""
 
-    __slots__ = ("_acks", "mid", "qos", "remaining")
+    __slots__ = ("_acks", "at", "mid", "qos", "remaining")
 
-    def __init__(self, acks: InOrderAcks, mid: int, qos: int, remaining: int) -> None:
+    def __init__(self, acks: InOrderAcks, mid: int, qos: int, remaining: int,
+                 at: float | None = None) -> None:
         self._acks = acks
         self.mid = mid
         self.qos = qos
         self.remaining = remaining
+        self.at = at  # when the message was received (Unix seconds), if known
 
     def done(self) -> None:
         self._acks._record_done(self)
 
 
 class InOrderAcks:
-    def __init__(self, send_ack: Callable[[int, int], None]) -> None:
+    def __init__(self, send_ack: Callable[[int, int], None],
+                 clock: Callable[[], float] = time.time) -> None:
         self._send_ack = send_ack
+        self._clock = clock
         self._lock = threading.Lock()
         self._queue: deque[Ticket] = deque()
+        self.last_acked: float | None = None  # when a message was last handed over (Unix s)
 
     def __len__(self) -> int:
         """Messages received but not yet acknowledged."""
         return len(self._queue)
 
-    def open(self, mid: int, qos: int, records: int) -> Ticket:
-        ticket = Ticket(self, mid, qos, records)
+    def waiting(self) -> tuple[int, float | None]:
+        """Messages not yet acknowledged, and when the oldest of them was received."""
+        with self._lock:
+            return len(self._queue), self._queue[0].at if self._queue else None
+
+    def open(self, mid: int, qos: int, records: int, at: float | None = None) -> Ticket:
+        """A message received at `at` (Unix seconds) that became `records` records."""
+        ticket = Ticket(self, mid, qos, records, at)
         with self._lock:
             self._queue.append(ticket)
             if records == 0:
@@ -53,10 +65,14 @@ class InOrderAcks:
 
     def _flush(self) -> None:
         q = self._queue
+        done = False
         while q and q[0].remaining == 0:
             t = q.popleft()
+            done = True
             if t.qos > 0:
                 self._send_ack(t.mid, t.qos)
+        if done:  # a message is through: ingest's progress (vitals.progress)
+            self.last_acked = self._clock()
 
     def reconnected(self) -> None:
         """After a reconnect the broker redelivers every unacknowledged message, and packet ids

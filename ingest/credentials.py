@@ -2,7 +2,8 @@
 CSV of the plain passwords for provisioning devices (`vitals credentials`).
 
 Each device may publish only to its own topics, so a stolen or misconfigured device cannot put
-readings into another patient's record; ingest gets a read-only account; nothing else exists.
+readings into another patient's record; ingest gets a read-only account; the canary (CONTRACT
+section 7) gets its one device's; nothing else exists.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from vitals import canary
 from vitals.patients import Patient
 from vitals.settings import ConfigError
 
@@ -60,17 +62,22 @@ def hash_password(password: str, salt: bytes | None = None, iterations: int = IT
 
 
 def build_accounts(patients: Iterable[Patient], existing: Mapping[str, str],
-                   rotate: bool = False) -> tuple[list[Account], list[str]]:
-    """The ingest account and one account per enrolled device, and the ids of patients that list
-    no devices (they get no account). Passwords in `existing` (username -> password) are kept
-    unless `rotate`, so devices in the field keep working; devices no longer enrolled are
-    simply not in the result, so they lose their account."""
+                   rotate: bool = False, canary_patient: str | None = None
+                   ) -> tuple[list[Account], list[str]]:
+    """The ingest account, the canary's (CONTRACT section 7: its one device, no enrolment) and
+    one account per enrolled device, and the ids of patients that list no devices (they get no
+    account). Passwords in `existing` (username -> password) are kept unless `rotate`, so
+    devices in the field keep working; devices no longer enrolled are simply not in the result,
+    so they lose their account."""
 
     def password(username: str) -> str:
         kept = None if rotate else existing.get(username)
         return kept or new_password()
 
     accounts = [Account(INGEST_USER, password(INGEST_USER))]
+    if canary_patient:
+        user = device_username(canary_patient, canary.DEVICE_ID)
+        accounts.append(Account(user, password(user), canary_patient, canary.DEVICE_ID))
     without_devices = []
     for p in patients:
         if not p.devices:
@@ -133,12 +140,13 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     os.replace(tmp, path)
 
 
-def generate(out: Path, patients: Iterable[Patient], rotate: bool = False
-             ) -> tuple[list[Account], list[str]]:
+def generate(out: Path, patients: Iterable[Patient], rotate: bool = False,
+             canary_patient: str | None = None) -> tuple[list[Account], list[str]]:
     """Write `out`/passwords, `out`/acl and `out`/credentials.csv; return what `build_accounts`
     returns."""
     csv_path = out / "credentials.csv"
-    accounts, without_devices = build_accounts(patients, read_credentials(csv_path), rotate)
+    accounts, without_devices = build_accounts(patients, read_credentials(csv_path), rotate,
+                                               canary_patient)
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the plain passwords
         # passwords and acl are 0600 too: the broker's user must own them (deploy/mosquitto)

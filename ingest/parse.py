@@ -12,6 +12,7 @@ import msgspec
 from msgspec import Meta
 
 from ingest import limits
+from vitals import canary
 from vitals.patients import PatientRegistry
 from vitals.records import (
     DEVICE_FLAGS,
@@ -88,8 +89,10 @@ class Invalid(Exception):
 
 
 class Parser:
-    def __init__(self, registry: PatientRegistry) -> None:
+    def __init__(self, registry: PatientRegistry, canary_patient: str | None = None) -> None:
         self.registry = registry
+        # CONTRACT section 7: the canary needs no enrolment (its one device only)
+        self.canary_patient = canary_patient
 
     def parse(self, topic: str, payload: bytes, received_at: int) -> Outcome:
         try:
@@ -109,9 +112,13 @@ class Parser:
         if len(payload) > limits.MAX_PAYLOAD_BYTES:
             raise Invalid("too_large", f"payload is {len(payload)} bytes; the limit is "
                                        f"{limits.MAX_PAYLOAD_BYTES}")
-        if self.registry.get(patient_id) is None:
+        if patient_id == self.canary_patient:
+            if device_id != canary.DEVICE_ID:
+                raise Invalid("unknown_device", f"the canary patient {patient_id} has one "
+                                                f"device, {canary.DEVICE_ID}")
+        elif self.registry.get(patient_id) is None:
             raise Invalid("unknown_patient", f"patient {patient_id} is not enrolled")
-        if not self.registry.knows_device(patient_id, device_id):
+        elif not self.registry.knows_device(patient_id, device_id):
             raise Invalid("unknown_device",
                           f"device {device_id} is not registered for patient {patient_id}")
         if not payload.isascii():

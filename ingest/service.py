@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, start_http_server
+import msgspec
+from prometheus_client import CollectorRegistry
 
 from ingest.acks import InOrderAcks
 from ingest.counts import Counts, CountsCollector
@@ -22,10 +23,12 @@ from ingest.mqtt_source import MqttSource
 from ingest.parse import Parser
 from ingest.sink import KafkaSink, Sink
 from vitals import topics
+from vitals.health_http import HealthServer
 from vitals.kafka import declare_topics
 from vitals.patients import load_patients
-from vitals.records import Rejection, echo, encode
-from vitals.settings import Settings, parse_hostport
+from vitals.progress import Progress, ProgressCollector
+from vitals.records import SYNTHETIC, Rejection, echo, encode
+from vitals.settings import ConfigError, Settings, parse_hostport
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class Ingest:
             dead = self._internal_error(topic, payload, received_at, repr(exc))
             routed = Routed([dead], received=1, rejected=["internal_error"])
         self._count(routed)
-        ticket = self.acks.open(mid, qos, len(routed.records))
+        ticket = self.acks.open(mid, qos, len(routed.records), received_at / 1000)
         for name, key, value in routed.records:
             try:
                 self.sink.send(name, key, value, ticket.done)
@@ -113,8 +116,15 @@ class Ingest:
         duplicates = 0
         for reading in out.readings:
             if self.dedup.first_time(reading):
-                records.append((topics.READINGS.name, reading.patient_id.encode(),
-                                encode(reading)))
+                if reading.patient_id == self.parser.canary_patient:
+                    # marked, and copied for alerting: it learns that ingest passed this round
+                    # whatever happens after
+                    value = encode(msgspec.structs.replace(
+                        reading, flags=(*reading.flags, SYNTHETIC)))
+                    records.append((topics.CANARY.name, None, value))
+                else:
+                    value = encode(reading)
+                records.append((topics.READINGS.name, reading.patient_id.encode(), value))
             else:
                 duplicates += 1
         routed = Routed(records, received=out.entries, accepted=len(records),
@@ -129,6 +139,16 @@ class Ingest:
                             encode(out.status)))
         return routed
 
+    def report(self, progress: Progress) -> None:
+        """Tell `progress` what waits (messages not yet acknowledged, the oldest received
+        when) and when a message was last handed over: Kafka confirmed every record it became
+        and MQTT was acknowledged."""
+        pending, oldest = self.acks.waiting()
+        progress.waiting(pending, oldest_event=oldest, since=oldest)
+        if self.acks.last_acked is not None:
+            progress.progressed(self.acks.last_acked)
+        progress.beat()
+
     @staticmethod
     def _internal_error(topic: str, payload: bytes, received_at: int, why: str) -> Record:
         rejection = Rejection.of("internal_error", f"ingest failed on this message: {echo(why)}",
@@ -142,6 +162,9 @@ def run(settings: Settings, stop: threading.Event,
     counts. `on_ready` is called once the subscription is granted, with the running pipeline."""
     registry = load_patients(settings.patients)
     log.info("%d enrolled patients from %s", len(registry), registry.source)
+    if registry.get(settings.canary_patient) is not None:
+        raise ConfigError(f"VITALS_CANARY_PATIENT: {settings.canary_patient} is an enrolled "
+                          "patient; the canary needs an id of its own")
     declare_topics(settings.kafka, topics.INGEST_TOPICS, settings.kafka_partitions)
     sink = KafkaSink(settings.kafka)
     source: MqttSource | None = None
@@ -150,15 +173,24 @@ def run(settings: Settings, stop: threading.Event,
         assert source is not None
         source.ack(mid, qos)
 
-    ingest = Ingest(Parser(registry), sink, send_ack)
+    ingest = Ingest(Parser(registry, settings.canary_patient), sink, send_ack)
     source = MqttSource(settings.mqtt, settings.ingest_client_id, ingest.handle,
                         on_reconnect=ingest.acks.reconnected)
 
+    progress = Progress("MQTT messages waiting for Kafka", "ingest main loop")
     metrics = CollectorRegistry()
     metrics.register(CountsCollector(ingest.counts, lambda: len(ingest.acks)))
+    metrics.register(ProgressCollector(
+        "ingest", progress, "MQTT messages received and not yet acknowledged (waiting for "
+        "Kafka)", "When the oldest message not yet acknowledged was received (Unix seconds)"))
+
+    def health() -> str | None:
+        if source is not None and not source.alive():  # about to exit; say why meanwhile
+            return source.failure
+        return progress.stalled(settings.stall_s)
+
     host, port = parse_hostport(settings.ingest_metrics_addr)
-    server, _ = start_http_server(port, host, registry=metrics)
-    log.info("metrics on http://%s:%d/metrics", host, port)
+    server = HealthServer(host, port, metrics, health)
 
     source.start()
     try:
@@ -166,6 +198,7 @@ def run(settings: Settings, stop: threading.Event,
             if not source.alive():
                 raise IngestFailed(f"{source.failure}; exiting so that it is restarted")
             sink.poll(0.1)
+            ingest.report(progress)
             if on_ready is not None and source.subscribed.is_set():
                 on_ready(ingest)
                 on_ready = None
@@ -178,6 +211,5 @@ def run(settings: Settings, stop: threading.Event,
 
         source.stop()
         sink.close()
-        server.shutdown()
-        server.server_close()
+        server.close()
     return ingest.counts

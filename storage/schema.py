@@ -10,6 +10,10 @@ summaries and evidence are fields: one per reading or alert, they would make a s
 | `readings` | `ts` | patient, device, kind, site (temperature) | temp, spo2, hr, rr, pi, battery, seq, flags, received_at |
 | `trends` | `ts` | patient | temp, hr, spo2, rr, temp_slope, hr_slope, hr_baseline, news2, news2_parameters |
 | `alerts` | `detected_at` | patient, rule, severity, status | alert_id, summary, source, start, day_since_infusion, late, evidence |
+| `canary` | as above | as `readings` or `alerts` | as `readings` or `alerts` |
+
+The canary's readings and round-trip events (CONTRACT section 7, a synthetic patient) go to
+`canary`, never to the patients' measurements, so no dashboard or export shows it as one.
 
 The same record always gives the same measurement, tag set and timestamp, so writing it again
 overwrites the point instead of adding one (Kafka redelivers after a crash or a rebalance).
@@ -33,6 +37,7 @@ from vitals.records import AlertEvent, Reading, TrendPoint
 READINGS = "readings"
 TRENDS = "trends"
 ALERTS = "alerts"
+CANARY = "canary"
 
 READING_FIELDS = ("temp", "spo2", "hr", "rr", "pi", "battery")  # floats
 TREND_FIELDS = ("temp", "hr", "spo2", "rr", "temp_slope", "hr_slope", "hr_baseline")  # floats
@@ -76,7 +81,7 @@ def line(measurement: str, tags: list[tuple[str, str]], fields: list[tuple[str, 
     return f"{head}{tag_part} {field_part} {ts}"
 
 
-def reading_line(r: Reading) -> str:
+def reading_line(r: Reading, measurement: str = READINGS) -> str:
     fields: list[tuple[str, str]] = []
     if r.battery is not None:
         fields.append(("battery", num(r.battery)))
@@ -97,25 +102,25 @@ def reading_line(r: Reading) -> str:
         fields.append(("temp", num(r.temp)))
     tags = [("device", r.device_id), ("kind", r.kind), ("patient", r.patient_id),
             ("site", r.site or "")]
-    out = line(READINGS, tags, fields, r.ts)
+    out = line(measurement, tags, fields, r.ts)
     assert out is not None  # received_at is always there
     return out
 
 
-def trend_line(t: TrendPoint) -> str | None:
+def trend_line(t: TrendPoint, measurement: str = TRENDS) -> str | None:
     values: dict[str, str] = {k: num(v) for k in TREND_FIELDS
                               if (v := getattr(t, k)) is not None}
     if t.news2 is not None:
         values["news2"] = f"{t.news2}i"
     if t.news2_parameters:
         values["news2_parameters"] = string(",".join(t.news2_parameters))
-    return line(TRENDS, [("patient", t.patient_id)], sorted(values.items()), t.ts)
+    return line(measurement, [("patient", t.patient_id)], sorted(values.items()), t.ts)
 
 
 _evidence = msgspec.json.Encoder(order="sorted").encode
 
 
-def alert_line(a: AlertEvent) -> str:
+def alert_line(a: AlertEvent, measurement: str = ALERTS) -> str:
     values = {"alert_id": string(a.alert_id), "summary": string(a.summary),
               "start": f"{a.start}i", "late": "true" if a.late else "false"}
     if a.source:
@@ -126,21 +131,26 @@ def alert_line(a: AlertEvent) -> str:
         values["evidence"] = string(_evidence(a.evidence).decode())
     tags = [("patient", a.patient_id), ("rule", a.rule), ("severity", a.severity),
             ("status", a.status)]
-    out = line(ALERTS, tags, sorted(values.items()), a.detected_at)
+    out = line(measurement, tags, sorted(values.items()), a.detected_at)
     assert out is not None
     return out
 
 
-def _converter(record_type: type, to_line: Callable) -> Callable[[bytes], str | None]:
+Converter = Callable[[bytes, str | None], str | None]
+
+
+def _converter(record_type: type, to_line: Callable) -> Converter:
     decode = msgspec.json.Decoder(record_type).decode
 
-    def convert(value: bytes) -> str | None:
+    def convert(value: bytes, canary_patient: str | None) -> str | None:
         try:
             record = decode(value)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             # RecursionError: nested deeper than msgspec goes, even in a field it skips
             raise BadRecord(f"not a valid {record_type.__name__} record: {exc}") from None
         try:
+            if record.patient_id == canary_patient:
+                return to_line(record, CANARY)
             return to_line(record)
         except Exception as exc:  # a record the kernel's bounds let through but cannot be a point
             raise BadRecord(f"cannot store this {record_type.__name__}: {exc!r}") from None
@@ -148,18 +158,19 @@ def _converter(record_type: type, to_line: Callable) -> Callable[[bytes], str | 
     return convert
 
 
-CONVERTERS: dict[str, Callable[[bytes], str | None]] = {
+CONVERTERS: dict[str, Converter] = {
     topics.READINGS.name: _converter(Reading, reading_line),
     topics.TRENDS.name: _converter(TrendPoint, trend_line),
     topics.ALERTS.name: _converter(AlertEvent, alert_line),
 }
 
 
-def to_line(topic: str, value: bytes) -> str | None:
-    """The line for a record of `topic`; None when it has nothing to store (a trend point with
-    no feature yet). Raises `BadRecord` when the record cannot be decoded."""
+def to_line(topic: str, value: bytes, canary_patient: str | None = None) -> str | None:
+    """The line for a record of `topic` (of measurement `canary` for `canary_patient`'s);
+    None when it has nothing to store (a trend point with no feature yet). Raises `BadRecord`
+    when the record cannot be decoded."""
     try:
         convert = CONVERTERS[topic]
     except KeyError:
         raise BadRecord(f"the store does not read topic {topic!r}") from None
-    return convert(value)
+    return convert(value, canary_patient)

@@ -12,6 +12,10 @@ A point the server refuses as invalid goes to `vitals.rejected` (reason `store_r
 server's message, the original record) and the rest of its batch is written: the batch is split
 in halves until each refused point is alone. A record that is not a record of its topic goes
 there too (`store_bad_record`).
+
+`/metrics` and `/healthz` at `VITALS_STORE_METRICS_ADDR` say when a batch was last written and
+what waits (`storage.lag`); `/healthz` turns 503 when records have waited `VITALS_STALL_S`
+seconds with none written (InfluxDB or Kafka down, or the store stuck).
 """
 
 from __future__ import annotations
@@ -23,13 +27,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from storage import schema
+from storage.lag import consumer_lag, oldest_timestamp
 from storage.target import InfluxTarget, Refused, Unavailable, WriteTarget
 from vitals import topics
+from vitals.health_http import HealthServer
 from vitals.kafka import consumer_config, declare_topics, producer_config
+from vitals.progress import Progress, ProgressCollector
 from vitals.records import Rejection, echo, encode
-from vitals.settings import ConfigError, Settings
+from vitals.settings import ConfigError, Settings, parse_hostport
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +134,17 @@ class Store:
     """One consumer, one write target, one producer for dead letters."""
 
     def __init__(self, consumer: Consumer, producer: Producer, writer: Writer,
-                 batch_size: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+                 batch_size: int = 10_000, clock: Callable[[], float] = time.time,
+                 canary_patient: str | None = None) -> None:
         self.consumer = consumer
+        self.canary_patient = canary_patient  # its records go to measurement `canary`
         self.producer = producer
         self.writer = writer
         self.batch_size = batch_size
         self.clock = clock
         self.counts = StoreCounts()
         self.kafka_unreachable = False
+        self.progress = Progress("records not yet written", "store main loop", clock)
 
     def kafka_error(self, err: KafkaError) -> None:
         """librdkafka reconnects by itself; say once that Kafka is unreachable."""
@@ -148,6 +159,7 @@ class Store:
         """Consume one batch, write it, dead-letter what cannot be written, commit; returns how
         many records it handled. Raises `Stopped` (nothing committed) if asked to stop."""
         messages = self.consumer.consume(self.batch_size, timeout)
+        self._report(messages)
         if not messages:
             return 0
         if self.kafka_unreachable:
@@ -173,7 +185,7 @@ class Store:
             c.records += 1
             c.by_topic[topic] = c.by_topic.get(topic, 0) + 1
             try:
-                text = schema.to_line(topic, m.value() or b"")
+                text = schema.to_line(topic, m.value() or b"", self.canary_patient)
             except schema.BadRecord as exc:
                 c.bad += 1
                 dead.append(self._rejection(m, "store_bad_record", str(exc)))
@@ -196,7 +208,16 @@ class Store:
         if dead:
             self._dead_letter(dead)
         self._commit(offsets)
+        self.progress.progressed()
+        self._report([])
         return len(messages)
+
+    def _report(self, in_hand: list[Message]) -> None:
+        """Tell `progress` that the loop turns and what waits: the batch in hand, and what
+        Kafka holds beyond it."""
+        self.progress.beat()
+        self.progress.waiting(len(in_hand) + consumer_lag(self.consumer),
+                              oldest_timestamp(in_hand))
 
     def _rejection(self, m: Message, reason: str, detail: str) -> Rejection:
         key = m.key()
@@ -264,12 +285,21 @@ def run(settings: Settings, stop: threading.Event, *, target: WriteTarget | None
                          **(consumer_options or {})})
     producer = Producer({**producer_config(settings.kafka), "error_cb": error,
                          "log_level": 2})
-    store = Store(consumer, producer, writer, batch_size)
+    store = Store(consumer, producer, writer, batch_size,
+                  canary_patient=settings.canary_patient)
     names = [t.name for t in topics.STORE_TOPICS]
 
     def assigned(_consumer: Consumer, parts: list[TopicPartition]) -> None:
         log.info("reading %d partitions of %s", len(parts), ", ".join(names))
 
+    metrics = CollectorRegistry()
+    metrics.register(ProgressCollector(
+        "store", store.progress, "Records waiting: consumed and not yet written, and beyond "
+        "the consumer's position in Kafka", "Kafka timestamp of the oldest record of the batch "
+        "being written (Unix seconds)"))
+    host, port = parse_hostport(settings.store_metrics_addr)
+    server = HealthServer(host, port, metrics,
+                          lambda: store.progress.stalled(settings.stall_s) if store else None)
     consumer.subscribe(names, on_assign=assigned)
     log.info("storing %s into %s", ", ".join(names), target.name)
     if on_ready is not None:
@@ -285,4 +315,5 @@ def run(settings: Settings, stop: threading.Event, *, target: WriteTarget | None
         producer.flush(5)
         producer.close()
         target.close()
+        server.close()
     return store.counts

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from stream_rules.canary import CanaryRule
 from stream_rules.config import RulesFile
 from stream_rules.engine import Engine, Output
 from stream_rules.state import PatientState
@@ -53,9 +54,11 @@ def decode_records(raw_batch: Iterable[bytes | None], received_at: int
 class Judge:
     """The engines of the enrolled patients, built once each, and what they have done."""
 
-    def __init__(self, rules: RulesFile, registry: PatientRegistry) -> None:
+    def __init__(self, rules: RulesFile, registry: PatientRegistry,
+                 canary: CanaryRule | None = None) -> None:
         self.rules = rules
         self.registry = registry
+        self.canary = canary
         self._engines: dict[str, Engine] = {}
         self.readings = 0
         self.alerts = 0
@@ -106,14 +109,19 @@ class Batch:
 
 
 def judge_batch(records: Iterable[Record], state_of: Callable[[str, Engine], PatientState],
-                engine_for: Callable[[str], Engine | None]) -> Batch:
+                engine_for: Callable[[str], Engine | None],
+                canary: CanaryRule | None = None) -> Batch:
     """Run each enrolled patient's engine over its readings and statuses of the batch, on the
-    state `state_of` gives (changed in place). Stores nothing."""
+    state `state_of` gives (changed in place); the canary's readings go to its own rule, no
+    engine and no state. Stores nothing."""
     by_patient: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_patient[record.patient_id].append(record)
     batch = Batch()
     for patient_id, patient_readings in by_patient.items():
+        if canary is not None and patient_id == canary.patient_id:
+            batch.outputs.append((patient_id, Output(alerts=canary.events(patient_readings))))
+            continue
         engine = engine_for(patient_id)
         if engine is None:
             batch.skipped.append(patient_id)

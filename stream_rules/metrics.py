@@ -1,12 +1,14 @@
 """The rules worker's counters on `/metrics` (Prometheus text), at `VITALS_RULES_METRICS_ADDR`:
 what it has judged and sent, and what its checkpoints wrote. The benchmarks read the judged
-count to measure progress: committed offsets move only at checkpoints."""
+count to measure progress: committed offsets move only at checkpoints. Its last progress and
+the records waiting (`vitals_rules_last_progress_seconds`, `vitals_rules_pending`) come from
+`vitals.progress`, like every stage's."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from stream_rules.batch import Judge
@@ -31,9 +33,6 @@ class JudgeCollector(Collector):
     def __init__(self, judge: Judge) -> None:
         self.judge = judge
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily]:
         for name, text, attribute in COUNTERS:
             yield CounterMetricFamily(name, text, value=getattr(self.judge, attribute))
-        yield GaugeMetricFamily("vitals_rules_last_progress_seconds",
-                                "Wall-clock time of the last batch judged (Unix seconds)",
-                                value=self.judge.last_progress)

@@ -25,16 +25,20 @@ import time
 
 import faust
 from faust.types import EventT
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from stream_rules.batch import Judge, decode_records, judge_batch
+from stream_rules.canary import CanaryRule
 from stream_rules.checkpoint import Checkpoints
 from stream_rules.config import RulesFile
 from stream_rules.engine import Output
+from stream_rules.lag import JudgedOffsets
 from stream_rules.metrics import JudgeCollector
 from vitals import topics
+from vitals.health_http import HealthServer
 from vitals.kafka import KafkaConnection, declare_topics
 from vitals.patients import PatientRegistry
+from vitals.progress import Progress, ProgressCollector
 from vitals.ready import announce_ready
 from vitals.records import encode
 from vitals.settings import Settings, parse_hostport
@@ -52,6 +56,7 @@ BATCH_WITHIN_S = 0.2
 CHECKPOINT_S = 30.0
 CHECKPOINT_INPUTS = 50_000
 CHECKPOINT_CHECK_S = 1.0  # how often the timer looks (partitions moving need it at once)
+PROGRESS_CHECK_S = 1.0  # how often the records waiting are counted and the loop beats
 SILENCE_CHECK_S = 60.0  # at most; a short no_data.after_min is checked more often
 STATS_EVERY_S = 30.0
 
@@ -104,12 +109,16 @@ class RulesWorker:
     a checkpoint, check for live silence, report. `make_app` wires these to Faust's agent and
     timers."""
 
-    def __init__(self, app: faust.App, partitions: int, judge: Judge) -> None:
+    def __init__(self, app: faust.App, partitions: int, judge: Judge,
+                 progress: Progress | None = None) -> None:
         def topic(name: str, count: int = partitions) -> faust.TopicT:
             return app.topic(name, key_type=bytes, value_type=bytes, partitions=count)
 
         self.app = app
         self.judge = judge
+        # what waits and what is done, for /metrics and /healthz (`vitals.progress`)
+        self.progress = progress or Progress()
+        self.offsets = JudgedOffsets((topics.READINGS.name, topics.STATUS.name))
         # Batches, checkpoints and the silence timer all change or read the states across
         # awaits: one at a time.
         self.state_lock = asyncio.Lock()
@@ -149,7 +158,8 @@ class RulesWorker:
         started = time.perf_counter()
         records, bad = decode_records([event.value for event in events],
                                       int(time.time() * 1000))
-        batch = judge_batch(records, self.checkpoints.state, self.judge.engine)
+        batch = judge_batch(records, self.checkpoints.state, self.judge.engine,
+                            self.judge.canary)
         for patient_id in batch.skipped:
             log.warning("readings of %s, who is not enrolled here: skipped", patient_id)
         sent = [await self.rejected.send(value=encode(dead)) for dead in bad]
@@ -165,6 +175,8 @@ class RulesWorker:
         self.judge.readings += len(events)
         self.judge.batch_ms.append((time.perf_counter() - started) * 1000)
         self.judge.last_progress = time.time()
+        self.offsets.judged(events)
+        self.progress.progressed(self.judge.last_progress)
 
     async def checkpoint(self) -> None:
         """Write the changed states and acknowledge the inputs they cover, when due."""
@@ -196,6 +208,14 @@ class RulesWorker:
             if self.checkpoints.owed:
                 await self._checkpoint(release=False)
             self.checkpoints.forget()
+            self.offsets.forget()
+
+    async def watch(self) -> None:
+        """Say that the event loop turns, and how many records wait (`stream_rules.lag`)."""
+        self.progress.beat()
+        lag = await self.offsets.lag(self.app.consumer)
+        if lag is not None:
+            self.progress.waiting(lag)
 
     async def check_silence(self) -> None:
         """Live "no data": by the wall clock, for the patients this worker holds."""
@@ -216,11 +236,12 @@ class RulesWorker:
                 self.checkpoints.judged([patient_id], ())
 
 
-def make_app(settings: Settings, judge: Judge) -> faust.App:
+def make_app(settings: Settings, judge: Judge, progress: Progress | None = None) -> faust.App:
     """The Faust app: the judging agent (one `judge_batch` per batch), the wall-clock silence
-    check, the stats line, and the ready line once partitions are assigned."""
+    check, the progress report, the stats line, and the ready line once partitions are
+    assigned."""
     app = new_app(settings)
-    worker = RulesWorker(app, settings.kafka_partitions, judge)
+    worker = RulesWorker(app, settings.kafka_partitions, judge, progress)
 
     @app.agent(worker.inputs)
     async def judge_readings(stream: faust.StreamT[bytes]) -> None:
@@ -232,6 +253,10 @@ def make_app(settings: Settings, judge: Judge) -> faust.App:
     @app.timer(CHECKPOINT_CHECK_S)
     async def checkpoint() -> None:
         await worker.checkpoint()
+
+    @app.timer(PROGRESS_CHECK_S)
+    async def watch() -> None:
+        await worker.watch()
 
     @app.on_partitions_revoked.connect
     async def moved(_app: faust.App, _revoked: object, **_kw: object) -> None:
@@ -273,11 +298,15 @@ def run(settings: Settings, rules: RulesFile, registry: PatientRegistry,
                    (topics.READINGS, topics.STATUS, topics.REJECTED, topics.ALERTS,
                     topics.TRENDS, Topic(CHANGELOG, compacted=True)), settings.kafka_partitions)
     (settings.state_dir / "rules").mkdir(parents=True, exist_ok=True)
-    judge = Judge(rules, registry)
+    judge = Judge(rules, registry, CanaryRule(settings.canary_patient, time.time))
+    progress = Progress("records not yet judged", "rules worker's event loop")
     metrics = CollectorRegistry()
     metrics.register(JudgeCollector(judge))
+    metrics.register(ProgressCollector(
+        "rules", progress, "Records of vitals.readings and vitals.status on this worker's "
+        "partitions not judged yet (Kafka's high watermark minus the next offset to judge)"))
     host, port = parse_hostport(settings.rules_metrics_addr)
-    start_http_server(port, host, registry=metrics)
-    log.info("metrics on http://%s:%d/metrics", host, port)
-    app = make_app(settings, judge)
+    # serves on its own thread until the process exits, also while the event loop is blocked
+    HealthServer(host, port, metrics, lambda: progress.stalled(settings.stall_s))
+    app = make_app(settings, judge, progress)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

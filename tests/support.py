@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -125,6 +126,23 @@ def metric(settings: Settings, name: str) -> float:
             if line.startswith(name + " "):
                 return float(line.split()[1])
     return 0.0
+
+
+def scrape(addr: str) -> dict[str, float]:
+    """A service's /metrics at `addr` (host:port), by series (name and labels as written)."""
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as r:
+        lines = r.read().decode().splitlines()
+    return {name: float(value) for name, _, value in
+            (line.rpartition(" ") for line in lines if line and not line.startswith("#"))}
+
+
+def healthz(addr: str) -> tuple[int, dict]:
+    """A service's /healthz at `addr`: the status (200 or 503) and the JSON it answered."""
+    try:
+        with urllib.request.urlopen(f"http://{addr}/healthz", timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"

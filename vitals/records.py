@@ -38,6 +38,8 @@ Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
 # sentinels.
 DEVICE_FLAGS = frozenset({"probe_off", "motion", "low_perfusion", "low_battery", "manual"})
 NO_SIGNAL = "no_signal"
+# set by ingest on the canary's readings (CONTRACT section 7): a synthetic patient, never data
+SYNTHETIC = "synthetic"
 
 
 class Reading(msgspec.Struct, omit_defaults=True, frozen=True):

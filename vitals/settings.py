@@ -6,6 +6,7 @@ one line naming the setting, and the CLI prints it and exits with status 2.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -136,6 +137,17 @@ class Settings(BaseSettings):
     # alerting: HMAC-SHA256 secret for webhook bodies, and the SMTP server for e-mail pages
     webhook_secret: str | None = None
     smtp_url: str | None = None
+    # CONTRACT section 7: the canary (a synthetic patient proving the whole path), and the
+    # dead-man's switch pinged while its round trips are on time
+    canary_patient: str = "CANARY"
+    canary_every_s: float = 30.0
+    canary_late_s: float = 180.0
+    deadman_url: str | None = None
+    deadman_every_s: float = 60.0  # extension: the contract's "every minute"
+    # extensions: where `vitals store` serves /metrics and /healthz, and how long a service
+    # may hold work without progress before /healthz says it is stuck
+    store_metrics_addr: str = "127.0.0.1:9472"
+    stall_s: float = 60.0
 
     @field_validator("mqtt_url")
     @classmethod
@@ -164,7 +176,21 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {v}")
         return v
 
-    @field_validator("influx_url", "pagerduty_url", "webhook_url")
+    @field_validator("canary_patient")
+    @classmethod
+    def _patient_id(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
+            raise ValueError(f"expected 1-64 characters of A-Z a-z 0-9 _ -, got {v!r}")
+        return v
+
+    @field_validator("canary_every_s", "canary_late_s", "stall_s", "deadman_every_s")
+    @classmethod
+    def _seconds(cls, v: float) -> float:
+        if not math.isfinite(v) or not 0 < v <= 86400:
+            raise ValueError(f"must be a number of seconds in (0, 86400], got {v}")
+        return v
+
+    @field_validator("influx_url", "pagerduty_url", "webhook_url", "deadman_url")
     @classmethod
     def _http(cls, v: str | None) -> str | None:
         if v in (None, ""):
@@ -187,7 +213,8 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {v}")
         return v
 
-    @field_validator("alerting_addr", "ingest_metrics_addr", "rules_metrics_addr")
+    @field_validator("alerting_addr", "ingest_metrics_addr", "rules_metrics_addr",
+                     "store_metrics_addr")
     @classmethod
     def _addr(cls, v: str) -> str:
         parse_hostport(v)

@@ -22,7 +22,10 @@ STATUS = Topic("vitals.status")
 REJECTED = Topic("vitals.rejected", keyed_by_patient=False, single_partition=True)
 TRENDS = Topic("vitals.trends")
 ALERTS = Topic("vitals.alerts")
+# CONTRACT section 7: ingest copies each canary reading here (one partition, read by alerting),
+# so that alerting knows when ingest last passed one even while the rules are stuck
+CANARY = Topic("vitals.canary", keyed_by_patient=False, single_partition=True)
 
-INGEST_TOPICS = (READINGS, STATUS, REJECTED)
+INGEST_TOPICS = (READINGS, STATUS, REJECTED, CANARY)
 # what `vitals store` consumes (it also produces to REJECTED: points InfluxDB refuses)
 STORE_TOPICS = (READINGS, TRENDS, ALERTS)

@@ -2,7 +2,8 @@
 stand where SQLite stands without the stages, the dispatcher or the API changing.
 
 `Store` is everything they call, in parts: `Lookups` (what the stages read), `Ledger` (what the
-orchestrator writes), `Outbox` (the dispatcher's), `SilenceBook`, `AuditLog`, `TrendLog`.
+orchestrator writes), `Outbox` (the dispatcher's), `SilenceBook`, `AuditLog`, `TrendLog`,
+`WatchLog`.
 Reads return mappings (`Row`) whose JSON columns come decoded: an alert's `event`, an intent's
 `request`. The implementation is `alerting.store.sqlite.SqliteStore`; its calls block (a commit
 waits for the disk), so the service makes them on one thread of their own,
@@ -13,12 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from alerting.lifecycle import Incident
 
 Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose notification an intent is, when it is not a patient's incident: the pipeline's
+    own page (`alerting.watch`), `patient_id` "vitals" as in its PagerDuty `source`."""
+
+    id: str
+    patient_id: str = "vitals"
+
 Lane = tuple[str, str, str]  # (incident_id, channel, target): intents sent in order
 
 # `source` last, as in the table (a column added later) and in the CSV export's columns
@@ -90,7 +102,7 @@ class Ledger(Protocol):
         """An incident's failed intents: channel, target, action, response."""
         ...
 
-    def add_intent(self, incident: Incident, channel: str, target: str, action: str,
+    def add_intent(self, incident: Incident | Owner, channel: str, target: str, action: str,
                    step: int | None, request: dict[str, Any], now: int) -> int:
         """Put a notification intent in the outbox; returns its id."""
         ...
@@ -175,7 +187,19 @@ class TrendLog(Protocol):
         ...
 
 
-class Store(Lookups, Ledger, Outbox, SilenceBook, AuditLog, TrendLog, Protocol):
+class WatchLog(Protocol):
+    """The canary watch's state (`alerting.watch`), one JSON document, saved with its page."""
+
+    def watch_state(self) -> str | None:
+        """The state as last saved, or None."""
+        ...
+
+    def save_watch_state(self, state: str) -> None:
+        """Replace the state."""
+        ...
+
+
+class Store(Lookups, Ledger, Outbox, SilenceBook, AuditLog, TrendLog, WatchLog, Protocol):
     """The whole alerting state: what `alerting` reaches the database through."""
 
     def location(self) -> str:

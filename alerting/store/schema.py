@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS audit (
   patient_id TEXT, incident_id TEXT, alert_id TEXT, actor TEXT, channel TEXT, target TEXT,
   status TEXT, detail TEXT, source TEXT);
 CREATE INDEX IF NOT EXISTS audit_patient ON audit(patient_id, at);
+CREATE TABLE IF NOT EXISTS watch (
+  id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trends (
   patient_id TEXT NOT NULL, ts INTEGER NOT NULL, point TEXT NOT NULL,
   PRIMARY KEY (patient_id, ts));

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting.lifecycle import Incident
-from alerting.store import Lane, Row
+from alerting.store import Lane, Owner, Row
 from alerting.store.schema import create
 from alerting.store.state_dir import (
     FILE_MODE,
@@ -179,7 +179,7 @@ class SqliteStore:
         return [Incident(**json.loads(row["data"])) for row in rows]
 
     # outbox
-    def add_intent(self, incident: Incident, channel: str, target: str, action: str,
+    def add_intent(self, incident: Incident | Owner, channel: str, target: str, action: str,
                    step: int | None, request: dict[str, Any], now: int) -> int:
         """Put a notification intent in the outbox; returns its id."""
         cursor = self.db.execute(
@@ -298,3 +298,11 @@ class SqliteStore:
                                (patient_id,)).fetchall()
         return [json.loads(row["point"]) for row in rows]
 
+    def watch_state(self) -> str | None:
+        """The canary watch's state (JSON) as last saved, or None."""
+        row = self.db.execute("SELECT state FROM watch WHERE id=1").fetchone()
+        return None if row is None else str(row["state"])
+
+    def save_watch_state(self, state: str) -> None:
+        """Replace the canary watch's state (JSON)."""
+        self.db.execute("INSERT OR REPLACE INTO watch (id, state) VALUES (1, ?)", (state,))

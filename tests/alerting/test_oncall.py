@@ -19,7 +19,8 @@ from vitals.settings import ConfigError
 def test_the_embedded_default_covers_the_demo_teams() -> None:
     teams = {p.team for p in load_patients(None)}
     oncall = load_oncall(None, teams)
-    assert set(oncall.teams) == {"haem-a", "haem-b"}
+    assert set(oncall.teams) == {"haem-a", "haem-b", "ops"}
+    assert oncall.operators == "ops" and "ops" not in teams  # the pipeline's pages, no patient's
     assert oncall.pages("critical") and oncall.pages("error")
     assert not oncall.pages("warning") and not oncall.pages("info")
 

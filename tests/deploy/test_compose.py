@@ -13,18 +13,18 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from harness import services
 from harness.command import vitals
 from stream_rules.worker import CHANGELOG
 from tests.deploy.support import DEPLOY, load_module
 from vitals import topics
+from vitals.health_http import HealthServer
 
 SCHEMAS = DEPLOY / "schemas"
 # sha256 of compose-spec.json as vendored (see deploy/schemas/README.md)
@@ -122,10 +122,30 @@ def test_every_variable_of_env_example_is_commented() -> None:
 @pytest.mark.parametrize(("change", "expected"), [
     (lambda d: d["services"]["rules"].update(command=["rule"]), "not a vitals subcommand"),
     (lambda d: d["services"]["store"].update(command=["store", "--fast"]), "No such option"),
+    # /healthz on the port each service listens on, published (deploy/README.md, "Health
+    # checks and restarts")
     (lambda d: d["services"]["ingest"]["environment"].update(
-        VITALS_INGEST_METRICS_ADDR="0.0.0.0:9999"), "does not probe /metrics on port 9999"),
+        VITALS_INGEST_METRICS_ADDR="0.0.0.0:9999"),
+     "ingest: the healthcheck does not probe /healthz on port 9999"),
+    (lambda d: d["services"]["ingest"]["healthcheck"].update(test=[
+        "CMD", "python", "-c", "import urllib.request; "
+        "urllib.request.urlopen('http://127.0.0.1:9470/metrics?next=/healthz', timeout=5)"]),
+     "ingest: the healthcheck does not probe /healthz on port 9470"),
     (lambda d: d["services"]["alerting"]["environment"].update(
         VITALS_ALERTING_ADDR="127.0.0.1:8470"), "must listen on 0.0.0.0"),
+    (lambda d: d["services"]["rules"]["environment"].pop("VITALS_RULES_METRICS_ADDR"),
+     "rules: VITALS_RULES_METRICS_ADDR= must listen on 0.0.0.0"),
+    (lambda d: d["services"]["rules"].pop("healthcheck"),
+     "rules: the healthcheck does not probe /healthz on port 9471"),
+    (lambda d: d["services"]["rules"].update(ports=["127.0.0.1:9471:9471"]),
+     "rules: several replicas cannot share host port 9471"),
+    (lambda d: d["services"]["store"]["environment"].update(
+        VITALS_STORE_METRICS_ADDR="127.0.0.1:9472"),
+     "store: VITALS_STORE_METRICS_ADDR=127.0.0.1:9472 must listen on 0.0.0.0"),
+    (lambda d: d["services"]["store"]["healthcheck"]["test"].__setitem__(
+        -1, "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9470/healthz')"),
+     "store: the healthcheck does not probe /healthz on port 9472"),
+    (lambda d: d["services"]["store"].pop("ports"), "store: port 9472 is not published"),
     (lambda d: d["services"]["alerting"]["environment"].update(VITALS_ONCAL="x"),
      "VITALS_ONCAL is not a vitals setting"),
     (lambda d: d["services"]["ingest"]["environment"].update(VITALS_MQTT_URL="tcp://x:1"),
@@ -149,6 +169,22 @@ def test_every_variable_of_env_example_is_commented() -> None:
     (lambda d: d["services"]["influx-init"]["environment"].update(VITALS_LONG_BUCKET="x"),
      "init.sh does not read it"),
     (lambda d: d["services"].pop("store"), "no service store"),
+    # the canary: one, as a device over TLS with its own account (deploy/README.md)
+    (lambda d: d["services"].pop("canary"), "no service canary"),
+    (lambda d: d["services"]["canary"]["deploy"].update(replicas=2),
+     "canary: must run exactly one replica"),
+    (lambda d: d["services"]["canary"].update(command=["canary", "--every", "5"]),
+     "No such option"),
+    (lambda d: d["services"]["canary"]["environment"].update(
+        VITALS_MQTT_URL="mqtt://CANARY.canary:pw@mqtt.example.org:1883"),
+     "canary: VITALS_MQTT_URL must be mqtts://PATIENT.canary:...@<broker alias>:8883"),
+    (lambda d: d["services"]["canary"]["environment"].update(
+        VITALS_MQTT_URL="mqtts://ingest:pw@mqtt.example.org:8883"),
+     "canary: VITALS_MQTT_URL must be mqtts://PATIENT.canary"),
+    (lambda d: d["services"]["canary"]["environment"].pop("SSL_CERT_FILE"),
+     "canary: SSL_CERT_FILE (the broker's CA) is not set to a mounted file"),
+    (lambda d: d["services"]["canary"]["environment"].update(VITALS_CANARY_EVERY_S="nan"),
+     "canary: the settings it gets are refused: VITALS_CANARY_EVERY_S"),
     # Kafka: TLS and SASL only (deploy/README.md, "Kafka: TLS and SCRAM")
     (lambda d: d["services"]["ingest"]["environment"].update(VITALS_KAFKA_URL="kafka://kafka:9093"),
      "ingest: VITALS_KAFKA_URL must be kafkas://"),
@@ -246,12 +282,15 @@ def site(tmp_path: Path) -> Path:
     kafka_certs.mkdir()
     for name in ("ca.crt", "kafka.p12", "kafka.p12.password"):
         shutil.copy(kafka_ca / name, kafka_certs / name)
-    ingest_password = next(line.split(",")[3] for line in
-                           (accounts / "credentials.csv").read_text().splitlines()
-                           if line.startswith(",,ingest,"))
+    rows = (accounts / "credentials.csv").read_text().splitlines()
+    ingest_password = next(line.split(",")[3] for line in rows if line.startswith(",,ingest,"))
+    # the canary's account (CANARY.canary), once `vitals credentials` makes it
+    canary_password = next((line.split(",")[3] for line in rows
+                            if line.startswith("CANARY,canary,")), "a-canary-password")
     text = cc.ENV_EXAMPLE.read_text()
     values = {"VITALS_CONFIG_DIR": config, "MQTT_CONFIG_DIR": mqtt, "MQTT_CERTS_DIR": certs,
-              "MQTT_INGEST_PASSWORD": ingest_password, "KAFKA_CLUSTER_ID": "MkU3OEVBNTcwNTJENDM2Qk",
+              "MQTT_INGEST_PASSWORD": ingest_password, "MQTT_CANARY_PASSWORD": canary_password,
+              "KAFKA_CLUSTER_ID": "MkU3OEVBNTcwNTJENDM2Qk",
               "KAFKA_CERTS_DIR": kafka_certs, "KAFKA_ADMIN_PASSWORD": "0a1b2c3d4e5f6a7b8c9d",
               "KAFKA_VITALS_PASSWORD": "f9e8d7c6b5a4f3e2d1c0",
               "INFLUX_ADMIN_PASSWORD": "a-long-admin-password",
@@ -352,7 +391,8 @@ def test_create_topics_declares_every_topic_of_vitals_and_the_rules_changelog(
     result, calls = run_create_topics(tmp_path, partitions=12)
     assert result.returncode == 0, result.stderr
     topics_made = created(calls)
-    declared = (topics.READINGS, topics.STATUS, topics.REJECTED, topics.TRENDS, topics.ALERTS)
+    declared = (topics.READINGS, topics.STATUS, topics.REJECTED, topics.TRENDS, topics.ALERTS,
+                topics.CANARY)
     assert set(topics_made) == {t.name for t in declared} | {CHANGELOG}
     for t in declared:
         assert topics_made[t.name][0] == (1 if t.single_partition else 12), t.name
@@ -365,7 +405,7 @@ def test_create_topics_declares_every_topic_of_vitals_and_the_rules_changelog(
     assert int(readings["retention.ms"]) == 168 * 3600 * 1000
     # existing topics get their settings again
     altered = [c for c in calls if c.startswith("kafka-configs") and "--alter" in c]
-    assert len(altered) == 6 and any(CHANGELOG in c and "compact" in c for c in altered)
+    assert len(altered) == 7 and any(CHANGELOG in c and "compact" in c for c in altered)
 
 
 def test_create_topics_without_security_settings_passes_no_client_config(tmp_path: Path) -> None:
@@ -382,7 +422,7 @@ def test_create_topics_speaks_sasl_ssl_with_the_account_and_the_ca(tmp_path: Pat
         "KAFKA_SASL_USERNAME": "admin", "KAFKA_SASL_PASSWORD": "0a1b2c3d",
         "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "TMPDIR": str(tmp)})
     assert result.returncode == 0, result.stderr
-    assert len(calls) == 18  # create, alter, describe for 6 topics
+    assert len(calls) == 21  # create, alter, describe for 7 topics
     for call in calls:
         assert "--bootstrap-server kafka:9093 --command-config " in call, call
     config = dict(line.split("=", 1) for line in
@@ -411,7 +451,7 @@ def test_create_topics_refuses_a_topic_with_another_partition_count(tmp_path: Pa
     # an existing topic is left alone (--if-not-exists), and every topic is still checked, so
     # that one run names every mismatch
     assert all("--if-not-exists" in c for c in calls if "--create" in c)
-    assert len([c for c in calls if "--describe" in c]) == 6
+    assert len([c for c in calls if "--describe" in c]) == 7
 
 
 def test_create_topics_is_the_script_the_compose_step_runs(loaded: Any) -> None:
@@ -426,20 +466,27 @@ def test_create_topics_is_the_script_the_compose_step_runs(loaded: Any) -> None:
 
 
 # --- the HTTP healthchecks, run against a real server ----------------------------------------
-class _Handler(BaseHTTPRequestHandler):
-    status = 200
+def test_the_services_that_serve_http_listen_where_their_healthcheck_probes(loaded: Any) -> None:
+    _raw, doc, _used, _env = loaded
+    for name, variable, port in (("ingest", "VITALS_INGEST_METRICS_ADDR", 9470),
+                                 ("rules", "VITALS_RULES_METRICS_ADDR", 9471),
+                                 ("store", "VITALS_STORE_METRICS_ADDR", 9472),
+                                 ("alerting", "VITALS_ALERTING_ADDR", 8470)):
+        service = doc["services"][name]
+        assert service["environment"][variable] == f"0.0.0.0:{port}", name
+        test = service["healthcheck"]["test"]
+        assert (cc.url_port(test), checklib.url_path(test)) == (port, "/healthz"), name
+        assert service["environment"]["VITALS_STALL_S"] == "60", name
+    # every rules worker publishes its port on 127.0.0.1 at a host port Docker picks
+    assert doc["services"]["rules"]["ports"] == ["127.0.0.1::9471"]
+    assert doc["services"]["store"]["ports"] == ["127.0.0.1:9472:9472"]
 
-    def do_GET(self) -> None:
-        self.send_response(self.status if self.path in ("/metrics", "/healthz") else 404)
-        self.end_headers()
 
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
-@pytest.mark.parametrize("service", ["ingest", "alerting"])
-def test_the_http_healthcheck_passes_only_when_the_service_answers(loaded: Any,
-                                                                   service: str) -> None:
+@pytest.mark.parametrize("service", ["ingest", "rules", "store", "alerting"])
+def test_the_http_healthcheck_passes_only_while_healthz_says_ok(loaded: Any,
+                                                                service: str) -> None:
+    """The healthcheck's command, run against the services' own `/healthz` server
+    (vitals/health_http.py: /metrics always answers 200, /healthz 503 with a reason)."""
     _raw, doc, _used, _env = loaded
     kind, program, *args = doc["services"][service]["healthcheck"]["test"]
     assert (kind, program) == ("CMD", "python")  # the image's venv Python
@@ -451,19 +498,19 @@ def test_the_http_healthcheck_passes_only_when_the_service_answers(loaded: Any,
                               timeout=20).returncode
 
     assert probe() != 0 or _port_in_use(port)  # nothing listens: unhealthy
-    for status, healthy in ((200, True), (503, False)):
-        handler = type("H", (_Handler,), {"status": status})
-        try:
-            server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        except OSError:
-            pytest.skip(f"port {port} is in use on this machine")
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            assert (probe() == 0) is healthy, status
-        finally:
-            server.shutdown()
-            server.server_close()
+    reason: list[str | None] = [None]
+    try:
+        server = HealthServer("127.0.0.1", port, CollectorRegistry(), lambda: reason[0])
+    except OSError:
+        pytest.skip(f"port {port} is in use on this machine")
+    try:
+        assert probe() == 0  # 200 {"status": "ok"}
+        reason[0] = "12 records waiting, no progress for 61 s (stall limit 60 s)"
+        assert probe() != 0  # 503 {"status": "stalled", ...}, while /metrics still answers
+        reason[0] = None
+        assert probe() == 0
+    finally:
+        server.close()
 
 
 def _port_in_use(port: int) -> bool:

@@ -25,7 +25,7 @@ def test_the_dockerfile_builds_and_its_entrypoint_runs() -> None:
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert "check_dockerfile: ok" in result.stdout
-    for command in ("ingest", "rules", "store", "alerting", "credentials"):
+    for command in ("ingest", "rules", "store", "alerting", "canary", "credentials"):
         assert command in result.stdout.rsplit("lists", 1)[1]
     assert "smoke: 20 embedded patients" in result.stdout
     print(f"Dockerfile check: {time.monotonic() - started:.0f} s")
@@ -46,6 +46,19 @@ def test_the_image_runs_vitals_as_a_fixed_unprivileged_user() -> None:
     assert [i.args for i in final if i.keyword == "ENTRYPOINT"] == ['["vitals"]']
     env = " ".join(i.args for i in final if i.keyword == "ENV")
     assert "VITALS_STATE_DIR=/var/lib/vitals" in env
+
+
+def test_the_image_exposes_the_port_of_each_service_that_serves_http() -> None:
+    from vitals.settings import Settings
+
+    exposed = {port for i in instructions() if i.keyword == "EXPOSE"
+               for port in i.args.split()}
+    # the default of each address setting: ingest, rules, store (/metrics and /healthz) and
+    # alerting (its API, /metrics and /healthz)
+    defaults = {Settings.model_fields[name].default.rpartition(":")[2]
+                for name in ("ingest_metrics_addr", "rules_metrics_addr", "store_metrics_addr",
+                             "alerting_addr")}
+    assert exposed == defaults == {"9470", "9471", "9472", "8470"}
 
 
 def test_every_package_of_pyproject_is_copied_and_the_lock_is_installed_first() -> None:

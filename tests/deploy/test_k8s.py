@@ -1,8 +1,8 @@
 """deploy/k8s: every document parses and is valid against the Kubernetes 1.32 strict schemas
-(tests/deploy/data/k8s-strict-schemas.json), selectors match their pods, probes and singletons
-are where the services need them, every ConfigMap and Secret that is referenced exists or is
-one the site makes (documented in the base kustomization and deploy/README.md), the demo
-overlay's files pass the project's own validation, and the sizing is the measured one.
+(tests/deploy/data/k8s-strict-schemas.json), selectors match their pods, probes (/healthz) and
+singletons are where the services need them, every ConfigMap and Secret that is referenced
+exists or is one the site makes (documented in the base kustomization and deploy/README.md),
+the demo overlay's files pass the project's own validation, and the sizing is the measured one.
 No cluster runs here; `kubectl kustomize` renders the overlay when kubectl is installed."""
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ DEFAULTS = DEPLOY.parent / "vitals" / "defaults"
 SITE_MADE = {("Secret", "vitals-secrets"), ("ConfigMap", "vitals-mqtt-ca"),
              ("ConfigMap", "vitals-kafka-ca"), ("ConfigMap", "vitals-files")}
 SERVICES = {"vitals-ingest": "ingest", "vitals-rules": "rules", "vitals-store": "store",
-            "vitals-alerting": "alerting"}
+            "vitals-alerting": "alerting", "vitals-canary": "canary"}
+# the canary publishes over MQTT as a device does: no Kafka, no site files
+CANARY = "vitals-canary"
 
 
 def base_documents() -> list[dict[str, Any]]:
@@ -138,7 +140,8 @@ def test_each_deployment_runs_its_vitals_subcommand_as_the_images_user() -> None
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
-        assert {"/etc/vitals", "/var/lib/vitals", "/tmp"} <= mounts, name
+        assert {"/var/lib/vitals", "/tmp"} <= mounts, name
+        assert ("/etc/vitals" in mounts) == (name != CANARY), name
 
 
 def probe_port(container: dict[str, Any], probe: str) -> tuple[str, int]:
@@ -151,23 +154,64 @@ def env_of(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container.get("env", [])}
 
 
-def test_ingest_and_alerting_have_probes_on_the_port_they_listen_on() -> None:
-    deployments = by_kind(base_documents(), "Deployment")
-    for name, path, var in (("vitals-ingest", "/metrics", "VITALS_INGEST_METRICS_ADDR"),
-                            ("vitals-alerting", "/healthz", "VITALS_ALERTING_ADDR")):
+# the Deployments that serve /metrics and /healthz on one port: the setting naming it, and the
+# path of the readiness probe (the workers stay ready, so scrapeable, while stuck; liveness
+# restarts them; alerting's API is taken out of its Service while it is stuck)
+HTTP_SERVICES = {"vitals-ingest": ("VITALS_INGEST_METRICS_ADDR", "/metrics"),
+                 "vitals-rules": ("VITALS_RULES_METRICS_ADDR", "/metrics"),
+                 "vitals-store": ("VITALS_STORE_METRICS_ADDR", "/metrics"),
+                 "vitals-alerting": ("VITALS_ALERTING_ADDR", "/healthz")}
+
+
+def test_the_services_have_healthz_probes_on_the_port_they_listen_on() -> None:
+    docs = base_documents()
+    deployments = by_kind(docs, "Deployment")
+    stall_s = float(by_kind(docs, "ConfigMap")["vitals-settings"]["data"]["VITALS_STALL_S"])
+    for name, (var, ready_path) in HTTP_SERVICES.items():
         [c] = containers(deployments[name])
         host, _, port = env_of(c)[var].rpartition(":")
-        assert host == "0.0.0.0"
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            assert probe_port(c, probe) == (path, int(port)), (name, probe)
+        assert host == "0.0.0.0", name
+        # startup and liveness ask /healthz (503 when stalled); readiness asks ready_path
+        assert probe_port(c, "startupProbe") == ("/healthz", int(port)), name
+        assert probe_port(c, "livenessProbe") == ("/healthz", int(port)), name
+        assert probe_port(c, "readinessProbe") == (ready_path, int(port)), name
         # the service waits up to 5 minutes for Kafka before it listens
         startup = c["startupProbe"]
-        assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, name
+        # restarted within a minute of /healthz saying stalled, but not for one slow answer
+        live = c["livenessProbe"]
+        assert live["failureThreshold"] >= 2 and live["timeoutSeconds"] >= 1, name
+        assert live["periodSeconds"] * live["failureThreshold"] <= stall_s, name
+    # the rules worker starts Faust (group join, changelog restore) after it listens
+    [rules] = containers(deployments["vitals-rules"])
+    assert rules["livenessProbe"]["initialDelaySeconds"] >= 30
+    # the others listen nowhere: a probe would fail for ever, and restart them for ever
+    for name in set(deployments) - set(HTTP_SERVICES):
+        [c] = containers(deployments[name])
+        assert not {"ports", "startupProbe", "livenessProbe", "readinessProbe"} & set(c), name
 
 
-def test_ingest_and_alerting_are_single_replicas_replaced_with_recreate() -> None:
+def test_prometheus_finds_ingest_rules_and_store_on_the_port_they_serve_metrics_on() -> None:
+    docs = base_documents()
+    deployments = by_kind(docs, "Deployment")
+    services = by_kind(docs, "Service")
+    for name in ("vitals-ingest", "vitals-rules", "vitals-store"):
+        svc = services[f"{name}-metrics"]
+        assert svc["spec"]["selector"] == deployments[name]["spec"]["selector"]["matchLabels"]
+        [c] = containers(deployments[name])
+        [port] = svc["spec"]["ports"]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        annotations = svc["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+        listens = int(env_of(c)[HTTP_SERVICES[name][0]].rpartition(":")[2])
+        assert int(annotations["prometheus.io/port"]) == port["port"] == listens, name
+        assert ports[port["targetPort"]] == listens, name
+
+
+def test_ingest_alerting_and_the_canary_are_single_replicas_replaced_with_recreate() -> None:
     deployments = by_kind(base_documents(), "Deployment")
-    for name in ("vitals-ingest", "vitals-alerting"):
+    for name in ("vitals-ingest", "vitals-alerting", CANARY):
         d = deployments[name]
         assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"]["type"] == "Recreate", name
 
@@ -230,7 +274,7 @@ def test_the_secret_keys_the_deployments_read_are_documented() -> None:
             for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
     readme = (DEPLOY / "README.md").read_text()
     assert keys == {"kafka-url", "mqtt-url", "influx-token", "webhook-url", "webhook-secret",
-                    "smtp-url"}
+                    "smtp-url", "canary-mqtt-url", "deadman-url"}
     for key in keys:
         assert f"{key}=" in readme, key
 
@@ -245,6 +289,9 @@ def test_every_pod_reaches_kafka_over_tls_with_scram_from_a_secret_and_the_mount
     ca_file = settings["VITALS_KAFKA_CA_FILE"]
     for name, d in by_kind(docs, "Deployment").items():
         [c] = containers(d)
+        if name == CANARY:  # no Kafka: neither its password nor its settings
+            assert not [e for e in c["env"] if "KAFKA" in e["name"]] and "envFrom" not in c
+            continue
         [url] = [e for e in c["env"] if e["name"] == "VITALS_KAFKA_URL"]
         assert url["valueFrom"]["secretKeyRef"] == {"name": "vitals-secrets", "key": "kafka-url"}
         assert "value" not in url, name
@@ -306,6 +353,37 @@ def test_kustomize_renders_the_demo_with_the_generated_configmap_wired_in() -> N
     for d in (d for d in docs if d["kind"] == "Deployment"):
         assert d["metadata"]["namespace"] == "vitals"
         names = {name for kind, name, _ in references(d) if kind == "ConfigMap"}
-        assert files["metadata"]["name"] in names and "vitals-files" not in names
-        assert "vitals-kafka-ca" in names  # made by the site: its name is not rewritten
+        assert "vitals-files" not in names
+        if d["metadata"]["name"] == CANARY:  # no site files, no Kafka; the broker's CA
+            assert "vitals-mqtt-ca" in names
+        else:
+            assert files["metadata"]["name"] in names
+            assert "vitals-kafka-ca" in names  # made by the site: its name is not rewritten
         assert containers(d)[0]["image"] == "registry.example.org/vitals:0.1.0"
+
+
+def test_the_canary_comes_in_as_a_device_with_its_own_account_and_the_shared_settings() -> None:
+    docs = base_documents()
+    settings = by_kind(docs, "ConfigMap")["vitals-settings"]["data"]
+    d = by_kind(docs, "Deployment")[CANARY]
+    [c] = containers(d)
+    env = {e["name"]: e for e in c["env"]}
+    assert env["VITALS_MQTT_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "vitals-secrets", "key": "canary-mqtt-url"}
+    for var in ("VITALS_CANARY_PATIENT", "VITALS_CANARY_EVERY_S"):  # one value for all pods
+        assert env[var]["valueFrom"]["configMapKeyRef"] == {"name": "vitals-settings",
+                                                            "key": var}
+        assert var in settings
+    Settings(_env_file=None, canary_patient=settings["VITALS_CANARY_PATIENT"],  # type: ignore[call-arg]
+             canary_every_s=settings["VITALS_CANARY_EVERY_S"],
+             canary_late_s=settings["VITALS_CANARY_LATE_S"])
+    [mount] = [m for m in c["volumeMounts"]
+               if env["SSL_CERT_FILE"]["value"].startswith(m["mountPath"] + "/")]
+    [volume] = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == "vitals-mqtt-ca" and mount["readOnly"] is True
+    # the README's example of the Secret's canary-mqtt-url is a TLS URL with the canary account
+    readme = (DEPLOY / "README.md").read_text()
+    example = re.search(r"--from-literal=canary-mqtt-url='([^']+)'", readme)
+    assert example is not None
+    mqtt = Settings(_env_file=None, mqtt_url=example.group(1)).mqtt  # type: ignore[call-arg]
+    assert mqtt.tls and mqtt.username == f"{settings['VITALS_CANARY_PATIENT']}.canary"

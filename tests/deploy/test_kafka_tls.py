@@ -22,6 +22,7 @@ from vitals.kafka import KafkaConnection
 from vitals.settings import kafka_endpoints, load_settings
 
 cc = load_module("check_compose")
+model = load_module("compose_model")
 START = DEPLOY / "kafka" / "start.sh"
 MAKE_CERTS = DEPLOY / "kafka" / "make-certs.sh"
 KAFKA_CA = "/etc/ssl/vitals/kafka-ca.crt"
@@ -40,7 +41,15 @@ def listeners(value: str) -> dict[str, str]:
 
 
 # --- compose ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("service", cc.VITALS_SERVICES)
+def test_the_canary_alone_gets_no_kafka_account(loaded: Any) -> None:
+    """It publishes over MQTT as a device does: the Kafka password stays with the services
+    that use Kafka."""
+    _raw, doc, _env = loaded
+    assert set(cc.VITALS_SERVICES) - set(model.KAFKA_SERVICES) == {"canary"}
+    assert not [k for k in cc.environment(doc, "canary") if "KAFKA" in k]
+
+
+@pytest.mark.parametrize("service", model.KAFKA_SERVICES)
 def test_every_vitals_service_reaches_kafka_with_kafkas_scram_and_the_mounted_ca(
         loaded: Any, service: str) -> None:
     raw, doc, env = loaded

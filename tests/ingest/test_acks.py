@@ -109,6 +109,22 @@ def test_after_a_reconnect_pending_tickets_do_not_ack_but_keep_their_place() -> 
     assert old_a.qos == 0 and old_b.qos == 0
 
 
+def test_what_waits_and_when_a_message_was_last_handed_over() -> None:
+    now = [100.0]
+    acks = InOrderAcks(lambda _mid, _qos: None, clock=lambda: now[0])
+    assert acks.waiting() == (0, None) and acks.last_acked is None
+    a = acks.open(1, 1, 1, at=90.0)
+    b = acks.open(2, 1, 1, at=95.0)
+    b.done()  # done, but waits behind the first: not handed over yet
+    assert acks.waiting() == (2, 90.0) and acks.last_acked is None
+    now[0] = 101.0
+    a.done()
+    assert acks.waiting() == (0, None) and acks.last_acked == 101.0
+    now[0] = 102.0
+    acks.open(3, 1, 0, at=102.0)  # nothing to send (a duplicate): through at once
+    assert acks.last_acked == 102.0
+
+
 def test_reconnect_with_nothing_pending_changes_nothing() -> None:
     acks, sent = recorder()
     acks.reconnected()

@@ -110,7 +110,7 @@ def passwords(out: Path) -> dict[str, str]:
 @pytest.fixture
 def creds(tmp_path: Path) -> Path:
     out = tmp_path / "creds"
-    generate(out, _patients(tmp_path, DEVICES))
+    generate(out, _patients(tmp_path, DEVICES), canary_patient="CANARY")
     return out
 
 
@@ -187,6 +187,22 @@ def test_device_cannot_publish_into_another_patients_topic(
     assert dev5.publish("vitals/v1/P001/ox-1", "own").value == 0
 
 
+def test_the_canary_publishes_its_own_topics_only(
+        broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
+    """CONTRACT section 7: the canary is one more device, with an account of its own."""
+    pw = passwords(creds)
+    ingest = open_session(sessions, broker, "ingest", pw["ingest"], client_id="vitals-ingest")
+    ingest.subscribe([("vitals/v1/#", 1)])
+    canary = open_session(sessions, broker, "CANARY.canary", pw["CANARY.canary"])
+    assert canary.accepted
+    canary.publish("vitals/v1/P001/ox-1", "into a patient's record")
+    canary.publish("vitals/v1/CANARY/canary/status", "status")
+    canary.publish("vitals/v1/CANARY/canary", "round")
+    got = ingest.received(until="vitals/v1/CANARY/canary")
+    assert sorted(set(got)) == [("vitals/v1/CANARY/canary", b"round"),
+                                ("vitals/v1/CANARY/canary/status", b"status")]
+
+
 def test_device_cannot_subscribe_or_read(
         broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
     pw = passwords(creds)
@@ -235,13 +251,13 @@ def test_rerun_keeps_passwords_rotate_changes_them_removed_device_loses_account(
         broker: servers.Server, creds: Path, tmp_path: Path, sessions: list[Session]) -> None:
     first = passwords(creds)
     hashes = (creds / "passwords").read_text()
-    generate(creds, _patients(tmp_path, DEVICES))
+    generate(creds, _patients(tmp_path, DEVICES), canary_patient="CANARY")
     assert passwords(creds) == first
     assert (creds / "passwords").read_text() != hashes  # fresh salts, same passwords
     reload_until(broker, sessions, "P001.ox-1", first["P001.ox-1"], accepted=True)
 
     in_field = open_session(sessions, broker, "P001.ox-1", first["P001.ox-1"])
-    generate(creds, _patients(tmp_path, DEVICES), rotate=True)
+    generate(creds, _patients(tmp_path, DEVICES), rotate=True, canary_patient="CANARY")
     rotated = passwords(creds)
     assert rotated.keys() == first.keys()
     assert all(rotated[u] != first[u] for u in first)
@@ -251,7 +267,8 @@ def test_rerun_keeps_passwords_rotate_changes_them_removed_device_loses_account(
     assert open_session(sessions, broker, "P001.ox-1", rotated["P001.ox-1"]).accepted
 
     removed = open_session(sessions, broker, "P002.ox-1", rotated["P002.ox-1"])
-    generate(creds, _patients(tmp_path, {"P001": ["ox-1", "th-1"]}))  # P002's device removed
+    generate(creds, _patients(tmp_path, {"P001": ["ox-1", "th-1"]}),  # P002's device removed
+             canary_patient="CANARY")
     assert passwords(creds) == {u: p for u, p in rotated.items() if u != "P002.ox-1"}
     for name in ("passwords", "acl", "credentials.csv"):
         assert "P002" not in (creds / name).read_text()

@@ -16,9 +16,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from harness import servers
 from tests.relay import TcpRelay
 from tests.support import (
+    healthz,
     metric,
     publish,
     read_topic,
+    scrape,
     start_ingest,
     start_ingest_process,
     wait_for,
@@ -58,6 +60,34 @@ def test_kafka_outage_holds_messages_unacknowledged_then_catches_up(cut_kafka) -
     got = read_topic(settings.kafka_bootstrap, "vitals.readings", 300)
     assert sorted(v["seq"] for _, v in got) == list(range(300))
     assert counts.accepted == 300
+
+
+def test_healthz_says_stuck_while_kafka_is_unreachable_and_recovers_after(cut_kafka) -> None:
+    settings, relay = cut_kafka
+    settings = settings.model_copy(update={"stall_s": 2.0})
+    addr = settings.ingest_metrics_addr
+    ingest = start_ingest(settings)
+    try:
+        assert healthz(addr)[0] == 200
+        relay.block()
+        published = time.time()
+        publish(settings.mqtt.port, readings("P001", 20))
+        # work waits and nothing moves: after stall_s, an orchestrator is told so (generous
+        # timeouts: a busy 2-core machine)
+        wait_for(lambda: healthz(addr)[0] == 503, timeout=60, what="/healthz saying stuck")
+        status, body = healthz(addr)
+        assert status == 503 and body["status"] == "stalled"
+        assert "20 MQTT messages waiting for Kafka, no progress for" in body["reason"], body
+        gauges = scrape(addr)
+        assert gauges["vitals_ingest_pending"] == 20
+        oldest = gauges["vitals_ingest_oldest_pending_event_seconds"]
+        assert published - 5 <= oldest <= time.time()  # when the oldest was received
+        relay.unblock()
+        wait_for(lambda: healthz(addr)[0] == 200, timeout=60, what="healthy after the outage")
+        assert scrape(addr)["vitals_ingest_pending"] == 0
+    finally:
+        relay.unblock()
+        ingest.stop()
 
 
 @pytest.mark.slow

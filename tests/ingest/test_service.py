@@ -6,7 +6,7 @@ import datetime as dt
 import time
 import urllib.request
 
-from tests.support import publish, read_topic, start_ingest
+from tests.support import healthz, publish, read_topic, scrape, start_ingest, wait_for
 from vitals.settings import Settings
 
 
@@ -112,3 +112,25 @@ def test_metrics_endpoint_counts_while_running(settings: Settings) -> None:
     assert 'vitals_ingest_accepted_total{record="reading"} 1.0' in text
     assert 'vitals_ingest_rejected_total{reason="out_of_range"} 1.0' in text
     assert "vitals_ingest_messages_total 2.0" in text
+
+
+def test_healthz_and_progress_gauges_while_idle_and_after_work(settings: Settings) -> None:
+    ingest = start_ingest(settings)
+    addr = settings.ingest_metrics_addr
+    try:
+        assert healthz(addr) == (200, {"status": "ok"})  # idle: nothing waits
+        idle = scrape(addr)
+        assert idle["vitals_ingest_pending"] == 0
+        assert idle["vitals_ingest_last_progress_seconds"] == 0  # nothing handed over yet
+        assert "vitals_ingest_oldest_pending_event_seconds" not in idle
+        before = time.time()
+        publish(settings.mqtt.port, [
+            ("vitals/v1/P001/th-1", {"ts": now_ms(), "kind": "temperature", "temp": 37.1})])
+        wait_for(lambda: scrape(addr)["vitals_ingest_last_progress_seconds"] >= before,
+                 timeout=30, what="progress: the message on Kafka and acknowledged")
+        after = scrape(addr)
+        assert after["vitals_ingest_pending"] == 0
+        assert after["vitals_ingest_unacked_messages"] == 0  # the older gauge still there
+        assert healthz(addr)[0] == 200
+    finally:
+        ingest.stop()

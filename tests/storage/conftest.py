@@ -27,4 +27,5 @@ def store_settings(kafka: servers.Server, vm: servers.Server, tmp_path: Path) ->
     declare_topics(bootstrap, (*topics.STORE_TOPICS, topics.REJECTED), PARTITIONS, wait_s=10)
     return load_settings(_env_file=None, kafka_url=f"kafka://{bootstrap}",
                          influx_url=f"http://127.0.0.1:{vm.port}", kafka_partitions=PARTITIONS,
-                         state_dir=tmp_path / "state")
+                         state_dir=tmp_path / "state",
+                         store_metrics_addr=f"127.0.0.1:{servers.free_port()}")

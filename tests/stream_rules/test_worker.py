@@ -19,10 +19,11 @@ from harness import servers, services
 from stream_rules.config import default_rules_path, load_rules
 from stream_rules.engine import Engine
 from stream_rules.rules.spec import hhmm
+from stream_rules.worker import PROGRESS_CHECK_S
 from tests.hostile import variants
 from tests.stream_rules.test_batch import decodes
 from tests.stream_rules.test_engine import PATIENT, readings
-from tests.support import read_topic, wait_for, write_patients
+from tests.support import healthz, read_topic, scrape, wait_for, write_patients
 from vitals.kafka import producer_config
 from vitals.records import DeviceStatus, Reading, encode
 
@@ -137,6 +138,29 @@ def test_metrics_count_what_was_judged_and_what_the_checkpoints_wrote(
                           r"per reading", text)
     assert int(stats[0]) == len(rs) and int(stats[1]) >= 1
     assert 0 < int(stats[2]) <= 64, stats  # one patient's state, ~1,200 readings (issue #15)
+
+
+def test_healthz_and_progress_gauges_idle_and_after_judging(workers: Workers) -> None:
+    workers.start()
+    addr = workers.metrics[-1].removeprefix("http://").removesuffix("/metrics")
+    assert healthz(addr) == (200, {"status": "ok"})  # idle: nothing waits
+    idle = scrape(addr)
+    assert idle["vitals_rules_pending"] == 0
+    assert idle["vitals_rules_last_progress_seconds"] == 0  # nothing judged yet
+    before = time.time()
+    # a backlog of ~30,000 records: seconds of judging, so the lag is seen on its way down
+    rs = readings(500, temp=lambda s: 37.2, spo2=lambda s: 96, hr=lambda s: 95)
+    produce(workers.bootstrap, rs)
+    wait_for(lambda: scrape(addr)["vitals_rules_pending"] > 0, timeout=60, what="a lag")
+    assert healthz(addr)[0] == 200  # work waits, but it moves
+    wait_for(lambda: scrape(addr)["vitals_rules_readings_judged_total"] == len(rs),
+             timeout=120, what="every reading judged")
+    time.sleep(2 * PROGRESS_CHECK_S)  # the lag counted since: Kafka's watermark is reached
+    gauges = scrape(addr)
+    assert gauges["vitals_rules_last_progress_seconds"] >= before
+    assert gauges["vitals_rules_pending"] == 0
+    assert "vitals_rules_oldest_pending_event_seconds" not in gauges  # not known to rules
+    assert healthz(addr) == (200, {"status": "ok"})
 
 
 def test_records_that_are_not_readings_are_dead_lettered_and_judging_goes_on(

@@ -1,0 +1,65 @@
+"""How many records of `vitals.readings` and `vitals.status` on this worker's partitions are
+not judged yet: its work waiting, for `vitals_rules_pending` and `/healthz` (`vitals.progress`).
+
+Per partition: Kafka's high watermark (the consumer learns it with every fetch, no request of
+its own) minus the next offset to judge. That offset is the one after the last record judged
+since the partition was assigned, or before any, the consumer's position (where it resumed from
+the last commit). Committed offsets would not do: the worker commits only at checkpoints, up
+to 30 s after judging. The count errs low, never high, so that a restart is never asked for
+work that is done: a partition whose watermark is not known yet counts nothing, and neither
+do records fetched but not judged on a partition nothing was judged on yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from faust.types import TP, ConsumerT, EventT
+
+log = logging.getLogger(__name__)
+
+POSITION_TIMEOUT_S = 5.0  # a consumer that does not answer in this time: the count is unknown
+
+
+class JudgedOffsets:
+    """The next offset to judge per input partition, as the worker judges batches."""
+
+    def __init__(self, topics: Iterable[str]) -> None:
+        self.topics = frozenset(topics)
+        self._next: dict[TP, int] = {}
+
+    def judged(self, events: Iterable[EventT]) -> None:
+        """A batch was judged (events of one partition come in offset order)."""
+        nxt = self._next
+        for event in events:
+            message = event.message
+            nxt[message.tp] = message.offset + 1
+
+    def forget(self) -> None:
+        """Partitions were revoked: a partition assigned again resumes from its last commit,
+        before what was judged here."""
+        self._next.clear()
+
+    async def lag(self, consumer: ConsumerT) -> int | None:
+        """Records not judged yet on the assigned input partitions; None if the consumer
+        cannot tell now (partitions moving)."""
+        try:
+            parts = [tp for tp in consumer.assignment() if tp.topic in self.topics]
+            highs = {tp: consumer.highwater(tp) for tp in parts}
+            unknown = [tp for tp in parts if tp not in self._next and highs[tp] is not None]
+            positions = dict(zip(unknown, await asyncio.wait_for(
+                asyncio.gather(*(consumer.position(tp) for tp in unknown)),
+                POSITION_TIMEOUT_S), strict=True))
+        except Exception as exc:
+            # partitions moving (aiokafka asserts they are assigned), a consumer not started or
+            # too slow: unknown now, asked again at the next look
+            log.debug("consumer lag unknown now: %r", exc)
+            return None
+        total = 0
+        for tp, high in highs.items():
+            nxt = self._next.get(tp, positions.get(tp))
+            if high is not None and nxt is not None:
+                total += max(0, high - nxt)
+        return total
