@@ -29,18 +29,26 @@ class JudgedOffsets:
     def __init__(self, topics: Iterable[str]) -> None:
         self.topics = frozenset(topics)
         self._next: dict[TP, int] = {}
+        self._last_ts: dict[TP, float] = {}  # the Kafka timestamp (s) of the last judged
+        # the oldest time of what waits, as of the last `lag()`: the last judged record's on
+        # the partitions where records wait (those after it are no older, give or take a
+        # device's clock), so it errs old by at most the gap to the next record
+        self.oldest_waiting: float | None = None
 
     def judged(self, events: Iterable[EventT]) -> None:
         """A batch was judged (events of one partition come in offset order)."""
         nxt = self._next
+        last_ts = self._last_ts
         for event in events:
             message = event.message
             nxt[message.tp] = message.offset + 1
+            last_ts[message.tp] = message.timestamp
 
     def forget(self) -> None:
         """Partitions were revoked: a partition assigned again resumes from its last commit,
         before what was judged here."""
         self._next.clear()
+        self._last_ts.clear()
 
     async def lag(self, consumer: ConsumerT) -> int | None:
         """Records not judged yet on the assigned input partitions; None if the consumer
@@ -57,9 +65,13 @@ class JudgedOffsets:
             # too slow: unknown now, asked again at the next look
             log.debug("consumer lag unknown now: %r", exc)
             return None
-        total = 0
+        total, oldest = 0, None
         for tp, high in highs.items():
             nxt = self._next.get(tp, positions.get(tp))
-            if high is not None and nxt is not None:
-                total += max(0, high - nxt)
+            if high is not None and nxt is not None and high > nxt:
+                total += high - nxt
+                at = self._last_ts.get(tp)
+                if at is not None and (oldest is None or at < oldest):
+                    oldest = at
+        self.oldest_waiting = oldest
         return total

@@ -215,7 +215,7 @@ class RulesWorker:
         self.progress.beat()
         lag = await self.offsets.lag(self.app.consumer)
         if lag is not None:
-            self.progress.waiting(lag)
+            self.progress.waiting(lag, self.offsets.oldest_waiting)
 
     async def check_silence(self) -> None:
         """Live "no data": by the wall clock, for the patients this worker holds."""
@@ -304,7 +304,9 @@ def run(settings: Settings, rules: RulesFile, registry: PatientRegistry,
     metrics.register(JudgeCollector(judge))
     metrics.register(ProgressCollector(
         "rules", progress, "Records of vitals.readings and vitals.status on this worker's "
-        "partitions not judged yet (Kafka's high watermark minus the next offset to judge)"))
+        "partitions not judged yet (Kafka's high watermark minus the next offset to judge)",
+        "Kafka time of the last record judged on a partition where records wait: the oldest "
+        "waiting is no older (Unix seconds)"))
     host, port = parse_hostport(settings.rules_metrics_addr)
     # serves on its own thread until the process exits, also while the event loop is blocked
     HealthServer(host, port, metrics, lambda: progress.stalled(settings.stall_s))

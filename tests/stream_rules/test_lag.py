@@ -21,6 +21,7 @@ CHANGELOG = TP("vitals-rules-patient-state-changelog", 0)
 class Message:
     tp: TP
     offset: int
+    timestamp: float = 0.0  # Kafka's, in seconds, as Faust gives it
 
 
 @dataclass
@@ -61,6 +62,17 @@ def test_records_beyond_the_last_judged_and_before_any_the_position() -> None:
     # readings 0: 100 - 60; readings 1: nothing judged yet, 50 - 40; status: none waiting;
     # the state changelog is not input
     assert lag(judged, consumer) == 40 + 10
+
+
+def test_the_oldest_waiting_is_the_last_judged_time_where_records_wait() -> None:
+    judged = offsets()
+    judged.judged([Event(Message(READINGS, o, 1000.0 + o)) for o in range(60)])
+    judged.judged([Event(Message(READINGS_1, 9, 900.0)), Event(Message(STATUS, 6, 500.0))])
+    consumer = Consumer({READINGS: 100, READINGS_1: 10, STATUS: 7}, {})
+    assert lag(judged, consumer) == 40
+    assert judged.oldest_waiting == 1059.0  # readings 1 and status: nothing waits there
+    assert lag(judged, Consumer({READINGS: 60, READINGS_1: 10, STATUS: 7}, {})) == 0
+    assert judged.oldest_waiting is None
 
 
 def test_a_partition_whose_watermark_is_unknown_counts_nothing() -> None:

@@ -151,15 +151,25 @@ def test_healthz_and_progress_gauges_idle_and_after_judging(workers: Workers) ->
     # a backlog of ~30,000 records: seconds of judging, so the lag is seen on its way down
     rs = readings(500, temp=lambda s: 37.2, spo2=lambda s: 96, hr=lambda s: 95)
     produce(workers.bootstrap, rs)
-    wait_for(lambda: scrape(addr)["vitals_rules_pending"] > 0, timeout=60, what="a lag")
+    seen: list[dict[str, float]] = []
+
+    def scraped() -> dict[str, float]:
+        seen.append(scrape(addr))
+        return seen[-1]
+
+    wait_for(lambda: scraped()["vitals_rules_pending"] > 0, timeout=60, what="a lag")
     assert healthz(addr)[0] == 200  # work waits, but it moves
-    wait_for(lambda: scrape(addr)["vitals_rules_readings_judged_total"] == len(rs),
+    wait_for(lambda: scraped()["vitals_rules_readings_judged_total"] == len(rs),
              timeout=120, what="every reading judged")
+    # while records wait, the oldest waiting (where known) is a time of this test's records
+    for gauges in seen:
+        oldest = gauges.get("vitals_rules_oldest_pending_event_seconds")
+        assert oldest is None or before - 5 <= oldest <= time.time(), gauges
     time.sleep(2 * PROGRESS_CHECK_S)  # the lag counted since: Kafka's watermark is reached
     gauges = scrape(addr)
     assert gauges["vitals_rules_last_progress_seconds"] >= before
     assert gauges["vitals_rules_pending"] == 0
-    assert "vitals_rules_oldest_pending_event_seconds" not in gauges  # not known to rules
+    assert "vitals_rules_oldest_pending_event_seconds" not in gauges  # nothing waits
     assert healthz(addr) == (200, {"status": "ok"})
 
 
