@@ -57,18 +57,26 @@ def hm(ms: int) -> str:
 
 
 class Watch:
-    """The canary's round trips, the stages' last-seen times, and the operators' page."""
+    """The canary's round trips, the stages' last-seen times, and the operators' page.
 
-    def __init__(self, late_ms: int, state: WatchState) -> None:
+    `watching_since` is when this run of alerting began: after a restart the late clock
+    starts no earlier, so that alerting coming back after a while does not page the operators
+    about a gap it could not watch before the first canary could reach it (its own absence is
+    the dead-man's switch's to report). A page an earlier run opened stays open until a
+    round trip is fresh again."""
+
+    def __init__(self, late_ms: int, state: WatchState, watching_since: int | None = None
+                 ) -> None:
         self.late_ms = late_ms
         self.state = state
+        self.watching_since = state.started_at if watching_since is None else watching_since
 
     @classmethod
     def restore(cls, late_ms: int, saved: str | None, now: int) -> Watch:
         """The watch as saved (a state that cannot be read starts afresh at `now`)."""
         if saved:
             try:
-                return cls(late_ms, _decode(saved))
+                return cls(late_ms, _decode(saved), watching_since=now)
             except msgspec.DecodeError:
                 pass
         return cls(late_ms, WatchState(started_at=now))
@@ -110,22 +118,23 @@ class Watch:
         """Since when no round trip is known to have completed (publish time)."""
         return self.state.last_published or self.state.started_at
 
-    def late(self, now: int) -> bool:
-        """No canary published in the last `late_ms` has come back."""
-        return now - self.since > self.late_ms
-
     def on_time(self, now: int) -> bool:
-        """A canary has come back, and recently: the dead-man's switch may be pinged."""
-        return self.state.last_published is not None and not self.late(now)
+        """A canary published in the last `late_ms` has come back: the dead-man's switch may
+        be pinged, and an open page resolved."""
+        published = self.state.last_published
+        return published is not None and now - published <= self.late_ms
+
+    def late(self, now: int) -> bool:
+        """No canary published in the last `late_ms` has come back, and this run has watched
+        for at least that long."""
+        return (not self.on_time(now)
+                and now - max(self.since, self.watching_since) > self.late_ms)
 
     def due(self, now: int) -> Due | None:
         """What the operators' page needs now: opening, resolving, or nothing."""
-        late = self.late(now)
-        if late and self.state.page is None:
-            return "page"
-        if not late and self.state.page is not None:
-            return "resolve"
-        return None
+        if self.state.page is None:
+            return "page" if self.late(now) else None
+        return "resolve" if self.on_time(now) else None
 
     def opened(self, page: OpenPage) -> None:
         self.state.page = page
@@ -151,8 +160,9 @@ class Watch:
                 "Patients' pages may be late: check patients by phone.")
 
     def banner(self, now: int) -> str | None:
-        """The nurse page's banner while round trips are late, else None."""
-        if not self.late(now):
+        """The nurse page's banner while round trips are late (or a page about it is open and
+        none is back yet), else None."""
+        if self.on_time(now) or not (self.late(now) or self.state.page):
             return None
         return (f"Monitoring delayed since {hm(self.since)}: pages may be late; "
                 "check patients by phone.")

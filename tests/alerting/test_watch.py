@@ -84,6 +84,23 @@ def test_state_survives_a_restart_and_garbage_starts_afresh() -> None:
     assert fresh.state == WatchState(started_at=T0 + 9 * MIN)
 
 
+def test_after_a_restart_the_late_clock_starts_again_and_an_open_page_waits() -> None:
+    """Alerting back after an hour does not page about the hour it could not watch; a page
+    an earlier run opened stays open (and the banner with it) until a canary is back."""
+    watch = Watch(LATE, WatchState(started_at=T0))
+    watch.round_trip(canary(T0 + MIN), received_at=T0 + MIN)
+    back = T0 + 60 * MIN
+    again = Watch.restore(LATE, watch.dump(), now=back)
+    assert not again.late(back + LATE) and again.due(back + LATE) is None
+    assert again.late(back + LATE + 1) and again.due(back + LATE + 1) == "page"
+
+    watch.opened(OpenPage(id="pipeline-1", since=T0 + MIN, paged_at=T0 + 5 * MIN))
+    paged = Watch.restore(LATE, watch.dump(), now=back)
+    assert paged.due(back + MIN) is None and paged.banner(back + MIN) is not None
+    paged.round_trip(canary(back + 2 * MIN), received_at=back + 2 * MIN)
+    assert paged.due(back + 2 * MIN) == "resolve"
+
+
 def test_hostile_evidence_is_ignored_not_trusted() -> None:
     watch = Watch(LATE, WatchState(started_at=T0))
     event = AlertEvent(alert_id="canary-x", status="firing", rule="canary", severity="info",
