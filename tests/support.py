@@ -145,6 +145,22 @@ def healthz(addr: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
+def stalled_gauges(addr: str, stage: str, reason: str, pending: int, since: float
+                   ) -> dict[str, float]:
+    """Wait (generously: a busy 2-core machine) until the service at `addr` says on /healthz
+    that it is stuck, with `reason` in its reason; check that its gauges show `pending` work
+    waiting since no earlier than `since` (Unix seconds, less 5 s of slack) and return them."""
+    wait_for(lambda: healthz(addr)[0] == 503, timeout=60, what="/healthz saying stuck")
+    status, body = healthz(addr)
+    assert status == 503 and body["status"] == "stalled"
+    assert reason in body["reason"], body
+    gauges = scrape(addr)
+    assert gauges[f"vitals_{stage}_pending"] == pending, gauges
+    oldest = gauges[f"vitals_{stage}_oldest_pending_event_seconds"]
+    assert since - 5 <= oldest <= time.time(), gauges
+    return gauges
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
              ) -> None:
     deadline = time.monotonic() + timeout
