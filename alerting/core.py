@@ -84,8 +84,11 @@ class Alerting:
         # CONTRACT section 7: the canary's round trips, and the operators' page when late
         self.canary_patient = canary_patient
         self.operators = OperatorsPage(self.notify, public_url)
+        self.late_ms = int(canary_late_s * 1000)
         self.watch = self.thread.call(
-            lambda: Watch.restore(int(canary_late_s * 1000), store.watch_state(), self.now()))
+            lambda: Watch.restore(self.late_ms, store.watch_state(), self.now()))
+        # whether this instance leads (`alerting.leader`): set by the service
+        self.leading: Callable[[], bool] = lambda: True
 
     def now(self) -> int:
         """The injected clock, in epoch milliseconds."""
@@ -144,6 +147,26 @@ class Alerting:
         if applied:
             self.wake()
         return applied
+
+    def follow(self) -> None:
+        """A standby's tick: the canary watch as the leader last saved it (for the nurse
+        page's banner and /pipeline), keeping this instance's own late clock."""
+        self.thread.call(self._follow)
+
+    def _follow(self) -> None:
+        self.ticked_at = self.now()
+        self.watch = Watch.restore(self.late_ms, self.store.watch_state(),
+                                   self.watch.watching_since)
+
+    def take_over(self) -> None:
+        """This instance begins to lead: the state the last leader saved is read afresh, and
+        the late clock starts now, as after a restart."""
+        self.thread.call(self._take_over)
+
+    def _take_over(self) -> None:
+        now = self.now()
+        self.polled_at = self.ticked_at = now
+        self.watch = Watch.restore(self.late_ms, self.store.watch_state(), now)
 
     def _tick(self) -> int:
         now, applied = self.now(), 0

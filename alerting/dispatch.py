@@ -28,7 +28,8 @@ class Dispatcher:
 
     def __init__(self, outbox: Outbox, notifiers: Mapping[str, Notifier],
                  now_ms: Callable[[], int], thread: StoreThread, max_attempts: int = 8,
-                 backoff_s: float = 0.5, max_backoff_s: float = 60.0) -> None:
+                 backoff_s: float = 0.5, max_backoff_s: float = 60.0,
+                 may_send: Callable[[], bool] = lambda: True) -> None:
         self.outbox = outbox
         self.notifiers = notifiers
         self.now_ms = now_ms
@@ -36,6 +37,9 @@ class Dispatcher:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.thread = thread  # the one that makes every call of the store (the core's too)
+        # False while another alerting instance leads (`alerting.leader`): only the leader
+        # sends; a lane stops before its next attempt, its intent left pending for the leader
+        self.may_send = may_send
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None  # while `run` runs
         self._look_queued = False  # touched on the store thread only
@@ -104,12 +108,13 @@ class Dispatcher:
 
     def _offer(self, heads: list[Row]) -> None:
         """On the loop: lanes for these intents, while `run` runs."""
-        if self._loop is not None:
+        if self._loop is not None and self.may_send():
             self._start_lanes(heads)
 
     async def _start_due(self) -> None:
         """A task for each lane with a pending intent that has none yet, from its oldest."""
-        self._start_lanes(await self.thread.run(self.outbox.pending_heads))
+        if self.may_send():
+            self._start_lanes(await self.thread.run(self.outbox.pending_heads))
 
     def _start_lanes(self, heads: list[Row]) -> None:
         """A task for each head's lane that has none yet, starting from that head."""
@@ -133,8 +138,12 @@ class Dispatcher:
         self._forget(lane, asyncio.current_task())  # type: ignore[arg-type]
 
     async def _deliver(self, intent: Row) -> Row | None:
-        """Send one intent (with retries), mark it sent or failed; returns the lane's next."""
+        """Send one intent (with retries), mark it sent or failed; returns the lane's next.
+
+        None, the intent left pending, when this instance stopped leading before sending it."""
         attempts, outcome = await self._attempt(intent)
+        if outcome is None:
+            return None
         following = await self.thread.run(self._finish, intent, attempts, outcome)
         if outcome.ok:
             self.sent += 1
@@ -144,12 +153,15 @@ class Dispatcher:
                       echo(outcome.body, 500))  # a server's answer: no forged log lines
         return following
 
-    async def _attempt(self, intent: Row) -> tuple[int, Outcome]:
-        """Send until done, refused, or out of attempts; returns the attempts and the last."""
+    async def _attempt(self, intent: Row) -> tuple[int, Outcome | None]:
+        """Send until done, refused, or out of attempts; returns the attempts and the last
+        outcome (None if this instance stopped leading first)."""
         notifier = self.notifiers.get(intent["channel"])
         attempts = intent["attempts"]
         outcome = Outcome(False, None, f"channel {intent['channel']} is not configured now")
         while notifier is not None and attempts < self.max_attempts:
+            if not self.may_send():
+                return attempts, None
             attempts += 1
             outcome = await notifier.send(intent["request"], intent["id"])
             if outcome.ok or not outcome.retry:

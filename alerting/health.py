@@ -1,8 +1,9 @@
 """Alerting's own health: `/healthz` for the orchestrator and `/metrics` for Prometheus.
 
-`/healthz` answers 503 (with the reason) when the Kafka consumer has not polled, or the clock
-that escalates has not ticked, for `VITALS_STALL_S`: alerting alive but stuck would page no
-one, so it must be restarted. Round trips that are late say nothing about alerting itself
+`/healthz` answers 503 (with the reason) when the Kafka consumer has not polled (on the
+leader), or the clock that escalates has not ticked, for `VITALS_STALL_S`: alerting alive but
+stuck would page no one, so it must be restarted. It says the instance's role, leader or
+standby (`alerting.leader`). Round trips that are late say nothing about alerting itself
 (the stage at fault is before it): they page the operators instead (`alerting.operators`).
 
 `/metrics` holds no patient data: the canary's round trips, each stage's last-seen time, the
@@ -25,10 +26,12 @@ if TYPE_CHECKING:
 
 
 def stalled(core: Alerting, stall_ms: int) -> str | None:
-    """Why alerting is stuck, or None."""
+    """Why alerting is stuck, or None. A standby consumes nothing: only its clock counts."""
     now = core.now()
-    for what, at in (("the Kafka consumer has not polled", core.polled_at),
-                     ("the escalation clock has not ticked", core.ticked_at)):
+    watched = [("the escalation clock has not ticked", core.ticked_at)]
+    if core.leading():
+        watched.insert(0, ("the Kafka consumer has not polled", core.polled_at))
+    for what, at in watched:
         if now - at > stall_ms:
             return f"{what} for {(now - at) / 1000:.0f} s"
     return None
@@ -48,6 +51,9 @@ class AlertingCollector(Collector):
         def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, text, value=value)
 
+        yield gauge("vitals_alerting_leader",
+                    "1 while this instance leads (consumes, escalates and sends)",
+                    1.0 if core.leading() else 0.0)
         yield gauge("vitals_alerting_last_progress_seconds",
                     "Wall-clock time alerting last read a batch from Kafka (Unix seconds)",
                     core.kafka_read_at / 1000)
@@ -86,9 +92,11 @@ def routes(core: Alerting, stall_s: float, deadman: DeadMan | None) -> list[web.
 
     async def healthz(_request: web.Request) -> web.Response:
         reason = stalled(core, stall_ms)
+        role = "leader" if core.leading() else "standby"
         if reason:
-            return web.json_response({"ok": False, "reason": reason}, status=503)
-        return web.json_response({"ok": True})
+            return web.json_response({"ok": False, "reason": reason, "role": role},
+                                     status=503)
+        return web.json_response({"ok": True, "role": role})
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry),

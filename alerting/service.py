@@ -1,8 +1,12 @@
 """`vitals alerting`: wiring. The Kafka consumer, the escalation ticker (which also watches the
 canary's round trips), the outbox dispatcher, the dead-man's switch and the nurses' HTTP API
-share one asyncio loop; the store (one SQLite connection) is reached
-only on its own thread (`StoreThread`), so that a commit waiting for the disk never holds up
-the loop."""
+share one asyncio loop; the store is reached only on its own thread (`StoreThread`), so that a
+commit waiting for the disk or the database never holds up the loop.
+
+The store is SQLite under VITALS_STATE_DIR (one instance), or PostgreSQL at
+VITALS_ALERTING_DB_URL, shared by two or more instances: every instance serves the API, and the
+one holding the lease (`alerting.leader`) consumes, escalates and sends.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import psycopg
 from aiohttp import web
 
 from alerting.api import make_app, make_runner
@@ -23,19 +28,22 @@ from alerting.consumer import AlertConsumer
 from alerting.core import Alerting, Clock
 from alerting.deadman import DeadMan
 from alerting.dispatch import Dispatcher
+from alerting.leader import Leadership, Lease, Sole
 from alerting.notify.base import Notifier
 from alerting.notify.email import Email
 from alerting.notify.pagerduty import PagerDuty
 from alerting.notify.webhook import Webhook
 from alerting.oncall import OnCall, load_oncall
 from alerting.selfalert import page_operators, resolve_operators
+from alerting.store import Store
+from alerting.store.postgres import PostgresStore
 from alerting.store.sqlite import SqliteStore
 from alerting.store.state_dir import StateLock, StoreError, problem
 from alerting.store.thread import StoreThread
 from vitals import topics
 from vitals.kafka import declare_topics
 from vitals.patients import PatientRegistry, load_patients
-from vitals.settings import ConfigError, Settings, parse_hostport
+from vitals.settings import ConfigError, Settings, parse_hostport, redact
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +84,29 @@ def notifiers(settings: Settings, oncall: OnCall) -> dict[str, Notifier]:
     return out
 
 
-def build(settings: Settings, clock: Clock = time.time) -> tuple[Alerting, Dispatcher]:
-    """The core and the dispatcher, sharing one store opened on its own thread."""
+def open_store(settings: Settings) -> Store:
+    """PostgreSQL at VITALS_ALERTING_DB_URL if set, else SQLite under VITALS_STATE_DIR."""
+    if settings.alerting_db_url:
+        return PostgresStore(settings.alerting_db_url)
+    return SqliteStore(settings.state_dir)
+
+
+def leadership(settings: Settings) -> Leadership:
+    """A lease shared through PostgreSQL, or the sole instance (SQLite)."""
+    if settings.alerting_db_url:
+        return Lease(settings.alerting_db_url, settings.alerting_lease_s)
+    return Sole()
+
+
+def build(settings: Settings, clock: Clock = time.time,
+          leader: Leadership | None = None) -> tuple[Alerting, Dispatcher]:
+    """The core and the dispatcher, sharing one store opened on its own thread; both act only
+    while `leader` says this instance leads (always, by default)."""
     patients, oncall = load_config(settings)
     thread = StoreThread()
     try:
-        store = thread.call(SqliteStore, settings.state_dir)  # connected on its own thread
-    except StoreError as exc:  # corrupt, locked, disk full: one line, exit status 2
+        store = thread.call(open_store, settings)  # connected on its own thread
+    except StoreError as exc:  # corrupt, locked, unreachable: one line, exit status 2
         thread.close()
         raise ConfigError(str(exc)) from None
     channels = notifiers(settings, oncall)
@@ -92,6 +116,8 @@ def build(settings: Settings, clock: Clock = time.time) -> tuple[Alerting, Dispa
                     canary_late_s=settings.canary_late_s)
     dispatcher = Dispatcher(store, channels, core.now, thread)
     core.wake = dispatcher.wake
+    if leader is not None:
+        core.leading = dispatcher.may_send = leader.leading
     if settings.webhook_url and not settings.webhook_secret:
         log.warning("VITALS_WEBHOOK_SECRET is not set: webhook bodies go out unsigned")
     unsigned = sorted(name for name, target in oncall.targets.items() if target.webhook
@@ -130,23 +156,28 @@ def _reason(core: Alerting, exc: BaseException) -> str:
     while cause is not None:
         if isinstance(cause, sqlite3.Error):
             return problem(core.store.location(), cause)  # type: ignore[arg-type]
+        if isinstance(cause, StoreError):
+            return str(cause)
+        if isinstance(cause, psycopg.Error):
+            first = str(cause).strip().splitlines()
+            return f"alerting state ({core.store.location()}): " \
+                   f"{redact(first[0]) if first else type(cause).__name__}"
         cause = cause.__cause__ or cause.__context__
     return f"{type(exc).__name__}: {exc}"
 
 
 async def _serve(settings: Settings, stop: asyncio.Event,
                  on_ready: Callable[[Alerting], None] | None) -> None:
-    core, dispatcher = build(settings)
+    leader = leadership(settings)
+    core, dispatcher = build(settings, leader=leader)
     pending = await core.off_loop(core.store.pending_count)
     if pending:
-        log.info("%d notification intents were not sent before the last stop; sending now",
-                 pending)
+        log.info("%d notification intents are not sent yet; the leader sends them", pending)
     await asyncio.get_running_loop().run_in_executor(
         None, declare_topics, settings.kafka, (topics.ALERTS, topics.TRENDS, topics.CANARY),
         settings.kafka_partitions)
-    consumer = AlertConsumer(settings.kafka, core)
     deadman = (DeadMan(settings.deadman_url, settings.deadman_every_s,
-                       lambda: core.watch.on_time(core.now()))
+                       lambda: core.leading() and core.watch.on_time(core.now()))
                if settings.deadman_url else None)
     runner = make_runner(make_app(core, stall_s=settings.stall_s, deadman=deadman))
     await runner.setup()
@@ -156,11 +187,13 @@ async def _serve(settings: Settings, stop: asyncio.Event,
 
     async def ticker() -> None:
         while not stop.is_set():
-            await core.off_loop(core.tick)
+            await core.off_loop(core.tick if core.leading() else core.follow)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
-    jobs = [consumer.run(stop), dispatcher.run(stop), ticker()]
+    consumed = Consumed()
+    jobs = [leader.run(stop), consume_while_leading(settings, core, stop, consumed),
+            dispatcher.run(stop), ticker()]
     if deadman is not None:
         jobs.append(deadman.run(stop))
     tasks = [asyncio.create_task(job) for job in jobs]
@@ -205,18 +238,55 @@ async def _serve(settings: Settings, stop: asyncio.Event,
             # why; their exceptions are taken here, not printed by asyncio as tracebacks.
             if not task.cancelled() and task.exception() is not None and down:
                 log.debug("another task failed too", exc_info=task.exception())
-        # After a store failure these may fail too; the one line below says why.
+        # After a store failure these may fail too; the one line below says why. A leader
+        # that gave its lease up leaves what is pending to the next one.
         with contextlib.suppress(Exception) if down else contextlib.nullcontext():
             await dispatcher.drain(5)
         await runner.cleanup()
         await dispatcher.close()
-        consumer.close()
         with contextlib.suppress(Exception) if down else contextlib.nullcontext():
             core.close()
         log.info("alerting stopped: %d alert events, %d duplicates, %d notifications sent",
-                 consumer.events, core.duplicates, dispatcher.sent)
+                 consumed.events, core.duplicates, dispatcher.sent)
     if down:
         raise AlertingDown(f"{down}; exiting for the supervisor to restart it")
+
+
+class Consumed:
+    """Alert events read, over every term of leadership, for the log line at the stop."""
+
+    events = 0
+
+
+async def consume_while_leading(settings: Settings, core: Alerting, stop: asyncio.Event,
+                                consumed: Consumed) -> None:
+    """The Kafka consumer, in each term this instance leads, until `stop`. A new term joins
+    the group afresh: what the last leader read but did not commit is read again (and
+    recognised as duplicates)."""
+    while not stop.is_set():
+        if not core.leading():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.25)
+            continue
+        await core.off_loop(core.take_over)
+        term = asyncio.Event()
+        watcher = asyncio.create_task(_end_term(core, stop, term))
+        consumer = AlertConsumer(settings.kafka, core)
+        try:
+            await consumer.run(term)
+        finally:
+            term.set()
+            watcher.cancel()
+            consumer.close()
+            consumed.events += consumer.events
+
+
+async def _end_term(core: Alerting, stop: asyncio.Event, term: asyncio.Event) -> None:
+    """Set `term` once the service stops or this instance no longer leads."""
+    while not stop.is_set() and core.leading():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+    term.set()
 
 
 async def resolve_when_up(after_s: float, settings: Settings) -> None:

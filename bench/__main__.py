@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "simulate_throughput": ({}, {"patients": 200, "minutes": 10, "publish_minutes": 1,
                                  "rounds": 1}),
     "alerting_latency": ({}, {"seconds": 5}),
+    "alerting_failover": ({}, {"rounds": 1}),
     "end_to_end": ({}, {"seconds": 12, "probe_every": 1.0}),
 }
 

@@ -1,19 +1,22 @@
 """Alerting latency: an alert event produced to Kafka (tansu) -> `vitals alerting` (its own
 process) -> the PagerDuty request arriving at a local receiver. Prints p50, p99 and max.
 
-    .venv/bin/python -m bench.alerting_latency [--rate 100] [--seconds 20]
+    .venv/bin/python -m bench.alerting_latency [--rate 100] [--seconds 20] [--postgres]
 
 Each event is for a distinct patient, so each opens an incident and pages (step 1). The
 receiver runs in this process and matches each request to its event by payload.source (the
 patient id); both times come from this process's monotonic clock. Latency includes the
 consumer's fetch wait, the SQLite commit (synchronous=FULL) of the event and its intent,
 the HTTP request, and the receiver's parsing. Target: p99 <= 200 ms at 100 events/s.
+`--postgres` keeps alerting's state in a real PostgreSQL (started here) instead of SQLite: the
+store two instances share (alerting/README.md), each commit a round trip to the server.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import sys
@@ -55,10 +58,16 @@ def receiver(port: int, arrived: dict[str, float], ready: threading.Event) -> No
     asyncio.run(main())
 
 
-def write_files(work: Path, n: int) -> tuple[Path, Path]:
+def patient(i: int, prefix: str = "B") -> str:
+    return f"{prefix}{i:05d}"
+
+
+def write_files(work: Path, n: int, prefix: str = "B") -> tuple[Path, Path]:
+    """Patients PREFIX00000... in one team, and an on-call file paging one PagerDuty key."""
     patients = work / "patients.yaml"
     patients.write_text("patients:\n" + "".join(
-        f"  - {{id: B{i:05d}, infusion: 2026-11-18, team: haem-a}}\n" for i in range(n)))
+        f"  - {{id: {patient(i, prefix)}, infusion: 2026-11-18, team: haem-a}}\n"
+        for i in range(n)))
     oncall = work / "oncall.yaml"
     oncall.write_text("targets: {nurse: {pagerduty: bench-routing-key}}\n"
                       "teams: {haem-a: {escalation: [{after_min: 0, notify: [nurse]}]}}\n")
@@ -66,10 +75,15 @@ def write_files(work: Path, n: int) -> tuple[Path, Path]:
 
 
 def event(i: int) -> AlertEvent:
+    return fever(patient(i))
+
+
+def fever(patient_id: str) -> AlertEvent:
+    """A paging fever event of this patient, detected now."""
     now = int(time.time() * 1000)
-    return AlertEvent(alert_id=f"B{i:05d}/fever/{now}", status="firing", rule="fever",
-                      severity="error", patient_id=f"B{i:05d}", start=now - 600_000,
-                      detected_at=now, summary=f"B{i:05d}: fever: temperature 38.4 °C",
+    return AlertEvent(alert_id=f"{patient_id}/fever/{now}", status="firing", rule="fever",
+                      severity="error", patient_id=patient_id, start=now - 600_000,
+                      detected_at=now, summary=f"{patient_id}: fever: temperature 38.4 °C",
                       source="bench", day_since_infusion=2.0,
                       evidence={"value": 38.4, "window_min": 20})
 
@@ -87,11 +101,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--postgres", action="store_true",
+                    help="alerting's state in PostgreSQL instead of SQLite")
     args = ap.parse_args()
-    run(args.rate, args.seconds)
+    run(args.rate, args.seconds, args.postgres)
 
 
-def run(rate: float = 100.0, seconds: float = 20.0) -> dict[str, Any]:
+def run(rate: float = 100.0, seconds: float = 20.0, postgres: bool = False) -> dict[str, Any]:
     args = argparse.Namespace(rate=rate, seconds=seconds)
     n = int(args.rate * args.seconds)
     work = Path(tempfile.mkdtemp(prefix="bench-alerting-"))
@@ -102,14 +118,19 @@ def run(rate: float = 100.0, seconds: float = 20.0) -> dict[str, Any]:
     threading.Thread(target=receiver, args=(pd_port, arrived, ready), daemon=True).start()
     ready.wait(5)
 
-    with servers.tansu(work / "tansu") as kafka:
+    with servers.tansu(work / "tansu") as kafka, contextlib.ExitStack() as database:
+        db_url = None
+        if postgres:
+            pg = servers.postgres(work / "postgres")
+            database.callback(pg.stop)
+            db_url = pg.url
         bootstrap = f"127.0.0.1:{kafka.port}"
         declare_topics(bootstrap, (topics.ALERTS, topics.TRENDS), PARTITIONS, wait_s=10)
         env = services.environment({
             "kafka_url": f"kafka://{bootstrap}", "kafka_partitions": PARTITIONS,
             "patients": patients, "oncall": oncall, "state_dir": work / "state",
             "pagerduty_url": f"http://127.0.0.1:{pd_port}/v2/enqueue",
-            "alerting_addr": f"127.0.0.1:{api_port}"})
+            "alerting_addr": f"127.0.0.1:{api_port}", "alerting_db_url": db_url})
         alerting = services.start("alerting", env=env, log=work / "alerting.log")
         try:
             producer = Producer({**producer_config(bootstrap), "linger.ms": 0, "log_level": 3})
@@ -147,12 +168,14 @@ def run(rate: float = 100.0, seconds: float = 20.0) -> dict[str, Any]:
     lat = [(arrived[p] - t) * 1000 for p, t in sent.items() if p in arrived]
     missing = n - len(lat)
     print(f"alerting latency, Kafka -> vitals alerting -> PagerDuty receiver: {n} events at "
-          f"{args.rate:.0f}/s, distinct patients")
+          f"{args.rate:.0f}/s, distinct patients, state in "
+          f"{'PostgreSQL' if postgres else 'SQLite'}")
     print(f"  p50 {pct(lat, 50):.1f} ms   p99 {pct(lat, 99):.1f} ms   max {max(lat):.1f} ms   "
           f"paged {len(lat)}/{n}{'' if not missing else f'  MISSING {missing}'}")
     print(f"  target p99 <= 200 ms: {'met' if pct(lat, 99) <= 200 and not missing else 'NOT met'}")
-    return {"events": n, "rate": args.rate, "p50_ms": round(pct(lat, 50), 1),
-            "p99_ms": round(pct(lat, 99), 1), "max_ms": round(max(lat), 1), "paged": len(lat)}
+    return {"events": n, "rate": args.rate, "store": "postgres" if postgres else "sqlite",
+            "p50_ms": round(pct(lat, 50), 1), "p99_ms": round(pct(lat, 99), 1),
+            "max_ms": round(max(lat), 1), "paged": len(lat)}
 
 
 if __name__ == "__main__":

@@ -82,6 +82,15 @@ def _rows_alerting(r: dict[str, Any]) -> list[Row]:
                 r["paged"] == r["events"])]
 
 
+def _rows_failover(r: dict[str, Any]) -> list[Row]:
+    return [Row(f"alerting failover: s from killing the leader until the standby leads "
+                f"(worst of {r['rounds']}, lease {r['lease_s']:.0f} s)",
+                f"{r['takeover_worst_s']}", "<= 15",
+                _at_most(r["takeover_worst_s"], 15) and r["pages_doubled"] == 0),
+            Row("alerting failover: s from the kill until an event sent after it is paged "
+                "(worst)", f"{r['paged_worst_s']}")]
+
+
 def _rows_e2e(r: dict[str, Any]) -> list[Row]:
     rows = []
     for lv in r["levels"]:
@@ -107,7 +116,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest_throughput": _rows_ingest, "engine_throughput": _rows_engine,
     "rules_worker_throughput": _rows_rules, "store_throughput": _rows_store,
     "simulate_throughput": _rows_simulate, "alerting_latency": _rows_alerting,
-    "end_to_end": _rows_e2e}
+    "alerting_failover": _rows_failover, "end_to_end": _rows_e2e}
 
 
 def rows(results: dict[str, Any]) -> list[Row]:

@@ -1,17 +1,27 @@
-"""Start and stop the real servers on loopback: Mosquitto, tansu (a Kafka-protocol broker) and
-VictoriaMetrics (accepts InfluxDB writes). Used by the tests, the benchmarks and the demo; each
-server gets a free port and its own directory, and `stop()` leaves no process behind."""
+"""Start and stop the real servers on loopback: Mosquitto, tansu (a Kafka-protocol broker),
+VictoriaMetrics (accepts InfluxDB writes) and PostgreSQL. Used by the tests, the benchmarks and
+the demo; each server gets a free port and its own directory, and `stop()` leaves no process
+behind."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
 
 LOOPBACK = "127.0.0.1"
 
@@ -53,6 +63,8 @@ class Server:
     workdir: Path
     args: list[str]
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    stop_signal: int = signal.SIGTERM  # what `stop()` sends first
+    stop_wait_s: float = 5.0  # how long `stop()` waits for it before SIGKILL
 
     @property
     def log(self) -> Path:
@@ -68,12 +80,11 @@ class Server:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.terminate()
+        self.proc.send_signal(self.stop_signal)
         try:
-            self.proc.wait(5)
+            self.proc.wait(self.stop_wait_s)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
 
     def kill(self) -> None:
         """Stop abruptly, as a crash would."""
@@ -144,3 +155,180 @@ def victoria_metrics(workdir: Path, port: int | None = None) -> Server:
     args = [which("victoria-metrics", "victoria-metrics"), f"-httpListenAddr={LOOPBACK}:{port}",
             f"-storageDataPath={workdir / 'vm-data'}", "-retentionPeriod=100y"]
     return Server("victoria-metrics", port, workdir, args).start()
+
+
+PG_USER = "postgres"  # the OS user the cluster runs as (root is refused), and its superuser
+# Settings for tests: room for many stores and listeners at once, a small footprint otherwise.
+PG_SETTINGS = ("max_connections=200", "shared_buffers=16MB", "max_wal_size=256MB",
+               "log_min_messages=warning", "log_line_prefix=%m [%p] ")
+
+
+def postgres_bin() -> Path:
+    """The newest PostgreSQL's bin directory (Debian: /usr/lib/postgresql/N/bin)."""
+    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
+    on_path = shutil.which("initdb")
+    if on_path and Path(on_path).with_name("postgres").exists():
+        found.append(Path(on_path).parent)
+    if not found:
+        raise ServerError("PostgreSQL is not installed (Debian package postgresql; "
+                          "`make setup` installs it)")
+    return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+
+
+def postgres_url(port: int, database: str = "postgres") -> str:
+    """The URL of a database on a test cluster (user postgres, trust: no password)."""
+    return f"postgresql://{PG_USER}@{LOOPBACK}:{port}/{database}"
+
+
+def _postgres_ids() -> tuple[int | None, int | None]:
+    """The uid and gid to run PostgreSQL as: the OS user postgres when we are root (root is
+    refused), else None (ourselves).
+
+    Popen switches user itself (rather than `runuser`), so the process we signal is the
+    postmaster, not a wrapper that would turn our SIGINT into SIGTERM."""
+    if os.geteuid() != 0:
+        return None, None
+    try:
+        entry = pwd.getpwnam(PG_USER)
+    except KeyError:
+        raise ServerError(f"no OS user {PG_USER} to run PostgreSQL as (root is refused; the "
+                          "Debian package postgresql creates it)") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a postmaster's backends and workers)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class Postgres(Server):
+    """A PostgreSQL cluster whose data directory is its own, removed by `stop()`.
+
+    `stop()` is a fast shutdown (SIGINT: SIGTERM is a smart one, which waits for every client
+    to leave); `kill()` is a crash (SIGKILL to the postmaster and its children);
+    `restart()` stops and starts it on the same port and data."""
+
+    datadir: Path = field(default_factory=Path, kw_only=True)
+    ready_s: float = field(default=30.0, kw_only=True)  # generous: the test box is busy
+
+    @property
+    def url(self) -> str:
+        """postgresql://postgres@127.0.0.1:PORT/postgres"""
+        return postgres_url(self.port)
+
+    def start(self) -> Postgres:
+        """The postmaster, as the user postgres if we are root; returns once it answers."""
+        uid, gid = _postgres_ids()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=self.datadir, start_new_session=True, user=uid,
+                                         group=gid, extra_groups=None if uid is None else [])
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        """Until a real connection succeeds: the port is open before recovery has finished."""
+        assert self.proc is not None
+        deadline = time.monotonic() + self.ready_s
+        last = ""
+        while True:
+            if self.proc.poll() is not None:
+                raise ServerError(f"postgres exited with {self.proc.returncode}: "
+                                  f"{tail(self.log)}")
+            try:
+                with psycopg.connect(self.url, connect_timeout=5):
+                    return
+            except psycopg.Error as exc:
+                last = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if time.monotonic() > deadline:
+                raise ServerError(f"postgres was not ready on {self.port} within "
+                                  f"{self.ready_s:.0f} s ({last}): {tail(self.log)}")
+            time.sleep(0.05)
+
+    def restart(self) -> Postgres:
+        """Fast shutdown, then the same cluster again (same port, same data)."""
+        super().stop()
+        return self.start()
+
+    def kill(self) -> None:
+        """Crash: SIGKILL to the postmaster and to its children (their own process groups)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        children = _children(self.proc.pid)
+        self.proc.kill()
+        self.proc.wait()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not all(_gone(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Fast shutdown, and the data directory removed."""
+        super().stop()
+        pidfile = self.datadir / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # After a crash the postmaster's small System V segment outlives it; the next
+            # start on this directory would remove it, but nothing will start here again.
+            shmid = pidfile.read_text().splitlines()[6].split()[1]
+            subprocess.run(["ipcrm", "-m", shmid], capture_output=True, check=False)
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+
+def postgres(workdir: Path, port: int | None = None) -> Postgres:
+    """A PostgreSQL cluster on loopback (trust authentication, superuser postgres); its log
+    in `workdir`, its data in a directory of its own that the user postgres can reach."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    bindir = postgres_bin()
+    uid, gid = _postgres_ids()
+    datadir = Path(tempfile.mkdtemp(prefix="vitals-pg-"))
+    server = Postgres(
+        "postgres", port, workdir,
+        [str(bindir / "postgres"), "-D", str(datadir), "-k", str(datadir), "-h", LOOPBACK,
+         "-p", str(port), *(arg for setting in PG_SETTINGS for arg in ("-c", setting))],
+        stop_signal=signal.SIGINT, stop_wait_s=60.0, datadir=datadir)
+    try:
+        if uid is not None and gid is not None:
+            os.chown(datadir, uid, gid)
+        with server.log.open("ab") as out:
+            # --no-sync: a throwaway cluster need not wait for the disk at creation
+            done = subprocess.run(
+                [str(bindir / "initdb"), "-D", str(datadir), "-U", PG_USER, "--auth=trust",
+                 "-E", "UTF8", "--no-locale", "--no-sync"], stdout=out,
+                stderr=subprocess.STDOUT, cwd=datadir, check=False, timeout=300, user=uid,
+                group=gid, extra_groups=None if uid is None else [])
+        if done.returncode != 0:
+            raise ServerError(f"initdb exited with {done.returncode}: {tail(server.log)}")
+        return server.start()
+    except BaseException:
+        server.stop()
+        raise
+
+
+def create_database(url: str, name: str) -> str:
+    """Create database `name` on the server of `url`; its URL."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database `name` on the server of `url`, its clients disconnected."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))

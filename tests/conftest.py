@@ -1,7 +1,9 @@
-"""Fixtures that start real servers (Mosquitto, tansu) on free loopback ports, and stop them."""
+"""Fixtures that start real servers (Mosquitto, tansu, PostgreSQL) on free loopback ports, and
+stop them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,25 @@ def kafka(tmp_path: Path) -> Iterator[servers.Server]:
     with servers.tansu(tmp_path / "tansu") as s:
         declare_topics(f"127.0.0.1:{s.port}", topics.INGEST_TOPICS, PARTITIONS, wait_s=10)
         yield s
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Postgres]:
+    """One PostgreSQL cluster for the whole run; each test takes a database of its own."""
+    server = servers.postgres(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: servers.Postgres) -> Iterator[str]:
+    """The URL of a new database for this test alone, dropped after it."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = servers.create_database(postgres_server.url, name)
+    yield url
+    servers.drop_database(postgres_server.url, name)
 
 
 @pytest.fixture

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     # may hold work without progress before /healthz says it is stuck
     store_metrics_addr: str = "127.0.0.1:9472"
     stall_s: float = 60.0
+    # extension: the alerting state in PostgreSQL (postgresql://user:password@host:port/db),
+    # shared by two or more `vitals alerting` instances, one of which leads at a time; unset,
+    # it is SQLite under VITALS_STATE_DIR (one instance)
+    alerting_db_url: str | None = None
+    alerting_lease_s: float = 10.0  # how long a leader's lease lasts without renewal
 
     @field_validator("mqtt_url")
     @classmethod
@@ -183,7 +188,16 @@ class Settings(BaseSettings):
             raise ValueError(f"expected 1-64 characters of A-Z a-z 0-9 _ -, got {v!r}")
         return v
 
-    @field_validator("canary_every_s", "canary_late_s", "stall_s", "deadman_every_s")
+    @field_validator("alerting_db_url")
+    @classmethod
+    def _postgres(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        parse_endpoint(v, {"postgresql": 5432, "postgres": 5432})
+        return v
+
+    @field_validator("canary_every_s", "canary_late_s", "stall_s", "deadman_every_s",
+                     "alerting_lease_s")
     @classmethod
     def _seconds(cls, v: float) -> float:
         if not math.isfinite(v) or not 0 < v <= 86400:
