@@ -20,9 +20,11 @@ $(STAMP): pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/vitals demo
 
+# Three workers, a test file each at a time (module fixtures run once): most tests wait on
+# real servers and processes rather than compute, so 2 cores carry 3 files at once.
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
