@@ -103,21 +103,29 @@ def canary(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 def credentials(
     out: Annotated[Path, typer.Option(help="Directory for passwords, acl, credentials.csv.")],
     rotate: Annotated[bool, typer.Option("--rotate", help="New passwords for all.")] = False,
+    ingest_account: Annotated[list[str] | None, typer.Option(
+        "--ingest-account",
+        help="One more ingest account (repeat for several), e.g. one per ingest instance; "
+             "kept on later runs, like `ingest`, until its row leaves credentials.csv.")
+    ] = None,
 ) -> None:
     """Mosquitto password and ACL files for the enrolled devices, and a CSV for provisioning."""
-    from ingest.credentials import generate
+    from ingest.credentials import HEALTHCHECK_USER, generate
     from vitals.patients import load_patients
     from vitals.settings import load_settings
 
     settings = load_settings()
     patients = load_patients(settings.patients)
-    accounts, without_devices = generate(out, patients, rotate, settings.canary_patient)
+    accounts, without_devices = generate(out, patients, rotate, settings.canary_patient,
+                                         ingest_account or ())
     if without_devices:
         print(f"credentials: warning: no devices listed, so no accounts, for patients "
               f"{', '.join(without_devices)}", file=sys.stderr)
-    devices = len(accounts) - 2  # all but the ingest and the canary accounts
+    devices = sum(1 for a in accounts if a.device_id and a.patient_id != settings.canary_patient)
+    ingest = [a.username for a in accounts if not a.device_id and a.username != HEALTHCHECK_USER]
     print(f"credentials: wrote {out}/passwords, acl, credentials.csv: {devices} devices of "
-          f"{len(patients) - len(without_devices)} patients, the ingest account and the "
+          f"{len(patients) - len(without_devices)} patients, the ingest accounts "
+          f"({', '.join(ingest)}; one password), the broker health check's and the "
           f"canary's ({settings.canary_patient}.canary)"
           f"{' (all passwords rotated)' if rotate else ''}")
 

@@ -1,6 +1,6 @@
 """The brokers' cross-checks of deploy/compose.yaml (run by deploy/check_compose.py): Mosquitto
-finds its files and ingest and the canary reach it over TLS; Kafka is reached over TLS with SASL
-only."""
+finds its files, its healthcheck keeps off the ingest accounts, and the ingest instances and the
+canary reach it over TLS, each with its own account; Kafka is reached over TLS with SASL only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 from checklib import mounted_source
-from compose_model import HERE, KAFKA_SERVICES, Compose
+from compose_model import HERE, INGEST_SERVICES, KAFKA_SERVICES, Compose
 
 
 def mosquitto_files(compose: Compose) -> Iterator[str]:
@@ -28,21 +28,30 @@ def mosquitto_files(compose: Compose) -> Iterator[str]:
         parts = line.split()
         if len(parts) == 2 and parts[0] in keys and not mounted_source(mosquitto_mounts, parts[1]):
             yield f"mosquitto: {parts[0]} {parts[1]} is not in a mounted directory"
+    # The broker takes the account name as the client id: a check logged in as an ingest
+    # account would take over (and, with its clean session, wipe) that instance's session.
+    test = " ".join(str(t) for t in (service.get("healthcheck") or {}).get("test", []))
+    account = re.search(r"(?:^|\s)-u\s+(\S+)", test)
+    if account is None or account.group(1) != "healthcheck":
+        yield ("mosquitto: the healthcheck must log in as `healthcheck` (-u healthcheck), not "
+               f"{account.group(1) if account else 'nobody'}: on an ingest account it takes "
+               "over that instance's session")
 
 
 def mqtt_over_tls(compose: Compose) -> Iterator[str]:
-    """ingest, and the canary as a device with its own account, reach Mosquitto by one of its
-    names over TLS, on the published port 8883, trusting a CA that is mounted."""
+    """The ingest instances, each with the account named as its service, and the canary as a
+    device with its own account, reach Mosquitto by one of its names over TLS, on the published
+    port 8883, trusting a CA that is mounted."""
     service = compose.services.get("mosquitto")
     if service is None:
         return
     aliases = (service.get("networks") or {}).get("default", {}).get("aliases", [])
-    for name, shown in (("ingest", "ingest"), ("canary", "PATIENT.canary")):
+    for name, shown in (*((n, n) for n in INGEST_SERVICES), ("canary", "PATIENT.canary")):
         if name not in compose.services:
             continue
         env = compose.environment(name)
         url = env.get("VITALS_MQTT_URL", "")
-        account = "ingest" if name == "ingest" else re.escape(
+        account = re.escape(name) if name in INGEST_SERVICES else re.escape(
             env.get("VITALS_CANARY_PATIENT", "CANARY")) + r"\.canary"
         match = re.fullmatch(rf"mqtts://{account}:[^@]+@([^:/]+):8883", url)
         if not match or match.group(1) not in [*aliases, "mosquitto"]:

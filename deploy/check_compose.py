@@ -15,7 +15,8 @@ vendored in deploy/schemas/compose-spec.json, and:
 - every vitals service runs a real `vitals` subcommand with options it accepts, sets only
   VITALS_* settings that exist, with values the settings accept, and its file settings lie in
   a mounted directory;
-- ingest, alerting and the canary run one replica each;
+- ingest (each instance), alerting and the canary run one replica each; the ingest instances
+  have client ids of their own and one shared-subscription group;
 - ingest, rules, store and alerting listen on 0.0.0.0 and their healthchecks probe /healthz
   on that port, which is published (on a port Docker picks where there are several replicas);
   `depends_on` conditions can be met;
@@ -24,8 +25,9 @@ vendored in deploy/schemas/compose-spec.json, and:
 - Kafka is reached over TLS with SASL only: the broker advertises SASL_SSL listeners and no
   plaintext one, its controller listener is on loopback, and every vitals service and the
   kafka-topics step use kafkas:// (an account, a SASL mechanism the broker enables, the CA
-  mounted); the broker's healthcheck speaks SASL_SSL too; ingest and the canary reach Mosquitto
-  over TLS (the canary with its own account, trusting a mounted CA).
+  mounted); the broker's healthcheck speaks SASL_SSL too; the ingest instances and the canary
+  reach Mosquitto over TLS, each with its own account (the canary trusting a mounted CA);
+  Mosquitto's healthcheck logs in with an account of its own, none of ingest's.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from compose_model import (
     FILE_SETTINGS,
     HERE,
     HTTP_SERVICES,
+    INGEST_SERVICES,
     ONE_SHOTS,
     REPO,
     REQUIRED_SERVICES,
@@ -197,11 +200,37 @@ def _site_file(name: str, variable: str, path: Path) -> Iterator[str]:
 
 
 def _singletons(compose: Compose) -> Iterator[str]:
-    """ingest, alerting and the canary run exactly one replica each."""
+    """Each ingest instance, alerting and the canary run exactly one replica."""
     for name in SINGLETONS:
         replicas = compose.services.get(name, {}).get("deploy", {}).get("replicas", 1)
         if str(replicas) != "1":
             yield f"{name}: must run exactly one replica, not {replicas}"
+
+
+def _ingest_instances(compose: Compose) -> Iterator[str]:
+    """The ingest instances each have a client id of their own (the session the broker keeps
+    for it while it is down) and one shared-subscription group, so that they split the traffic
+    rather than each receiving all of it."""
+    from vitals.settings import Settings
+
+    default_group = Settings.model_fields["ingest_share_group"].default
+    seen: dict[str, str] = {}
+    groups = set()
+    for name in INGEST_SERVICES:
+        if name not in compose.services:
+            continue
+        env = compose.environment(name)
+        client_id = env.get("VITALS_INGEST_CLIENT_ID", "")
+        if not client_id:
+            yield f"{name}: VITALS_INGEST_CLIENT_ID is not set: each instance needs its own"
+        elif client_id in seen:
+            yield (f"{name}: VITALS_INGEST_CLIENT_ID={client_id} is {seen[client_id]}'s too: "
+                   "two instances with one client id take one session from each other")
+        seen.setdefault(client_id, name)
+        groups.add(env.get("VITALS_INGEST_SHARE_GROUP") or default_group)
+    if len(groups) > 1:
+        yield (f"ingest: the instances need one VITALS_INGEST_SHARE_GROUP, not {sorted(groups)}: "
+               "in different groups each receives every message")
 
 
 def _state_directory(compose: Compose) -> Iterator[str]:
@@ -312,8 +341,8 @@ def _grafana(compose: Compose) -> Iterator[str]:
 
 CROSS_CHECKS: tuple[Callable[[Compose], Iterator[str]], ...] = (
     _required_services, _variables_documented, _mounted_paths, _vitals_services, _singletons,
-    _state_directory, _rules_workers, _healthchecks, _depends_on, _one_shots_finish,
-    mosquitto_files, mqtt_over_tls, kafka_security, _scripts, _grafana)
+    _ingest_instances, _state_directory, _rules_workers, _healthchecks, _depends_on,
+    _one_shots_finish, mosquitto_files, mqtt_over_tls, kafka_security, _scripts, _grafana)
 
 
 def cross_errors(raw: dict[str, Any], doc: dict[str, Any], used: set[str],

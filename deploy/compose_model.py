@@ -14,16 +14,21 @@ REPO = HERE.parent
 COMPOSE = HERE / "compose.yaml"
 ENV_EXAMPLE = HERE / ".env.example"
 
-VITALS_SERVICES = ("ingest", "rules", "store", "alerting", "canary")
+# the ingest instances, which share the device traffic (MQTT 5 shared subscription); each
+# service's broker account is its name
+INGEST_SERVICES = ("ingest", "ingest-2")
+VITALS_SERVICES = (*INGEST_SERVICES, "rules", "store", "alerting", "canary")
 # the vitals services that use Kafka (the canary only publishes over MQTT, as a device does)
-KAFKA_SERVICES = ("ingest", "rules", "store", "alerting")
-# exactly one replica each: ingest's MQTT session, alerting's database, the canary's account
-SINGLETONS = ("ingest", "alerting", "canary")
+KAFKA_SERVICES = (*INGEST_SERVICES, "rules", "store", "alerting")
+# exactly one replica each: an ingest instance's MQTT session, alerting's database, the
+# canary's account
+SINGLETONS = (*INGEST_SERVICES, "alerting", "canary")
 ONE_SHOTS = ("kafka-topics", "influx-init")
 # the vitals services that serve /metrics and /healthz on one port, and the setting naming it
 # (vitals/health_http.py; alerting's API serves both too)
-HTTP_SERVICES = {"ingest": "VITALS_INGEST_METRICS_ADDR", "rules": "VITALS_RULES_METRICS_ADDR",
-                 "store": "VITALS_STORE_METRICS_ADDR", "alerting": "VITALS_ALERTING_ADDR"}
+HTTP_SERVICES = {**{name: "VITALS_INGEST_METRICS_ADDR" for name in INGEST_SERVICES},
+                 "rules": "VITALS_RULES_METRICS_ADDR", "store": "VITALS_STORE_METRICS_ADDR",
+                 "alerting": "VITALS_ALERTING_ADDR"}
 REQUIRED_SERVICES = (*VITALS_SERVICES, *ONE_SHOTS, "mosquitto", "kafka", "influxdb", "grafana")
 # settings that name files (vitals/settings.py validates that they exist)
 FILE_SETTINGS = ("VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES", "VITALS_KAFKA_CA_FILE")

@@ -2,7 +2,8 @@
 
 A message's PUBACK goes out only once every record produced from it is acknowledged by Kafka,
 so a crash in between makes the broker redeliver instead of losing it. PUBACKs leave in the
-order the messages arrived (MQTT 3.1.1 section 4.6), whatever order Kafka's partitions answer in.
+order the messages arrived (MQTT 5 section 4.6, as in 3.1.1), whatever order Kafka's partitions
+answer in.
 """
 
 from __future__ import annotations

@@ -2,8 +2,17 @@
 CSV of the plain passwords for provisioning devices (`vitals credentials`).
 
 Each device may publish only to its own topics, so a stolen or misconfigured device cannot put
-readings into another patient's record; ingest gets a read-only account; the canary (CONTRACT
-section 7) gets its one device's; nothing else exists.
+readings into another patient's record; ingest gets read-only accounts, one per instance; the
+canary (CONTRACT section 7) gets its one device's; the broker's health check one that may read
+nothing of the devices'; nothing else exists.
+
+Why one ingest account per instance: the production broker takes a client's account name as its
+client id (`use_username_as_clientid`, deploy/mosquitto/mosquitto.conf), so that no device can
+take over ingest's persistent session. Two ingest instances on one account would then share one
+session and knock each other off. The ingest accounts share one password: they have the same
+rights, and one Secret can then serve a StatefulSet whose pods log in under their own names.
+The health check has an account of its own for the same reason: on ingest's, every check would
+take over (and with its clean session wipe) that instance's session.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +34,11 @@ from vitals.settings import ConfigError
 
 INGEST_USER = "ingest"
 INGEST_READ = "vitals/v1/#"
+# The broker's health check (deploy/compose.yaml) subscribes to a topic no device can publish to.
+HEALTHCHECK_USER = "healthcheck"
+HEALTHCHECK_READ = "healthcheck"
+# Ingest account names: no dot, so that they never clash with a device's `{patient}.{device}`.
+INGEST_ACCOUNT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # mosquitto_passwd's defaults in Mosquitto 2.0 (`$7$` = PBKDF2-HMAC-SHA512)
 ITERATIONS = 101
 SALT_BYTES = 12
@@ -34,8 +49,9 @@ CSV_FIELDS = ("patient_id", "device_id", "username", "password")
 class Account:
     username: str
     password: str
-    patient_id: str = ""  # empty for the ingest account
+    patient_id: str = ""  # empty for the ingest and health-check accounts
     device_id: str = ""
+    reads: tuple[str, ...] = ()  # topic filters it may read; none for a device
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -61,20 +77,36 @@ def hash_password(password: str, salt: bytes | None = None, iterations: int = IT
     return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
 
 
+def ingest_usernames(existing: Iterable[str], more: Iterable[str] = ()) -> list[str]:
+    """`ingest`, the ingest accounts of an earlier run (`existing` usernames without a dot,
+    other than the health check's) and `more`: each once, `ingest` first."""
+    names = {INGEST_USER, *(u for u in existing if "." not in u and u != HEALTHCHECK_USER)}
+    for name in more:
+        if not INGEST_ACCOUNT.fullmatch(name) or name == HEALTHCHECK_USER:
+            raise ConfigError(f"--ingest-account: expected 1-64 characters of A-Z a-z 0-9 _ - "
+                              f"(not {HEALTHCHECK_USER!r}), got {name!r}")
+        names.add(name)
+    return [INGEST_USER, *sorted(names - {INGEST_USER})]
+
+
 def build_accounts(patients: Iterable[Patient], existing: Mapping[str, str],
-                   rotate: bool = False, canary_patient: str | None = None
-                   ) -> tuple[list[Account], list[str]]:
-    """The ingest account, the canary's (CONTRACT section 7: its one device, no enrolment) and
-    one account per enrolled device, and the ids of patients that list no devices (they get no
-    account). Passwords in `existing` (username -> password) are kept unless `rotate`, so
-    devices in the field keep working; devices no longer enrolled are simply not in the result,
-    so they lose their account."""
+                   rotate: bool = False, canary_patient: str | None = None,
+                   ingest_accounts: Iterable[str] = ()) -> tuple[list[Account], list[str]]:
+    """The ingest accounts (`ingest`, those of an earlier run and `ingest_accounts`, one
+    password for all), the health check's, the canary's (CONTRACT section 7: its one device, no
+    enrolment) and one account per enrolled device, and the ids of patients that list no
+    devices (they get no account). Passwords in `existing` (username -> password) are kept
+    unless `rotate`, so devices in the field keep working; devices no longer enrolled are
+    simply not in the result, so they lose their account."""
 
     def password(username: str) -> str:
         kept = None if rotate else existing.get(username)
         return kept or new_password()
 
-    accounts = [Account(INGEST_USER, password(INGEST_USER))]
+    ingest_password = password(INGEST_USER)
+    accounts = [Account(u, ingest_password, reads=(INGEST_READ,))
+                for u in ingest_usernames(existing, ingest_accounts)]
+    accounts.append(Account(HEALTHCHECK_USER, ingest_password, reads=(HEALTHCHECK_READ,)))
     if canary_patient:
         user = device_username(canary_patient, canary.DEVICE_ID)
         accounts.append(Account(user, password(user), canary_patient, canary.DEVICE_ID))
@@ -96,14 +128,16 @@ def password_file(accounts: Iterable[Account]) -> str:
 
 def acl_file(accounts: Iterable[Account]) -> str:
     """With an acl_file Mosquitto denies whatever is not granted, so listing only `write` for
-    devices means they can neither subscribe nor read, and ingest (only `read`) cannot publish."""
+    devices means they can neither subscribe nor read, and ingest (only `read`) cannot publish.
+    Mosquitto 2.0 checks a shared subscription (`$share/GROUP/FILTER`) against FILTER, so
+    `read vitals/v1/#` covers ingest's (tests/ingest/test_credentials.py)."""
     lines = ["# generated by `vitals credentials`; edits are lost when it runs again"]
     for a in accounts:
         lines += ["", f"user {a.username}"]
-        if a.username == INGEST_USER:
-            lines.append(f"topic read {INGEST_READ}")
-        else:
+        if a.device_id:
             lines += [f"topic write {t}" for t in a.topics]
+        else:
+            lines += [f"topic read {t}" for t in a.reads]
     return "\n".join(lines) + "\n"
 
 
@@ -141,12 +175,13 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
 
 
 def generate(out: Path, patients: Iterable[Patient], rotate: bool = False,
-             canary_patient: str | None = None) -> tuple[list[Account], list[str]]:
+             canary_patient: str | None = None, ingest_accounts: Iterable[str] = ()
+             ) -> tuple[list[Account], list[str]]:
     """Write `out`/passwords, `out`/acl and `out`/credentials.csv; return what `build_accounts`
     returns."""
     csv_path = out / "credentials.csv"
     accounts, without_devices = build_accounts(patients, read_credentials(csv_path), rotate,
-                                               canary_patient)
+                                               canary_patient, ingest_accounts)
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the plain passwords
         # passwords and acl are 0600 too: the broker's user must own them (deploy/mosquitto)

@@ -1,5 +1,17 @@
-"""The MQTT side of ingest: a paho-mqtt 2.x subscriber with a persistent session and manual
-acknowledgements."""
+"""The MQTT side of ingest: a paho-mqtt 2.x MQTT 5 subscriber in a shared subscription, with a
+persistent session and manual acknowledgements.
+
+Several ingest instances share the device traffic: each subscribes through
+`$share/<group>/<filter>` (VITALS_INGEST_SHARE_GROUP), and the broker hands each message to one
+member of the group. Each instance has a client id of its own (VITALS_INGEST_CLIENT_ID) and a
+session that never expires. Measured on Mosquitto 2.0.11 (tests/ingest/test_shared.py): the
+broker round-robins messages between the members; when one member dies, its unacknowledged
+messages, and the new ones Mosquitto keeps assigning to its session, wait in that session (they
+are not handed to the other member) and arrive when the member reconnects with the same client
+id. Had the session expired meanwhile, they would be lost, hence no expiry. So a dead instance
+must be restarted (its supervisor's job), and an instance removed for good must have its session
+cleaned up (deploy/README.md, "Ingest: several instances").
+"""
 
 from __future__ import annotations
 
@@ -9,37 +21,57 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from vitals.settings import Endpoint
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTIONS = [("vitals/v1/+/+", 1), ("vitals/v1/+/+/status", 1)]
+# The device topics (CONTRACT section 1); ingest subscribes to each through the share group.
+TOPIC_FILTERS = ("vitals/v1/+/+", "vitals/v1/+/+/status")
+QOS = 1
+# MQTT 5 Session Expiry Interval: 0xFFFFFFFF means the session never expires. A session that
+# expired while its instance was down would take the messages assigned to it along.
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+DEFAULT_SHARE_GROUP = "vitals-ingest"  # VITALS_INGEST_SHARE_GROUP's default
 
 OnMessage = Callable[[str, bytes, int, int, bool], None]  # topic, payload, mid, qos, retained
 
 
+def shared_filters(group: str) -> list[str]:
+    """The topic filters ingest subscribes to, as shared subscriptions of `group`."""
+    return [f"$share/{group}/{f}" for f in TOPIC_FILTERS]
+
+
 class MqttSource:
     """Delivers each message to `on_message` on the network thread; the caller acknowledges
-    it later with `ack`. With `clean_session=False` the broker keeps the subscription and
-    queues messages while ingest is down, and redelivers what was never acknowledged.
+    it later with `ack`. With clean start off and a session that never expires, the broker keeps
+    the subscriptions and queues this instance's share while it is down, and redelivers what was
+    never acknowledged.
 
     If delivering a message ever raises, or paho's network thread dies, `alive()` turns False
     and `failure` says why: the service must then exit rather than stay up deaf."""
 
     def __init__(self, endpoint: Endpoint, client_id: str, on_message: OnMessage,
-                 on_reconnect: Callable[[], None] = lambda: None) -> None:
+                 on_reconnect: Callable[[], None] = lambda: None,
+                 share_group: str = DEFAULT_SHARE_GROUP) -> None:
         self.endpoint = endpoint
-        # Set once the broker granted the subscriptions: from then on nothing published is
-        # missed, even while ingest is down (the persistent session queues it).
+        self.client_id = client_id
+        self.filters = shared_filters(share_group)
+        # Set once the broker granted the subscriptions (and dropped a pre-shared session's
+        # plain ones): from then on nothing published is missed, even while ingest is down
+        # (the persistent session queues its share).
         self.subscribed = threading.Event()
+        self._awaiting: set[str] = set()  # "subscribe", "unsubscribe": acks not yet received
         self._on_reconnect = on_reconnect
         self._on_message = on_message
         self._connects = 0
         self._stopping = False
         self.failure: str | None = None
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                        protocol=mqtt.MQTTv311, manual_ack=True)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                        protocol=mqtt.MQTTv5, manual_ack=True)
         if endpoint.username:
             c.username_pw_set(endpoint.username, endpoint.password)
         if endpoint.tls:
@@ -47,6 +79,7 @@ class MqttSource:
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_connect = self._connected
         c.on_subscribe = self._granted
+        c.on_unsubscribe = self._unsubscribed
         c.on_disconnect = self._disconnected
         c.on_connect_fail = lambda _c, _u: log.warning(
             "cannot reach MQTT %s; retrying", self.endpoint.address)
@@ -54,7 +87,12 @@ class MqttSource:
         self._client = c
 
     def start(self) -> None:
-        self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30)
+        """Connect (and reconnect, with backoff) on paho's network thread, and subscribe."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        # clean_start False on every connect, the first included: resume this id's session
+        self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30,
+                                   clean_start=False, properties=props)
         self._client.loop_start()
 
     def alive(self) -> bool:
@@ -72,8 +110,9 @@ class MqttSource:
         if self.failure is not None:
             return  # left unacknowledged for the next process
         try:
-            # MQTT 3.1.1: the broker sets retain only on a message it replays to a new
-            # subscription.
+            # With Retain As Published off (the default), the broker sets retain only on a
+            # retained message it replays on subscribing. Mosquitto 2.0.11 replays them to
+            # shared subscriptions too (measured), although MQTT 5 says it should not.
             self._on_message(message.topic, message.payload, message.mid, message.qos,
                              bool(message.retain))
         except Exception as exc:
@@ -81,9 +120,11 @@ class MqttSource:
             log.critical("%s", self.failure)
 
     def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge message `mid` to the broker (PUBACK for QoS 1)."""
         self._client.ack(mid, qos)
 
     def stop(self) -> None:
+        """Disconnect; the session, and what this instance left unacknowledged, stay."""
         self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
@@ -96,20 +137,37 @@ class MqttSource:
         self._connects += 1
         if self._connects > 1:
             self._on_reconnect()
-        log.info("connected to MQTT %s (session %s)", self.endpoint.address,
-                 "resumed" if flags.session_present else "new")
-        client.subscribe(SUBSCRIPTIONS)
+        log.info("connected to MQTT %s as %s (session %s)", self.endpoint.address,
+                 self.client_id, "resumed" if flags.session_present else "new")
+        self._awaiting = {"subscribe"}
+        client.subscribe([(f, SubscribeOptions(qos=QOS)) for f in self.filters])
+        if flags.session_present:
+            # A session made by an ingest before shared subscriptions holds the plain filters:
+            # they would deliver every message to this instance as well. Dropped after the
+            # shared ones are asked for (same connection, in order), so nothing falls between;
+            # a filter the session does not hold is acknowledged as such, harmlessly.
+            self._awaiting.add("unsubscribe")
+            client.unsubscribe(list(TOPIC_FILTERS))
 
     def _granted(self, _c: mqtt.Client, _u: object, _mid: int, codes: list[mqtt.ReasonCode],
                  _p: object) -> None:
-        refused = [topic for (topic, _), code in zip(SUBSCRIPTIONS, codes, strict=True)
+        refused = [topic for topic, code in zip(self.filters, codes, strict=True)
                    if code.is_failure]
         if refused:
-            log.error("MQTT broker refused the subscription to %s: check this account's ACL",
-                      ", ".join(refused))
+            log.error("MQTT broker refused the subscription to %s (%s): check this account's "
+                      "ACL", ", ".join(refused), ", ".join(str(c) for c in codes))
             return
-        log.info("subscribed to %s", ", ".join(t for t, _ in SUBSCRIPTIONS))
-        self.subscribed.set()
+        log.info("subscribed to %s", ", ".join(self.filters))
+        self._acked("subscribe")
+
+    def _unsubscribed(self, _c: mqtt.Client, _u: object, _mid: int,
+                      _codes: list[mqtt.ReasonCode], _p: object) -> None:
+        self._acked("unsubscribe")
+
+    def _acked(self, what: str) -> None:
+        self._awaiting.discard(what)
+        if not self._awaiting:
+            self.subscribed.set()
 
     def _disconnected(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode,
                       _p: object) -> None:

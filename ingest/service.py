@@ -175,7 +175,8 @@ def run(settings: Settings, stop: threading.Event,
 
     ingest = Ingest(Parser(registry, settings.canary_patient), sink, send_ack)
     source = MqttSource(settings.mqtt, settings.ingest_client_id, ingest.handle,
-                        on_reconnect=ingest.acks.reconnected)
+                        on_reconnect=ingest.acks.reconnected,
+                        share_group=settings.ingest_share_group)
 
     progress = Progress("MQTT messages waiting for Kafka", "ingest main loop")
     metrics = CollectorRegistry()

@@ -128,8 +128,12 @@ class Settings(BaseSettings):
     # extensions of the contract
     ingest_metrics_addr: str = "127.0.0.1:9470"
     rules_metrics_addr: str = "127.0.0.1:9471"  # each rules worker its own
-    # the MQTT client id whose persistent session holds messages while ingest is down
+    # the MQTT client id whose persistent session holds messages while ingest is down: one
+    # of its own per ingest instance
     ingest_client_id: str = "vitals-ingest"
+    # the MQTT 5 shared-subscription group ($share/<group>/...) the ingest instances split the
+    # device traffic in: the same for all of them
+    ingest_share_group: str = "vitals-ingest"
     kafka_partitions: int = 8
     # Kafka security: kafkas:// is TLS; user:password@ in the URL is SASL (over TLS only)
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
@@ -186,6 +190,15 @@ class Settings(BaseSettings):
     def _patient_id(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
             raise ValueError(f"expected 1-64 characters of A-Z a-z 0-9 _ -, got {v!r}")
+        return v
+
+    @field_validator("ingest_share_group")
+    @classmethod
+    def _share_group(cls, v: str) -> str:
+        # MQTT 5 section 4.8.2: a ShareName is at least one character, without / + #
+        if not v or re.search(r"[/+#\x00]", v):
+            raise ValueError(f"a shared-subscription group needs 1 or more characters and no "
+                             f"/ + #, got {v!r}")
         return v
 
     @field_validator("alerting_db_url")

@@ -112,9 +112,9 @@ def test_every_cross_reference_holds(loaded: Any) -> None:
 def test_every_variable_of_env_example_is_commented() -> None:
     lines = cc.ENV_EXAMPLE.read_text().splitlines()
     for n, line in enumerate(lines):
-        if re.match(r"[A-Z_]+=", line):
+        if re.match(r"[A-Z][A-Z0-9_]*=", line):
             above = n - 1
-            while above >= 0 and re.match(r"[A-Z_]+=", lines[above]):
+            while above >= 0 and re.match(r"[A-Z][A-Z0-9_]*=", lines[above]):
                 above -= 1  # a group of related variables shares its comment
             assert above >= 0 and lines[above].startswith("#"), line
 
@@ -154,6 +154,27 @@ def test_every_variable_of_env_example_is_commented() -> None:
      "not in a mounted directory"),
     (lambda d: d["services"]["alerting"]["deploy"].update(replicas=2), "exactly one replica"),
     (lambda d: d["services"]["ingest"]["deploy"].update(replicas=2), "exactly one replica"),
+    # ingest: two instances, each its own client id and account, one share group
+    # (deploy/README.md, "Ingest: several instances")
+    (lambda d: d["services"]["ingest-2"]["deploy"].update(replicas=2),
+     "ingest-2: must run exactly one replica"),
+    (lambda d: d["services"].pop("ingest-2"), "no service ingest-2"),
+    (lambda d: d["services"]["ingest-2"]["environment"].update(
+        VITALS_INGEST_CLIENT_ID="vitals-ingest"),
+     "ingest-2: VITALS_INGEST_CLIENT_ID=vitals-ingest is ingest's too"),
+    (lambda d: d["services"]["ingest-2"]["environment"].update(VITALS_INGEST_SHARE_GROUP="other"),
+     "the instances need one VITALS_INGEST_SHARE_GROUP"),
+    (lambda d: d["services"]["ingest-2"]["environment"].update(VITALS_INGEST_SHARE_GROUP="a/b"),
+     "ingest-2: the settings it gets are refused: VITALS_INGEST_SHARE_GROUP"),
+    (lambda d: d["services"]["ingest-2"]["environment"].update(
+        VITALS_MQTT_URL="mqtts://ingest:pw@mqtt.example.org:8883"),
+     "ingest-2: VITALS_MQTT_URL must be mqtts://ingest-2:"),
+    (lambda d: d["services"]["ingest-2"].update(restart="no"),
+     "ingest-2: a long-running service needs restart: unless-stopped"),
+    (lambda d: d["services"]["mosquitto"]["healthcheck"]["test"].__setitem__(
+        1, d["services"]["mosquitto"]["healthcheck"]["test"][1].replace(
+            "-u healthcheck", "-u ingest")),
+     "mosquitto: the healthcheck must log in as `healthcheck`"),
     (lambda d: d["services"]["rules"]["deploy"].update(replicas=9), "VITALS_KAFKA_PARTITIONS"),
     (lambda d: d["services"]["alerting"].update(volumes=["./config:/etc/vitals:ro"]),
      "VITALS_STATE_DIR must be a writable named volume"),
@@ -469,6 +490,7 @@ def test_create_topics_is_the_script_the_compose_step_runs(loaded: Any) -> None:
 def test_the_services_that_serve_http_listen_where_their_healthcheck_probes(loaded: Any) -> None:
     _raw, doc, _used, _env = loaded
     for name, variable, port in (("ingest", "VITALS_INGEST_METRICS_ADDR", 9470),
+                                 ("ingest-2", "VITALS_INGEST_METRICS_ADDR", 9470),
                                  ("rules", "VITALS_RULES_METRICS_ADDR", 9471),
                                  ("store", "VITALS_STORE_METRICS_ADDR", 9472),
                                  ("alerting", "VITALS_ALERTING_ADDR", 8470)):
@@ -480,9 +502,12 @@ def test_the_services_that_serve_http_listen_where_their_healthcheck_probes(load
     # every rules worker publishes its port on 127.0.0.1 at a host port Docker picks
     assert doc["services"]["rules"]["ports"] == ["127.0.0.1::9471"]
     assert doc["services"]["store"]["ports"] == ["127.0.0.1:9472:9472"]
+    # the two ingest instances listen on the same port in their containers, on two of the host
+    assert doc["services"]["ingest"]["ports"] == ["127.0.0.1:9470:9470"]
+    assert doc["services"]["ingest-2"]["ports"] == ["127.0.0.1:9473:9470"]
 
 
-@pytest.mark.parametrize("service", ["ingest", "rules", "store", "alerting"])
+@pytest.mark.parametrize("service", ["ingest", "ingest-2", "rules", "store", "alerting"])
 def test_the_http_healthcheck_passes_only_while_healthz_says_ok(loaded: Any,
                                                                 service: str) -> None:
     """The healthcheck's command, run against the services' own `/healthz` server

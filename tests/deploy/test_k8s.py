@@ -1,8 +1,9 @@
 """deploy/k8s: every document parses and is valid against the Kubernetes 1.32 strict schemas
 (tests/deploy/data/k8s-strict-schemas.json), selectors match their pods, probes (/healthz) and
-singletons are where the services need them, every ConfigMap and Secret that is referenced
-exists or is one the site makes (documented in the base kustomization and deploy/README.md),
-the demo overlay's files pass the project's own validation, and the sizing is the measured one.
+singletons are where the services need them, ingest's pods are each their own MQTT client,
+every ConfigMap and Secret that is referenced exists or is one the site makes (documented in the
+base kustomization and deploy/README.md), the demo overlay's files pass the project's own
+validation, and the sizing is the measured one.
 No cluster runs here; `kubectl kustomize` renders the overlay when kubectl is installed."""
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ DEFAULTS = DEPLOY.parent / "vitals" / "defaults"
 # made by the site, never committed: named in base/kustomization.yaml and deploy/README.md
 SITE_MADE = {("Secret", "vitals-secrets"), ("ConfigMap", "vitals-mqtt-ca"),
              ("ConfigMap", "vitals-kafka-ca"), ("ConfigMap", "vitals-files")}
+# the workloads (Deployments, and ingest's StatefulSet) and the vitals subcommand each runs
 SERVICES = {"vitals-ingest": "ingest", "vitals-rules": "rules", "vitals-store": "store",
             "vitals-alerting": "alerting", "vitals-canary": "canary"}
+INGEST = "vitals-ingest"
 # the canary publishes over MQTT as a device does: no Kafka, no site files
 CANARY = "vitals-canary"
 
@@ -47,6 +50,11 @@ def base_documents() -> list[dict[str, Any]]:
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def workloads(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The Deployments and StatefulSets, by name: what runs pods."""
+    return {**by_kind(docs, "Deployment"), **by_kind(docs, "StatefulSet")}
 
 
 def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
@@ -100,7 +108,7 @@ def test_every_document_is_valid_against_the_kubernetes_strict_schemas() -> None
 
 def test_the_schemas_catch_a_misspelt_field() -> None:
     bundle = json.loads(SCHEMAS.read_text())
-    deployment = by_kind(base_documents(), "Deployment")["vitals-ingest"]
+    deployment = by_kind(base_documents(), "Deployment")["vitals-rules"]
     containers(deployment)[0]["livenessProbes"] = containers(deployment)[0].pop("livenessProbe")
     deployment["spec"]["replicas"] = "1"
     schema = {**bundle, "$ref": bundle["x-kinds"]["apps/v1/Deployment"]}
@@ -110,7 +118,7 @@ def test_the_schemas_catch_a_misspelt_field() -> None:
 
 def test_selectors_match_the_pod_labels_and_services_find_their_pods() -> None:
     docs = base_documents()
-    deployments = by_kind(docs, "Deployment")
+    deployments = workloads(docs)
     assert set(deployments) == set(SERVICES)
     for name, d in deployments.items():
         selector = d["spec"]["selector"]["matchLabels"]
@@ -131,7 +139,7 @@ def test_each_deployment_runs_its_vitals_subcommand_as_the_images_user() -> None
     from cli.app import app
 
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-    for name, d in by_kind(base_documents(), "Deployment").items():
+    for name, d in workloads(base_documents()).items():
         [c] = containers(d)
         assert c["args"] == [SERVICES[name]] and "command" not in c, name
         assert c["args"][0] in commands
@@ -165,7 +173,7 @@ HTTP_SERVICES = {"vitals-ingest": ("VITALS_INGEST_METRICS_ADDR", "/metrics"),
 
 def test_the_services_have_healthz_probes_on_the_port_they_listen_on() -> None:
     docs = base_documents()
-    deployments = by_kind(docs, "Deployment")
+    deployments = workloads(docs)
     stall_s = float(by_kind(docs, "ConfigMap")["vitals-settings"]["data"]["VITALS_STALL_S"])
     for name, (var, ready_path) in HTTP_SERVICES.items():
         [c] = containers(deployments[name])
@@ -193,7 +201,7 @@ def test_the_services_have_healthz_probes_on_the_port_they_listen_on() -> None:
 
 def test_prometheus_finds_ingest_rules_and_store_on_the_port_they_serve_metrics_on() -> None:
     docs = base_documents()
-    deployments = by_kind(docs, "Deployment")
+    deployments = workloads(docs)
     services = by_kind(docs, "Service")
     for name in ("vitals-ingest", "vitals-rules", "vitals-store"):
         svc = services[f"{name}-metrics"]
@@ -209,11 +217,56 @@ def test_prometheus_finds_ingest_rules_and_store_on_the_port_they_serve_metrics_
         assert ports[port["targetPort"]] == listens, name
 
 
-def test_ingest_alerting_and_the_canary_are_single_replicas_replaced_with_recreate() -> None:
+def test_alerting_and_the_canary_are_single_replicas_replaced_with_recreate() -> None:
     deployments = by_kind(base_documents(), "Deployment")
-    for name in ("vitals-ingest", "vitals-alerting", CANARY):
+    for name in ("vitals-alerting", CANARY):
         d = deployments[name]
         assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"]["type"] == "Recreate", name
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion of an env value, from the variables defined above it."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env[m.group(1)], value)
+
+
+def test_ingest_pods_share_the_traffic_each_as_its_own_mqtt_client_and_account() -> None:
+    """deploy/README.md, "Ingest: several instances": a StatefulSet whose pods split the
+    traffic in one share group; each pod's name is its client id and its broker account (the
+    broker binds a client id to its account), so a restarted pod resumes its own session."""
+    docs = base_documents()
+    ingest = by_kind(docs, "StatefulSet")[INGEST]
+    spec = ingest["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["podManagementPolicy"] == "Parallel"  # one stuck pod holds no other back
+    governing = by_kind(docs, "Service")[spec["serviceName"]]
+    assert governing["spec"]["clusterIP"] == "None"
+    assert governing["spec"]["selector"] == spec["selector"]["matchLabels"]
+    [c] = containers(ingest)
+    settings = by_kind(docs, "ConfigMap")["vitals-settings"]["data"]
+    # the share group: one value for every pod, from the ConfigMap
+    assert "VITALS_INGEST_SHARE_GROUP" not in {e["name"] for e in c["env"]}
+    group = settings["VITALS_INGEST_SHARE_GROUP"]
+    readme = (DEPLOY / "README.md").read_text()
+    for ordinal in range(spec["replicas"]):
+        pod = f"{INGEST}-{ordinal}"
+        env: dict[str, str] = {}
+        for e in c["env"]:  # in order: $(VAR) sees only the variables above it
+            source = e.get("valueFrom", {})
+            if "fieldRef" in source:
+                assert source["fieldRef"]["fieldPath"] == "metadata.name"
+                env[e["name"]] = pod
+            elif "secretKeyRef" in source:
+                env[e["name"]] = {"mqtt-ingest-password": "Zx_9-a", "mqtt-broker":
+                                  "mqtt.example.org:8883"}.get(source["secretKeyRef"]["key"], "")
+            else:
+                env[e["name"]] = expand(e["value"], env)
+        mqtt = Settings(_env_file=None, mqtt_url=env["VITALS_MQTT_URL"],  # type: ignore[call-arg]
+                        ingest_client_id=env["VITALS_INGEST_CLIENT_ID"],
+                        ingest_share_group=group)
+        assert mqtt.ingest_client_id == pod
+        assert mqtt.mqtt.tls and mqtt.mqtt.username == pod and mqtt.mqtt.password == "Zx_9-a"
+        # the runbook makes the pod's broker account
+        assert f"--ingest-account {pod}" in readme, pod
 
 
 def test_alerting_keeps_its_state_on_a_persistent_volume_claim() -> None:
@@ -245,7 +298,7 @@ def test_the_settings_are_vitals_settings_and_valid() -> None:
     docs = base_documents()
     data = by_kind(docs, "ConfigMap")["vitals-settings"]["data"]
     known = {f"VITALS_{f.upper()}" for f in Settings.model_fields}
-    env_names = {e["name"] for d in by_kind(docs, "Deployment").values()
+    env_names = {e["name"] for d in workloads(docs).values()
                  for c in containers(d) for e in c.get("env", [])}
     assert set(data) <= known
     assert {n for n in env_names if n.startswith("VITALS_")} <= known
@@ -260,7 +313,7 @@ def test_the_settings_are_vitals_settings_and_valid() -> None:
 def test_every_configmap_and_secret_referenced_exists_or_is_made_by_the_site() -> None:
     docs = base_documents()
     defined = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    referenced = {(kind, name) for d in by_kind(docs, "Deployment").values()
+    referenced = {(kind, name) for d in workloads(docs).values()
                   for kind, name, _optional in references(d)}
     assert referenced - defined == SITE_MADE
     notes = (K8S / "base" / "kustomization.yaml").read_text() + (DEPLOY / "README.md").read_text()
@@ -270,11 +323,12 @@ def test_every_configmap_and_secret_referenced_exists_or_is_made_by_the_site() -
 
 def test_the_secret_keys_the_deployments_read_are_documented() -> None:
     keys = {(e["valueFrom"]["secretKeyRef"]["key"])
-            for d in by_kind(base_documents(), "Deployment").values() for c in containers(d)
+            for d in workloads(base_documents()).values() for c in containers(d)
             for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
     readme = (DEPLOY / "README.md").read_text()
-    assert keys == {"kafka-url", "mqtt-url", "influx-token", "webhook-url", "webhook-secret",
-                    "smtp-url", "canary-mqtt-url", "deadman-url"}
+    assert keys == {"kafka-url", "mqtt-ingest-password", "mqtt-broker", "influx-token",
+                    "webhook-url", "webhook-secret", "smtp-url", "canary-mqtt-url",
+                    "deadman-url"}
     for key in keys:
         assert f"{key}=" in readme, key
 
@@ -287,7 +341,7 @@ def test_every_pod_reaches_kafka_over_tls_with_scram_from_a_secret_and_the_mount
     assert not [v for v in settings.values() if "kafka://" in str(v)]
     assert settings["VITALS_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     ca_file = settings["VITALS_KAFKA_CA_FILE"]
-    for name, d in by_kind(docs, "Deployment").items():
+    for name, d in workloads(docs).items():
         [c] = containers(d)
         if name == CANARY:  # no Kafka: neither its password nor its settings
             assert not [e for e in c["env"] if "KAFKA" in e["name"]] and "envFrom" not in c
@@ -314,7 +368,7 @@ def test_every_pod_reaches_kafka_over_tls_with_scram_from_a_secret_and_the_mount
 
 
 def test_resources_follow_the_measured_numbers() -> None:
-    deployments = by_kind(base_documents(), "Deployment")
+    deployments = workloads(base_documents())
 
     def mib(q: str) -> int:
         m = re.fullmatch(r"(\d+)(Mi|Gi)", q)
@@ -350,7 +404,7 @@ def test_kustomize_renders_the_demo_with_the_generated_configmap_wired_in() -> N
                and d["metadata"]["name"].startswith("vitals-files-")]
     assert set(files["data"]) == {"patients.yaml", "oncall.yaml", "rules.yaml"}
     assert files["data"]["rules.yaml"] == (DEFAULTS / "rules.yaml").read_text()
-    for d in (d for d in docs if d["kind"] == "Deployment"):
+    for d in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet")):
         assert d["metadata"]["namespace"] == "vitals"
         names = {name for kind, name, _ in references(d) if kind == "ConfigMap"}
         assert "vitals-files" not in names

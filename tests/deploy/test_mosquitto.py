@@ -88,8 +88,11 @@ def healthcheck_command() -> str:
     return command.replace("$$", "$")  # compose's escape for a literal $
 
 
-def run_healthcheck(broker: Broker, password: str) -> subprocess.CompletedProcess[str]:
+def run_healthcheck(broker: Broker, password: str, account: str = "healthcheck"
+                    ) -> subprocess.CompletedProcess[str]:
     command = healthcheck_command().replace("-p 1883", f"-p {broker.local_port}")
+    assert "-u healthcheck " in command
+    command = command.replace("-u healthcheck ", f"-u {account} ")
     assert f"-p {broker.local_port}" in command
     env = {**os.environ, "MQTT_INGEST_PASSWORD": password}
     return subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True,
@@ -105,6 +108,33 @@ def test_the_healthcheck_fails_with_a_wrong_password(broker: Broker) -> None:
     result = run_healthcheck(broker, "not-the-password")
     assert result.returncode != 0
     assert "not authorised" in (result.stdout + result.stderr).lower()
+
+
+@pytest.mark.parametrize("account", ["healthcheck", "ingest"],
+                         ids=["production", "on-ingests-account"])
+def test_the_healthcheck_leaves_ingests_session_alone(broker: Broker, account: str) -> None:
+    """The broker takes the account name as the client id, so the healthcheck has an account of
+    its own: on ingest's (the control), every check takes over ingest's session and, with its
+    clean session, wipes what the broker held for it."""
+    wait_until(lambda: listening(broker.local_port), "the local listener")
+    ingest, ingest_lost, _got = connect(broker.local_port, "ingest",
+                                        broker.passwords["ingest"], "vitals-ingest",
+                                        clean_session=False)
+    try:
+        subscribed = threading.Event()
+        ingest.on_subscribe = lambda *_a: subscribed.set()
+        ingest.subscribe("$share/vitals-ingest/vitals/v1/+/+", 1)
+        assert subscribed.wait(20)
+        result = run_healthcheck(broker, broker.passwords["ingest"], account)
+        assert result.returncode == 0, result.stderr
+        if account == "healthcheck":
+            time.sleep(1)  # a takeover would have knocked ingest off by now
+            assert ingest_lost == []
+        else:
+            wait_until(lambda: ingest_lost != [], "ingest to be knocked off")
+    finally:
+        ingest.disconnect()
+        ingest.loop_stop()
 
 
 INGEST_CLIENT = textwrap.dedent("""

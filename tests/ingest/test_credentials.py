@@ -22,11 +22,11 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from harness import servers
-from ingest.credentials import generate, hash_password
-from ingest.mqtt_source import SUBSCRIPTIONS
+from ingest.credentials import generate, hash_password, read_credentials
+from ingest.mqtt_source import DEFAULT_SHARE_GROUP, shared_filters
 from tests.support import publish, read_topic, start_ingest, write_patients
 from vitals.patients import PatientRegistry, load_patients
-from vitals.settings import load_settings
+from vitals.settings import ConfigError, load_settings
 
 DEVICES = {"P001": ["ox-1", "th-1"], "P002": ["ox-1"]}
 PATIENTS = ["P001", "P002", "P003"]  # P003 lists no devices
@@ -175,11 +175,14 @@ def test_device_cannot_publish_into_another_patients_topic(
         broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
     pw = passwords(creds)
     ingest = open_session(sessions, broker, "ingest", pw["ingest"], client_id="vitals-ingest")
-    # the subscriptions the real ingest service makes are granted (QoS 1)
-    assert [c.value for c in ingest.subscribe(SUBSCRIPTIONS)] == [1, 1]
+    # the shared subscriptions the real ingest service makes are granted (QoS 1): Mosquitto
+    # checks `$share/GROUP/FILTER` against FILTER, which `read vitals/v1/#` covers
+    shared = [(f, 1) for f in shared_filters(DEFAULT_SHARE_GROUP)]
+    assert [c.value for c in ingest.subscribe(shared)] == [1, 1]
     assert [c.value for c in ingest.subscribe([("vitals/v1/#", 1)])] == [1]
 
-    # one copy per matching subscription: vitals/v1/+/+ (or +/+/status) and vitals/v1/#
+    # one copy per matching subscription: the shared vitals/v1/+/+ (or +/+/status), whose only
+    # member this session is, and vitals/v1/#
     assert delivered(ingest, open_session(sessions, broker, "P001.ox-1", pw["P001.ox-1"]), [
         ("vitals/v1/P002/ox-1", "foreign patient"),
         ("vitals/v1/P001/th-1", "same patient, other device"),
@@ -206,6 +209,85 @@ def test_the_canary_publishes_its_own_topics_only(
         ("vitals/v1/CANARY/canary/status", "status"),
         ("vitals/v1/CANARY/canary", "round")]) == [("vitals/v1/CANARY/canary", b"round"),
                                                    ("vitals/v1/CANARY/canary/status", b"status")]
+
+
+def test_the_health_check_account_reads_nothing_of_the_devices(
+        broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
+    pw = passwords(creds)
+    check = open_session(sessions, broker, "healthcheck", pw["healthcheck"])
+    assert check.accepted
+    check.subscribe([("vitals/v1/#", 1), ("$share/vitals-ingest/vitals/v1/+/+", 1),
+                     ("healthcheck", 1)])
+    ingest = open_session(sessions, broker, "ingest", pw["ingest"])
+    ingest.subscribe([("vitals/v1/#", 1)])
+    open_session(sessions, broker, "P001.ox-1", pw["P001.ox-1"]).publish(
+        "vitals/v1/P001/ox-1", "reading")
+    assert ingest.received(until="vitals/v1/P001/ox-1", settle=0) != []
+    assert check.received(settle=0.2) == []
+
+
+def test_ingest_accounts_share_one_password_and_are_kept_on_later_runs(tmp_path: Path) -> None:
+    out = tmp_path / "creds"
+    patients = _patients(tmp_path, DEVICES)
+    generate(out, patients, ingest_accounts=["vitals-ingest-0", "vitals-ingest-1"])
+    first = passwords(out)
+    role = ("ingest", "vitals-ingest-0", "vitals-ingest-1", "healthcheck")
+    assert len({first[u] for u in role}) == 1 and first["ingest"] != first["P001.ox-1"]
+    acl = (out / "acl").read_text()
+    for user in role[:3]:
+        assert f"user {user}\ntopic read vitals/v1/#\n" in acl
+    assert "user healthcheck\ntopic read healthcheck\n" in acl
+
+    generate(out, patients)  # a later run without the option keeps them
+    assert passwords(out) == first
+    generate(out, patients, rotate=True)
+    rotated = passwords(out)
+    assert rotated.keys() == first.keys() and rotated["ingest"] != first["ingest"]
+    assert len({rotated[u] for u in role}) == 1
+    # an account leaves with its row in credentials.csv
+    (out / "credentials.csv").write_text("".join(
+        line for line in (out / "credentials.csv").read_text().splitlines(keepends=True)
+        if ",vitals-ingest-1," not in line))
+    generate(out, patients)
+    assert "vitals-ingest-1" not in read_credentials(out / "credentials.csv")
+    for bad in ("P001.ox-1", "healthcheck", "", "a/b"):
+        with pytest.raises(ConfigError, match="--ingest-account"):
+            generate(out, patients, ingest_accounts=[bad])
+
+
+def test_two_ingests_on_their_own_accounts_share_the_traffic_where_the_broker_binds_ids(
+        tmp_path: Path, kafka: servers.Server) -> None:
+    """The production broker takes the account name as the client id
+    (`use_username_as_clientid`): two ingests on one account would take one session from each
+    other. Each on an ingest account of its own (one password for all), they share the traffic
+    and neither is ever knocked off."""
+    out = tmp_path / "creds"
+    generate(out, _patients(tmp_path, DEVICES), ingest_accounts=["ingest-2"])
+    pw = passwords(out)
+    conf = (f"allow_anonymous false\npassword_file {out / 'passwords'}\n"
+            f"acl_file {out / 'acl'}\nuser root\nuse_username_as_clientid true\n"
+            "log_type information")
+    with servers.mosquitto(tmp_path / "mosquitto", conf=conf) as broker:
+        running = []
+        for user in ("ingest", "ingest-2"):
+            settings = load_settings(
+                _env_file=None, mqtt_url=f"mqtt://{user}:{pw[user]}@127.0.0.1:{broker.port}",
+                kafka_url=f"kafka://127.0.0.1:{kafka.port}", patients=tmp_path / "patients.yaml",
+                ingest_metrics_addr=f"127.0.0.1:{servers.free_port()}", kafka_partitions=4)
+            running.append(start_ingest(settings))  # the same (default) client id for both
+        t = int(time.time() * 1000) - 60_000
+        sent = [("vitals/v1/P001/ox-1", {"ts": t + i, "kind": "oximetry", "seq": i, "spo2": 97,
+                                         "hr": 70}) for i in range(40)]
+        publish(broker.port, sent, client_id="P001.ox-1", username="P001.ox-1",
+                password=pw["P001.ox-1"])
+        got = read_topic(running[0].settings.kafka_bootstrap, "vitals.readings", expect=40,
+                         timeout=60, settle=1.0)
+        counts = [r.stop() for r in running]
+    log = broker.log.read_text()  # complete once the broker has stopped (stdout is buffered)
+    assert sorted(v["seq"] for _, v in got) == list(range(40))
+    assert [c.accepted for c in counts] == [20, 20]  # round-robin, each message once
+    assert "already connected" not in log  # no takeover of either session
+    assert "New client connected" in log and "as ingest-2 " in log, log
 
 
 def test_device_cannot_subscribe_or_read(

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from harness import servers
-from tests.relay import TcpRelay
 from tests.support import (
     healthz,
     metric,
@@ -27,16 +24,6 @@ from tests.support import (
     wait_for,
 )
 from vitals.settings import Settings
-
-
-@pytest.fixture
-def cut_kafka(tmp_path: Path, settings: Settings) -> Iterator[tuple[Settings, TcpRelay]]:
-    """Settings whose Kafka is a tansu reached only through a relay that can be cut."""
-    relay_port = servers.free_port()
-    with servers.tansu(tmp_path / "tansu-cut", advertised_port=relay_port) as broker:
-        relay = TcpRelay(broker.port, relay_port)
-        yield settings.model_copy(update={"kafka_url": f"kafka://127.0.0.1:{relay_port}"}), relay
-        relay.close()
 
 
 def readings(patient: str, n: int) -> list[tuple[str, dict]]:

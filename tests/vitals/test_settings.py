@@ -111,6 +111,16 @@ BAD = [
     ("VITALS_KAFKA_PARTITIONS", "0", "1-1024"),
     ("VITALS_KAFKA_PARTITIONS", "1025", "1-1024"),
     ("VITALS_KAFKA_PARTITIONS", "eight", "integer"),
+    # MQTT 5 shared-subscription group names: 1 or more characters, no / + #
+    ("VITALS_INGEST_SHARE_GROUP", "", "shared-subscription group"),
+    ("VITALS_INGEST_SHARE_GROUP", "vitals/ingest", "no / + #"),
+    ("VITALS_INGEST_SHARE_GROUP", "ingest+", "no / + #"),
+    ("VITALS_INGEST_SHARE_GROUP", "#", "no / + #"),
+    ("VITALS_ALERTING_DB_URL", "mysql://db:3306/vitals", "postgresql://"),
+    ("VITALS_ALERTING_DB_URL", "postgresql://db:port/vitals", "bad port"),
+    ("VITALS_ALERTING_LEASE_S", "nan", "(0, 86400]"),
+    ("VITALS_ALERTING_LEASE_S", "inf", "(0, 86400]"),
+    ("VITALS_ALERTING_LEASE_S", "0", "(0, 86400]"),
 ]
 
 

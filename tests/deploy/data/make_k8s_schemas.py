@@ -22,6 +22,7 @@ OUT = Path(__file__).with_name("k8s-strict-schemas.json")
 # apiVersion/kind -> the per-kind schema file in the source directory
 KINDS = {
     "apps/v1/Deployment": "deployment-apps-v1.json",
+    "apps/v1/StatefulSet": "statefulset-apps-v1.json",
     "v1/Service": "service-v1.json",
     "v1/ConfigMap": "configmap-v1.json",
     "v1/Secret": "secret-v1.json",
