@@ -21,6 +21,7 @@ from ingest.counts import Counts, CountsCollector
 from ingest.dedup import DuplicateFilter
 from ingest.mqtt_source import MqttSource
 from ingest.parse import Parser
+from ingest.recall import recall
 from ingest.sink import KafkaSink, Sink
 from vitals import topics
 from vitals.health_http import HealthServer
@@ -174,6 +175,11 @@ def run(settings: Settings, stop: threading.Event,
         source.ack(mid, qos)
 
     ingest = Ingest(Parser(registry, settings.canary_patient), sink, send_ack)
+    # before subscribing: what the broker redelivers after a crash is recognised
+    recalled = recall(settings.kafka, ingest.dedup)
+    if recalled:
+        log.info("recalled the %d newest readings on %s, to recognise redeliveries", recalled,
+                 topics.READINGS.name)
     source = MqttSource(settings.mqtt, settings.ingest_client_id, ingest.handle,
                         on_reconnect=ingest.acks.reconnected,
                         share_group=settings.ingest_share_group)
