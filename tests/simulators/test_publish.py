@@ -33,7 +33,7 @@ class Subscriber:
         c.connect(servers.LOOPBACK, port)
         c.subscribe("vitals/#", qos=1)
         c.loop_start()
-        assert ready.wait(5)
+        assert ready.wait(30)
         self.client = c
 
     def _add(self, m: mqtt.MQTTMessage) -> None:
