@@ -16,12 +16,17 @@ from vitals import canary
 from vitals.patients import PatientRegistry
 from vitals.records import (
     DEVICE_FLAGS,
+    MAX_NOTE_CHARS,
     NO_SIGNAL,
+    REPORT_KINDS,
     DeviceStatus,
+    Ice,
     Kind,
     Reading,
     Rejection,
+    Reporter,
     Site,
+    Symptom,
     echo,
 )
 
@@ -47,6 +52,12 @@ class RawReading(msgspec.Struct):
     pi: float | None = None
     battery: Annotated[float, Meta(ge=0, le=100)] | None = None
     flags: list[DeviceFlag] = []
+    # CONTRACT section 6, reports: an unknown symptom code, an ICE part out of range or an
+    # unknown ICE part is refused here (reason `schema`)
+    by: Reporter | None = None
+    symptoms: Annotated[list[Symptom], Meta(max_length=32)] | None = None
+    note: Annotated[str, Meta(max_length=MAX_NOTE_CHARS)] | None = None
+    ice: Ice | None = None
 
 
 class RawBatch(msgspec.Struct):
@@ -242,10 +253,59 @@ def check_range(name: str, value: float, unit: str, as_sent: str | None = None) 
                                       f"{lo:g}-{hi:g} {unit}")
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+VITAL_FIELDS = ("temp", "spo2", "hr", "rr", "pi")
+
+
+def clean_note(note: str | None) -> str | None:
+    """A note as text on one line: line breaks and other control characters become one space
+    (the nurse sees the words; a note can never forge a line in a log or a page)."""
+    if note is None:
+        return None
+    return CONTROL.sub(" ", note).strip() or None
+
+
+def normalise_report(raw: RawReading, ts: int, patient_id: str, device_id: str,
+                     received_at: int) -> Reading:
+    """A report (CONTRACT section 6) as it was given: nothing in it is guessed."""
+    if raw.by is None:
+        raise Invalid("schema", f"{raw.kind} report without `by` (patient or caregiver)")
+    vitals = [name for name in VITAL_FIELDS if getattr(raw, name) is not None]
+    if vitals:
+        raise Invalid("schema", f"a {raw.kind} report carries no vital signs, got "
+                                f"{', '.join(vitals)}")
+    note = clean_note(raw.note)
+    symptoms: tuple[str, ...] | None = None
+    ice_total = None
+    if raw.kind == "symptoms":
+        if raw.symptoms is None:
+            raise Invalid("schema", "symptoms report without `symptoms` ([] for nothing new)")
+        if raw.ice is not None:
+            raise Invalid("schema", "a symptoms report carries no `ice`: that is a neuro_check")
+        symptoms = tuple(dict.fromkeys(raw.symptoms))
+        if "other" in symptoms and note is None:
+            raise Invalid("schema", "symptom `other` needs a `note` saying what")
+    else:
+        if raw.ice is None:
+            raise Invalid("schema", "neuro_check report without `ice`")
+        if raw.symptoms is not None:
+            raise Invalid("schema", "a neuro_check carries no `symptoms`: send a symptoms "
+                                    "report")
+        ice_total = raw.ice.total
+    return Reading(patient_id=patient_id, device_id=device_id, ts=ts, kind=raw.kind,
+                   received_at=received_at, seq=raw.seq, battery=raw.battery,
+                   flags=tuple(dict.fromkeys(raw.flags)), by=raw.by, symptoms=symptoms,
+                   note=note, ice=raw.ice, ice_total=ice_total)
+
+
 def normalise(raw: RawReading, patient_id: str, device_id: str, received_at: int) -> Reading:
     """Celsius, epoch ms UTC, sentinels to `no_signal`, plausible ranges; `Invalid` if not."""
     ts = to_epoch_ms(raw.ts)
     check_time(ts, received_at)
+    if raw.kind in REPORT_KINDS:
+        return normalise_report(raw, ts, patient_id, device_id, received_at)
+    if raw.symptoms is not None or raw.ice is not None:
+        raise Invalid("schema", f"a {raw.kind} reading carries no `symptoms` or `ice`")
     flags = list(dict.fromkeys(raw.flags))
     temp = spo2 = hr = None
     site = None
@@ -274,7 +334,8 @@ def normalise(raw: RawReading, patient_id: str, device_id: str, received_at: int
         check_range("pi", raw.pi, "%")
     return Reading(patient_id=patient_id, device_id=device_id, ts=ts, kind=raw.kind,
                    received_at=received_at, seq=raw.seq, temp=temp, site=site, spo2=spo2, hr=hr,
-                   rr=raw.rr, pi=raw.pi, battery=raw.battery, flags=tuple(flags))
+                   rr=raw.rr, pi=raw.pi, battery=raw.battery, flags=tuple(flags), by=raw.by,
+                   note=clean_note(raw.note))
 
 
 def parse_status(payload: bytes, patient_id: str, device_id: str, received_at: int

@@ -10,6 +10,7 @@ summaries and evidence are fields: one per reading or alert, they would make a s
 | `readings` | `ts` | patient, device, kind, site (temperature) | temp, spo2, hr, rr, pi, battery, seq, flags, received_at |
 | `trends` | `ts` | patient | temp, hr, spo2, rr, temp_slope, hr_slope, hr_baseline, news2, news2_parameters |
 | `alerts` | `detected_at` | patient, rule, severity, status | alert_id, summary, source, start, day_since_infusion, late, evidence |
+| `reports` | `ts` | patient, device, kind (`symptoms`, `neuro_check`), by | symptoms, note, ice_orientation, ice_naming, ice_commands, ice_writing, ice_attention, ice_total, battery, seq, flags, received_at |
 | `canary` | as above | as `readings` or `alerts` | as `readings` or `alerts` |
 
 The canary's readings and round-trip events (CONTRACT section 7, a synthetic patient) go to
@@ -32,9 +33,10 @@ from collections.abc import Callable
 import msgspec
 
 from vitals import topics
-from vitals.records import AlertEvent, Reading, TrendPoint
+from vitals.records import REPORT_KINDS, AlertEvent, Reading, TrendPoint
 
 READINGS = "readings"
+REPORTS = "reports"  # what patients and caregivers report (CONTRACT section 6)
 TRENDS = "trends"
 ALERTS = "alerts"
 CANARY = "canary"
@@ -82,6 +84,8 @@ def line(measurement: str, tags: list[tuple[str, str]], fields: list[tuple[str, 
 
 
 def reading_line(r: Reading, measurement: str = READINGS) -> str:
+    if r.kind in REPORT_KINDS and measurement == READINGS:
+        return report_line(r)
     fields: list[tuple[str, str]] = []
     if r.battery is not None:
         fields.append(("battery", num(r.battery)))
@@ -103,6 +107,32 @@ def reading_line(r: Reading, measurement: str = READINGS) -> str:
     tags = [("device", r.device_id), ("kind", r.kind), ("patient", r.patient_id),
             ("site", r.site or "")]
     out = line(measurement, tags, fields, r.ts)
+    assert out is not None  # received_at is always there
+    return out
+
+
+def report_line(r: Reading, measurement: str = REPORTS) -> str:
+    """A patient's or caregiver's report: the symptom codes (comma-separated), the note as
+    text, the ICE parts and total as integers."""
+    values: dict[str, str] = {"received_at": f"{r.received_at}i"}
+    if r.battery is not None:
+        values["battery"] = num(r.battery)
+    if r.flags:
+        values["flags"] = string(",".join(r.flags))
+    if r.seq is not None:
+        values["seq"] = f"{r.seq}i"
+    if r.symptoms is not None:
+        values["symptoms"] = string(",".join(r.symptoms))
+    if r.note is not None:
+        values["note"] = string(r.note)
+    if r.ice is not None:
+        for part in ("orientation", "naming", "commands", "writing", "attention"):
+            values[f"ice_{part}"] = f"{getattr(r.ice, part)}i"
+    if r.ice_total is not None:
+        values["ice_total"] = f"{r.ice_total}i"
+    tags = [("by", r.by or ""), ("device", r.device_id), ("kind", r.kind),
+            ("patient", r.patient_id)]
+    out = line(measurement, tags, sorted(values.items()), r.ts)
     assert out is not None  # received_at is always there
     return out
 

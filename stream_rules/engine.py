@@ -35,7 +35,7 @@ from stream_rules.spike_filter import minute_median
 from stream_rules.state import KIND_SIGNALS, DeviceState, KindState, PatientState, RuleState
 from stream_rules.state import remember_episode as remember_episode
 from vitals.patients import Patient
-from vitals.records import AlertEvent, DeviceStatus, Reading, TrendPoint
+from vitals.records import REPORT_KINDS, AlertEvent, DeviceStatus, Reading, TrendPoint
 
 __all__ = ["ARTEFACT_FLAGS", "MINUTE", "Engine", "Output"]
 
@@ -112,6 +112,8 @@ class Engine:
                 continue
             if isinstance(record, DeviceStatus):
                 self._status(state, record)
+            elif record.kind in REPORT_KINDS:
+                continue  # what a person reports is not a vital sign: these rules skip it
             elif self._take(state, record):
                 self._advance(state, record.kind, out, final=False,
                               closes=self._closes(state, record))

@@ -30,8 +30,20 @@ Evidence = Annotated[dict[Name, Scalar | list[Scalar] | dict[Name, Scalar | list
                      msgspec.Meta(max_length=64)]
 Flags = Annotated[tuple[Name, ...], msgspec.Meta(max_length=16)]
 
-Kind = Literal["temperature", "oximetry"]
+Kind = Literal["temperature", "oximetry", "symptoms", "neuro_check"]
 Site = Literal["core", "oral", "tympanic", "axillary", "skin"]
+# CONTRACT section 6: what a patient or a caregiver reports from the patient's app
+VITAL_KINDS = frozenset({"temperature", "oximetry"})
+REPORT_KINDS = frozenset({"symptoms", "neuro_check"})
+Reporter = Literal["patient", "caregiver"]
+Symptom = Literal[
+    "chills", "fatigue", "headache", "severe_headache", "confusion", "trouble_speaking",
+    "trouble_writing", "tremor", "drowsiness", "seizure", "dizziness", "fainting",
+    "breathing_difficulty", "cough", "fast_heartbeat", "nausea", "vomiting", "diarrhea",
+    "rash", "joint_pain", "bleeding", "sore_throat", "painful_urination", "not_drinking",
+    "other"]
+MAX_NOTE_CHARS = 500
+Note = Annotated[str, msgspec.Meta(max_length=MAX_NOTE_CHARS, pattern=PRINTABLE)]
 
 # Flags a device may send (CONTRACT section 1; `manual` since v1.1: a reading a person took
 # and entered, e.g. a spot check from the patient's app) plus `no_signal`, set by ingest for
@@ -42,11 +54,29 @@ NO_SIGNAL = "no_signal"
 SYNTHETIC = "synthetic"
 
 
+class Ice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The ICE screen (CLINICAL.md), each part as scored; the total is 0-10."""
+
+    orientation: Annotated[int, msgspec.Meta(ge=0, le=4)]
+    naming: Annotated[int, msgspec.Meta(ge=0, le=3)]
+    commands: Annotated[int, msgspec.Meta(ge=0, le=1)]
+    writing: Annotated[int, msgspec.Meta(ge=0, le=1)]
+    attention: Annotated[int, msgspec.Meta(ge=0, le=1)]
+
+    @property
+    def total(self) -> int:
+        """The ICE score, 0-10 (10 is normal)."""
+        return self.orientation + self.naming + self.commands + self.writing + self.attention
+
+
 class Reading(msgspec.Struct, omit_defaults=True, frozen=True):
     """One validated, normalised reading on `vitals.readings`, keyed by `patient_id`.
 
     A field is absent when the device did not measure it or sent a "no value" sentinel (then
-    `flags` holds `no_signal`); absent is never zero.
+    `flags` holds `no_signal`); absent is never zero. A report (CONTRACT section 6: kind
+    `symptoms` or `neuro_check`, from the patient's app) carries who reported (`by`) and what:
+    `symptoms` (possibly none) with an optional `note`, or the `ice` screen with its
+    `ice_total`; never a vital sign.
     """
 
     patient_id: Ident
@@ -63,6 +93,11 @@ class Reading(msgspec.Struct, omit_defaults=True, frozen=True):
     pi: Value | None = None
     battery: Value | None = None
     flags: Flags = ()
+    by: Reporter | None = None
+    symptoms: Annotated[tuple[Symptom, ...], msgspec.Meta(max_length=32)] | None = None
+    note: Note | None = None
+    ice: Ice | None = None
+    ice_total: Annotated[int, msgspec.Meta(ge=0, le=10)] | None = None
 
 
 class DeviceStatus(msgspec.Struct, omit_defaults=True, frozen=True):

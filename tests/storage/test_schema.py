@@ -7,7 +7,7 @@ import pytest
 from influxdb_client import Point, WritePrecision
 
 from storage import schema
-from vitals.records import AlertEvent, Reading, TrendPoint, encode
+from vitals.records import AlertEvent, Ice, Reading, TrendPoint, encode
 
 T = 1_795_240_000_123
 
@@ -107,3 +107,19 @@ def test_records_by_topic_and_unreadable_ones() -> None:
         schema.to_line("vitals.alerts", b"\xff\xfe")
     with pytest.raises(schema.BadRecord, match="does not read"):
         schema.to_line("vitals.status", b"{}")
+
+
+def test_a_report_goes_to_the_reports_measurement_with_who_reported_as_a_tag() -> None:
+    said = Reading("P001", "app-1", T, "symptoms", T + 500, seq=41, by="caregiver",
+                   symptoms=("chills", "other"), note='says "the light hurts", a\\b')
+    line = schema.to_line("vitals.readings", encode(said))
+    assert line == point("reports", {"patient": "P001", "device": "app-1", "kind": "symptoms",
+                                     "by": "caregiver"},
+                         {"symptoms": "chills,other", "note": 'says "the light hurts", a\\b',
+                          "seq": 41, "received_at": T + 500}, T)
+    check = Reading("P001", "app-1", T, "neuro_check", T + 500, seq=42, by="patient",
+                    ice=Ice(3, 2, 1, 0, 1), ice_total=7)
+    assert schema.to_line("vitals.readings", encode(check)) == point(
+        "reports", {"patient": "P001", "device": "app-1", "kind": "neuro_check", "by": "patient"},
+        {"ice_orientation": 3, "ice_naming": 2, "ice_commands": 1, "ice_writing": 0,
+         "ice_attention": 1, "ice_total": 7, "seq": 42, "received_at": T + 500}, T)
