@@ -1,9 +1,10 @@
 """Stored history back into replayable traffic: `vitals export PATIENT START END --out FILE`.
 
-It runs the readings query (storage/queries.py) against InfluxDB 2 and writes the
-traffic-file format of vitals/trafficfile.py, which `vitals replay` publishes again: one
-message per reading on `vitals/v1/{patient}/{device}`, its payload a contract reading (`ts`,
-`kind`, `seq` if stored, the values, the device's flags), `at` = `ts`.
+It runs the readings query (storage/queries.py: the `readings` and `reports` measurements)
+against InfluxDB 2 and writes the traffic-file format of vitals/trafficfile.py, which
+`vitals replay` publishes again: one message per reading or report on
+`vitals/v1/{patient}/{device}`, its payload a contract reading (`ts`, `kind`, `seq` if stored,
+the values or what was reported, the device's flags), `at` = `ts`.
 
 What comes back is what ingest stored, normalised: temperatures in °C (so no `unit`), and a
 sentinel that ingest turned into "no value" + `no_signal` is sent again as a sentinel (SpO2 127,
@@ -26,7 +27,8 @@ from storage.queries import FluxQuery
 from vitals.records import DEVICE_FLAGS, NO_SIGNAL
 from vitals.trafficfile import Message
 
-VALUE_FIELDS = ("temp", "site", "spo2", "hr", "rr", "pi", "battery")
+VALUE_FIELDS = ("temp", "site", "spo2", "hr", "rr", "pi", "battery", "by", "note")
+ICE_PARTS = ("orientation", "naming", "commands", "writing", "attention")
 SPO2_SENTINEL, HR_SENTINEL = 127, 255
 
 _encode = msgspec.json.Encoder().encode
@@ -47,7 +49,8 @@ def epoch_ms(t: object) -> int:
 
 
 def reading_payload(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A contract reading (CONTRACT section 1) from one pivoted row of the readings query."""
+    """A contract reading (CONTRACT section 1), or a report (section 6, from the `reports`
+    measurement), from one pivoted row of the query."""
     kind = row["kind"]
     out: dict[str, Any] = {"ts": epoch_ms(row["_time"]), "kind": kind}
     if row.get("seq") is not None:
@@ -55,6 +58,10 @@ def reading_payload(row: Mapping[str, Any]) -> dict[str, Any]:
     for name in VALUE_FIELDS:
         if row.get(name) is not None:
             out[name] = row[name]
+    if kind == "symptoms":
+        out["symptoms"] = [code for code in (row.get("symptoms") or "").split(",") if code]
+    if kind == "neuro_check":
+        out["ice"] = {part: int(row[f"ice_{part}"]) for part in ICE_PARTS}
     stored_flags = [f for f in (row.get("flags") or "").split(",") if f]
     if kind == "oximetry" and NO_SIGNAL in stored_flags:
         out.setdefault("spo2", SPO2_SENTINEL)

@@ -25,7 +25,7 @@ PATIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # CONTRACT section 1
 _HISTORY = """\
 from(bucket: _bucket)
   |> range(start: _start, stop: _stop)
-  |> filter(fn: (r) => r._measurement == "{measurement}" and r.patient == _patient)
+  |> filter(fn: (r) => ({measurements}) and r.patient == _patient)
   |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
 """
 
@@ -36,8 +36,8 @@ class FluxQuery:
     params: dict[str, Any]
 
 
-def _history(measurement: str, bucket: str, patient: str, start: dt.datetime,
-             stop: dt.datetime) -> FluxQuery:
+def _history(measurement: str | tuple[str, ...], bucket: str, patient: str,
+             start: dt.datetime, stop: dt.datetime) -> FluxQuery:
     if not PATIENT_ID.fullmatch(patient):
         raise ValueError(f"patient id {patient!r} is not 1-64 of A-Z a-z 0-9 _ -")
     for name, t in (("start", start), ("stop", stop)):
@@ -45,14 +45,17 @@ def _history(measurement: str, bucket: str, patient: str, start: dt.datetime,
             raise ValueError(f"{name} {t.isoformat()} has no time zone")
     if not start < stop:
         raise ValueError(f"start {start.isoformat()} is not before stop {stop.isoformat()}")
-    assert measurement in (schema.READINGS, schema.TRENDS, schema.ALERTS)
-    return FluxQuery(_HISTORY.format(measurement=measurement),
+    names = (measurement,) if isinstance(measurement, str) else measurement
+    assert set(names) <= {schema.READINGS, schema.REPORTS, schema.TRENDS, schema.ALERTS}
+    matches = " or ".join(f'r._measurement == "{name}"' for name in names)
+    return FluxQuery(_HISTORY.format(measurements=matches),
                      {"_bucket": bucket, "_patient": patient, "_start": start, "_stop": stop})
 
 
 def readings(bucket: str, patient: str, start: dt.datetime, stop: dt.datetime) -> FluxQuery:
-    """A patient's readings, one row per reading: `_time`, device, kind, site, the fields."""
-    return _history(schema.READINGS, bucket, patient, start, stop)
+    """A patient's readings and reports (CONTRACT section 6), one row per reading: `_time`,
+    device, kind, site or by, the fields."""
+    return _history((schema.READINGS, schema.REPORTS), bucket, patient, start, stop)
 
 
 def trends(bucket: str, patient: str, start: dt.datetime, stop: dt.datetime) -> FluxQuery:

@@ -27,7 +27,7 @@ from storage.export import rows_to_messages
 from tests.support import write_patients
 from vitals import trafficfile
 from vitals.patients import load_patients
-from vitals.records import Reading
+from vitals.records import Ice, Reading
 
 UTC = dt.UTC
 T = dt.datetime(2026, 11, 20, 8, 0, 0, 123000, tzinfo=UTC)
@@ -83,6 +83,28 @@ def test_rows_become_traffic_that_ingest_parses_back_into_the_stored_readings(
     again = list(trafficfile.read(path))
     assert again == messages
     assert parsed(again, tmp_path) == STORED
+
+
+def test_stored_reports_become_traffic_that_ingest_parses_back_into_the_same_reports(
+        tmp_path: Path) -> None:
+    rows = [row(_time=T, _measurement="reports", device="app-1", kind="symptoms",
+                by="caregiver", seq=41, symptoms="chills,other", note='says "it hurts"',
+                received_at=T_MS + 500),
+            row(_time=T + dt.timedelta(minutes=1), _measurement="reports", device="app-1",
+                kind="neuro_check", by="patient", seq=42, ice_orientation=3, ice_naming=2,
+                ice_commands=1, ice_writing=0, ice_attention=1, ice_total=7,
+                received_at=T_MS + 60_500),
+            row(_time=T + dt.timedelta(minutes=2), _measurement="reports", device="app-1",
+                kind="symptoms", by="patient", seq=43, symptoms="", received_at=T_MS)]
+    messages = rows_to_messages(rows)
+    assert json.loads(messages[2].payload)["symptoms"] == []  # checked in, nothing new
+    assert parsed(messages, tmp_path) == [
+        Reading("P001", "app-1", T_MS, "symptoms", 0, seq=41, by="caregiver",
+                symptoms=("chills", "other"), note='says "it hurts"'),
+        Reading("P001", "app-1", T_MS + 60_000, "neuro_check", 0, seq=42, by="patient",
+                ice=Ice(3, 2, 1, 0, 1), ice_total=7),
+        Reading("P001", "app-1", T_MS + 120_000, "symptoms", 0, seq=43, by="patient",
+                symptoms=())]
 
 
 class FluxDouble(ThreadingHTTPServer):

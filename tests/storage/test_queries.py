@@ -35,6 +35,8 @@ def test_each_history_query_binds_patient_bucket_and_time_range(build, measureme
     assert "range(start: _start, stop: _stop)" in q.text
     assert "r.patient == _patient" in q.text
     assert f'r._measurement == "{measurement}"' in q.text
+    if build is queries.readings:  # and what patients and caregivers reported
+        assert 'r._measurement == "readings" or r._measurement == "reports"' in q.text
     # every identifier starting with `_` that the text uses is bound (or a Flux column)
     used = set(re.findall(r"(?<![\w.\"])_[a-z]+\b", q.text)) - {"_time", "_field", "_value"}
     assert used == PARAMS
