@@ -4,11 +4,16 @@ guessed."""
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 import pytest
 
 from tests.ingest.test_parse import RECEIVED, T, accepted, expect_rejected, parse
+from tests.support import publish, read_topic, start_ingest
+from vitals import topics
 from vitals.records import Ice, Reading, encode
+from vitals.settings import Settings
 
 APP = "vitals/v1/P001/app-1"
 ICE_7 = {"orientation": 3, "naming": 2, "commands": 1, "writing": 0, "attention": 1}
@@ -95,3 +100,22 @@ def test_a_batch_mixing_reports_keeps_the_good_and_dead_letters_the_bad() -> Non
                               neuro(ICE_7, seq=43)]}, topic=APP)
     assert [r.kind for r in out.readings] == ["symptoms", "neuro_check"]
     assert [(r.reason, r.batch_index) for r in out.rejections] == [("schema", 1)]
+
+
+def test_through_mosquitto_and_ingest_a_report_reaches_kafka_and_a_bad_one_is_dead_lettered(
+        settings: Settings) -> None:
+    now = int(time.time() * 1000) - 60_000
+    ingest = start_ingest(settings)
+    try:
+        publish(settings.mqtt.port, [
+            (APP, neuro(ICE_7, ts=now)),
+            (APP, symptoms(["chills", "shivers"], ts=now, seq=43))])  # an unknown code
+        [(key, report)] = read_topic(settings.kafka, topics.READINGS.name, expect=1,
+                                     timeout=30)
+        [(_, dead)] = read_topic(settings.kafka, topics.REJECTED.name, expect=1, timeout=30)
+    finally:
+        ingest.stop()
+    assert key == b"P001"
+    assert (report["kind"], report["by"], report["ice"], report["ice_total"]) == (
+        "neuro_check", "caregiver", ICE_7, 7)
+    assert dead["reason"] == "schema" and "shivers" in dead["detail"]
