@@ -15,8 +15,14 @@ vendored in deploy/schemas/compose-spec.json, and:
 - every vitals service runs a real `vitals` subcommand with options it accepts, sets only
   VITALS_* settings that exist, with values the settings accept, and its file settings lie in
   a mounted directory;
-- ingest (each instance), alerting and the canary run one replica each; the ingest instances
-  have client ids of their own and one shared-subscription group;
+- ingest (each instance), alerting (each instance) and the canary run one replica each; the
+  ingest instances have client ids of their own and one shared-subscription group;
+- alerting runs as several instances only when each has VITALS_ALERTING_DB_URL, the same one
+  (they share PostgreSQL); without it (SQLite) it runs as one; each instance has a writable
+  named volume of its own for VITALS_STATE_DIR; the PostgreSQL service it names is waited for
+  (healthy), matches the URL's account, password and database, runs a pinned image with its
+  data on a named volume, a password from a required variable, a pg_isready healthcheck over
+  TCP, and is not published on the host;
 - ingest, rules, store and alerting listen on 0.0.0.0 and their healthchecks probe /healthz
   on that port, which is published (on a port Docker picks where there are several replicas);
   `depends_on` conditions can be met;
@@ -40,6 +46,14 @@ from pathlib import Path
 from typing import Any
 
 from check_brokers import kafka_security, mosquitto_files, mqtt_over_tls
+from check_instances import (
+    alerting_database,
+    alerting_instances,
+    ingest_instances,
+    postgres,
+    rules_workers,
+    singletons,
+)
 from checklib import (  # noqa: F401 (environment, mounts: the tests read them from here)
     InterpolationError,
     environment,
@@ -58,11 +72,9 @@ from compose_model import (
     FILE_SETTINGS,
     HERE,
     HTTP_SERVICES,
-    INGEST_SERVICES,
     ONE_SHOTS,
     REPO,
     REQUIRED_SERVICES,
-    SINGLETONS,
     TOOL_ENV,
     VITALS_SERVICES,
     Compose,
@@ -199,57 +211,6 @@ def _site_file(name: str, variable: str, path: Path) -> Iterator[str]:
         yield f"{name}: {variable}: {exc}"
 
 
-def _singletons(compose: Compose) -> Iterator[str]:
-    """Each ingest instance, alerting and the canary run exactly one replica."""
-    for name in SINGLETONS:
-        replicas = compose.services.get(name, {}).get("deploy", {}).get("replicas", 1)
-        if str(replicas) != "1":
-            yield f"{name}: must run exactly one replica, not {replicas}"
-
-
-def _ingest_instances(compose: Compose) -> Iterator[str]:
-    """The ingest instances each have a client id of their own (the session the broker keeps
-    for it while it is down) and one shared-subscription group, so that they split the traffic
-    rather than each receiving all of it."""
-    from vitals.settings import Settings
-
-    default_group = Settings.model_fields["ingest_share_group"].default
-    seen: dict[str, str] = {}
-    groups = set()
-    for name in INGEST_SERVICES:
-        if name not in compose.services:
-            continue
-        env = compose.environment(name)
-        client_id = env.get("VITALS_INGEST_CLIENT_ID", "")
-        if not client_id:
-            yield f"{name}: VITALS_INGEST_CLIENT_ID is not set: each instance needs its own"
-        elif client_id in seen:
-            yield (f"{name}: VITALS_INGEST_CLIENT_ID={client_id} is {seen[client_id]}'s too: "
-                   "two instances with one client id take one session from each other")
-        seen.setdefault(client_id, name)
-        groups.add(env.get("VITALS_INGEST_SHARE_GROUP") or default_group)
-    if len(groups) > 1:
-        yield (f"ingest: the instances need one VITALS_INGEST_SHARE_GROUP, not {sorted(groups)}: "
-               "in different groups each receives every message")
-
-
-def _state_directory(compose: Compose) -> Iterator[str]:
-    """alerting keeps its state in a writable named volume of its own."""
-    alerting = compose.services.get("alerting", {})
-    state_dir = compose.environment("alerting").get("VITALS_STATE_DIR", "")
-    held = mounted_source(compose.mounts("alerting"), state_dir) if alerting else None
-    if held is None or held[0].bind or held[0].read_only or held[1] != ".":
-        yield "alerting: VITALS_STATE_DIR must be a writable named volume of its own"
-
-
-def _rules_workers(compose: Compose) -> Iterator[str]:
-    """There are 1..VITALS_KAFKA_PARTITIONS rules workers."""
-    workers = compose.services.get("rules", {}).get("deploy", {}).get("replicas", 1)
-    partitions = compose.env.get("VITALS_KAFKA_PARTITIONS", "8")
-    if not str(workers).isdigit() or not 1 <= int(workers) <= int(partitions):
-        yield f"rules: {workers} workers; must be 1..VITALS_KAFKA_PARTITIONS ({partitions})"
-
-
 def _healthchecks(compose: Compose) -> Iterator[str]:
     """ingest, rules, store and alerting listen on 0.0.0.0, on a port their healthcheck
     probes at /healthz and that is published on the host: at a fixed host port for a single
@@ -340,9 +301,10 @@ def _grafana(compose: Compose) -> Iterator[str]:
 
 
 CROSS_CHECKS: tuple[Callable[[Compose], Iterator[str]], ...] = (
-    _required_services, _variables_documented, _mounted_paths, _vitals_services, _singletons,
-    _ingest_instances, _state_directory, _rules_workers, _healthchecks, _depends_on,
-    _one_shots_finish, mosquitto_files, mqtt_over_tls, kafka_security, _scripts, _grafana)
+    _required_services, _variables_documented, _mounted_paths, _vitals_services, singletons,
+    ingest_instances, alerting_instances, alerting_database, postgres, rules_workers,
+    _healthchecks, _depends_on, _one_shots_finish, mosquitto_files, mqtt_over_tls,
+    kafka_security, _scripts, _grafana)
 
 
 def cross_errors(raw: dict[str, Any], doc: dict[str, Any], used: set[str],

@@ -17,19 +17,27 @@ ENV_EXAMPLE = HERE / ".env.example"
 # the ingest instances, which share the device traffic (MQTT 5 shared subscription); each
 # service's broker account is its name
 INGEST_SERVICES = ("ingest", "ingest-2")
-VITALS_SERVICES = (*INGEST_SERVICES, "rules", "store", "alerting", "canary")
+# the alerting instances as shipped, which share their state in PostgreSQL (the `postgres`
+# service); a site on SQLite runs `alerting` alone (check_compose.py's alerting rules judge
+# every service that runs `vitals alerting`, whatever its name)
+ALERTING_SERVICES = ("alerting", "alerting-2")
+VITALS_SERVICES = (*INGEST_SERVICES, "rules", "store", *ALERTING_SERVICES, "canary")
 # the vitals services that use Kafka (the canary only publishes over MQTT, as a device does)
-KAFKA_SERVICES = (*INGEST_SERVICES, "rules", "store", "alerting")
-# exactly one replica each: an ingest instance's MQTT session, alerting's database, the
-# canary's account
-SINGLETONS = (*INGEST_SERVICES, "alerting", "canary")
+KAFKA_SERVICES = (*INGEST_SERVICES, "rules", "store", *ALERTING_SERVICES)
+# exactly one replica each: an ingest instance's MQTT session, the canary's account (an
+# alerting instance's one replica is judged with the other alerting rules)
+SINGLETONS = (*INGEST_SERVICES, "canary")
 ONE_SHOTS = ("kafka-topics", "influx-init")
 # the vitals services that serve /metrics and /healthz on one port, and the setting naming it
 # (vitals/health_http.py; alerting's API serves both too)
 HTTP_SERVICES = {**{name: "VITALS_INGEST_METRICS_ADDR" for name in INGEST_SERVICES},
                  "rules": "VITALS_RULES_METRICS_ADDR", "store": "VITALS_STORE_METRICS_ADDR",
-                 "alerting": "VITALS_ALERTING_ADDR"}
-REQUIRED_SERVICES = (*VITALS_SERVICES, *ONE_SHOTS, "mosquitto", "kafka", "influxdb", "grafana")
+                 **{name: "VITALS_ALERTING_ADDR" for name in ALERTING_SERVICES}}
+# alerting-2 and postgres are not required: one alerting on SQLite is a valid deployment
+REQUIRED_SERVICES = (*INGEST_SERVICES, "rules", "store", "alerting", "canary", *ONE_SHOTS,
+                     "mosquitto", "kafka", "influxdb", "grafana")
+# where the official postgres image keeps its data unless PGDATA says otherwise
+PGDATA = "/var/lib/postgresql/data"
 # settings that name files (vitals/settings.py validates that they exist)
 FILE_SETTINGS = ("VITALS_PATIENTS", "VITALS_ONCALL", "VITALS_RULES", "VITALS_KAFKA_CA_FILE")
 # variables a one-shot's script does not name because the tool it runs reads them itself
@@ -69,3 +77,14 @@ class Compose:
     def environment(self, service: str) -> dict[str, str]:
         """The service's environment, interpolated."""
         return environment(self.doc, service)
+
+    @property
+    def alerting_instances(self) -> list[str]:
+        """The services that run `vitals alerting`, in the file's order."""
+        def subcommand(service: dict[str, Any]) -> str | None:
+            command = service.get("command") or []
+            words = command.split() if isinstance(command, str) else command
+            return str(words[0]) if words else None
+
+        return [name for name, service in self.services.items()
+                if subcommand(service) == "alerting"]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from harness import services
+from harness import servers, services
 from harness.command import vitals
 from stream_rules.worker import CHANGELOG
 from tests.deploy.support import DEPLOY, load_module
@@ -152,7 +152,9 @@ def test_every_variable_of_env_example_is_commented() -> None:
      "VITALS_MQTT_URL"),
     (lambda d: d["services"]["rules"]["environment"].update(VITALS_RULES="/etc/other/r.yaml"),
      "not in a mounted directory"),
-    (lambda d: d["services"]["alerting"]["deploy"].update(replicas=2), "exactly one replica"),
+    (lambda d: d["services"]["alerting"]["deploy"].update(replicas=2),
+     "alerting: must run exactly one replica, not 2: each instance needs a state volume of its "
+     "own: add an instance as a service of its own (as alerting-2)"),
     (lambda d: d["services"]["ingest"]["deploy"].update(replicas=2), "exactly one replica"),
     # ingest: two instances, each its own client id and account, one share group
     # (deploy/README.md, "Ingest: several instances")
@@ -178,6 +180,67 @@ def test_every_variable_of_env_example_is_commented() -> None:
     (lambda d: d["services"]["rules"]["deploy"].update(replicas=9), "VITALS_KAFKA_PARTITIONS"),
     (lambda d: d["services"]["alerting"].update(volumes=["./config:/etc/vitals:ro"]),
      "VITALS_STATE_DIR must be a writable named volume"),
+    # alerting: several instances only on one PostgreSQL; on SQLite, one (deploy/README.md,
+    # "Alerting: two instances")
+    (lambda d: d["services"]["alerting-2"]["environment"].pop("VITALS_ALERTING_DB_URL"),
+     "alerting-2: without VITALS_ALERTING_DB_URL alerting keeps its state in SQLite and must "
+     "run as one instance, not 2 (alerting, alerting-2): set VITALS_ALERTING_DB_URL on every "
+     "instance to share PostgreSQL"),
+    (lambda d: [d["services"][name]["environment"].update(VITALS_ALERTING_DB_URL="")
+                for name in ("alerting", "alerting-2")],
+     "alerting, alerting-2: without VITALS_ALERTING_DB_URL alerting keeps its state in SQLite"),
+    (lambda d: d["services"]["alerting-2"]["deploy"].update(replicas=3),
+     "alerting-2: must run exactly one replica, not 3: each instance needs a state volume"),
+    (lambda d: d["services"]["alerting-2"].update(volumes=[
+        "./config:/etc/vitals:ro", "./secrets/kafka/ca.crt:/etc/ssl/vitals/kafka-ca.crt:ro",
+        "alerting-state:/var/lib/vitals"]),
+     "alerting-2: VITALS_STATE_DIR must be a writable named volume of its own, not alerting's "
+     "(alerting-state): one instance per state directory"),
+    (lambda d: d["services"]["alerting-2"].update(volumes=[
+        "./config:/etc/vitals:ro", "./secrets/kafka/ca.crt:/etc/ssl/vitals/kafka-ca.crt:ro",
+        "alerting-2-state:/var/lib/vitals:ro"]),
+     "alerting-2: VITALS_STATE_DIR must be a writable named volume of its own"),
+    (lambda d: d["services"]["alerting-2"]["environment"].update(
+        VITALS_ALERTING_DB_URL="postgresql://vitals:change-me@postgres:5432/other"),
+     "alerting-2: VITALS_ALERTING_DB_URL is not alerting's: instances on different databases "
+     "would each lead, and page twice"),
+    (lambda d: d["services"]["alerting"]["depends_on"]["postgres"].update(
+        condition="service_started"),
+     "alerting: VITALS_ALERTING_DB_URL names the service postgres: depends_on postgres needs "
+     "condition: service_healthy"),
+    (lambda d: d["services"]["alerting"]["environment"].update(
+        VITALS_ALERTING_DB_URL="postgresql://vitals:other@postgres:5432/vitals"),
+     "alerting: the account, password or database in VITALS_ALERTING_DB_URL is not postgres's "
+     "(POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB)"),
+    (lambda d: d["services"]["alerting"]["environment"].update(
+        VITALS_ALERTING_DB_URL="postgresql://vitals:change-me@postgres:5433/vitals"),
+     "alerting: VITALS_ALERTING_DB_URL names port 5433, postgres listens on 5432"),
+    (lambda d: d["services"]["alerting"]["environment"].update(
+        VITALS_ALERTING_DB_URL="postgresql://vitals:a%40b@postgres:5432/vitals"),
+     "alerting: the password in VITALS_ALERTING_DB_URL may hold only A-Z a-z 0-9 . _ ~ -"),
+    (lambda d: d["services"]["alerting"]["environment"].update(
+        VITALS_ALERTING_DB_URL="mysql://vitals:pw@postgres:3306/vitals"),
+     "alerting: the settings it gets are refused: VITALS_ALERTING_DB_URL"),
+    (lambda d: d["services"]["alerting-2"]["environment"].update(VITALS_ALERTING_LEASE_S="0"),
+     "alerting-2: the settings it gets are refused: VITALS_ALERTING_LEASE_S"),
+    (lambda d: d["services"]["alerting-2"].update(ports=["127.0.0.1:8474:8471"]),
+     "alerting-2: port 8470 is not published"),
+    # the PostgreSQL they share
+    (lambda d: d["services"]["postgres"].update(image="postgres:latest"),
+     "postgres: image postgres:latest is not the official postgres image pinned to a version"),
+    (lambda d: d["services"]["postgres"].update(ports=["127.0.0.1:5432:5432"]),
+     "postgres: must not be published on the host (ports:)"),
+    (lambda d: d["services"]["postgres"].update(restart="no"),
+     "postgres: a long-running service needs restart: unless-stopped"),
+    (lambda d: d["services"]["postgres"].update(volumes=["./pgdata:/var/lib/postgresql/data"]),
+     "postgres: its data directory /var/lib/postgresql/data must be on a writable named volume"),
+    (lambda d: d["services"]["postgres"]["environment"].update(PGDATA="/srv/pg"),
+     "postgres: its data directory /srv/pg must be on a writable named volume"),
+    (lambda d: d["services"]["postgres"]["healthcheck"].update(
+        test=["CMD", "pg_isready", "-U", "vitals"]),
+     "postgres: the healthcheck must run pg_isready over TCP (-h 127.0.0.1)"),
+    (lambda d: d["services"]["postgres"].pop("healthcheck"),
+     "alerting: waits for postgres to be healthy, but postgres has no healthcheck"),
     (lambda d: d["services"]["grafana"].update(volumes=["./grafana/provisionin:/x:ro"]),
      "not in the repository"),
     (lambda d: d["services"]["kafka"].pop("healthcheck"), "kafka has no healthcheck"),
@@ -251,6 +314,125 @@ def test_each_cross_check_catches_its_mistake(loaded: Any, change: Any, expected
     assert any(expected in p for p in problems), problems
 
 
+# --- alerting: a pair on one PostgreSQL, or one on SQLite ------------------------------------
+def mutated(loaded: Any, change: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Copies of the raw and interpolated documents, `change(raw, doc)` applied."""
+    raw, doc, _used, _env = loaded
+    raw, doc = copy.deepcopy(raw), copy.deepcopy(doc)
+    change(raw, doc)
+    return raw, doc
+
+
+def on_sqlite(raw: dict[str, Any], doc: dict[str, Any]) -> None:
+    """The deployment as a site on SQLite would make it: one alerting, no PostgreSQL."""
+    for d in (raw, doc):
+        d["services"].pop("alerting-2")
+        d["services"].pop("postgres")
+    environment = doc["services"]["alerting"]["environment"]
+    environment.pop("VITALS_ALERTING_DB_URL")
+    environment.pop("VITALS_ALERTING_LEASE_S")
+    doc["services"]["alerting"]["depends_on"].pop("postgres")
+
+
+def test_the_shipped_compose_runs_alerting_as_a_pair_on_one_postgresql(loaded: Any) -> None:
+    """deploy/README.md, "Alerting: two instances": two instances on one PostgreSQL, each with
+    a state volume and a host port of its own, restarted, after PostgreSQL is healthy; the
+    PostgreSQL pinned, on a volume, not published, its password from a required variable."""
+    raw, doc, _used, env = loaded
+    services = doc["services"]
+    pair = ("alerting", "alerting-2")
+    urls = {services[name]["environment"]["VITALS_ALERTING_DB_URL"] for name in pair}
+    assert urls == {f"postgresql://vitals:{env['ALERTING_DB_PASSWORD']}@postgres:5432/vitals"}
+    assert [services[name]["ports"] for name in pair] == [["127.0.0.1:8470:8470"],
+                                                          ["127.0.0.1:8474:8470"]]
+    states = [m.source for name in pair for m in cc.mounts(raw, doc, name)
+              if m.target == "/var/lib/vitals"]
+    assert states == ["alerting-state", "alerting-2-state"]
+    for name in pair:
+        service = services[name]
+        assert service["restart"] == "unless-stopped" and service["deploy"]["replicas"] == 1
+        assert service["depends_on"]["postgres"] == {"condition": "service_healthy"}
+        assert service["environment"]["VITALS_ALERTING_LEASE_S"] == "10"
+        # the health check is alerting's own, unchanged: /healthz on 8470
+        test = service["healthcheck"]["test"]
+        assert (cc.url_port(test), checklib.url_path(test)) == (8470, "/healthz")
+    postgres = services["postgres"]
+    assert re.fullmatch(r"postgres:15\.\d+", postgres["image"])  # the major the tests run on
+    assert "ports" not in postgres and postgres["restart"] == "unless-stopped"
+    assert postgres["volumes"] == ["postgres-data:/var/lib/postgresql/data"]
+    assert raw["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == (
+        "${ALERTING_DB_PASSWORD:?set ALERTING_DB_PASSWORD in deploy/.env}")
+    assert postgres["healthcheck"]["test"][:4] == ["CMD", "pg_isready", "-h", "127.0.0.1"]
+
+
+def test_one_alerting_on_sqlite_is_valid_and_stays_one(loaded: Any) -> None:
+    """Without VITALS_ALERTING_DB_URL the state is SQLite in the state directory: one instance
+    of one replica, which check_compose says in one line when it is not so."""
+    raw, doc = mutated(loaded, lambda r, d: on_sqlite(r, d))
+    _raw, _doc, used, env = loaded
+    assert cc.cross_errors(raw, doc, used, env, env) == []
+
+    def second_instance(r: dict[str, Any], d: dict[str, Any]) -> None:
+        on_sqlite(r, d)
+        d["services"]["alerting-b"] = copy.deepcopy(d["services"]["alerting"])
+        d["services"]["alerting-b"].update(
+            ports=["127.0.0.1:8475:8470"],
+            volumes=["./config:/etc/vitals:ro",
+                     "./secrets/kafka/ca.crt:/etc/ssl/vitals/kafka-ca.crt:ro",
+                     "alerting-2-state:/var/lib/vitals"])
+        r["services"]["alerting-b"] = {"volumes": d["services"]["alerting-b"]["volumes"]}
+
+    raw, doc = mutated(loaded, second_instance)
+    problems = cc.cross_errors(raw, doc, used, env, env)
+    assert [p for p in problems if "SQLite" in p] == [
+        "alerting, alerting-b: without VITALS_ALERTING_DB_URL alerting keeps its state in "
+        "SQLite and must run as one instance, not 2 (alerting, alerting-b): set "
+        "VITALS_ALERTING_DB_URL on every instance to share PostgreSQL"], problems
+
+    def two_replicas(r: dict[str, Any], d: dict[str, Any]) -> None:
+        on_sqlite(r, d)
+        d["services"]["alerting"]["deploy"]["replicas"] = 2
+
+    raw, doc = mutated(loaded, two_replicas)
+    problems = cc.cross_errors(raw, doc, used, env, env)
+    assert ("alerting: must run exactly one replica, not 2: its SQLite state belongs to one "
+            "process") in problems, problems
+
+
+def test_the_database_password_comes_from_a_required_variable(loaded: Any) -> None:
+    """A literal (or optional) password would start PostgreSQL with whatever it says, or none."""
+    def literal(r: dict[str, Any], d: dict[str, Any]) -> None:
+        r["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] = "${ALERTING_DB_PASSWORD}"
+
+    raw, doc = mutated(loaded, literal)
+    _raw, _doc, used, env = loaded
+    problems = cc.cross_errors(raw, doc, used, env, env)
+    assert problems == ["postgres: POSTGRES_PASSWORD must come from a required variable of "
+                        "deploy/.env (${ALERTING_DB_PASSWORD:?...})"]
+
+
+def test_the_postgres_healthcheck_asks_the_server_over_tcp(
+        loaded: Any, postgres_server: servers.Postgres) -> None:
+    """The healthcheck's pg_isready, run against a real PostgreSQL on loopback (its port in
+    place of 5432): ready while the server listens on TCP, not where nothing does (as during
+    the image's first start, when the server it runs listens on its Unix socket only)."""
+    _raw, doc, _used, _env = loaded
+    kind, program, *args = doc["services"]["postgres"]["healthcheck"]["test"]
+    assert (kind, program) == ("CMD", "pg_isready")
+    pg_isready = str(servers.postgres_bin() / "pg_isready")
+
+    def probe(port: int) -> int:
+        argv = [str(port) if previous == "-p" else a
+                for previous, a in zip(["", *args[:-1]], args, strict=True)]
+        return subprocess.run([pg_isready, *argv], capture_output=True, timeout=30).returncode
+
+    assert probe(postgres_server.port) == 0
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert probe(free) != 0
+
+
 def test_variables_must_match_env_example(loaded: Any) -> None:
     raw, doc, used, env = loaded
     assert any("NEW_VAR is used by compose.yaml but not in .env.example" in p
@@ -315,7 +497,8 @@ def site(tmp_path: Path) -> Path:
               "KAFKA_CERTS_DIR": kafka_certs, "KAFKA_ADMIN_PASSWORD": "0a1b2c3d4e5f6a7b8c9d",
               "KAFKA_VITALS_PASSWORD": "f9e8d7c6b5a4f3e2d1c0",
               "INFLUX_ADMIN_PASSWORD": "a-long-admin-password",
-              "INFLUX_ADMIN_TOKEN": "0123456789abcdef", "GRAFANA_ADMIN_PASSWORD": "grafana-pw"}
+              "INFLUX_ADMIN_TOKEN": "0123456789abcdef", "GRAFANA_ADMIN_PASSWORD": "grafana-pw",
+              "ALERTING_DB_PASSWORD": "5e4d3c2b1a0f9e8d7c6b"}
     for key, value in values.items():
         text, n = re.subn(rf"^{key}=.*$", f"{key}={value}", text, flags=re.M)
         assert n == 1, key
@@ -336,6 +519,14 @@ def test_the_site_check_names_a_missing_rules_file_and_placeholders(site: Path) 
     problems = cc.check(cc.COMPOSE, site, site=True)
     assert any("VITALS_RULES" in p and "does not exist" in p for p in problems), problems
     assert any("GRAFANA_ADMIN_PASSWORD is still 'change-me'" in p for p in problems), problems
+
+
+def test_the_site_check_refuses_a_database_password_that_would_break_its_url(site: Path) -> None:
+    site.write_text(site.read_text().replace("ALERTING_DB_PASSWORD=5e4d3c2b1a0f9e8d7c6b",
+                                             "ALERTING_DB_PASSWORD=a@b"))
+    problems = cc.check(cc.COMPOSE, site, site=True)
+    assert "alerting: the password in VITALS_ALERTING_DB_URL may hold only A-Z a-z 0-9 . _ ~ - " \
+           "(it goes into the URL as it is)" in problems, problems
 
 
 def test_the_site_check_runs_the_projects_own_validation_of_the_files(site: Path) -> None:
@@ -493,7 +684,8 @@ def test_the_services_that_serve_http_listen_where_their_healthcheck_probes(load
                                  ("ingest-2", "VITALS_INGEST_METRICS_ADDR", 9470),
                                  ("rules", "VITALS_RULES_METRICS_ADDR", 9471),
                                  ("store", "VITALS_STORE_METRICS_ADDR", 9472),
-                                 ("alerting", "VITALS_ALERTING_ADDR", 8470)):
+                                 ("alerting", "VITALS_ALERTING_ADDR", 8470),
+                                 ("alerting-2", "VITALS_ALERTING_ADDR", 8470)):
         service = doc["services"][name]
         assert service["environment"][variable] == f"0.0.0.0:{port}", name
         test = service["healthcheck"]["test"]
@@ -505,9 +697,13 @@ def test_the_services_that_serve_http_listen_where_their_healthcheck_probes(load
     # the two ingest instances listen on the same port in their containers, on two of the host
     assert doc["services"]["ingest"]["ports"] == ["127.0.0.1:9470:9470"]
     assert doc["services"]["ingest-2"]["ports"] == ["127.0.0.1:9473:9470"]
+    # and so do the two alerting instances (8470 and 8474)
+    assert doc["services"]["alerting"]["ports"] == ["127.0.0.1:8470:8470"]
+    assert doc["services"]["alerting-2"]["ports"] == ["127.0.0.1:8474:8470"]
 
 
-@pytest.mark.parametrize("service", ["ingest", "ingest-2", "rules", "store", "alerting"])
+@pytest.mark.parametrize("service", ["ingest", "ingest-2", "rules", "store", "alerting",
+                                     "alerting-2"])
 def test_the_http_healthcheck_passes_only_while_healthz_says_ok(loaded: Any,
                                                                 service: str) -> None:
     """The healthcheck's command, run against the services' own `/healthz` server

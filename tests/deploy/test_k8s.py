@@ -1,7 +1,8 @@
 """deploy/k8s: every document parses and is valid against the Kubernetes 1.32 strict schemas
 (tests/deploy/data/k8s-strict-schemas.json), selectors match their pods, probes (/healthz) and
 singletons are where the services need them, ingest's pods are each their own MQTT client,
-every ConfigMap and Secret that is referenced exists or is one the site makes (documented in the
+alerting runs as a pair on the site's PostgreSQL (no single point of failure in base), every
+ConfigMap and Secret that is referenced exists or is one the site makes (documented in the
 base kustomization and deploy/README.md), the demo overlay's files pass the project's own
 validation, and the sizing is the measured one.
 No cluster runs here; `kubectl kustomize` renders the overlay when kubectl is installed."""
@@ -31,11 +32,13 @@ SCHEMAS = Path(__file__).resolve().parent / "data" / "k8s-strict-schemas.json"
 DEFAULTS = DEPLOY.parent / "vitals" / "defaults"
 # made by the site, never committed: named in base/kustomization.yaml and deploy/README.md
 SITE_MADE = {("Secret", "vitals-secrets"), ("ConfigMap", "vitals-mqtt-ca"),
-             ("ConfigMap", "vitals-kafka-ca"), ("ConfigMap", "vitals-files")}
+             ("ConfigMap", "vitals-kafka-ca"), ("ConfigMap", "vitals-files"),
+             ("ConfigMap", "vitals-postgres-ca")}
 # the workloads (Deployments, and ingest's StatefulSet) and the vitals subcommand each runs
 SERVICES = {"vitals-ingest": "ingest", "vitals-rules": "rules", "vitals-store": "store",
             "vitals-alerting": "alerting", "vitals-canary": "canary"}
 INGEST = "vitals-ingest"
+ALERTING = "vitals-alerting"
 # the canary publishes over MQTT as a device does: no Kafka, no site files
 CANARY = "vitals-canary"
 
@@ -131,6 +134,11 @@ def test_selectors_match_the_pod_labels_and_services_find_their_pods() -> None:
         ports = {p["name"] for c in containers(matched[0]) for p in c.get("ports", [])}
         for p in svc["spec"]["ports"]:
             assert p["targetPort"] in ports, (name, p)
+    for name, budget in by_kind(docs, "PodDisruptionBudget").items():
+        selector = budget["spec"]["selector"]["matchLabels"]
+        matched = [d for d in deployments.values()
+                   if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert len(matched) == 1, name
 
 
 def test_each_deployment_runs_its_vitals_subcommand_as_the_images_user() -> None:
@@ -217,11 +225,76 @@ def test_prometheus_finds_ingest_rules_and_store_on_the_port_they_serve_metrics_
         assert ports[port["targetPort"]] == listens, name
 
 
-def test_alerting_and_the_canary_are_single_replicas_replaced_with_recreate() -> None:
-    deployments = by_kind(base_documents(), "Deployment")
-    for name in ("vitals-alerting", CANARY):
-        d = deployments[name]
-        assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"]["type"] == "Recreate", name
+def test_the_canary_is_a_single_replica_replaced_with_recreate() -> None:
+    """One client of the canary's broker account: two would knock each other off."""
+    d = by_kind(base_documents(), "Deployment")[CANARY]
+    assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_alerting_runs_as_a_pair_that_no_single_disruption_takes_down() -> None:
+    """deploy/README.md, "Alerting: two instances": two or more pods, replaced one at a time
+    with the new one ready first, spread across nodes where there are several, and a
+    PodDisruptionBudget that lets a drain take only one at a time."""
+    docs = base_documents()
+    d = by_kind(docs, "Deployment")[ALERTING]
+    spec = d["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    [term] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in pod["affinity"][
+        "podAntiAffinity"]  # a one-node cluster still runs both
+    [budget] = [b for b in by_kind(docs, "PodDisruptionBudget").values()
+                if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+    assert budget["spec"]["minAvailable"] == 1 < spec["replicas"]
+    # a clean stop gives the lease up (within the grace period); the probes keep both ready
+    [c] = containers(d)
+    assert probe_port(c, "readinessProbe") == ("/healthz", 8470)
+
+
+def test_alerting_shares_its_state_in_the_sites_postgresql_from_the_secret() -> None:
+    """VITALS_ALERTING_DB_URL comes from the Secret and is required (without it each pod would
+    keep SQLite of its own, and both would lead); no PostgreSQL, and no volume shared between
+    the replicas, in base; each pod's state directory (its lock and self-alert marker) is one it
+    creates in an emptyDir of its own, so that it owns it and can make it 0700."""
+    docs = base_documents()
+    d = by_kind(docs, "Deployment")[ALERTING]
+    pod = d["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    [url] = [e for e in c["env"] if e["name"] == "VITALS_ALERTING_DB_URL"]
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "vitals-secrets",
+                                                "key": "alerting-db-url"}
+    assert "value" not in url
+    # the PostgreSQL is the site's: no PostgreSQL pod, no claim, in base
+    assert not by_kind(docs, "PersistentVolumeClaim")
+    images = {c["image"] for w in workloads(docs).values() for c in containers(w)}
+    assert not [i for i in images if "postgres" in i]
+    for volume in pod["volumes"]:
+        assert set(volume) & {"configMap", "emptyDir"}, volume["name"]
+    settings = by_kind(docs, "ConfigMap")["vitals-settings"]["data"]
+    state_dir = env_of(c).get("VITALS_STATE_DIR", settings["VITALS_STATE_DIR"])
+    [mount] = [m for m in c["volumeMounts"] if state_dir.startswith(m["mountPath"] + "/")]
+    assert not mount.get("readOnly")
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert "emptyDir" in volume
+    # the README's example of the Secret's alerting-db-url is one the settings take
+    readme = (DEPLOY / "README.md").read_text()
+    example = re.search(r"--from-literal=alerting-db-url='([^']+)'", readme)
+    assert example is not None
+    Settings(_env_file=None, alerting_db_url=example.group(1))  # type: ignore[call-arg]
+    assert "sslrootcert=/etc/ssl/postgres/ca.crt" in example.group(1)
+    [ca] = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/ssl/postgres"]
+    [ca_volume] = [v for v in pod["volumes"] if v["name"] == ca["name"]]
+    assert ca_volume["configMap"] == {"name": "vitals-postgres-ca", "optional": True}
+    # which PostgreSQL, and why not one here, is said where the site reads it
+    for text in ((K8S / "base" / "alerting.yaml").read_text(), readme):
+        assert "CloudNativePG" in text, text[:80]
+    # the lease, one value for every pod
+    assert float(settings["VITALS_ALERTING_LEASE_S"]) > 0
 
 
 def expand(value: str, env: dict[str, str]) -> str:
@@ -269,21 +342,6 @@ def test_ingest_pods_share_the_traffic_each_as_its_own_mqtt_client_and_account()
         assert f"--ingest-account {pod}" in readme, pod
 
 
-def test_alerting_keeps_its_state_on_a_persistent_volume_claim() -> None:
-    docs = base_documents()
-    d = by_kind(docs, "Deployment")["vitals-alerting"]
-    pod = d["spec"]["template"]["spec"]
-    [c] = pod["containers"]
-    settings = by_kind(docs, "ConfigMap")["vitals-settings"]["data"]
-    state_dir = env_of(c).get("VITALS_STATE_DIR", settings["VITALS_STATE_DIR"])
-    [mount] = [m for m in c["volumeMounts"] if m["mountPath"] == state_dir]
-    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-    claim = volume["persistentVolumeClaim"]["claimName"]
-    pvc = by_kind(docs, "PersistentVolumeClaim")[claim]
-    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert pod["securityContext"]["fsGroup"] == 10001
-
-
 def test_rules_workers_are_no_more_than_the_partitions_and_never_surge() -> None:
     docs = base_documents()
     rules = by_kind(docs, "Deployment")["vitals-rules"]
@@ -328,7 +386,7 @@ def test_the_secret_keys_the_deployments_read_are_documented() -> None:
     readme = (DEPLOY / "README.md").read_text()
     assert keys == {"kafka-url", "mqtt-ingest-password", "mqtt-broker", "influx-token",
                     "webhook-url", "webhook-secret", "smtp-url", "canary-mqtt-url",
-                    "deadman-url"}
+                    "deadman-url", "alerting-db-url"}
     for key in keys:
         assert f"{key}=" in readme, key
 

@@ -28,6 +28,7 @@ KINDS = {
     "v1/Secret": "secret-v1.json",
     "v1/PersistentVolumeClaim": "persistentvolumeclaim-v1.json",
     "v1/Namespace": "namespace-v1.json",
+    "policy/v1/PodDisruptionBudget": "poddisruptionbudget-policy-v1.json",
 }
 REF = re.compile(r"^(?:/api/_definitions\.json)?#/\$defs/(.+)$")
 
