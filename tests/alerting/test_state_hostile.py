@@ -283,7 +283,7 @@ def test_a_marker_that_cannot_be_written_says_the_incident_must_be_resolved_by_h
     with caplog.at_level(logging.ERROR, logger="alerting.selfalert"):
         assert not remember(tmp_path, ["key-sre"], "2026-11-30T12:00:00+00:00")
     monkeypatch.undo()
-    [line] = [r.getMessage() for r in caplog.records]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "alerting.selfalert"]
     assert "resolved by hand" in line and DEDUP_KEY in line and "No space left" in line
     assert list(tmp_path.iterdir()) == []  # neither the marker nor its temporary file
 

@@ -49,7 +49,8 @@ def test_an_outage_is_retried_and_logged_once_when_it_starts_and_once_when_it_en
     caplog.set_level(logging.DEBUG, "storage.writer")
     assert Writer(target, threading.Event(), quick()).write(["a", "b"]) == []
     assert target.written == ["a", "b"] and target.requests == 7
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "storage.writer" and r.levelno >= logging.WARNING]
     assert len(warnings) == 2, warnings
     assert "scripted target is unavailable (connection refused); waiting" in warnings[0]
     assert "scripted target is back after" in warnings[1]
