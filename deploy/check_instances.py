@@ -46,6 +46,9 @@ def ingest_instances(compose: Compose) -> Iterator[str]:
     if len(groups) > 1:
         yield (f"ingest: the instances need one VITALS_INGEST_SHARE_GROUP, not {sorted(groups)}: "
                "in different groups each receives every message")
+    elif groups == {""} and len(seen) > 1:
+        yield ("ingest: several instances need a VITALS_INGEST_SHARE_GROUP: without one each "
+               "subscribes plainly and receives every message")
 
 
 def alerting_instances(compose: Compose) -> Iterator[str]:

@@ -107,19 +107,31 @@ def which(program: str, package: str) -> str:
     return path
 
 
-def mosquitto(workdir: Path, port: int | None = None, conf: str = "") -> Server:
+def mosquitto(workdir: Path, port: int | None = None, conf: str = "",
+              persistence: bool = False) -> Server:
     """A Mosquitto broker; `conf` adds lines (e.g. password_file/acl_file) to the defaults.
 
     The queue limits are raised because ingest's persistent session must hold everything
     devices publish while ingest is down; Mosquitto's default of 1000 queued messages would drop
-    the rest."""
+    the rest. `persistence`: sessions and queues saved in `workdir/data` (on a clean stop, and
+    every 300 s, as deploy/mosquitto/mosquitto.conf does), so that `stop()` then `start()` on
+    the same port restarts the broker as deployed."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     if "allow_anonymous" not in conf:
         conf += "\nallow_anonymous true"
+    stored = "persistence false\n"
+    if persistence:
+        data = workdir / "data"
+        data.mkdir(exist_ok=True)
+        stored = f"persistence true\npersistence_location {data}/\nautosave_interval 300\n"
+        # Started as root, Mosquitto drops to the user mosquitto, which cannot reach a pytest
+        # temporary directory (mode 0700) to save its database: it stays root here.
+        if os.geteuid() == 0 and "\nuser " not in f"\n{conf}":
+            stored += "user root\n"
     (workdir / "mosquitto.conf").write_text(
         f"listener {port} {LOOPBACK}\n"
-        "persistence false\n"
+        f"{stored}"
         "log_dest stdout\n"
         "log_type error\nlog_type warning\nlog_type notice\n"
         "max_queued_messages 10000000\n"

@@ -1,5 +1,5 @@
-"""The MQTT side of ingest: a paho-mqtt 2.x MQTT 5 subscriber in a shared subscription, with a
-persistent session and manual acknowledgements.
+"""The MQTT side of ingest: a paho-mqtt 2.x MQTT 5 subscriber with a persistent session and
+manual acknowledgements; alone (plain subscriptions) or one of several in a shared subscription.
 
 Several ingest instances share the device traffic: each subscribes through
 `$share/<group>/<filter>` (VITALS_INGEST_SHARE_GROUP), and the broker hands each message to one
@@ -11,6 +11,15 @@ are not handed to the other member) and arrive when the member reconnects with t
 id. Had the session expired meanwhile, they would be lost, hence no expiry. So a dead instance
 must be restarted (its supervisor's job), and an instance removed for good must have its session
 cleaned up (deploy/README.md, "Ingest: several instances").
+
+Also measured (tests/ingest/test_broker_restart.py): after a restart with persistence on,
+Mosquitto 2.0.11 restores a session's plain subscriptions but not its shared ones. A shared
+member is subscribed again only when it reconnects and asks, and what devices publish between
+the broker's start and that moment matches no subscription and is dropped, although the broker
+acknowledged it to the device. Hence the default, one instance with plain subscriptions (the
+group ""): its session goes on collecting across a broker restart. Several instances reconnect
+quickly (`RECONNECT_MIN_S`) to keep that window short, but cannot close it; deploy/README.md
+says how to restart the broker of a scaled-out ingest.
 """
 
 from __future__ import annotations
@@ -35,14 +44,32 @@ QOS = 1
 # MQTT 5 Session Expiry Interval: 0xFFFFFFFF means the session never expires. A session that
 # expired while its instance was down would take the messages assigned to it along.
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
-DEFAULT_SHARE_GROUP = "vitals-ingest"  # VITALS_INGEST_SHARE_GROUP's default
+DEFAULT_SHARE_GROUP = ""  # VITALS_INGEST_SHARE_GROUP's default: one instance
+# the group deploy/ runs several instances in, and the default before plain subscriptions
+DEPLOYED_SHARE_GROUP = "vitals-ingest"
 
 OnMessage = Callable[[str, bytes, int, int, bool], None]  # topic, payload, mid, qos, retained
+
+
+# The first reconnect comes this soon, so that after a broker restart a shared member asks for
+# its subscriptions again about as soon as the devices are back (see above); then backoff.
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.1, 30
 
 
 def shared_filters(group: str) -> list[str]:
     """The topic filters ingest subscribes to, as shared subscriptions of `group`."""
     return [f"$share/{group}/{f}" for f in TOPIC_FILTERS]
+
+
+def filters(group: str) -> list[str]:
+    """What ingest subscribes to: `group`'s shared filters, or the plain ones if it is ""."""
+    return shared_filters(group) if group else list(TOPIC_FILTERS)
+
+
+def former_filters(group: str) -> list[str]:
+    """What a resumed session may hold from another mode and must drop, so that no message is
+    delivered twice: the plain filters when shared, the deployed group's when plain."""
+    return list(TOPIC_FILTERS) if group else shared_filters(DEPLOYED_SHARE_GROUP)
 
 
 class MqttSource:
@@ -59,7 +86,8 @@ class MqttSource:
                  share_group: str = DEFAULT_SHARE_GROUP) -> None:
         self.endpoint = endpoint
         self.client_id = client_id
-        self.filters = shared_filters(share_group)
+        self.filters = filters(share_group)
+        self._former = former_filters(share_group)
         # Set once the broker granted the subscriptions (and dropped a pre-shared session's
         # plain ones): from then on nothing published is missed, even while ingest is down
         # (the persistent session queues its share).
@@ -76,7 +104,7 @@ class MqttSource:
             c.username_pw_set(endpoint.username, endpoint.password)
         if endpoint.tls:
             c.tls_set()
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        c.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         c.on_connect = self._connected
         c.on_subscribe = self._granted
         c.on_unsubscribe = self._unsubscribed
@@ -142,12 +170,12 @@ class MqttSource:
         self._awaiting = {"subscribe"}
         client.subscribe([(f, SubscribeOptions(qos=QOS)) for f in self.filters])
         if flags.session_present:
-            # A session made by an ingest before shared subscriptions holds the plain filters:
-            # they would deliver every message to this instance as well. Dropped after the
-            # shared ones are asked for (same connection, in order), so nothing falls between;
-            # a filter the session does not hold is acknowledged as such, harmlessly.
+            # A session made in the other mode (plain or shared) holds the other filters: they
+            # would deliver messages to this instance twice. Dropped after the current ones are
+            # asked for (same connection, in order), so nothing falls between; a filter the
+            # session does not hold is acknowledged as such, harmlessly.
             self._awaiting.add("unsubscribe")
-            client.unsubscribe(list(TOPIC_FILTERS))
+            client.unsubscribe(self._former)
 
     def _granted(self, _c: mqtt.Client, _u: object, _mid: int, codes: list[mqtt.ReasonCode],
                  _p: object) -> None:

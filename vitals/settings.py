@@ -131,9 +131,11 @@ class Settings(BaseSettings):
     # the MQTT client id whose persistent session holds messages while ingest is down: one
     # of its own per ingest instance
     ingest_client_id: str = "vitals-ingest"
-    # the MQTT 5 shared-subscription group ($share/<group>/...) the ingest instances split the
-    # device traffic in: the same for all of them
-    ingest_share_group: str = "vitals-ingest"
+    # the MQTT 5 shared-subscription group ($share/<group>/...) several ingest instances split
+    # the device traffic in, the same for all; "" (one instance): plain subscriptions, which
+    # Mosquitto 2.0.11 restores from persistence after its restart and shared ones it does not
+    # (ingest/mqtt_source.py)
+    ingest_share_group: str = ""
     kafka_partitions: int = 8
     # Kafka security: kafkas:// is TLS; user:password@ in the URL is SASL (over TLS only)
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
@@ -196,9 +198,8 @@ class Settings(BaseSettings):
     @classmethod
     def _share_group(cls, v: str) -> str:
         # MQTT 5 section 4.8.2: a ShareName is at least one character, without / + #
-        if not v or re.search(r"[/+#\x00]", v):
-            raise ValueError(f"a shared-subscription group needs 1 or more characters and no "
-                             f"/ + #, got {v!r}")
+        if re.search(r"[/+#\x00]", v):
+            raise ValueError(f"a shared-subscription group has no / + #, got {v!r}")
         return v
 
     @field_validator("alerting_db_url")

@@ -166,6 +166,9 @@ def test_every_variable_of_env_example_is_commented() -> None:
      "ingest-2: VITALS_INGEST_CLIENT_ID=vitals-ingest is ingest's too"),
     (lambda d: d["services"]["ingest-2"]["environment"].update(VITALS_INGEST_SHARE_GROUP="other"),
      "the instances need one VITALS_INGEST_SHARE_GROUP"),
+    (lambda d: [d["services"][s]["environment"].update(VITALS_INGEST_SHARE_GROUP="")
+                for s in ("ingest", "ingest-2")],
+     "several instances need a VITALS_INGEST_SHARE_GROUP"),
     (lambda d: d["services"]["ingest-2"]["environment"].update(VITALS_INGEST_SHARE_GROUP="a/b"),
      "ingest-2: the settings it gets are refused: VITALS_INGEST_SHARE_GROUP"),
     (lambda d: d["services"]["ingest-2"]["environment"].update(

@@ -319,6 +319,7 @@ def test_ingest_pods_share_the_traffic_each_as_its_own_mqtt_client_and_account()
     # the share group: one value for every pod, from the ConfigMap
     assert "VITALS_INGEST_SHARE_GROUP" not in {e["name"] for e in c["env"]}
     group = settings["VITALS_INGEST_SHARE_GROUP"]
+    assert group, "several pods need a share group: without one each receives everything"
     readme = (DEPLOY / "README.md").read_text()
     for ordinal in range(spec["replicas"]):
         pod = f"{INGEST}-{ordinal}"

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from harness import servers
 from ingest.credentials import generate, hash_password, read_credentials
-from ingest.mqtt_source import DEFAULT_SHARE_GROUP, shared_filters
+from ingest.mqtt_source import DEPLOYED_SHARE_GROUP, shared_filters
 from tests.support import publish, read_topic, start_ingest, write_patients
 from vitals.patients import PatientRegistry, load_patients
 from vitals.settings import ConfigError, load_settings
@@ -177,7 +177,7 @@ def test_device_cannot_publish_into_another_patients_topic(
     ingest = open_session(sessions, broker, "ingest", pw["ingest"], client_id="vitals-ingest")
     # the shared subscriptions the real ingest service makes are granted (QoS 1): Mosquitto
     # checks `$share/GROUP/FILTER` against FILTER, which `read vitals/v1/#` covers
-    shared = [(f, 1) for f in shared_filters(DEFAULT_SHARE_GROUP)]
+    shared = [(f, 1) for f in shared_filters(DEPLOYED_SHARE_GROUP)]
     assert [c.value for c in ingest.subscribe(shared)] == [1, 1]
     assert [c.value for c in ingest.subscribe([("vitals/v1/#", 1)])] == [1]
 
@@ -273,7 +273,8 @@ def test_two_ingests_on_their_own_accounts_share_the_traffic_where_the_broker_bi
             settings = load_settings(
                 _env_file=None, mqtt_url=f"mqtt://{user}:{pw[user]}@127.0.0.1:{broker.port}",
                 kafka_url=f"kafka://127.0.0.1:{kafka.port}", patients=tmp_path / "patients.yaml",
-                ingest_metrics_addr=f"127.0.0.1:{servers.free_port()}", kafka_partitions=4)
+                ingest_metrics_addr=f"127.0.0.1:{servers.free_port()}", kafka_partitions=4,
+                ingest_share_group=DEPLOYED_SHARE_GROUP)
             running.append(start_ingest(settings))  # the same (default) client id for both
         t = int(time.time() * 1000) - 60_000
         sent = [("vitals/v1/P001/ox-1", {"ts": t + i, "kind": "oximetry", "seq": i, "spo2": 97,

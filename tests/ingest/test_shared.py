@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from harness import servers
 from harness.services import ServiceProcess
+from ingest.mqtt_source import DEPLOYED_SHARE_GROUP
 from tests.relay import TcpRelay
 from tests.support import publish, scrape, start_ingest, start_ingest_process, wait_for
 from vitals.kafka import reader_config
@@ -102,7 +103,7 @@ def kafka_readings(settings: Settings) -> Iterator[ReadingsTopic]:
 def instance(settings: Settings, client_id: str) -> Settings:
     """The settings of one ingest instance: a client id and a /metrics port of its own."""
     return settings.model_copy(update={
-        "ingest_client_id": client_id,
+        "ingest_client_id": client_id, "ingest_share_group": DEPLOYED_SHARE_GROUP,
         "ingest_metrics_addr": f"127.0.0.1:{servers.free_port()}"})
 
 
@@ -277,6 +278,7 @@ def test_an_ingest_upgraded_from_a_plain_subscription_session_gets_its_queue_onc
     """The session an ingest from before shared subscriptions left at the broker (MQTT 3.1.1,
     plain filters, same client id) still holds what was queued for it: that arrives, and the
     plain filters are dropped, so later messages arrive once, not twice."""
+    settings = instance(settings, settings.ingest_client_id)
     old = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.ingest_client_id,
                       clean_session=False, protocol=mqtt.MQTTv311)
     subscribed = threading.Event()

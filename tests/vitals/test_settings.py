@@ -111,8 +111,7 @@ BAD = [
     ("VITALS_KAFKA_PARTITIONS", "0", "1-1024"),
     ("VITALS_KAFKA_PARTITIONS", "1025", "1-1024"),
     ("VITALS_KAFKA_PARTITIONS", "eight", "integer"),
-    # MQTT 5 shared-subscription group names: 1 or more characters, no / + #
-    ("VITALS_INGEST_SHARE_GROUP", "", "shared-subscription group"),
+    # MQTT 5 shared-subscription group names: no / + # ("" is one instance, plain filters)
     ("VITALS_INGEST_SHARE_GROUP", "vitals/ingest", "no / + #"),
     ("VITALS_INGEST_SHARE_GROUP", "ingest+", "no / + #"),
     ("VITALS_INGEST_SHARE_GROUP", "#", "no / + #"),
