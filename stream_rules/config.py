@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, ValidationError, create_model, model_validator
 
 from stream_rules.rules import RULES
+from stream_rules.rules.reports import ReportRules
 from stream_rules.rules.spec import Celsius, Minutes, Severity, Strict
 from vitals.configfile import embedded, first_error, load_model
 
@@ -100,6 +101,7 @@ class RulesFile(Strict):
     temperature: Temperature
     oximetry: Oximetry | None = None
     rules: Rules  # type: ignore[valid-type]
+    reports: ReportRules
     patients: dict[str, PatientRules] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -27,7 +27,7 @@ from stream_rules.calibration import calibrate, correction_of
 from stream_rules.config import RulesFile
 from stream_rules.features import slope_of
 from stream_rules.hysteresis import step
-from stream_rules.rules import RULES, Judgement, Minute, RuleSpec, no_data
+from stream_rules.rules import RULES, Judgement, Minute, RuleSpec, no_data, reports
 from stream_rules.rules.news2 import combined_minute
 from stream_rules.rules.spec import MINUTE, Severity
 from stream_rules.series import DAY_MIN
@@ -113,7 +113,7 @@ class Engine:
             if isinstance(record, DeviceStatus):
                 self._status(state, record)
             elif record.kind in REPORT_KINDS:
-                continue  # what a person reports is not a vital sign: these rules skip it
+                out.alerts += self._report(state, record)
             elif self._take(state, record):
                 self._advance(state, record.kind, out, final=False,
                               closes=self._closes(state, record))
@@ -170,6 +170,34 @@ class Engine:
             device.offline_at = -1
         elif status.received_at >= device.last_received:
             device.offline_at = max(device.offline_at, status.received_at)
+
+    def _report(self, state: PatientState, reading: Reading) -> list[AlertEvent]:
+        """A patient's or caregiver's report, judged at once (`rules.reports`); it is not a
+        vital sign, so no other rule sees it."""
+        reporter = state.reporters.get(reading.device_id)
+        if reporter is None:
+            reporter = state.reporters[reading.device_id] = DeviceState(reading.kind)
+        if not reporter.first_time(reading.seq, reading.ts):
+            return []
+        reporter.last_ts = max(reporter.last_ts, reading.ts)
+        late = state.max_ts - reading.ts > self.late_after_min * MINUTE
+        return [self._report_event(state, change, reading.ts, late)
+                for change in reports.judge(state, reading, self.rules_file)]
+
+    def _report_event(self, state: PatientState, change: reports.Change, ts: int,
+                      late: bool) -> AlertEvent:
+        day = self.patient.day_since_infusion(ts)
+        evidence = {**change.evidence, "day_since_infusion": round(day, 2)}
+        if late:
+            evidence["late_by_min"] = max(0, (state.max_ts - ts) // MINUTE)
+        return AlertEvent(
+            alert_id=f"{state.patient_id}/{change.key}/{change.start}", status=change.status,
+            rule=change.rule, severity=change.severity, patient_id=state.patient_id,
+            start=change.start, detected_at=ts,
+            summary=describe.summary(state.patient_id, change.rule, change.status,
+                                     change.start, evidence, day),
+            source=change.source, day_since_infusion=round(day, 2), late=late,
+            evidence=evidence)
 
     def _take(self, state: PatientState, reading: Reading) -> bool:
         device = state.devices.get(reading.device_id)

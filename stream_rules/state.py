@@ -122,6 +122,14 @@ class RuleState(msgspec.Struct):
 PAST_KEPT = 16  # episodes per rule: a day of a flapping rule, at a few bytes each
 
 
+class IceCheck(msgspec.Struct, array_like=True):
+    """A patient's newest daily neuro check: its ICE total, when, and by whom."""
+
+    total: int
+    ts: int
+    by: str
+
+
 def remember_episode(rule_state: RuleState, end: int) -> None:
     """Note the episode that just cleared at `end` (ms) in the rule's `past`."""
     rule_state.past = [*rule_state.past[-(PAST_KEPT - 1):], [rule_state.start or end, end]]
@@ -152,6 +160,21 @@ class PatientState:
     # the site's default)
     temp_correction: float | None = None
     temp_calibrated_at: int = -1
+    # the patient's app (reports, CONTRACT section 6): its duplicates filter, apart from the
+    # wearables so that no vital-sign rule judges it; and the newest neuro check
+    reporters: dict[str, DeviceState] = field(default_factory=dict)
+    last_ice: IceCheck | None = None
+
+    def open(self, key: str, start: int) -> RuleState:
+        """A rule judged per report (`rules.reports`) fires now, since `start`."""
+        rule_state = self.rules[key] = RuleState(firing=True, start=start)
+        return rule_state
+
+    def close(self, key: str, end: int) -> None:
+        """A rule judged per report clears at `end`."""
+        rule_state = self.rules[key]
+        remember_episode(rule_state, end)
+        rule_state.firing, rule_state.start, rule_state.peak = False, None, None
 
 
 # --- the wire form ----------------------------------------------------------------------
@@ -204,6 +227,25 @@ class _Snapshot(msgspec.Struct, array_like=True):
     temp_correction: float | None = None  # trailing defaults: older states decode
     temp_calibrated_at: int = -1
     spo2_baseline: float | None = None
+    reporters: dict[str, _Device] = {}
+    last_ice: IceCheck | None = None
+
+
+def _device(device: DeviceState) -> _Device:
+    return _Device(device.kind, device.seqs.starts, device.seqs.ends, list(device.unsequenced),
+                   device.first_ts, device.last_ts, device.last_valid_ts, device.last_received,
+                   device.site, device.battery, device.sensor_off, device.offline_at,
+                   device.gaps, device.last_temp, device.offsets, device.calibrated_at,
+                   device.manual, device.believed_hr, device.leap_since)
+
+
+def _device_state(device: _Device) -> DeviceState:
+    return DeviceState(device.kind, SeqSet(64, device.starts, device.ends),
+                       dict.fromkeys(device.unsequenced), device.first_ts, device.last_ts,
+                       device.last_valid_ts, device.last_received, device.site, device.battery,
+                       device.sensor_off, device.offline_at, device.gaps, device.last_temp,
+                       device.offsets, device.calibrated_at, device.manual,
+                       device.believed_hr, device.leap_since)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -220,18 +262,14 @@ def dump(state: PatientState) -> bytes:
         1, state.patient_id, state.max_ts, state.first_ts, state.combined_cursor,
         {name: _Kind(kind.max_ts, kind.cursor, kind.open, kind.late)
          for name, kind in state.kinds.items()},
-        {device_id: _Device(device.kind, device.seqs.starts, device.seqs.ends,
-                            list(device.unsequenced), device.first_ts, device.last_ts,
-                            device.last_valid_ts, device.last_received, device.site,
-                            device.battery, device.sensor_off, device.offline_at, device.gaps,
-                            device.last_temp, device.offsets, device.calibrated_at,
-                            device.manual, device.believed_hr, device.leap_since)
-         for device_id, device in state.devices.items()},
+        {device_id: _device(device) for device_id, device in state.devices.items()},
         {signal: series.head for signal, series in state.series.items()},
         {signal: series.to_bytes() for signal, series in state.series.items()},
         state.rules, state.hr_baseline, state.temp_baseline, state.last_fever_minute,
         state.temp_site, state.stale_readings, state.temp_correction,
-        state.temp_calibrated_at, state.spo2_baseline)), 1)
+        state.temp_calibrated_at, state.spo2_baseline,
+        {device_id: _device(device) for device_id, device in state.reporters.items()},
+        state.last_ice)), 1)
 
 
 def load(raw: bytes) -> PatientState:
@@ -242,14 +280,7 @@ def load(raw: bytes) -> PatientState:
         combined_cursor=snapshot.combined_cursor,
         kinds={name: KindState(kind.max_ts, kind.cursor, kind.open, kind.late)
                for name, kind in snapshot.kinds.items()},
-        devices={device_id: DeviceState(device.kind, SeqSet(64, device.starts, device.ends),
-                                        dict.fromkeys(device.unsequenced), device.first_ts,
-                                        device.last_ts, device.last_valid_ts,
-                                        device.last_received, device.site, device.battery,
-                                        device.sensor_off, device.offline_at, device.gaps,
-                                        device.last_temp, device.offsets,
-                                        device.calibrated_at, device.manual,
-                                        device.believed_hr, device.leap_since)
+        devices={device_id: _device_state(device)
                  for device_id, device in snapshot.devices.items()},
         series={signal: MinuteSeries.from_bytes(SIGNALS[signal][1], snapshot.heads[signal],
                                                 ring)
@@ -258,4 +289,7 @@ def load(raw: bytes) -> PatientState:
         temp_baseline=snapshot.temp_baseline, last_fever_minute=snapshot.last_fever_minute,
         temp_site=snapshot.temp_site, stale_readings=snapshot.stale_readings,
         temp_correction=snapshot.temp_correction,
-        temp_calibrated_at=snapshot.temp_calibrated_at, spo2_baseline=snapshot.spo2_baseline)
+        temp_calibrated_at=snapshot.temp_calibrated_at, spo2_baseline=snapshot.spo2_baseline,
+        reporters={device_id: _device_state(device)
+                   for device_id, device in snapshot.reporters.items()},
+        last_ice=snapshot.last_ice)

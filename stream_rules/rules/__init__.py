@@ -11,11 +11,11 @@ order in which rules are judged, so the order of the alert events that minute ca
 
 from __future__ import annotations
 
-from stream_rules.rules import crs, heart_rate, news2, no_data, oxygen, temperature
+from stream_rules.rules import crs, heart_rate, news2, no_data, oxygen, reports, temperature
 from stream_rules.rules.spec import UNKNOWN, JudgedOn, Judgement, Minute, RuleSpec
 
-__all__ = ["RULES", "UNKNOWN", "Judgement", "Minute", "RuleSpec", "find", "judged_on", "spec",
-           "watching"]
+__all__ = ["REPORT_RULES", "RULES", "UNKNOWN", "Judgement", "Minute", "RuleSpec", "find",
+           "judged_on", "spec", "watching"]
 
 RULES: tuple[RuleSpec, ...] = (
     *temperature.SPECS,  # fever, high_fever, rising_temperature
@@ -26,9 +26,13 @@ RULES: tuple[RuleSpec, ...] = (
     *news2.SPECS,  # news2, news2_high
     crs.SPEC,
     no_data.SPEC,
+    reports.MISSED,  # neuro_check_missed
 )
-_BY_NAME = {rule.name: rule for rule in RULES}
-assert len(_BY_NAME) == len(RULES), "two rules share a name"
+# Rules judged per report as it arrives (red flags, ICE, a symptom with the vitals), not per
+# minute: their thresholds are in the rules file's `reports:` section.
+REPORT_RULES: tuple[RuleSpec, ...] = reports.SPECS
+_BY_NAME = {rule.name: rule for rule in (*RULES, *REPORT_RULES)}
+assert len(_BY_NAME) == len(RULES) + len(REPORT_RULES), "two rules share a name"
 
 
 def spec(name: str) -> RuleSpec:
