@@ -1,7 +1,9 @@
 """Sends the outbox: every pending intent, in order per (incident, channel, target), with
-retries for 429, 5xx and lost connections (honouring Retry-After) and a bounded number of
-attempts. A refused request (400 and the like) is not retried: its status and body go to the
-outbox row, the audit, and the API's `delivery_errors`.
+retries for 429, 5xx and lost connections (honouring Retry-After). A receiver that is down is
+retried until it answers, never given up on: a page is never dropped. After `max_attempts` the
+delay is made visible (audit `delivery_delayed`, an error line, the API's `delivery_errors`),
+and the retries go on. A refused request (400 and the like) is not retried: its status and body
+go to the outbox row, the audit, and the API's `delivery_errors`.
 
 An intent is marked sent only after the receiver answered; after a crash in between, the intent
 is sent again at start (PagerDuty's dedup_key and the webhook's X-Vitals-Delivery make that
@@ -154,12 +156,12 @@ class Dispatcher:
         return following
 
     async def _attempt(self, intent: Row) -> tuple[int, Outcome | None]:
-        """Send until done, refused, or out of attempts; returns the attempts and the last
-        outcome (None if this instance stopped leading first)."""
+        """Send until done or refused; returns the attempts and the last outcome (None if
+        this instance stopped leading first)."""
         notifier = self.notifiers.get(intent["channel"])
         attempts = intent["attempts"]
         outcome = Outcome(False, None, f"channel {intent['channel']} is not configured now")
-        while notifier is not None and attempts < self.max_attempts:
+        while notifier is not None:
             if not self.may_send():
                 return attempts, None
             attempts += 1
@@ -170,8 +172,26 @@ class Dispatcher:
                 log.warning("%s %s for %s: %s %s; retrying", intent["channel"],
                             intent["action"], intent["target"], outcome.status,
                             echo(outcome.body, 200))
+            elif attempts == self.max_attempts:
+                await self.thread.run(self._delayed, intent, attempts, outcome)
             await asyncio.sleep(self._backoff(attempts, outcome))
         return attempts, outcome
+
+    def _delayed(self, intent: Row, attempts: int, outcome: Outcome) -> None:
+        """On the store thread: a receiver down for `max_attempts` attempts is made visible,
+        once; the intent stays pending and is retried on."""
+        now = self.now_ms()
+        log.error("%s %s for %s not delivered after %d attempts: %s %s; retrying until it is",
+                  intent["channel"], intent["action"], intent["target"], attempts,
+                  outcome.status, echo(outcome.body, 500))
+        with self.outbox.tx():
+            self.outbox.finish_intent(intent["id"], "pending", attempts, now, outcome.status,
+                                      outcome.body)
+            self.outbox.audit(now, "delivery_delayed", patient_id=intent["patient_id"],
+                              incident_id=intent["incident_id"], channel=intent["channel"],
+                              target=intent["target"], status=str(outcome.status),
+                              detail=f"{intent['action']} not delivered after {attempts} "
+                                     f"attempts, retrying: {outcome.body[:500]}")
 
     def _backoff(self, attempts: int, outcome: Outcome) -> float:
         """0.5 s doubling up to 60 s; a Retry-After longer than that is honoured up to 300 s."""

@@ -84,7 +84,9 @@ def _card(alert: dict[str, Any], points: list[dict[str, Any]]) -> str:
     state = alert["state"] + (f" by {alert['acked_by']}" if alert["acked_by"] else "")
     day = alert.get("day_since_infusion")
     step = f" · escalation step {alert['escalation_step']}" if paged else ""
-    errors = "".join(f"<p class='note'>Not delivered: {escape(error['channel'])} to "
+    errors = "".join(f"<p class='note'>Not delivered"
+                     f"{' yet, still trying' if error.get('status') == 'pending' else ''}: "
+                     f"{escape(error['channel'])} to "
                      f"{escape(error['target'])}: {error['response_status']} "
                      f"{escape(str(error['response_body'])[:200])}</p>"
                      for error in alert["delivery_errors"])

@@ -99,7 +99,8 @@ class Ledger(Protocol):
         ...
 
     def delivery_errors(self, incident_id: str) -> list[dict[str, Any]]:
-        """An incident's failed intents: channel, target, action, response."""
+        """An incident's intents that failed, or are not delivered yet after retries:
+        channel, target, action, status ("failed" or "pending"), response."""
         ...
 
     def add_intent(self, incident: Incident | Owner, channel: str, target: str, action: str,

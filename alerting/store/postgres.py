@@ -321,9 +321,11 @@ class PostgresStore:
         return _decoded_all(rows, "request")
 
     def delivery_errors(self, incident_id: str) -> list[dict[str, Any]]:
-        """An incident's failed intents: channel, target, action, response."""
-        return self._all("SELECT channel, target, action, response_status, response_body "
-                         "FROM outbox WHERE incident_id=%s AND status='failed' ORDER BY id",
+        """An incident's intents that failed, or are not delivered yet after retries
+        (pending with attempts recorded): channel, target, action, status, response."""
+        return self._all("SELECT channel, target, action, status, response_status, "
+                         "response_body FROM outbox WHERE incident_id=%s AND "
+                         "(status='failed' OR (status='pending' AND attempts > 0)) ORDER BY id",
                          (incident_id,))
 
     # silences

@@ -225,10 +225,12 @@ class SqliteStore:
         return [_decoded(row, "request") for row in rows]  # type: ignore[misc]
 
     def delivery_errors(self, incident_id: str) -> list[dict[str, Any]]:
-        """An incident's failed intents: channel, target, action, response."""
-        rows = self.db.execute("SELECT channel, target, action, response_status, response_body "
-                               "FROM outbox WHERE incident_id=? AND status='failed'",
-                               (incident_id,)).fetchall()
+        """An incident's intents that failed, or are not delivered yet after retries
+        (pending with attempts recorded): channel, target, action, status, response."""
+        rows = self.db.execute("SELECT channel, target, action, status, response_status, "
+                               "response_body FROM outbox WHERE incident_id=? AND "
+                               "(status='failed' OR (status='pending' AND attempts > 0)) "
+                               "ORDER BY id", (incident_id,)).fetchall()
         return [dict(row) for row in rows]
 
     # silences

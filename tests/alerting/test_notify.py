@@ -67,19 +67,30 @@ def test_429_and_5xx_are_retried_honouring_retry_after(tmp_path: Path,
     asyncio.run(scenario())
 
 
-def test_retries_are_bounded(tmp_path: Path, receiver: PagerDutyStandIn) -> None:
-    for _ in range(10):
+def test_a_receiver_that_stays_down_is_retried_until_it_answers_and_the_delay_is_shown(
+        tmp_path: Path, receiver: PagerDutyStandIn) -> None:
+    """Never given up on: after `max_attempts` the delay is audited and in the API (status
+    pending), and the retries go on until PagerDuty takes the page."""
+    for _ in range(5):
         receiver.respond(500, "down")
 
     async def scenario() -> None:
         core, d = build(make_settings(tmp_path, receiver), Clock())
         d.max_attempts = 3
         core.handle(event())
-        await d.drain()
-        assert len(receiver.requests) == 3
+        await d._start_due()
+        while len(receiver.requests) < 4:  # the delay is recorded at attempt 3
+            await asyncio.sleep(0.01)
+        [err] = core.open_alerts()[0]["delivery_errors"]
+        assert (err["status"], err["response_status"]) == ("pending", 500)
+        await d.drain(timeout=120)
+        assert len(receiver.requests) == 6  # 5 refused, then taken
         [row] = core.store.db.execute("SELECT * FROM outbox").fetchall()
-        assert row["status"] == "failed"
-        assert core.open_alerts()[0]["delivery_errors"][0]["response_status"] == 500
+        assert (row["status"], row["attempts"], row["response_status"]) == ("sent", 6, 202)
+        events = [r["event"] for r in core.store.audit_rows()]
+        assert events.count("delivery_delayed") == 1 and "delivery_failed" not in events
+        assert events[-1] == "notified"
+        assert core.open_alerts()[0]["delivery_errors"] == []
         await d.close()
 
     asyncio.run(scenario())

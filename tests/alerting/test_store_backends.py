@@ -158,7 +158,8 @@ def test_the_outbox_sends_each_lane_in_order(store: Store) -> None:
     assert store.pending_count() == 3
     assert [h["id"] for h in store.pending_heads()] == [ack, hook, own]
     assert store.delivery_errors("I1") == [{"channel": "pagerduty", "target": "key-bob",
-                                            "action": "trigger", "response_status": 400,
+                                            "action": "trigger", "status": "failed",
+                                            "response_status": 400,
                                             "response_body": "x" * 2000}]
     assert store.delivery_errors("I2") == []
     # paged and not failed, pages still being sent included; the last trigger's request
