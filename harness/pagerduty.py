@@ -1,9 +1,10 @@
 """A local stand-in for PagerDuty's Events API v2 (the real service cannot be reached from
 here), and for any HTTP receiver the alerting service posts to (webhook targets, a dead-man's
 switch), for the demo, the tests and the benchmarks. It is an aiohttp server on its own thread
-that records every request, answers queued responses first (to play an outage: 500, or 429
-with Retry-After), and otherwise answers `POST /v2/enqueue` as PagerDuty does (202 with the
-dedup key, 400 for an event it would refuse), handing each accepted event to a callback."""
+that records every request, answers queued responses first, or every request during an outage
+window (to play an outage: 500, or 429 with Retry-After), and otherwise answers
+`POST /v2/enqueue` as PagerDuty does (202 with the dedup key, 400 for an event it would
+refuse), handing each accepted event to a callback."""
 
 from __future__ import annotations
 
@@ -91,6 +92,9 @@ class PagerDutyStandIn:
     refused: list[str] = field(default_factory=list)
     requests: list[Captured] = field(default_factory=list)
     responses: deque[tuple[int, str, dict[str, str]]] = field(default_factory=deque)
+    # (status, when it ends on the monotonic clock, headers) while an outage window is set
+    outage_window: tuple[int, float, dict[str, str]] | None = None
+    outage_answers: list[tuple[float, int]] = field(default_factory=list)  # (wall time, status)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -107,6 +111,12 @@ class PagerDutyStandIn:
                 ) -> None:
         """Answer the next request with this instead (queued, one request each)."""
         self.responses.append((status, body, headers or {}))
+
+    def outage(self, status: int, seconds: float, retry_after_s: int | None = None) -> None:
+        """Answer every request with `status` for the next `seconds` (a PagerDuty outage:
+        500, or 429 with `Retry-After: retry_after_s`); recorded in `outage_answers`."""
+        headers = {} if retry_after_s is None else {"Retry-After": str(retry_after_s)}
+        self.outage_window = (status, time.monotonic() + seconds, headers)
 
     def pd(self, action: str | None = None, key: str | None = None) -> list[dict[str, Any]]:
         """The bodies posted to the Events API, optionally of one action and routing key."""
@@ -128,6 +138,11 @@ class PagerDutyStandIn:
         if self.responses:
             status, text, headers = self.responses.popleft()
             return web.Response(status=status, text=text, headers=headers)
+        window = self.outage_window
+        if window is not None and time.monotonic() < window[1]:
+            self.outage_answers.append((time.time(), window[0]))
+            return web.json_response({"status": "unavailable", "message": "outage staged by "
+                                      "the test"}, status=window[0], headers=window[2])
         if request.path != ENQUEUE:
             return web.Response(status=202)
         try:

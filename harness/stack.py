@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import servers, services
+from harness.relay import TcpRelay
 from harness.services import ServiceError, ServiceProcess
 from vitals import topics
 from vitals.kafka import declare_topics
@@ -34,6 +35,11 @@ class Stack:
     pagerduty_url: str | None = None
     influx_url: str | None = None
     partitions: int = 4
+    # Mosquitto saves its sessions and queues (as deployed), so that it can be restarted
+    mqtt_persistence: bool = False
+    # the services reach tansu through a relay that can cut the connection (`relay.block()`)
+    kafka_relay: bool = False
+    relay: TcpRelay | None = None
     # more settings for every service, by setting name (`canary_every_s`, not VITALS_...)
     extra_env: dict[str, str] = field(default_factory=dict)
     mosquitto: servers.Server | None = None
@@ -53,6 +59,12 @@ class Stack:
         return f"{servers.LOOPBACK}:{self.kafka.port}"
 
     @property
+    def kafka_url(self) -> str:
+        """What the services are given: the relay's address when there is one."""
+        port = self.relay.port if self.relay is not None else None
+        return f"kafka://{servers.LOOPBACK}:{port}" if port else f"kafka://{self.bootstrap}"
+
+    @property
     def mqtt_port(self) -> int:
         assert self.mosquitto is not None, "start_brokers() first"
         return self.mosquitto.port
@@ -63,8 +75,18 @@ class Stack:
 
     def start_brokers(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.mosquitto = servers.mosquitto(self.workdir / "mosquitto")
-        self.kafka = servers.tansu(self.workdir / "tansu")
+        self.mosquitto = servers.mosquitto(self.workdir / "mosquitto",
+                                           persistence=self.mqtt_persistence)
+        if self.kafka_relay:
+            # tansu tells clients to come back through the relay after the first metadata
+            # request, so that cutting the relay cuts every connection, not only new ones. The
+            # relay listens first: a port only chosen could be taken by then.
+            port = servers.free_port()
+            self.relay = TcpRelay(port)
+            self.kafka = servers.tansu(self.workdir / "tansu", port,
+                                       advertised_port=self.relay.port)
+        else:
+            self.kafka = servers.tansu(self.workdir / "tansu")
         declare_topics(self.bootstrap, (topics.READINGS, topics.STATUS, topics.REJECTED,
                                         topics.CANARY, topics.ALERTS, topics.TRENDS),
                        self.partitions, wait_s=30)
@@ -74,7 +96,7 @@ class Stack:
         its own."""
         return services.environment({
             "mqtt_url": f"mqtt://{servers.LOOPBACK}:{self.mqtt_port}",
-            "kafka_url": f"kafka://{self.bootstrap}",
+            "kafka_url": self.kafka_url,
             "kafka_partitions": self.partitions,
             "state_dir": self.workdir / "state" / name,
             "alerting_addr": self.alerting_addr,
@@ -110,6 +132,8 @@ class Stack:
         for server in (self.mosquitto, self.kafka):
             if server is not None:
                 server.stop()
+        if self.relay is not None:
+            self.relay.close()
 
     def __enter__(self) -> Stack:
         return self

@@ -31,11 +31,11 @@ from confluent_kafka import Producer
 
 from harness import servers
 from harness.pagerduty import PagerDutyStandIn
+from harness.relay import TcpRelay
 from harness.stack import Stack
 from tests.e2e_support import api, nurse_token, write_oncall
-from tests.relay import TcpRelay
 from vitals import topics
-from vitals.kafka import declare_topics, producer_config
+from vitals.kafka import producer_config
 from vitals.records import AlertEvent
 
 pytestmark = pytest.mark.slow
@@ -180,20 +180,15 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     workdir = tmp_path_factory.mktemp("canary-e2e")
     oncall = write_oncall(workdir / "oncall.yaml")
     assert yaml.safe_load(oncall.read_text())["operators"] == "ops"
-    relay_port = servers.free_port()
     with PagerDutyStandIn(strict=False) as pagerduty:
         deadman = DeadManStandIn().start()
-        stack = Stack(workdir, oncall=oncall, pagerduty_url=pagerduty.url, partitions=2)
-        relay: TcpRelay | None = None
+        stack = Stack(workdir, oncall=oncall, pagerduty_url=pagerduty.url, partitions=2,
+                      kafka_relay=True)
         try:
-            stack.mosquitto = servers.mosquitto(workdir / "mosquitto")
-            stack.kafka = servers.tansu(workdir / "tansu", advertised_port=relay_port)
-            relay = TcpRelay(stack.kafka.port, relay_port)
-            declare_topics(stack.bootstrap, (topics.READINGS, topics.STATUS, topics.REJECTED,
-                                             topics.CANARY, topics.ALERTS, topics.TRENDS),
-                           stack.partitions, wait_s=30)
+            stack.start_brokers()
+            relay = stack.relay
+            assert relay is not None
             stack.extra_env.update({
-                "kafka_url": f"kafka://{servers.LOOPBACK}:{relay_port}",
                 "canary_every_s": "1", "canary_late_s": str(LATE_S),
                 "deadman_url": deadman.url, "deadman_every_s": "1"})
             for service in ("ingest", "rules", "alerting", "canary"):
@@ -201,8 +196,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
             yield Pipeline(stack, pagerduty, deadman, relay, nurse_token(oncall))
         finally:
             stack.close()
-            if relay is not None:
-                relay.close()
             deadman.stop()
 
 

@@ -39,22 +39,13 @@ import pytest
 
 from harness import servers
 from harness.command import vitals
+from harness.expected import AlertKey, Expected, judge
 from harness.pagerduty import Event, PagerDutyStandIn
+from harness.readback import TopicTail, topic_size, vm_alerts, vm_points
 from harness.stack import Stack
+from harness.waits import Waiter
 from tests.alerting.support import pagerduty_validator
-from tests.e2e_support import (
-    AlertKey,
-    Expected,
-    TopicTail,
-    Waiter,
-    api,
-    judge,
-    nurse_token,
-    topic_size,
-    vm_alerts,
-    vm_points,
-    write_oncall,
-)
+from tests.e2e_support import api, nurse_token, write_oncall
 from vitals import topics
 from vitals.ready import ready_line
 

@@ -65,6 +65,9 @@ def producer_config(kafka: KafkaConnection | str) -> dict[str, object]:
     return {
         **connection(kafka).client_config(),
         "acks": "all",
+        # A batch sent again after a cut connection (its acknowledgement lost) is recognised by
+        # the broker from its producer id and sequence and written once, not twice.
+        "enable.idempotence": True,
         # Never give up on a record: an outage backs up into the producer's queue, then into
         # unacknowledged MQTT messages at the broker; nothing is dropped.
         "message.timeout.ms": 0,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import servers
-from tests.relay import TcpRelay
+from harness.relay import TcpRelay
 from vitals.settings import Settings
 
 

@@ -26,9 +26,9 @@ from confluent_kafka import Consumer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 
 from harness import servers
+from harness.relay import TcpRelay
 from harness.services import ServiceProcess
 from ingest.mqtt_source import DEPLOYED_SHARE_GROUP
-from tests.relay import TcpRelay
 from tests.support import publish, scrape, start_ingest, start_ingest_process, wait_for
 from vitals.kafka import reader_config
 from vitals.settings import Settings

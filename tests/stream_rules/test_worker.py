@@ -261,3 +261,34 @@ def test_two_workers_split_the_patients_and_each_alert_comes_once(workers: Worke
     workers.stop_all()
     judged = [int(n) for n in re.findall(r"rules: judged (\d+) readings", workers.log.read_text())]
     assert len(judged) == 2 and all(n > 0 for n in judged), judged  # both did part of it
+
+
+def test_a_restarted_worker_recovers_every_state_of_a_checkpoint_written_in_one_batch(
+        kafka: servers.Server, tmp_path: Path) -> None:
+    """A checkpoint writes many patients' states to each changelog partition at once (one
+    produce batch). Tansu reports a partition's end as its last batch's first offset + 1
+    (ingest/recall.py), so a restore that trusted it would miss the rest of that batch; this
+    checks that Faust's restore does not. Seen from outside: readings the first worker judged,
+    sent again, are duplicates to the second, which pages nothing again."""
+    ids = [f"P{n:03d}" for n in range(1, 25)]
+    w = Workers(kafka, tmp_path)
+    w.env["VITALS_PATIENTS"] = str(write_patients(tmp_path / "many.yaml", ids))
+    fever = readings(40, temp=lambda _s: 38.6, temp_every_s=60)
+    rs = [msgspec.structs.replace(r, patient_id=pid) for pid in ids for r in fever]
+    try:
+        w.start()
+        produce(w.bootstrap, rs)
+        wait_for(lambda: w.counters()["vitals_rules_readings_judged_total"] >= len(rs), timeout=120,
+                 what="the first worker to judge every reading")
+        first = read_topic(w.bootstrap, "vitals.alerts", len(ids), timeout=60, settle=3)
+        assert {v["patient_id"] for _, v in first if v["rule"] == "fever"} == set(ids)
+        w.stop_all()  # a clean stop: the last checkpoint, many states per partition at once
+        w.procs.clear()
+        w.start()
+        produce(w.bootstrap, rs)  # the same readings again: duplicates to a recovered state
+        wait_for(lambda: w.counters()["vitals_rules_readings_judged_total"] >= len(rs), timeout=120,
+                 what="the second worker to take every reading")
+        again = read_topic(w.bootstrap, "vitals.alerts", len(first) + 1, timeout=10, settle=3)
+        assert len(again) == len(first), sorted({v["patient_id"] for _, v in again[len(first):]})
+    finally:
+        w.stop_all()

@@ -1,7 +1,7 @@
 """Kafka security from VITALS_KAFKA_URL: `kafkas://` really is TLS (ingest and the store reach a
 real tansu through a TLS listener and trust its CA), and SASL credentials are only ever sent
 over TLS. tansu speaks plaintext and no SASL, so TLS ends in a relay in front of it
-(tests/relay.py) and the SASL settings are checked as the client configuration they become."""
+(harness/relay.py) and the SASL settings are checked as the client configuration they become."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import servers
-from tests.relay import TcpRelay
+from harness.relay import TcpRelay
 from tests.support import publish, read_topic, start_ingest, write_patients
 from vitals import topics
 from vitals.kafka import KafkaConnection, declare_topics, reader_config

@@ -1,7 +1,8 @@
 """A TCP relay that can cut a connection on demand, to stage a server outage without stopping
-the server (tansu keeps topics in memory, so restarting it would lose them). Real bytes flow
-through it; it is plumbing, not a fake of the server behind it. Given a certificate, it ends
-TLS in front of the server (tansu speaks plaintext only), as a TLS listener of Kafka would."""
+the server (tansu keeps topics in memory, so restarting it would lose them); used by the tests
+and by the chaos run (`harness.chaos`). Real bytes flow through it; it is plumbing, not a fake
+of the server behind it. Given a certificate, it ends TLS in front of the server (tansu speaks
+plaintext only), as a TLS listener of Kafka would."""
 
 from __future__ import annotations
 
