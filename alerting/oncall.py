@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import itertools
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -79,11 +80,25 @@ class Step(_Strict):
     notify: tuple[Name, ...] = Field(min_length=1)
 
 
+PHONE = re.compile(r"[0-9 +()-]{1,32}")
+
+
 class Team(_Strict):
-    """A team's escalation steps, in order."""
+    """A team's escalation steps, in order, and the number its patients call."""
 
     escalation: tuple[Step, ...] = Field(min_length=1)
     repeat_min: Annotated[float, number(1, DAY_MIN)] | None = None  # overrides paging's
+    # shown on the patient's page (patient_app) as a tel: link: digits and + - ( ) and
+    # spaces only, so it can never be markup or another kind of link
+    phone: str | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v is not None and (not PHONE.fullmatch(v) or not any(c.isdigit() for c in v)):
+            raise ValueError("a phone number is at most 32 characters of digits, spaces, "
+                             "+ - ( ), e.g. \"+44 20 7946 0000\"")
+        return v
 
     @field_validator("escalation")
     @classmethod

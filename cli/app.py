@@ -236,6 +236,43 @@ def alerting(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     run(settings, stop_on_signals(), on_ready=lambda _: announce_ready("alerting"))
 
 
+@app.command("app")
+@one_line_errors
+def patient_app(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """The patients' own page at VITALS_APP_ADDR (one personal link each, `vitals app-links`):
+    their devices in words, symptom check-ins, the caregiver's daily neuro check and a manual
+    temperature, published over MQTT as the patient's `app` device."""
+    from patient_app import service
+    from patient_app.config import load_app_config
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    config = load_app_config(settings)  # no secret, a bad patients or on-call file: stops here
+    setup_logging(verbose)
+    service.run(settings, config, stop_on_signals(), on_ready=lambda _: announce_ready("app"))
+
+
+@app.command("app-links")
+@one_line_errors
+def app_links(
+    out: Annotated[Path, typer.Option(help="Directory for {patient}.png and links.csv (the "
+                                           "links are credentials: owner-only files).")],
+) -> None:
+    """Each enrolled patient's personal link (VITALS_APP_BASE_URL, signed with
+    VITALS_APP_SECRET) as a QR code to print at enrolment, and all of them in links.csv."""
+    from rich.console import Console
+
+    from patient_app.config import require_secret
+    from patient_app.links import require_base_url, summary, write_links
+    from vitals.patients import load_patients
+    from vitals.settings import load_settings
+
+    settings = load_settings()
+    secret, base_url = require_secret(settings), require_base_url(settings)
+    links = write_links(out, load_patients(settings.patients), secret, base_url)
+    Console().print(summary(links, out))
+
+
 @app.command()
 @one_line_errors
 def simulate(

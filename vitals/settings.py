@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vitals.kafka import KafkaConnection
@@ -99,6 +99,9 @@ KAFKA_SCHEMES = {"kafka": 9092, "kafkas": 9093}
 SMTP_SCHEMES = {"smtp": 25, "smtps": 465, "smtp+insecure": 25}
 
 
+MIN_APP_SECRET = 16  # characters of VITALS_APP_SECRET
+
+
 def _default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "vitals"
@@ -159,6 +162,12 @@ class Settings(BaseSettings):
     # it is SQLite under VITALS_STATE_DIR (one instance)
     alerting_db_url: str | None = None
     alerting_lease_s: float = 10.0  # how long a leader's lease lasts without renewal
+    # extension: the patient's page (`vitals app`, patient_app/): where it listens, the secret
+    # its personal links are signed with (required by `vitals app` and `vitals app-links`;
+    # changing it revokes every link), and the public address the links start with
+    app_addr: str = "127.0.0.1:8480"
+    app_secret: str | None = Field(default=None, repr=False)
+    app_base_url: str | None = None
 
     @field_validator("mqtt_url")
     @classmethod
@@ -247,6 +256,35 @@ class Settings(BaseSettings):
     def _addr(cls, v: str) -> str:
         parse_hostport(v)
         return v
+
+    @field_validator("app_addr")
+    @classmethod
+    def _app_addr(cls, v: str) -> str:
+        parse_hostport(v)
+        return v
+
+    @field_validator("app_secret")
+    @classmethod
+    def _app_secret(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not MIN_APP_SECRET <= len(v) <= 200 or not v.isprintable():
+            # never echoed: it is a secret
+            raise ValueError(f"must be {MIN_APP_SECRET}-200 printable characters (e.g. "
+                             "`openssl rand -base64 32`)")
+        return v
+
+    @field_validator("app_base_url")
+    @classmethod
+    def _app_base_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        parse_endpoint(v, {"http": 80, "https": 443})
+        parts = urlsplit(v)
+        if parts.query or parts.fragment or parts.username is not None:
+            raise ValueError(f"expected http(s)://host[:port][/path] without query, fragment "
+                             f"or account, got {redact(v)!r}")
+        return v.rstrip("/")
 
     @field_validator("kafka_partitions")
     @classmethod
