@@ -9,6 +9,10 @@ reading after which a rule of a paging severity fires (`fever`, error: the media
 before it are published `lead_s` ahead, the tip at its due time, and the time of the tip's
 publish call is the start of the latency. Each probe is a new patient, because alerting groups
 a patient's alerts into one incident and pages once for it.
+
+Report probes (issue #14): a caregiver's check-in reporting a seizure, one message from the
+patient's app device, which the rules page at once (`red_flag`, critical); its publish call is
+the start of the latency.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class Probe:
     due: float  # wall time the tip is published
     readings: list[Reading]  # history, then the tip
     rule: str = ""
+    report: bool = False  # a report probe (one check-in), not a thermometer's history
     published: float | None = None  # the tip's publish call
     alerted: float | None = None  # its alert event on vitals.alerts (its Kafka timestamp)
     paged: float | None = None  # the PagerDuty trigger at the stand-in
@@ -87,9 +92,21 @@ def plan(patient: str, due: float, rules: RulesFile) -> Probe:
     return Probe(patient, due, readings, rule=rule)
 
 
+def plan_report(patient: str, due: float) -> Probe:
+    """A report probe: a caregiver's check-in reporting a seizure at event time `due`."""
+    ts = int(due * 1000)
+    report = Reading(patient, "app-1", ts, "symptoms", ts, seq=1, by="caregiver",
+                     symptoms=("seizure",))
+    return Probe(patient, due, [report], rule="red_flag", report=True)
+
+
 def payload(r: Reading) -> bytes:
-    return json.dumps({"ts": r.ts, "kind": r.kind, "seq": r.seq, "temp": r.temp,
-                       "site": r.site}, separators=(",", ":")).encode()
+    if r.kind == "symptoms":
+        body: dict[str, object] = {"ts": r.ts, "kind": r.kind, "seq": r.seq, "by": r.by,
+                                   "symptoms": list(r.symptoms or ())}
+    else:
+        body = {"ts": r.ts, "kind": r.kind, "seq": r.seq, "temp": r.temp, "site": r.site}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class AlertWatcher:
@@ -167,7 +184,7 @@ class ProbeRunner:
                 delay = at - time.time()
                 if delay > 0:
                     time.sleep(delay)
-                topic = f"vitals/v1/{probe.patient}/th-1"
+                topic = f"vitals/v1/{probe.patient}/{probe.readings[-1].device_id}"
                 if not tip:
                     for r in probe.readings[:-1]:
                         pub.publish(topic, payload(r))

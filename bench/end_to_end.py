@@ -41,7 +41,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.e2e_probes import INFUSION, TEAM, AlertWatcher, Probe, ProbeRunner, plan, span_ms
+from bench.e2e_probes import (
+    INFUSION,
+    TEAM,
+    AlertWatcher,
+    Probe,
+    ProbeRunner,
+    plan,
+    plan_report,
+    span_ms,
+)
 from bench.e2e_traffic import Level, LoadPublishers, speed_for
 from bench.procstats import cpu_seconds, peak_rss_mib
 from bench.readings import topic_bytes
@@ -173,8 +182,12 @@ class Run:
         per_level = int(max(seconds - WARM_S - 1, 0) / probe_every) + 1
         self.probe_ids = [[f"P{li}x{k:04d}" for k in range(per_level)]
                           for li in range(len(rates))]
+        # report probes, half a probe interval after each vital-sign probe
+        self.report_ids = [[f"R{li}x{k:04d}" for k in range(per_level)]
+                           for li in range(len(rates))]
         patients_file, oncall = write_files(
-            work, self.cohort + ["W0000"] + [p for ids in self.probe_ids for p in ids])
+            work, self.cohort + ["W0000"] + [p for ids in self.probe_ids + self.report_ids
+                                             for p in ids])
         self.rules = load_rules(None)
         self.runner = ProbeRunner(0)
         self.standin = PagerDutyStandIn(on_event=self.runner.on_event).start()
@@ -230,6 +243,8 @@ class Run:
         lv = Level(rate, self.seconds, start, event_start_ms, speed)
         probes = [plan(pid, start + WARM_S + k * self.probe_every, self.rules)
                   for k, pid in enumerate(self.probe_ids[li])]
+        probes += [plan_report(pid, start + WARM_S + (k + 0.5) * self.probe_every)
+                   for k, pid in enumerate(self.report_ids[li])]
         cpu0 = {n: cpu_seconds(p) for n, p in self.pids().items()}
         cpu0["bench"] = self_cpu()
         before = mon.last
@@ -271,6 +286,8 @@ class Run:
         judged = mon.rate("judged", t0, end + 1.0)
         at_end = [s for s in mon.samples if s.t <= end]
         backlog = at_end[-1].accepted - at_end[-1].judged if at_end else None
+        reports = [p.latency_ms for p in probes if p.report and p.latency_ms is not None]
+        probes = [p for p in probes if not p.report]
         lat = [p.latency_ms for p in probes if p.latency_ms is not None]
         # where the time went: publish -> alert on Kafka -> page
         split = {name: [v for p in probes if (v := span_ms(getattr(p, a), getattr(p, b)))
@@ -289,6 +306,9 @@ class Run:
             "probes": len(probes), "paged": len(lat), "paged_before_tip": early,
             "p50_ms": _round(pct(lat, 50)), "p99_ms": _round(pct(lat, 99)),
             "max_ms": _round(max(lat) if lat else None),
+            # a report (a seizure check-in) -> its page
+            "reports": len(reports), "report_p50_ms": _round(pct(reports, 50)),
+            "report_p99_ms": _round(pct(reports, 99)),
             "split_ms": {name: [_round(pct(v, 50)), _round(pct(v, 99))]
                          for name, v in split.items()}, "cores": cpu}
 
@@ -342,6 +362,8 @@ def print_level(r: dict[str, Any]) -> None:
     if r["not_accepted"]:
         notes.append(f"{r['not_accepted']} readings not accepted by ingest")
     print(f"  {'':>12} latency p50 / p99 ms: {split_text(r['split_ms'])}", flush=True)
+    print(f"  {'':>12} report -> page: {r['reports']} reports, p50 {_fmt(r['report_p50_ms'])} "
+          f"ms, p99 {_fmt(r['report_p99_ms'])} ms", flush=True)
     print(f"  {'':>12} speed x{r['speed']}, publishers up to {r['publisher_behind_s']} s behind;"
           f" cores used: {cores}" + "".join(f"; {n}" for n in notes), flush=True)
 
