@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import faust
 from faust.types import EventT
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 APP_ID = "vitals-rules"
 TABLE = "patient-state"
 CHANGELOG = f"{APP_ID}-{TABLE}-changelog"
+# The key of the changelog's end markers (`RulesWorker._end_marks`): no patient's id (ids are
+# [A-Za-z0-9_-]), so no patient's state; restored into the table like any record, and skipped.
+END_MARK = "~end"
 BATCH = 2000
 BATCH_WITHIN_S = 0.2
 # States are written at most this often: a state (~15 KiB with a day of history) costs its
@@ -134,6 +138,19 @@ class RulesWorker:
         # aiokafka), even when a checkpoint mixes partitions.
         self.table = app.Table(TABLE, default=None, partitions=partitions, key_type=str,
                                value_type=bytes, use_partitioner=True)
+        # Faust queues a table write in its producer buffer, and its flush() gives up on that
+        # buffer after 0.1 s without a send: a checkpoint that trusted it could acknowledge
+        # inputs whose states were still queued (lost to a SIGKILL, the chaos run saw it). So
+        # each changelog write's future is kept, and a checkpoint awaits them (Kafka's ack).
+        self.changelog_sent: list[asyncio.Future] = []
+        send_changelog = self.table.send_changelog
+
+        def send_and_keep(*args: Any, **kwargs: Any) -> Any:
+            fut = send_changelog(*args, **kwargs)
+            self.changelog_sent.append(fut)
+            return fut
+
+        self.table.send_changelog = send_and_keep  # type: ignore[method-assign]
         self.checkpoints: Checkpoints[EventT] = Checkpoints(
             self.table.get, CHECKPOINT_S, CHECKPOINT_INPUTS)
         self.unconfirmed: list[asyncio.Future] = []  # outputs sent since the last checkpoint
@@ -191,13 +208,29 @@ class RulesWorker:
         taken = self.checkpoints.take(time.monotonic())
         for patient_id, raw_state in taken.states:
             self.table[patient_id] = raw_state
-        await self.app.producer.flush()  # the table's writes are acknowledged
+        written, self.changelog_sent = self.changelog_sent, []
+        await asyncio.gather(*written)  # the table's writes are acknowledged by Kafka
+        await self._end_marks({fut.message.partition for fut in written})
         if release:
             assert self.stream is not None or not taken.inputs
             for event in taken.inputs:
                 await self.stream.ack(event)  # type: ignore[union-attr]
         self.judge.checkpoints += 1
         self.judge.state_bytes += sum(len(raw) for _, raw in taken.states)
+
+    async def _end_marks(self, partitions: set[int | None]) -> None:
+        """A marker record of its own after the states in each changelog partition written.
+        tansu reports a partition's end as its last batch's first offset + 1, and Faust
+        restores a table up to that end: without the marker, a restarted worker would read
+        only the first state of the checkpoint's last batch in each partition and judge the
+        rest from older states, while their inputs are acknowledged. The marker, alone in its
+        batch (the states before it are acknowledged), is the end tansu reports."""
+        table = self.table
+        marks = [await table.changelog_topic.send(
+            key=END_MARK, value=b"", partition=partition, key_serializer=table.key_serializer,
+            value_serializer=table.value_serializer)
+            for partition in sorted(p for p in partitions if p is not None)]
+        await asyncio.gather(*marks)
 
     async def hand_over(self) -> None:
         """Partitions are revoked (a rebalance, or stopping): write every state owed, but do

@@ -76,7 +76,9 @@ def published_after_restart_reaches(port: int, broker: servers.Server,
     try:
         # what the session holds arrives right after the connect; a marker of our own, on the
         # same connection, comes after it
+        again.granted.clear()
         again.client.subscribe("marker/#", 1)
+        assert again.granted.wait(60), "the marker's subscription was not granted"
         publish(port, [("marker/done", {"done": True})])
         wait_for(lambda: any("done" in m for m in again.received), timeout=60,
                  what="the marker")

@@ -267,9 +267,10 @@ def test_a_restarted_worker_recovers_every_state_of_a_checkpoint_written_in_one_
         kafka: servers.Server, tmp_path: Path) -> None:
     """A checkpoint writes many patients' states to each changelog partition at once (one
     produce batch). Tansu reports a partition's end as its last batch's first offset + 1
-    (ingest/recall.py), so a restore that trusted it would miss the rest of that batch; this
-    checks that Faust's restore does not. Seen from outside: readings the first worker judged,
-    sent again, are duplicates to the second, which pages nothing again."""
+    (ingest/recall.py), and Faust restores a table up to that end, so without the worker's end
+    marker a restart missed all but the first state of each partition's last batch (13 of 24
+    here). Seen from outside: readings the first worker judged, sent again, are duplicates to
+    the second, which pages nothing again."""
     ids = [f"P{n:03d}" for n in range(1, 25)]
     w = Workers(kafka, tmp_path)
     w.env["VITALS_PATIENTS"] = str(write_patients(tmp_path / "many.yaml", ids))
