@@ -11,7 +11,10 @@ repeats. A crash after the states are written but before the release redelivers 
 states have already seen; the engine's duplicate filter (device and seq) drops them.
 
 The order of one checkpoint, which the worker follows: Kafka has every output sent so far ->
-write the states taken -> the table's writes are acknowledged -> release the inputs.
+write the states taken -> Kafka has acknowledged each of those writes (their own futures:
+Faust's producer flush gives up on its buffer after 0.1 s) -> an end marker in each changelog
+partition written (tansu reports a partition's end as its last batch's first offset + 1, and a
+restore reads only up to there) -> release the inputs.
 """
 
 from __future__ import annotations
