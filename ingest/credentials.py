@@ -3,8 +3,10 @@ CSV of the plain passwords for provisioning devices (`vitals credentials`).
 
 Each device may publish only to its own topics, so a stolen or misconfigured device cannot put
 readings into another patient's record; ingest gets read-only accounts, one per instance; the
-canary (CONTRACT section 7) gets its one device's; the broker's health check one that may read
-nothing of the devices'; nothing else exists.
+canary (CONTRACT section 7) gets its one device's; the patients' page (`vitals app`, the app
+device of CONTRACT section 6) one that may publish as each enrolled patient's `app` device and
+read the devices' traffic (the page shows each device's state); the broker's health check one
+that may read nothing of the devices'; nothing else exists.
 
 Why one ingest account per instance: the production broker takes a client's account name as its
 client id (`use_username_as_clientid`, deploy/mosquitto/mosquitto.conf), so that no device can
@@ -37,6 +39,9 @@ INGEST_READ = "vitals/v1/#"
 # The broker's health check (deploy/compose.yaml) subscribes to a topic no device can publish to.
 HEALTHCHECK_USER = "healthcheck"
 HEALTHCHECK_READ = "healthcheck"
+# The patients' page: one server publishes for every patient's `app` device (patient_app/).
+APP_USER = "patient-app"
+APP_DEVICE = "app"
 # Ingest account names: no dot, so that they never clash with a device's `{patient}.{device}`.
 INGEST_ACCOUNT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # mosquitto_passwd's defaults in Mosquitto 2.0 (`$7$` = PBKDF2-HMAC-SHA512)
@@ -52,6 +57,7 @@ class Account:
     patient_id: str = ""  # empty for the ingest and health-check accounts
     device_id: str = ""
     reads: tuple[str, ...] = ()  # topic filters it may read; none for a device
+    writes: tuple[str, ...] = ()  # topics a service account may publish to
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -110,6 +116,11 @@ def build_accounts(patients: Iterable[Patient], existing: Mapping[str, str],
     if canary_patient:
         user = device_username(canary_patient, canary.DEVICE_ID)
         accounts.append(Account(user, password(user), canary_patient, canary.DEVICE_ID))
+    # the page speaks for the patients enrolled with the broker (a device list); ingest takes
+    # it from those whose list names `app`
+    patients = list(patients)
+    accounts.append(Account(APP_USER, password(APP_USER), reads=(INGEST_READ,), writes=tuple(
+        f"vitals/v1/{p.id}/{APP_DEVICE}" for p in patients if p.devices)))
     without_devices = []
     for p in patients:
         if not p.devices:
@@ -138,6 +149,7 @@ def acl_file(accounts: Iterable[Account]) -> str:
             lines += [f"topic write {t}" for t in a.topics]
         else:
             lines += [f"topic read {t}" for t in a.reads]
+            lines += [f"topic write {t}" for t in a.writes]
     return "\n".join(lines) + "\n"
 
 

@@ -211,6 +211,27 @@ def test_the_canary_publishes_its_own_topics_only(
                                                    ("vitals/v1/CANARY/canary/status", b"status")]
 
 
+def test_the_patients_page_publishes_as_each_patients_app_device_only(
+        broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
+    """`vitals app` publishes what patients submit as their `app` device (CONTRACT section 6),
+    and reads the devices' traffic for their states; it cannot speak for a wearable."""
+    pw = passwords(creds)
+    ingest = open_session(sessions, broker, "ingest", pw["ingest"], client_id="vitals-ingest")
+    ingest.subscribe([("vitals/v1/#", 1)])
+    app = open_session(sessions, broker, "patient-app", pw["patient-app"])
+    assert app.accepted
+    assert delivered(ingest, app, [
+        ("vitals/v1/P001/ox-1", "as a wearable"),
+        ("vitals/v1/CANARY/canary", "as the canary"),
+        ("vitals/v1/P002/app", "P002's check-in"),
+        ("vitals/v1/P001/app", "P001's check-in")]) == [("vitals/v1/P001/app", b"P001's check-in"),
+                                                      ("vitals/v1/P002/app", b"P002's check-in")]
+    app.subscribe([("vitals/v1/#", 1)])
+    open_session(sessions, broker, "P001.ox-1", pw["P001.ox-1"]).publish(
+        "vitals/v1/P001/ox-1", "reading")
+    assert ("vitals/v1/P001/ox-1", b"reading") in app.received(until="vitals/v1/P001/ox-1")
+
+
 def test_the_health_check_account_reads_nothing_of_the_devices(
         broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
     pw = passwords(creds)
