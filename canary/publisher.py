@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from vitals import canary
+from vitals.mqtt_client import device_client
 from vitals.settings import Endpoint, Settings
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,7 @@ class CanaryPublisher:
         self._last_seq = 0
         self._status_mids: set[int] = set()  # on the network thread only
         self._acked = threading.Event()  # the broker acknowledged a reading
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
-                        protocol=mqtt.MQTTv311)
-        if endpoint.username:
-            c.username_pw_set(endpoint.username, endpoint.password)
-        if endpoint.tls:
-            c.tls_set()  # the system's CAs; a private CA through SSL_CERT_FILE (deploy/)
-        c.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
-        c.suppress_exceptions = True  # a bug in a callback must not end the network thread
+        c = device_client(endpoint, client_id, RECONNECT_MIN_S, RECONNECT_MAX_S)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_connect_fail = self._on_connect_fail

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from vitals.mqtt_client import device_client
 from vitals.settings import Endpoint
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,7 @@ class MqttLink:
         self._stopping = False
         # a client id of its own per process: two `vitals app` never take each other's session
         client_id = client_id or f"vitals-app-{secrets.token_hex(4)}"
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
-                        protocol=mqtt.MQTTv311)
-        if endpoint.username:
-            c.username_pw_set(endpoint.username, endpoint.password)
-        if endpoint.tls:
-            c.tls_set()  # the system's CAs; a private CA through SSL_CERT_FILE
-        c.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
-        c.suppress_exceptions = True  # a bug in a callback must not end the network thread
+        c = device_client(endpoint, client_id, RECONNECT_MIN_S, RECONNECT_MAX_S)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_connect_fail = self._on_connect_fail

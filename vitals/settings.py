@@ -251,15 +251,9 @@ class Settings(BaseSettings):
         return v
 
     @field_validator("alerting_addr", "ingest_metrics_addr", "rules_metrics_addr",
-                     "store_metrics_addr")
+                     "store_metrics_addr", "app_addr")
     @classmethod
     def _addr(cls, v: str) -> str:
-        parse_hostport(v)
-        return v
-
-    @field_validator("app_addr")
-    @classmethod
-    def _app_addr(cls, v: str) -> str:
         parse_hostport(v)
         return v
 
