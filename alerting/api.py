@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alerting import audit, health, page, silences, views
+from alerting import audit, health, page, reports, silences, views
 from alerting.api_guards import (
     CORE,
     LIMITER,
@@ -59,19 +59,28 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=page.SHELL, content_type="text/html")
 
 
-def _alerts_and_trends(core: Alerting) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _page_data(core: Alerting) -> tuple[list[dict[str, Any]], dict[str, Any],
+                                         dict[str, Any]]:
+    """The open alerts, and of each patient in them the trend points and the reports."""
     alerts = views.open_alerts(core.store, core.public_url)
-    return alerts, {alert["patient_id"]: core.store.trends(alert["patient_id"])
-                    for alert in alerts}
+    newest: dict[str, int] = {}
+    for alert in alerts:
+        newest[alert["patient_id"]] = max(newest.get(alert["patient_id"], 0),
+                                          alert["detected_at"])
+    trends = {patient: core.store.trends(patient) for patient in newest}
+    said = {patient: core.store.reports(patient, at - reports.SHOWN_MS, at + reports.SHOWN_MS)
+            for patient, at in newest.items()}
+    return alerts, trends, said
 
 
 async def page_fragment(request: web.Request) -> web.Response:
     """The open alerts with their charts, as the page's HTML fragment."""
     person(request)
     core = request.app[CORE]
-    alerts, trends = await core.off_loop(_alerts_and_trends, core)
+    alerts, trends, said = await core.off_loop(_page_data, core)
     banner = core.watch.banner(core.now())
-    return web.Response(text=page.fragment(alerts, trends, banner), content_type="text/html")
+    return web.Response(text=page.fragment(alerts, trends, banner, said),
+                        content_type="text/html")
 
 
 async def list_alerts(request: web.Request) -> web.Response:

@@ -1,7 +1,8 @@
-"""Reads `vitals.alerts` (and `vitals.trends` for the nurse page's charts, `vitals.canary` for
-the canary watch) with a confluent-kafka consumer. Offsets are committed by hand, only after
-the batch is recorded in the store (one transaction, on the store thread), so a crash in
-between reads the batch again; repeats are no-ops by alert_id."""
+"""Reads `vitals.alerts` (and, for the nurse page, `vitals.trends` for its charts and
+`vitals.reports` for what patients entered in the app; `vitals.canary` for the canary watch)
+with a confluent-kafka consumer. Offsets are committed by hand, only after the batch is
+recorded in the store (one transaction, on the store thread), so a crash in between reads the
+batch again; repeats are no-ops by alert_id."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ GROUP = "vitals-alerting"
 _alert = msgspec.json.Decoder(AlertEvent)
 _trend = msgspec.json.Decoder(TrendPoint)
 _reading = msgspec.json.Decoder(Reading)
+_CONTEXT = frozenset({topics.REPORTS.name, topics.TRENDS.name})  # what a page shows beside
 
 
 def consumer_config(kafka: kafka_config.KafkaConnection | str) -> dict[str, object]:
@@ -36,7 +38,8 @@ class AlertConsumer:
         self.core = core
         self.bootstrap = kafka_config.connection(kafka).bootstrap
         self.consumer = Consumer({**consumer_config(kafka), "error_cb": self._error})
-        self.consumer.subscribe([topics.ALERTS.name, topics.TRENDS.name, topics.CANARY.name])
+        self.consumer.subscribe([topics.ALERTS.name, topics.TRENDS.name, topics.REPORTS.name,
+                                 topics.CANARY.name])
         self.unreachable = False
         self.events = 0
         self.bad = 0
@@ -80,15 +83,19 @@ class AlertConsumer:
                         exc)
 
     def record(self, batch: list[tuple[str, bytes | None]]) -> None:
-        """On the store thread: a batch of (topic, value) in one durable commit."""
+        """On the store thread: a batch of (topic, value) in one durable commit; the reports
+        and trend points first, so that a page built from this batch shows them."""
         with self.core.store.tx():
-            for topic, value in batch:
+            for topic, value in sorted(batch, key=lambda item: item[0] not in _CONTEXT):
                 self._one(topic, value)
 
     def _one(self, topic: str, value: bytes | None) -> None:
         try:
             if topic == topics.TRENDS.name:
                 self.core.trend(_trend.decode(value or b""))
+                return
+            if topic == topics.REPORTS.name:
+                self.core.report(_reading.decode(value or b""))
                 return
             if topic == topics.CANARY.name:
                 self.core.canary_ingested(_reading.decode(value or b"").received_at)

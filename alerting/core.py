@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from alerting import lifecycle, views
+from alerting import lifecycle, reports, views
 from alerting.lifecycle import Effect, Incident
 from alerting.notify.base import Notifier
 from alerting.oncall import OnCall
@@ -40,7 +40,7 @@ from alerting.store import Row, Store
 from alerting.store.thread import StoreThread
 from alerting.watch import Watch
 from vitals.patients import PatientRegistry
-from vitals.records import AlertEvent, TrendPoint
+from vitals.records import AlertEvent, Reading, TrendPoint
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -131,6 +131,16 @@ class Alerting:
         with self.store.tx():
             self.store.add_trend(point.patient_id, point.ts,
                                  msgspec.json.encode(point).decode(), point.ts - TREND_KEEP_MS)
+
+    def report(self, reading: Reading) -> None:
+        """Keep what a patient or caregiver entered in the app, for the nurse page and pages."""
+        self.thread.call(self._report, reading)
+
+    def _report(self, reading: Reading) -> None:
+        with self.store.tx():
+            self.store.add_report(reading.patient_id, reading.device_id, reading.ts, reading.kind,
+                                  msgspec.json.encode(reading).decode(),
+                                  reading.ts - reports.KEEP_MS)
 
     def bad_record(self, detail: str) -> None:
         """Audit a record that could not be decoded."""

@@ -9,6 +9,8 @@ import datetime as dt
 from html import escape
 from typing import Any
 
+from alerting import reports as entered
+
 SHELL = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -68,18 +70,23 @@ CHARTS = (("temp", "Temperature °C", 38.0), ("hr", "Heart rate /min", 130.0),
 
 
 def fragment(alerts: list[dict[str, Any]], trends: dict[str, list[dict[str, Any]]],
-             banner: str | None = None) -> str:
-    """The open alerts (already worst first, then newest) as HTML cards with their charts;
-    first, while the canary's round trips are late, the banner that says pages may be late."""
+             banner: str | None = None,
+             reports: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    """The open alerts (already worst first, then newest) as HTML cards with their charts and
+    what the patient entered in the app; first, while the canary's round trips are late, the
+    banner that says pages may be late."""
     head = f"<p id='banner' class='banner' role='alert'>{escape(banner)}</p>\n" if banner else ""
     if not alerts:
         return head + "<p id='none'>No open alerts.</p>"
-    return head + "\n".join(_card(alert, trends.get(alert["patient_id"], []))
+    reports = reports or {}
+    return head + "\n".join(_card(alert, trends.get(alert["patient_id"], []),
+                                   reports.get(alert["patient_id"], []))
                              for alert in alerts)
 
 
-def _card(alert: dict[str, Any], points: list[dict[str, Any]]) -> str:
-    """One alert: who, what, state, since when, charts, delivery errors, buttons."""
+def _card(alert: dict[str, Any], points: list[dict[str, Any]],
+          said: list[dict[str, Any]] | None = None) -> str:
+    """One alert: who, what, state, since when, charts, reports, delivery errors, buttons."""
     paged = alert["incident_id"] is not None
     state = alert["state"] + (f" by {alert['acked_by']}" if alert["acked_by"] else "")
     day = alert.get("day_since_infusion")
@@ -102,7 +109,7 @@ def _card(alert: dict[str, Any], points: list[dict[str, Any]]) -> str:
         f"{step}"
         f" · {escape(alert['source'])}</div>"
         f"<div class='charts'>{charts(points)}</div>"
-        f"{errors}<div>{_buttons(alert, paged)}</div></div>")
+        f"{reported(said or [])}{errors}<div>{_buttons(alert, paged)}</div></div>")
 
 
 def _buttons(alert: dict[str, Any], paged: bool) -> str:
@@ -116,6 +123,18 @@ def _buttons(alert: dict[str, Any], paged: bool) -> str:
         buttons += (f"<button class='resolve' data-action='resolve' "
                     f"data-id='{ref}'>Resolve</button>")
     return buttons
+
+
+def reported(said: list[dict[str, Any]], most: int = 12) -> str:
+    """What the patient or a caregiver entered in the app, newest first, every field escaped
+    (a note is free text from a patient's phone)."""
+    if not said:
+        return "<p class='reports note'>Nothing entered in the app in the last two days.</p>"
+    items = "".join(f"<li>{escape(entered.when(report['ts']))} · "
+                    f"{escape(entered.words(report))}</li>" for report in said[:most])
+    more = f"<li>and {len(said) - most} earlier</li>" if len(said) > most else ""
+    return (f"<div class='reports'><div>Entered in the app ({len(said)}):</div>"
+            f"<ul>{items}{more}</ul></div>")
 
 
 def charts(points: list[dict[str, Any]]) -> str:

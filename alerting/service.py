@@ -174,8 +174,8 @@ async def _serve(settings: Settings, stop: asyncio.Event,
     if pending:
         log.info("%d notification intents are not sent yet; the leader sends them", pending)
     await asyncio.get_running_loop().run_in_executor(
-        None, declare_topics, settings.kafka, (topics.ALERTS, topics.TRENDS, topics.CANARY),
-        settings.kafka_partitions)
+        None, declare_topics, settings.kafka,
+        (topics.ALERTS, topics.TRENDS, topics.REPORTS, topics.CANARY), settings.kafka_partitions)
     deadman = (DeadMan(settings.deadman_url, settings.deadman_every_s,
                        lambda: core.leading() and core.watch.on_time(core.now()))
                if settings.deadman_url else None)

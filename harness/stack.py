@@ -88,7 +88,8 @@ class Stack:
         else:
             self.kafka = servers.tansu(self.workdir / "tansu")
         declare_topics(self.bootstrap, (topics.READINGS, topics.STATUS, topics.REJECTED,
-                                        topics.CANARY, topics.ALERTS, topics.TRENDS),
+                                        topics.CANARY, topics.ALERTS, topics.TRENDS,
+                                        topics.REPORTS),
                        self.partitions, wait_s=30)
 
     def env(self, name: str) -> dict[str, str]:

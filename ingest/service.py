@@ -28,7 +28,7 @@ from vitals.health_http import HealthServer
 from vitals.kafka import declare_topics
 from vitals.patients import load_patients
 from vitals.progress import Progress, ProgressCollector
-from vitals.records import SYNTHETIC, Rejection, echo, encode
+from vitals.records import SYNTHETIC, Rejection, echo, encode, is_entered
 from vitals.settings import ConfigError, Settings, parse_hostport
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,10 @@ class Ingest:
                           rejected=["retained"])
         out = self.parser.parse(topic, payload, received_at)
         records: list[Record] = []
-        duplicates = 0
+        accepted = duplicates = 0
         for reading in out.readings:
             if self.dedup.first_time(reading):
+                accepted += 1
                 if reading.patient_id == self.parser.canary_patient:
                     # marked, and copied for alerting: it learns that ingest passed this round
                     # whatever happens after
@@ -125,10 +126,12 @@ class Ingest:
                     records.append((topics.CANARY.name, None, value))
                 else:
                     value = encode(reading)
+                    if is_entered(reading):  # for the nurse page (topics.REPORTS)
+                        records.append((topics.REPORTS.name, reading.patient_id.encode(), value))
                 records.append((topics.READINGS.name, reading.patient_id.encode(), value))
             else:
                 duplicates += 1
-        routed = Routed(records, received=out.entries, accepted=len(records),
+        routed = Routed(records, received=out.entries, accepted=accepted,
                         duplicates=duplicates)
         for rejection in out.rejections:
             routed.rejected.append(rejection.reason)

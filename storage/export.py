@@ -24,11 +24,10 @@ import typer
 
 from storage import queries
 from storage.queries import FluxQuery
-from vitals.records import DEVICE_FLAGS, NO_SIGNAL
+from vitals.records import DEVICE_FLAGS, ICE_PARTS, NO_SIGNAL
 from vitals.trafficfile import Message
 
 VALUE_FIELDS = ("temp", "site", "spo2", "hr", "rr", "pi", "battery", "by", "note")
-ICE_PARTS = ("orientation", "naming", "commands", "writing", "attention")
 SPO2_SENTINEL, HR_SENTINEL = 127, 255
 
 _encode = msgspec.json.Encoder().encode

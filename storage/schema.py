@@ -33,7 +33,7 @@ from collections.abc import Callable
 import msgspec
 
 from vitals import topics
-from vitals.records import REPORT_KINDS, AlertEvent, Reading, TrendPoint
+from vitals.records import ICE_PARTS, REPORT_KINDS, AlertEvent, Reading, TrendPoint
 
 READINGS = "readings"
 REPORTS = "reports"  # what patients and caregivers report (CONTRACT section 6)
@@ -126,7 +126,7 @@ def report_line(r: Reading, measurement: str = REPORTS) -> str:
     if r.note is not None:
         values["note"] = string(r.note)
     if r.ice is not None:
-        for part in ("orientation", "naming", "commands", "writing", "attention"):
+        for part in ICE_PARTS:
             values[f"ice_{part}"] = f"{getattr(r.ice, part)}i"
     if r.ice_total is not None:
         values["ice_total"] = f"{r.ice_total}i"

@@ -4,12 +4,14 @@ tansu, `vitals rules` judges it, `vitals alerting` pages a local PagerDuty stand
 
 A caregiver's ICE of 7 (10 the day before) pages as an error with both values; a seizure pages
 critical; a headache alone pages nobody; a report with an unknown symptom is dead-lettered with
-reason `schema`. How long each page took from its publish is printed (`pytest -s`); the
-benchmark measures it under load (`bench/report_latency.py`), not this test."""
+reason `schema`. The page's details and the nurse page show what was entered in the app. How
+long each page took from its publish is printed (`pytest -s`); the benchmark measures it under
+load (`bench/end_to_end.py`), not this test."""
 
 from __future__ import annotations
 
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 
 from harness.pagerduty import PagerDutyStandIn
 from harness.stack import Stack
-from tests.e2e_support import write_oncall
+from tests.e2e_support import nurse_token, write_oncall
 from tests.support import publish, read_topic, wait_for, write_patients
 
 pytestmark = pytest.mark.slow
@@ -36,8 +38,9 @@ def ice(total_minus: int) -> dict[str, int]:
 def test_reports_from_the_app_page_as_they_should(tmp_path: Path) -> None:
     patients = write_patients(tmp_path / "patients.yaml", ["P001", "P002", "P003"])
     pagerduty = PagerDutyStandIn().start()
-    stack = Stack(tmp_path / "stack", patients=patients, oncall=write_oncall(
-        tmp_path / "oncall.yaml"), pagerduty_url=pagerduty.url,
+    oncall = write_oncall(tmp_path / "oncall.yaml")
+    stack = Stack(tmp_path / "stack", patients=patients, oncall=oncall,
+        pagerduty_url=pagerduty.url,
         # no canary runs here: its watch would page the operators after a while without one
         extra_env={"canary_late_s": "86400"})
     try:
@@ -83,6 +86,16 @@ def test_reports_from_the_app_page_as_they_should(tmp_path: Path) -> None:
         assert seizure_page.body["payload"]["severity"] == "critical"
         assert "seizure reported by caregiver" in seizure_page.summary
         assert "<i>shaking</i> for 2 min" in seizure_page.summary  # text, for PagerDuty
+        # the day's reports are in the page's details: yesterday's check came before the page
+        assert ("caregiver: ICE 10/10 (orientation 4/4, naming 3/3, commands 1/1, writing 1/1,"
+                " attention 1/1)") in [r["said"] for r in ice_page.details["reports"]]
+        # and on the nurse page, the note as text
+        request = urllib.request.Request(f"{stack.alerting_url}/page/alerts", headers={
+            "Authorization": f"Bearer {nurse_token(oncall)}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            html = answer.read().decode()
+        assert "caregiver: ICE 7/10 (orientation 1/4" in html
+        assert "&lt;i&gt;shaking&lt;/i&gt; for 2 min" in html and "<i>shaking" not in html
 
         rejected = read_topic(stack.bootstrap, "vitals.rejected", 1, timeout=60)
         assert [v["reason"] for _, v in rejected] == ["schema"]

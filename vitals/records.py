@@ -54,6 +54,10 @@ NO_SIGNAL = "no_signal"
 SYNTHETIC = "synthetic"
 
 
+# the ICE screen's parts, in the order clinicians score them, and each part's most points
+ICE_PARTS = {"orientation": 4, "naming": 3, "commands": 1, "writing": 1, "attention": 1}
+
+
 class Ice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The ICE screen (CLINICAL.md), each part as scored; the total is 0-10."""
 
@@ -98,6 +102,11 @@ class Reading(msgspec.Struct, omit_defaults=True, frozen=True):
     note: Note | None = None
     ice: Ice | None = None
     ice_total: Annotated[int, msgspec.Meta(ge=0, le=10)] | None = None
+
+
+def is_entered(reading: Reading) -> bool:
+    """A reading a person entered in the app: a report, or a manual measurement."""
+    return reading.kind in REPORT_KINDS or "manual" in reading.flags
 
 
 class DeviceStatus(msgspec.Struct, omit_defaults=True, frozen=True):

@@ -25,7 +25,11 @@ ALERTS = Topic("vitals.alerts")
 # CONTRACT section 7: ingest copies each canary reading here (one partition, read by alerting),
 # so that alerting knows when ingest last passed one even while the rules are stuck
 CANARY = Topic("vitals.canary", keyed_by_patient=False, single_partition=True)
+# What a patient or caregiver entered in the app (CONTRACT section 6: a report, or a manual
+# temperature): ingest copies it here from `vitals.readings`, where it travels as the contract
+# says, so that alerting can show it to the nurse without reading every wearable's reading.
+REPORTS = Topic("vitals.reports")
 
-INGEST_TOPICS = (READINGS, STATUS, REJECTED, CANARY)
+INGEST_TOPICS = (READINGS, STATUS, REJECTED, CANARY, REPORTS)
 # what `vitals store` consumes (it also produces to REJECTED: points InfluxDB refuses)
 STORE_TOPICS = (READINGS, TRENDS, ALERTS)

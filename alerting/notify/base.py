@@ -95,6 +95,10 @@ class Facts:
                 lines.append(f"  why: {alert['source']}")
             if alert.get("late"):
                 lines.append("  note: judged on readings the device uploaded late")
+        said = self.extra.get("reports")
+        if said:
+            lines += ["", "Entered in the app by the patient or a caregiver (last 24 h):"]
+            lines += [f"  {report['at']}  {report['said']}" for report in said]
         day = self.details()["days_since_infusion"]
         if day is not None:
             lines += ["", f"Day {day:.1f} after CAR-T infusion."]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from alerting import reports
 from alerting.lifecycle import Ack, Effect, Incident, Page, Resolve, worst_first
 from alerting.notify.base import Facts, Notifier
 from alerting.oncall import OnCall, Step, Target
@@ -148,6 +149,10 @@ class Notify:
         rows = (lookups.alerts_of(incident.id, firing_only=True)
                 or lookups.alerts_of(incident.id))
         alerts = sorted((row["event"] for row in rows), key=worst_first)
+        extra: dict[str, Any] = {"team": incident.team}
+        newest = max(alert["detected_at"] for alert in alerts)
+        said = lookups.reports(incident.patient_id, newest - reports.IN_PAGE_MS, newest)
+        if said:  # what the patient or a caregiver entered in the app in the day before
+            extra["reports"] = reports.in_page(said)
         return Facts(incident.id, incident.patient_id, incident.severity, alerts, step,
-                     f"{self.public_url}/alerts/{incident.id}", incident.state, actor,
-                     {"team": incident.team})
+                     f"{self.public_url}/alerts/{incident.id}", incident.state, actor, extra)

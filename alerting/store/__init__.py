@@ -65,6 +65,11 @@ class Lookups(Protocol):
         """Each (channel, target) paged and not failed, with its last trigger's request."""
         ...
 
+    def reports(self, patient_id: str, since: int, until: int) -> list[Row]:
+        """What the patient or a caregiver entered in the app from `since` to `until` (epoch
+        ms), newest first: `Reading` dicts."""
+        ...
+
 
 class Ledger(Protocol):
     """What the orchestrator writes: one transaction per event, tick, ack or resolve."""
@@ -188,6 +193,17 @@ class TrendLog(Protocol):
         ...
 
 
+class ReportLog(Protocol):
+    """Recent reports of each patient (what they or a caregiver entered in the app), for the
+    nurse page and the pages' details (read through `Lookups.reports`)."""
+
+    def add_report(self, patient_id: str, device_id: str, ts: int, kind: str, report: str,
+                   keep_from: int) -> None:
+        """Keep one report (JSON; the same again replaces it) and forget the patient's reports
+        before `keep_from`."""
+        ...
+
+
 class WatchLog(Protocol):
     """The canary watch's state (`alerting.watch`), one JSON document, saved with its page."""
 
@@ -200,7 +216,8 @@ class WatchLog(Protocol):
         ...
 
 
-class Store(Lookups, Ledger, Outbox, SilenceBook, AuditLog, TrendLog, WatchLog, Protocol):
+class Store(Lookups, Ledger, Outbox, SilenceBook, AuditLog, TrendLog, ReportLog, WatchLog,
+            Protocol):
     """The whole alerting state: what `alerting` reaches the database through."""
 
     def location(self) -> str:

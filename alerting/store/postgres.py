@@ -395,6 +395,22 @@ class PostgresStore:
                          (patient_id,))
         return [json.loads(row["point"]) for row in rows]
 
+    # reports
+    def add_report(self, patient_id: str, device_id: str, ts: int, kind: str, report: str,
+                   keep_from: int) -> None:
+        """Keep one report (JSON) and forget the patient's reports before `keep_from`."""
+        self._run("INSERT INTO reports (patient_id, device_id, ts, kind, report) "
+                  "VALUES (%s,%s,%s,%s,%s) ON CONFLICT (patient_id, ts, device_id, kind) "
+                  "DO UPDATE SET report=EXCLUDED.report",
+                  (patient_id, device_id, ts, kind, report))
+        self._run("DELETE FROM reports WHERE patient_id=%s AND ts<%s", (patient_id, keep_from))
+
+    def reports(self, patient_id: str, since: int, until: int) -> list[dict[str, Any]]:
+        """A patient's reports from `since` to `until`, newest first."""
+        rows = self._all("SELECT report FROM reports WHERE patient_id=%s AND ts>=%s AND ts<=%s "
+                         "ORDER BY ts DESC", (patient_id, since, until))
+        return [json.loads(row["report"]) for row in rows]
+
     def watch_state(self) -> str | None:
         """The canary watch's state (JSON) as last saved, or None."""
         row = self._one("SELECT state FROM watch WHERE id=1")

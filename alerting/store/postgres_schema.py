@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS watch (
 CREATE TABLE IF NOT EXISTS trends (
   patient_id TEXT NOT NULL, ts BIGINT NOT NULL, point TEXT NOT NULL,
   PRIMARY KEY (patient_id, ts));
+CREATE TABLE IF NOT EXISTS reports (
+  patient_id TEXT NOT NULL, device_id TEXT NOT NULL, ts BIGINT NOT NULL, kind TEXT NOT NULL,
+  report TEXT NOT NULL, PRIMARY KEY (patient_id, ts, device_id, kind));
 """
 # The columns a returned row has, as SQLite's SELECT * gives them (without seq and saved).
 ALERT_COLUMNS = ("alert_id, patient_id, rule, severity, status, disposition, incident_id, "

@@ -300,6 +300,22 @@ class SqliteStore:
                                (patient_id,)).fetchall()
         return [json.loads(row["point"]) for row in rows]
 
+    # reports
+    def add_report(self, patient_id: str, device_id: str, ts: int, kind: str, report: str,
+                   keep_from: int) -> None:
+        """Keep one report (JSON) and forget the patient's reports before `keep_from`."""
+        self.db.execute("INSERT OR REPLACE INTO reports VALUES (?,?,?,?,?)",
+                        (patient_id, device_id, ts, kind, report))
+        self.db.execute("DELETE FROM reports WHERE patient_id=? AND ts<?",
+                        (patient_id, keep_from))
+
+    def reports(self, patient_id: str, since: int, until: int) -> list[dict[str, Any]]:
+        """A patient's reports from `since` to `until`, newest first."""
+        rows = self.db.execute(
+            "SELECT report FROM reports WHERE patient_id=? AND ts>=? AND ts<=? "
+            "ORDER BY ts DESC", (patient_id, since, until)).fetchall()
+        return [json.loads(row["report"]) for row in rows]
+
     def watch_state(self) -> str | None:
         """The canary watch's state (JSON) as last saved, or None."""
         row = self.db.execute("SELECT state FROM watch WHERE id=1").fetchone()

@@ -102,6 +102,8 @@ topic vitals.readings "$PARTITIONS" "$KEYED_CONFIG"
 topic vitals.status "$PARTITIONS" "$KEYED_CONFIG"
 topic vitals.trends "$PARTITIONS" "$KEYED_CONFIG"
 topic vitals.alerts "$PARTITIONS" "$KEYED_CONFIG"
+# what patients entered in the app, copied by ingest for the nurse page (README, topics)
+topic vitals.reports "$PARTITIONS" "$KEYED_CONFIG"
 topic vitals.rejected 1 "cleanup.policy=delete,retention.ms=$REJECTED_RETENTION_MS"
 # the canary's copies (CONTRACT section 7): read at once by alerting, kept one day
 topic vitals.canary 1 "cleanup.policy=delete,retention.ms=86400000"

@@ -1,5 +1,6 @@
 """The nurse page in a real headless Chromium (Debian packages chromium, chromium-driver):
-an alert shows up with its charts, and its button acknowledges it."""
+an alert shows up with its charts and what the patient entered in the app, and its button
+acknowledges it."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from alerting.api import make_app
 from harness.pagerduty import PagerDutyStandIn
 from tests.alerting.support import Clock, build, event, make_settings
 from tests.support import wait_for
-from vitals.records import TrendPoint
+from vitals.records import Ice, Reading, TrendPoint
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # `make test` installs the browser; only a developer's bare machine may lack it. In CI a missing
@@ -29,6 +30,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     (CHROMIUM is None or shutil.which("chromedriver") is None) and not os.environ.get("CI"),
     reason="apt-get install chromium chromium-driver (make test does)")
+
+
+HOSTILE_NOTE = "<img src=x onerror=\"document.title='owned'\"> shivering"
 
 
 @pytest.fixture
@@ -60,6 +64,15 @@ def test_an_alert_shows_up_and_the_button_acknowledges_it(tmp_path: Path,
             for i in range(30):  # the last half hour of trends, fever rising
                 core.trend(TrendPoint("P001", 1_795_000_000_000 + i * 60_000,
                                       temp=37.6 + i * 0.03, hr=95 + i, spo2=97 - i * 0.1))
+            # what was entered in the app: a caregiver's ICE, and a check-in whose note is
+            # markup (a patient's free text must show as text, never run)
+            core.report(Reading("P001", "app", 1_795_000_000_000 - 3_600_000, "neuro_check",
+                                1_795_000_000_000, seq=1, by="caregiver", ice_total=8,
+                                ice=Ice(orientation=3, naming=3, commands=1, writing=0,
+                                        attention=1)))
+            core.report(Reading("P001", "app", 1_795_000_000_000 - 60_000, "symptoms",
+                                1_795_000_000_000, seq=2, by="patient",
+                                symptoms=("chills", "headache"), note=HOSTILE_NOTE))
             core.handle(event(severity="critical"))
             runner = web.AppRunner(make_app(core))
             await runner.setup()
@@ -83,6 +96,13 @@ def test_an_alert_shows_up_and_the_button_acknowledges_it(tmp_path: Path,
     assert started.wait(10)
     try:
         receiver.wait(1)  # the page went out
+        # the page's details hold what was entered in the app in the day before, newest first
+        said = receiver.pd("trigger")[0]["payload"]["custom_details"]["reports"]
+        assert [report["said"] for report in said] == [
+            f'patient: chills, headache; note: "{HOSTILE_NOTE}"',
+            "caregiver: ICE 8/10 (orientation 3/4, naming 3/3, commands 1/1, writing 0/1, "
+            "attention 1/1)"]
+        assert said[0]["at"] == "18 Nov 11:05 UTC"  # 1_795_000_000_000 is 11:06:40
         browser.get(state["url"])
         wait = WebDriverWait(browser, 10)
         wait.until(ec.visibility_of_element_located((By.ID, "token"))).send_keys(
@@ -92,6 +112,10 @@ def test_an_alert_shows_up_and_the_button_acknowledges_it(tmp_path: Path,
         assert "P001" in card.text and "fever" in card.text and "paged" in card.text
         charts = card.find_elements(By.CSS_SELECTOR, "svg[data-points='30']")
         assert len(charts) == 3  # temperature, heart rate, SpO2
+        entered = card.find_element(By.CSS_SELECTOR, "div.reports")
+        assert "Entered in the app (2)" in entered.text
+        assert HOSTILE_NOTE in entered.text and "ICE 8/10" in entered.text
+        assert not card.find_elements(By.TAG_NAME, "img") and browser.title != "owned"
         browser.save_screenshot(str(tmp_path / "nurse-page.png"))  # for a person to look at
         card.find_element(By.CSS_SELECTOR, "button.ack").click()
         # the list is re-rendered after the click: read it afresh each time, not via `card`

@@ -78,6 +78,9 @@ class Lookups:
     def paged_targets(self, incident_id: str) -> list[dict[str, Any]]:
         return self.paged
 
+    def reports(self, patient_id: str, since: int, until: int) -> list[dict[str, Any]]:
+        return []
+
 
 def recorded(alert, incident_id: str | None = "P001-1", status: str | None = None
              ) -> dict[str, Any]:

@@ -231,6 +231,21 @@ def test_trends_keep_the_recent_points(store: Store) -> None:
     assert store.trends("P003") == []
 
 
+def test_reports_are_kept_a_while_and_read_newest_first(store: Store) -> None:
+    for ts, kind in ((100, "symptoms"), (300, "neuro_check"), (200, "symptoms")):
+        store.add_report("P001", "app", ts, kind, f'{{"ts": {ts}, "kind": "{kind}"}}', 0)
+    store.add_report("P002", "app", 150, "symptoms", '{"ts": 150}', 0)
+    assert [r["ts"] for r in store.reports("P001", 0, 1000)] == [300, 200, 100]
+    assert [r["ts"] for r in store.reports("P001", 150, 250)] == [200]  # both ends included
+    assert [r["ts"] for r in store.reports("P001", 200, 300)] == [300, 200]
+    # the same report again replaces it; the patient's older ones are forgotten
+    store.add_report("P001", "app", 300, "neuro_check", '{"ts": 300, "again": true}', 150)
+    assert store.reports("P001", 0, 1000) == [{"ts": 300, "again": True}, {"ts": 200,
+                                                                            "kind": "symptoms"}]
+    assert store.reports("P002", 0, 1000) == [{"ts": 150}]  # another patient's are kept
+    assert store.reports("P003", 0, 1000) == []
+
+
 def test_json_reads_back_as_written(store: Store) -> None:
     assert store.watch_state() is None
     state = '{"b": 1,  "a": [1.0, 2e3], "s": "38.4 °C \\u00e9"}'

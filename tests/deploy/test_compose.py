@@ -607,7 +607,7 @@ def test_create_topics_declares_every_topic_of_vitals_and_the_rules_changelog(
     assert result.returncode == 0, result.stderr
     topics_made = created(calls)
     declared = (topics.READINGS, topics.STATUS, topics.REJECTED, topics.TRENDS, topics.ALERTS,
-                topics.CANARY)
+                topics.CANARY, topics.REPORTS)
     assert set(topics_made) == {t.name for t in declared} | {CHANGELOG}
     for t in declared:
         assert topics_made[t.name][0] == (1 if t.single_partition else 12), t.name
@@ -620,7 +620,7 @@ def test_create_topics_declares_every_topic_of_vitals_and_the_rules_changelog(
     assert int(readings["retention.ms"]) == 168 * 3600 * 1000
     # existing topics get their settings again
     altered = [c for c in calls if c.startswith("kafka-configs") and "--alter" in c]
-    assert len(altered) == 7 and any(CHANGELOG in c and "compact" in c for c in altered)
+    assert len(altered) == 8 and any(CHANGELOG in c and "compact" in c for c in altered)
 
 
 def test_create_topics_without_security_settings_passes_no_client_config(tmp_path: Path) -> None:
@@ -637,7 +637,7 @@ def test_create_topics_speaks_sasl_ssl_with_the_account_and_the_ca(tmp_path: Pat
         "KAFKA_SASL_USERNAME": "admin", "KAFKA_SASL_PASSWORD": "0a1b2c3d",
         "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "TMPDIR": str(tmp)})
     assert result.returncode == 0, result.stderr
-    assert len(calls) == 21  # create, alter, describe for 7 topics
+    assert len(calls) == 24  # create, alter, describe for 8 topics
     for call in calls:
         assert "--bootstrap-server kafka:9093 --command-config " in call, call
     config = dict(line.split("=", 1) for line in
@@ -666,7 +666,7 @@ def test_create_topics_refuses_a_topic_with_another_partition_count(tmp_path: Pa
     # an existing topic is left alone (--if-not-exists), and every topic is still checked, so
     # that one run names every mismatch
     assert all("--if-not-exists" in c for c in calls if "--create" in c)
-    assert len([c for c in calls if "--describe" in c]) == 7
+    assert len([c for c in calls if "--describe" in c]) == 8
 
 
 def test_create_topics_is_the_script_the_compose_step_runs(loaded: Any) -> None:

@@ -23,7 +23,7 @@ from ingest.service import Ingest
 from ingest.sink import OnDone, Sink
 from vitals import topics
 from vitals.patients import Patient, PatientRegistry
-from vitals.records import DEVICE_FLAGS, MAX_DEAD_LETTER_BYTES, NO_SIGNAL, Reading
+from vitals.records import DEVICE_FLAGS, MAX_DEAD_LETTER_BYTES, NO_SIGNAL, Reading, is_entered
 
 RECEIVED = int(dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
 DAY = 86_400_000
@@ -541,6 +541,11 @@ def check_counts(ingest: Ingest, sink: RecordingSink) -> None:
     assert by_topic.count(topics.READINGS.name) == c.accepted
     assert by_topic.count(topics.STATUS.name) == c.statuses
     assert by_topic.count(topics.REJECTED.name) == c.rejected.total()
+    # what a person entered is copied for the nurse page, and only that
+    readings = [value for topic, _, value in sink.records if topic == topics.READINGS.name]
+    copies = [value for topic, _, value in sink.records if topic == topics.REPORTS.name]
+    assert copies == [value for value in readings if is_entered(msgspec.json.decode(
+        value, type=Reading))]
     assert len(ingest.acks) == 0  # every message is done with
 
 

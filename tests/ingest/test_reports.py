@@ -109,12 +109,22 @@ def test_through_mosquitto_and_ingest_a_report_reaches_kafka_and_a_bad_one_is_de
     try:
         publish(settings.mqtt.port, [
             (APP, neuro(ICE_7, ts=now)),
-            (APP, symptoms(["chills", "shivers"], ts=now, seq=43))])  # an unknown code
-        [(key, report)] = read_topic(settings.kafka, topics.READINGS.name, expect=1,
-                                     timeout=30)
+            (APP, symptoms(["chills", "shivers"], ts=now, seq=43)),  # an unknown code
+            (APP, {"ts": now, "kind": "temperature", "seq": 44, "temp": 38.3, "site": "oral",
+                   "flags": ["manual"]}),
+            ("vitals/v1/P001/th-1", {"ts": now, "kind": "temperature", "seq": 1,
+                                     "temp": 38.2})])
+        readings = read_topic(settings.kafka, topics.READINGS.name, expect=3, timeout=30)
         [(_, dead)] = read_topic(settings.kafka, topics.REJECTED.name, expect=1, timeout=30)
+        # what a person entered is also on vitals.reports (for the nurse page), nothing else
+        copies = read_topic(settings.kafka, topics.REPORTS.name, expect=2, timeout=30)
     finally:
         ingest.stop()
+    [(key, report)] = [(k, v) for k, v in readings if v["kind"] == "neuro_check"]
+    assert sorted((v["kind"], v["device_id"]) for _, v in copies) == [
+        ("neuro_check", "app-1"), ("temperature", "app-1")]
+    assert [k for k, _ in copies] == [b"P001", b"P001"]
+    assert report in [v for _, v in copies]
     assert key == b"P001"
     assert (report["kind"], report["by"], report["ice"], report["ice_total"]) == (
         "neuro_check", "caregiver", ICE_7, 7)
