@@ -60,8 +60,9 @@ async def index(request: web.Request) -> web.Response:
 
 
 def _page_data(core: Alerting) -> tuple[list[dict[str, Any]], dict[str, Any],
-                                         dict[str, Any]]:
-    """The open alerts, and of each patient in them the trend points and the reports."""
+                                         dict[str, Any], list[dict[str, Any]]]:
+    """The open alerts, and of each patient in them the trend points and the reports; the
+    newest reports of every patient."""
     alerts = views.open_alerts(core.store, core.public_url)
     newest: dict[str, int] = {}
     for alert in alerts:
@@ -70,16 +71,16 @@ def _page_data(core: Alerting) -> tuple[list[dict[str, Any]], dict[str, Any],
     trends = {patient: core.store.trends(patient) for patient in newest}
     said = {patient: core.store.reports(patient, at - reports.SHOWN_MS, at + reports.SHOWN_MS)
             for patient, at in newest.items()}
-    return alerts, trends, said
+    return alerts, trends, said, core.store.latest_reports(reports.LATEST_SHOWN)
 
 
 async def page_fragment(request: web.Request) -> web.Response:
     """The open alerts with their charts, as the page's HTML fragment."""
     person(request)
     core = request.app[CORE]
-    alerts, trends, said = await core.off_loop(_page_data, core)
+    alerts, trends, said, latest = await core.off_loop(_page_data, core)
     banner = core.watch.banner(core.now())
-    return web.Response(text=page.fragment(alerts, trends, banner, said),
+    return web.Response(text=page.fragment(alerts, trends, banner, said, latest),
                         content_type="text/html")
 
 

@@ -71,17 +71,20 @@ CHARTS = (("temp", "Temperature °C", 38.0), ("hr", "Heart rate /min", 130.0),
 
 def fragment(alerts: list[dict[str, Any]], trends: dict[str, list[dict[str, Any]]],
              banner: str | None = None,
-             reports: dict[str, list[dict[str, Any]]] | None = None) -> str:
+             reports: dict[str, list[dict[str, Any]]] | None = None,
+             latest: list[dict[str, Any]] | None = None) -> str:
     """The open alerts (already worst first, then newest) as HTML cards with their charts and
     what the patient entered in the app; first, while the canary's round trips are late, the
-    banner that says pages may be late."""
+    banner that says pages may be late; last, the newest reports of every patient (a headache
+    alone pages nobody, but the nurse sees it here)."""
     head = f"<p id='banner' class='banner' role='alert'>{escape(banner)}</p>\n" if banner else ""
+    tail = "\n" + newest_reports(latest) if latest is not None else ""
     if not alerts:
-        return head + "<p id='none'>No open alerts.</p>"
+        return head + "<p id='none'>No open alerts.</p>" + tail
     reports = reports or {}
     return head + "\n".join(_card(alert, trends.get(alert["patient_id"], []),
                                    reports.get(alert["patient_id"], []))
-                             for alert in alerts)
+                             for alert in alerts) + tail
 
 
 def _card(alert: dict[str, Any], points: list[dict[str, Any]],
@@ -135,6 +138,16 @@ def reported(said: list[dict[str, Any]], most: int = 12) -> str:
     more = f"<li>and {len(said) - most} earlier</li>" if len(said) > most else ""
     return (f"<div class='reports'><div>Entered in the app ({len(said)}):</div>"
             f"<ul>{items}{more}</ul></div>")
+
+
+def newest_reports(latest: list[dict[str, Any]]) -> str:
+    """Every patient's newest reports, newest first, each with its patient, escaped."""
+    if not latest:
+        return "<h2>Entered in the app</h2><p id='no-reports' class='note'>Nothing yet.</p>"
+    items = "".join(f"<li><b>{escape(report['patient_id'])}</b> · "
+                    f"{escape(entered.when(report['ts']))} · {escape(entered.words(report))}</li>"
+                    for report in latest)
+    return f"<h2>Entered in the app, newest first</h2><ul id='latest-reports'>{items}</ul>"
 
 
 def charts(points: list[dict[str, Any]]) -> str:

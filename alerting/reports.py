@@ -14,6 +14,7 @@ KEEP_MS = 72 * HOUR  # the nurse page shows two days; a third covers a late uplo
 SHOWN_MS = 48 * HOUR  # on the nurse page, before the patient's newest alert
 IN_PAGE_MS = 24 * HOUR  # in a page's details, before the incident's newest alert
 IN_PAGE_MAX = 10
+LATEST_SHOWN = 50  # every patient's newest, under the open alerts
 UNITS = {"temp": "°C", "spo2": "%", "hr": "/min", "rr": "/min"}
 NAMES = {"temp": "temperature", "spo2": "SpO2", "hr": "heart rate", "rr": "respiratory rate"}
 

@@ -203,6 +203,10 @@ class ReportLog(Protocol):
         before `keep_from`."""
         ...
 
+    def latest_reports(self, limit: int) -> list[dict[str, Any]]:
+        """The newest reports of all patients, newest first."""
+        ...
+
 
 class WatchLog(Protocol):
     """The canary watch's state (`alerting.watch`), one JSON document, saved with its page."""

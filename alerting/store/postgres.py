@@ -405,10 +405,16 @@ class PostgresStore:
                   (patient_id, device_id, ts, kind, report))
         self._run("DELETE FROM reports WHERE patient_id=%s AND ts<%s", (patient_id, keep_from))
 
+    def latest_reports(self, limit: int) -> list[dict[str, Any]]:
+        """The newest reports of all patients, newest first."""
+        rows = self._all("SELECT report FROM reports "
+                         "ORDER BY ts DESC, patient_id, device_id, kind LIMIT %s", (limit,))
+        return [json.loads(row["report"]) for row in rows]
+
     def reports(self, patient_id: str, since: int, until: int) -> list[dict[str, Any]]:
         """A patient's reports from `since` to `until`, newest first."""
         rows = self._all("SELECT report FROM reports WHERE patient_id=%s AND ts>=%s AND ts<=%s "
-                         "ORDER BY ts DESC", (patient_id, since, until))
+                         "ORDER BY ts DESC, device_id, kind", (patient_id, since, until))
         return [json.loads(row["report"]) for row in rows]
 
     def watch_state(self) -> str | None:

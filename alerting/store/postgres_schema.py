@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS trends (
 CREATE TABLE IF NOT EXISTS reports (
   patient_id TEXT NOT NULL, device_id TEXT NOT NULL, ts BIGINT NOT NULL, kind TEXT NOT NULL,
   report TEXT NOT NULL, PRIMARY KEY (patient_id, ts, device_id, kind));
+CREATE INDEX IF NOT EXISTS reports_ts ON reports(ts);
 """
 # The columns a returned row has, as SQLite's SELECT * gives them (without seq and saved).
 ALERT_COLUMNS = ("alert_id, patient_id, rule, severity, status, disposition, incident_id, "

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS trends (
 CREATE TABLE IF NOT EXISTS reports (
   patient_id TEXT NOT NULL, device_id TEXT NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL,
   report TEXT NOT NULL, PRIMARY KEY (patient_id, ts, device_id, kind));
+CREATE INDEX IF NOT EXISTS reports_ts ON reports(ts);
 """
 # Columns added after a table was first shipped: (table, column, declaration). A database made
 # by an earlier version gets them at open (ALTER TABLE ADD COLUMN; its old rows hold NULL).

@@ -309,11 +309,18 @@ class SqliteStore:
         self.db.execute("DELETE FROM reports WHERE patient_id=? AND ts<?",
                         (patient_id, keep_from))
 
+    def latest_reports(self, limit: int) -> list[dict[str, Any]]:
+        """The newest reports of all patients, newest first."""
+        rows = self.db.execute("SELECT report FROM reports "
+                               "ORDER BY ts DESC, patient_id, device_id, kind LIMIT ?",
+                               (limit,)).fetchall()
+        return [json.loads(row["report"]) for row in rows]
+
     def reports(self, patient_id: str, since: int, until: int) -> list[dict[str, Any]]:
         """A patient's reports from `since` to `until`, newest first."""
         rows = self.db.execute(
             "SELECT report FROM reports WHERE patient_id=? AND ts>=? AND ts<=? "
-            "ORDER BY ts DESC", (patient_id, since, until)).fetchall()
+            "ORDER BY ts DESC, device_id, kind", (patient_id, since, until)).fetchall()
         return [json.loads(row["report"]) for row in rows]
 
     def watch_state(self) -> str | None:

@@ -116,6 +116,10 @@ def test_an_alert_shows_up_and_the_button_acknowledges_it(tmp_path: Path,
         assert "Entered in the app (2)" in entered.text
         assert HOSTILE_NOTE in entered.text and "ICE 8/10" in entered.text
         assert not card.find_elements(By.TAG_NAME, "img") and browser.title != "owned"
+        # and under the alerts, every patient's newest reports
+        latest = browser.find_elements(By.CSS_SELECTOR, "#latest-reports li")
+        assert [item.text.split(" · ")[0] for item in latest] == ["P001", "P001"]
+        assert HOSTILE_NOTE in latest[0].text
         browser.save_screenshot(str(tmp_path / "nurse-page.png"))  # for a person to look at
         card.find_element(By.CSS_SELECTOR, "button.ack").click()
         # the list is re-rendered after the click: read it afresh each time, not via `card`

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from alerting import reports
+from alerting import page, reports
 from alerting.notify.base import Facts
 from vitals.records import Ice, Reading
 
@@ -53,3 +53,13 @@ def test_a_page_lists_them_newest_first_at_most_ten_and_its_text_shows_them() ->
     assert ("Entered in the app by the patient or a caregiver (last 24 h):\n"
             "  18 Nov 11:06 UTC  patient: chills\n  18 Nov 11:05 UTC  patient: chills") in text
     assert facts.details()["reports"] == detail[:2]
+
+
+def test_with_no_alert_open_the_nurse_page_still_lists_the_newest_reports_as_text() -> None:
+    headache = msgspec.to_builtins(Reading("P003", "app", TS, "symptoms", TS, by="patient",
+                                           symptoms=("headache",), note="<b>mild</b>"))
+    html = page.fragment([], {}, latest=[headache])
+    assert "No open alerts." in html
+    assert ("<li><b>P003</b> · 18 Nov 11:06 UTC · patient: headache; note: "
+            "&quot;&lt;b&gt;mild&lt;/b&gt;&quot;</li>") in html
+    assert "id='no-reports'" in page.fragment([], {}, latest=[])

@@ -244,6 +244,8 @@ def test_reports_are_kept_a_while_and_read_newest_first(store: Store) -> None:
                                                                             "kind": "symptoms"}]
     assert store.reports("P002", 0, 1000) == [{"ts": 150}]  # another patient's are kept
     assert store.reports("P003", 0, 1000) == []
+    assert [(r["ts"]) for r in store.latest_reports(2)] == [300, 200]  # of every patient
+    assert [(r["ts"]) for r in store.latest_reports(5)] == [300, 200, 150]
 
 
 def test_json_reads_back_as_written(store: Store) -> None:
