@@ -26,6 +26,7 @@ from alerting import page
 from alerting.core import Alerting
 from alerting.header_timeout import HEADER_TIMEOUT_S
 from alerting.oncall import ROLES
+from vitals.ratelimit import Buckets
 
 log = logging.getLogger(__name__)
 
@@ -114,26 +115,14 @@ class RateLimiter:
 
     def __init__(self, per_min: float, burst: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.burst, self.clock = per_min / 60.0, float(burst), clock
-        self.buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+        self.buckets = Buckets(burst, 60.0 / per_min, clock)
 
     def take(self, key: str) -> float:
         """0 if the request may go on (one token taken), else seconds until it may."""
-        now = self.clock()
-        tokens, at = self.buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if tokens >= 1:
-            self.buckets[key] = (tokens - 1, now)
-            if len(self.buckets) > 10_000:  # forget the full buckets (idle keys)
-                self._prune(now)
-            return 0.0
-        self.buckets[key] = (tokens, now)
-        return (1 - tokens) / self.rate
-
-    def _prune(self, now: float) -> None:
-        for key, (tokens, at) in list(self.buckets.items()):
-            if tokens + (now - at) * self.rate >= self.burst:
-                del self.buckets[key]
+        wait = self.buckets.wait(key)
+        if not wait:
+            self.buckets.take(key)
+        return wait
 
 
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter", RateLimiter)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 from checklib import mounted_source
-from compose_model import HERE, INGEST_SERVICES, KAFKA_SERVICES, Compose
+from compose_model import APP_SERVICE, HERE, INGEST_SERVICES, KAFKA_SERVICES, Compose
 
 
 def mosquitto_files(compose: Compose) -> Iterator[str]:
@@ -39,26 +39,31 @@ def mosquitto_files(compose: Compose) -> Iterator[str]:
 
 
 def mqtt_over_tls(compose: Compose) -> Iterator[str]:
-    """The ingest instances, each with the account named as its service, and the canary as a
-    device with its own account, reach Mosquitto by one of its names over TLS, on the published
-    port 8883, trusting a CA that is mounted."""
+    """The ingest instances, each with the account named as its service, the canary as a
+    device with its own account, and the patients' page with `patient-app`, reach Mosquitto by
+    one of its names over TLS, on the published port 8883, trusting a CA that is mounted."""
+    from ingest.credentials import APP_USER as APP_ACCOUNT  # what `vitals credentials` makes
+
     service = compose.services.get("mosquitto")
     if service is None:
         return
     aliases = (service.get("networks") or {}).get("default", {}).get("aliases", [])
-    for name, shown in (*((n, n) for n in INGEST_SERVICES), ("canary", "PATIENT.canary")):
+    for name, shown in (*((n, n) for n in INGEST_SERVICES), ("canary", "PATIENT.canary"),
+                        (APP_SERVICE, APP_ACCOUNT)):
         if name not in compose.services:
             continue
         env = compose.environment(name)
         url = env.get("VITALS_MQTT_URL", "")
-        account = re.escape(name) if name in INGEST_SERVICES else re.escape(
-            env.get("VITALS_CANARY_PATIENT", "CANARY")) + r"\.canary"
+        account = (re.escape(name) if name in INGEST_SERVICES else re.escape(APP_ACCOUNT)
+                   if name == APP_SERVICE else re.escape(
+                       env.get("VITALS_CANARY_PATIENT", "CANARY")) + r"\.canary")
         match = re.fullmatch(rf"mqtts://{account}:[^@]+@([^:/]+):8883", url)
         if not match or match.group(1) not in [*aliases, "mosquitto"]:
             yield f"{name}: VITALS_MQTT_URL must be mqtts://{shown}:...@<broker alias>:8883 " \
                   f"(got {url.split('@')[-1]})"
         ca = env.get("SSL_CERT_FILE", "")
-        if name == "canary" and not (ca and mounted_source(compose.mounts(name), ca)):
+        if name in ("canary", APP_SERVICE) and not (ca and mounted_source(compose.mounts(name),
+                                                                          ca)):
             yield f"{name}: SSL_CERT_FILE (the broker's CA) is not set to a mounted file"
     if not any(str(p).endswith(":8883") for p in service.get("ports", [])):
         yield "mosquitto: the TLS port 8883 is not published"

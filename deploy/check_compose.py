@@ -15,7 +15,7 @@ vendored in deploy/schemas/compose-spec.json, and:
 - every vitals service runs a real `vitals` subcommand with options it accepts, sets only
   VITALS_* settings that exist, with values the settings accept, and its file settings lie in
   a mounted directory;
-- ingest (each instance), alerting (each instance) and the canary run one replica each; the
+- ingest (each instance), alerting (each instance), the canary and the app run one replica each; the
   ingest instances have client ids of their own and one shared-subscription group;
 - alerting runs as several instances only when each has VITALS_ALERTING_DB_URL, the same one
   (they share PostgreSQL); without it (SQLite) it runs as one; each instance has a writable
@@ -23,7 +23,7 @@ vendored in deploy/schemas/compose-spec.json, and:
   (healthy), matches the URL's account, password and database, runs a pinned image with its
   data on a named volume, a password from a required variable, a pg_isready healthcheck over
   TCP, and is not published on the host;
-- ingest, rules, store and alerting listen on 0.0.0.0 and their healthchecks probe /healthz
+- ingest, rules, store, alerting and the app listen on 0.0.0.0 and their healthchecks probe /healthz
   on that port, which is published (on a port Docker picks where there are several replicas);
   `depends_on` conditions can be met;
 - Mosquitto finds every file its config names; Grafana gets every variable its provisioning
@@ -33,7 +33,11 @@ vendored in deploy/schemas/compose-spec.json, and:
   kafka-topics step use kafkas:// (an account, a SASL mechanism the broker enables, the CA
   mounted); the broker's healthcheck speaks SASL_SSL too; the ingest instances and the canary
   reach Mosquitto over TLS, each with its own account (the canary trusting a mounted CA);
-  Mosquitto's healthcheck logs in with an account of its own, none of ingest's.
+  Mosquitto's healthcheck logs in with an account of its own, none of ingest's;
+- the patients' page (`vitals app`) reaches Mosquitto over TLS as `patient-app`, trusting a
+  mounted CA; its links start with https://, it is published on 127.0.0.1 only (behind the TLS
+  reverse proxy), its VITALS_APP_SECRET comes from a required variable of deploy/.env, and it
+  gets the patients and on-call files (check_app.py).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from check_app import patient_app
 from check_brokers import kafka_security, mosquitto_files, mqtt_over_tls
 from check_instances import (
     alerting_database,
@@ -304,7 +309,7 @@ CROSS_CHECKS: tuple[Callable[[Compose], Iterator[str]], ...] = (
     _required_services, _variables_documented, _mounted_paths, _vitals_services, singletons,
     ingest_instances, alerting_instances, alerting_database, postgres, rules_workers,
     _healthchecks, _depends_on, _one_shots_finish, mosquitto_files, mqtt_over_tls,
-    kafka_security, _scripts, _grafana)
+    kafka_security, patient_app, _scripts, _grafana)
 
 
 def cross_errors(raw: dict[str, Any], doc: dict[str, Any], used: set[str],

@@ -59,9 +59,11 @@ BASE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # What each service needs at start beyond `--help`: its modules (the CLI imports them lazily,
 # so `--help` alone would not notice a missing dependency) and the embedded default files.
-SERVICE_COMMANDS = ("ingest", "rules", "store", "alerting", "canary", "credentials")
+SERVICE_COMMANDS = ("ingest", "rules", "store", "alerting", "canary", "app", "app-links",
+                    "credentials")
 SMOKE = """
 import ingest.service, storage.writer, stream_rules.worker, alerting.service, canary.publisher
+import patient_app.service, patient_app.links
 from vitals.patients import load_patients
 from stream_rules.config import load_rules
 from alerting.oncall import load_oncall

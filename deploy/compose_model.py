@@ -21,21 +21,24 @@ INGEST_SERVICES = ("ingest", "ingest-2")
 # service); a site on SQLite runs `alerting` alone (check_compose.py's alerting rules judge
 # every service that runs `vitals alerting`, whatever its name)
 ALERTING_SERVICES = ("alerting", "alerting-2")
-VITALS_SERVICES = (*INGEST_SERVICES, "rules", "store", *ALERTING_SERVICES, "canary")
+# the patients' page (`vitals app`): one, like the canary, on a broker account of its own
+APP_SERVICE = "app"
+VITALS_SERVICES = (*INGEST_SERVICES, "rules", "store", *ALERTING_SERVICES, "canary", APP_SERVICE)
 # the vitals services that use Kafka (the canary only publishes over MQTT, as a device does)
 KAFKA_SERVICES = (*INGEST_SERVICES, "rules", "store", *ALERTING_SERVICES)
-# exactly one replica each: an ingest instance's MQTT session, the canary's account (an
-# alerting instance's one replica is judged with the other alerting rules)
-SINGLETONS = (*INGEST_SERVICES, "canary")
+# exactly one replica each: an ingest instance's MQTT session, the canary's and the page's
+# accounts (an alerting instance's one replica is judged with the other alerting rules)
+SINGLETONS = (*INGEST_SERVICES, "canary", APP_SERVICE)
 ONE_SHOTS = ("kafka-topics", "influx-init")
 # the vitals services that serve /metrics and /healthz on one port, and the setting naming it
 # (vitals/health_http.py; alerting's API serves both too)
 HTTP_SERVICES = {**{name: "VITALS_INGEST_METRICS_ADDR" for name in INGEST_SERVICES},
                  "rules": "VITALS_RULES_METRICS_ADDR", "store": "VITALS_STORE_METRICS_ADDR",
-                 **{name: "VITALS_ALERTING_ADDR" for name in ALERTING_SERVICES}}
+                 **{name: "VITALS_ALERTING_ADDR" for name in ALERTING_SERVICES},
+                 APP_SERVICE: "VITALS_APP_ADDR"}
 # alerting-2 and postgres are not required: one alerting on SQLite is a valid deployment
-REQUIRED_SERVICES = (*INGEST_SERVICES, "rules", "store", "alerting", "canary", *ONE_SHOTS,
-                     "mosquitto", "kafka", "influxdb", "grafana")
+REQUIRED_SERVICES = (*INGEST_SERVICES, "rules", "store", "alerting", "canary", APP_SERVICE,
+                     *ONE_SHOTS, "mosquitto", "kafka", "influxdb", "grafana")
 # where the official postgres image keeps its data unless PGDATA says otherwise
 PGDATA = "/var/lib/postgresql/data"
 # settings that name files (vitals/settings.py validates that they exist)

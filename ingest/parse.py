@@ -19,6 +19,7 @@ from vitals.records import (
     MAX_NOTE_CHARS,
     NO_SIGNAL,
     REPORT_KINDS,
+    Count,
     DeviceStatus,
     Ice,
     Kind,
@@ -42,7 +43,7 @@ class RawReading(msgspec.Struct):
 
     ts: Timestamp
     kind: Kind
-    seq: Annotated[int, Meta(ge=0)] | None = None
+    seq: Count | None = None  # beyond 64 bits no later stage could hold it
     temp: float | None = None
     unit: Literal["C", "F"] = "C"
     site: Site = "axillary"

@@ -38,7 +38,10 @@ class MqttLink:
         self._lock = threading.Lock()
         self._connected = False
         self._down_since: float | None = None
+        self._why = "not connected yet"
+        self._started = time.monotonic()
         self._stopping = False
+        self._loop_started = False
         # a client id of its own per process: two `vitals app` never take each other's session
         client_id = client_id or f"vitals-app-{secrets.token_hex(4)}"
         c = device_client(endpoint, client_id, RECONNECT_MIN_S, RECONNECT_MAX_S)
@@ -53,11 +56,29 @@ class MqttLink:
         with self._lock:
             return self._connected
 
+    def problem(self) -> str | None:
+        """None while connected; otherwise why not, and for how long (for /healthz)."""
+        with self._lock:
+            if self._connected:
+                return None
+            since, why = self._down_since or self._started, self._why
+        return (f"MQTT {self.endpoint.address}: {why}, for {time.monotonic() - since:.0f} s; "
+                "submissions wait in the browsers")
+
+    @property
+    def alive(self) -> bool:
+        """Whether paho's network thread runs. Were it to end (a failure inside paho; the
+        callbacks' exceptions are suppressed), nothing would reconnect: a case for a restart.
+        True before `start`."""
+        thread = getattr(self._client, "_thread", None)  # paho's loop_start thread
+        return not self._loop_started or (thread is not None and thread.is_alive())
+
     def start(self) -> None:
         """Connect in the background; paho reconnects with backoff for as long as it runs."""
         log.info("the patient app publishes to and listens on MQTT %s", self.endpoint.address)
         self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30)
         self._client.loop_start()
+        self._loop_started = True
 
     def stop(self) -> None:
         self._stopping = True
@@ -86,6 +107,7 @@ class MqttLink:
         """One warning when an outage starts, not one per reconnection attempt."""
         with self._lock:
             self._connected = False
+            self._why = why
             starts = self._down_since is None
             if starts:
                 self._down_since = time.monotonic()

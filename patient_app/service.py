@@ -13,6 +13,7 @@ from aiohttp import web
 from patient_app.config import AppConfig
 from patient_app.devices import DeviceBoard
 from patient_app.mqtt_link import MqttLink
+from patient_app.ratelimit import SubmitLimits
 from patient_app.web import PatientApp
 from vitals.settings import ConfigError, Settings, parse_hostport
 
@@ -20,19 +21,22 @@ log = logging.getLogger(__name__)
 
 
 def run(settings: Settings, config: AppConfig, stop: threading.Event,
-        on_ready: Callable[[str], None] | None = None) -> None:
+        on_ready: Callable[[str], None] | None = None,
+        limits: SubmitLimits | None = None) -> None:
     """Serve until `stop` is set. `on_ready` gets the address once the server listens (the
-    broker may still be unreachable: the page works, submissions wait in the browsers)."""
-    asyncio.run(_serve(settings, config, stop, on_ready))
+    broker may still be unreachable: the page works, submissions wait in the browsers).
+    `limits`: the submissions' rate limits (SubmitLimits' defaults unless given)."""
+    asyncio.run(_serve(settings, config, stop, on_ready, limits))
 
 
 async def _serve(settings: Settings, config: AppConfig, stop: threading.Event,
-                 on_ready: Callable[[str], None] | None) -> None:
+                 on_ready: Callable[[str], None] | None,
+                 limits: SubmitLimits | None) -> None:
     host, port = parse_hostport(settings.app_addr)
     board = DeviceBoard(config.registry)
     link = MqttLink(settings.mqtt, board.feed)
     # no access log: every request's path holds a personal link
-    runner = web.AppRunner(PatientApp(config, board, link).make_app(), access_log=None)
+    runner = web.AppRunner(PatientApp(config, board, link, limits).make_app(), access_log=None)
     await runner.setup()
     try:
         try:

@@ -18,7 +18,10 @@ from vitals.patients import PatientRegistry
 DEVICE_ID = "app"  # the patient's app device: one per patient, on the patient's own topic
 MAX_BODY_BYTES = 8 * 1024
 
-_Seq = Annotated[int, Meta(ge=0)]
+# The page's seq is Date.now() or one more; beyond JavaScript's safe integers it is no seq the
+# page made (and one that big would not fit the 64-bit integers downstream either).
+MAX_SEQ = 2**53 - 1
+_Seq = Annotated[int, Meta(ge=0, le=MAX_SEQ)]
 
 
 # The shapes the page sends; an unknown field is refused. The values are left to ingest to
@@ -106,6 +109,8 @@ class Gatekeeper:
                           ) from None
         except (msgspec.DecodeError, RecursionError):
             raise Refused("bad_json", "submission is not JSON") from None
+        except UnicodeDecodeError:  # msgspec checks UTF-8 only where a string is decoded
+            raise Refused("bad_json", "submission is not UTF-8 JSON") from None
         if isinstance(sub, _Symptoms) and "other" in sub.symptoms and not (
                 sub.note or "").strip():
             raise Refused("schema", "\"Something else\" needs a note saying what")

@@ -17,6 +17,7 @@ from patient_app.config import AppConfig
 from patient_app.devices import DeviceBoard
 from patient_app.mqtt_link import MqttLink, Unavailable
 from patient_app.page import render
+from patient_app.ratelimit import SubmitGuard, SubmitLimits
 from patient_app.submissions import MAX_BODY_BYTES, Gatekeeper, Refused
 from patient_app.tokens import verify_token
 
@@ -69,11 +70,13 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 class PatientApp:
     """The routes, over the app's configuration, device states and broker connection."""
 
-    def __init__(self, config: AppConfig, board: DeviceBoard, link: MqttLink) -> None:
+    def __init__(self, config: AppConfig, board: DeviceBoard, link: MqttLink,
+                 limits: SubmitLimits | None = None) -> None:
         self.config = config
         self.board = board
         self.link = link
         self.gate = Gatekeeper(config.registry)
+        self.guard = SubmitGuard(limits or SubmitLimits())
         self._static = {name: (resources.files("patient_app") / "static" / name).read_bytes()
                         for name in STATIC}
 
@@ -84,6 +87,7 @@ class PatientApp:
         app.router.add_post("/p/{token}/submit", self.submit)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/livez", self.livez)
         return app
 
     def _patient(self, request: web.Request) -> str | None:
@@ -108,6 +112,14 @@ class PatientApp:
         patient_id = self._patient(request)
         if patient_id is None:
             return not_found()
+        # before the body is read: a refused flood costs a bucket lookup, nothing more
+        wait_s = self.guard.admit(patient_id, request.remote or "unknown")
+        if wait_s:
+            response = json_response({"error": "rate_limited", "retry_after_s": wait_s,
+                                      "detail": "too many sent from this link just now; it is "
+                                      "kept on the phone and sent again later"}, status=429)
+            response.headers["Retry-After"] = str(wait_s)
+            return response
         body = await request.read()  # over MAX_BODY_BYTES: aiohttp answers 413
         try:
             accepted = self.gate.check(patient_id, body, now_ms())
@@ -132,7 +144,21 @@ class PatientApp:
             "Content-Type": STATIC[name], "Cache-Control": "no-cache"})
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        """200 while serving (the page still shows the phone numbers without the broker); says
-        whether submissions can be published now."""
-        return json_response({"status": "ok",
-                              "mqtt": "connected" if self.link.connected else "down"})
+        """200 only while connected to the broker (submissions can be published); 503 with
+        the reason otherwise. The page itself is still served then (the phone numbers, the
+        queue in the browser): so this is for watching, not for taking the app out of
+        service or restarting it; that is `/livez`."""
+        problem = self.link.problem()
+        if problem is None:
+            return json_response({"status": "ok", "mqtt": "connected"})
+        return json_response({"status": "down", "mqtt": "down", "reason": problem},
+                             status=503)
+
+    async def livez(self, _request: web.Request) -> web.Response:
+        """200 while the server answers and the broker connection's network thread runs (it
+        reconnects by itself, so a broker outage is no reason to restart); 503 when that
+        thread has died, which only a restart cures."""
+        if self.link.alive:
+            return json_response({"status": "ok"})
+        return json_response({"status": "dead", "reason": "the MQTT network thread stopped"},
+                             status=503)

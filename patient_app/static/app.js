@@ -7,6 +7,10 @@
   const QUEUE_KEY = "vitals-app:queue:" + base;
   const HISTORY_KEY = "vitals-app:history:" + base;
   const SEQ_KEY = "vitals-app:seq";
+  // Until when the server asked us to wait (429 or 503 with Retry-After), in ms since the
+  // epoch: kept in storage, so that reopening the page does not send at once either.
+  const HOLD_KEY = "vitals-app:hold:" + base;
+  const HOLD_MAX_MS = 60 * 60 * 1000; // a Retry-After beyond an hour is not believed
   const RETRY_MS = 5000;
   const REFRESH_MS = 30000;
   const SILENT_MS = 10 * 60 * 1000; // a device silent this long is worth a look
@@ -20,7 +24,7 @@
   const memory = {};
   let inMemory = false;
   function toMemory() {
-    for (const key of [QUEUE_KEY, HISTORY_KEY, SEQ_KEY]) {
+    for (const key of [QUEUE_KEY, HISTORY_KEY, SEQ_KEY, HOLD_KEY]) {
       if (key in memory) continue;
       try {
         const raw = window.localStorage.getItem(key);
@@ -104,8 +108,35 @@
     store(HISTORY_KEY, history.slice(0, HISTORY_MAX));
   }
 
-  // --- sending: oldest first; 2xx done, 4xx dropped (it would never be accepted), anything
-  // else (offline, 5xx) stays queued and is tried again every few seconds and when online ----
+  // --- sending: oldest first; 2xx done, 4xx dropped (it would never be accepted), except 408
+  // and 429 which, like being offline or a 5xx, keep it queued: tried again every few seconds
+  // and when online, but never before the server's Retry-After -------------------------------
+  function retryAfterMs(res) {
+    const value = (res.headers.get("Retry-After") || "").trim();
+    if (!value) return 0;
+    const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now();
+    return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), HOLD_MAX_MS) : 0;
+  }
+
+  let holdTimer = null;
+  function hold(ms) {
+    store(HOLD_KEY, Date.now() + ms);
+    clearTimeout(holdTimer);
+    holdTimer = setTimeout(flush, ms + 50);
+  }
+
+  function held() {
+    const until = Number(load(HOLD_KEY, 0)) || 0;
+    return until - Date.now() > HOLD_MAX_MS ? 0 : Math.max(0, until - Date.now());
+  }
+
+  function waitWords(ms) {
+    if (ms <= 0) return "saved on this phone, will be sent when online";
+    const min = Math.ceil(ms / 60000);
+    return "saved on this phone, will be sent automatically in " +
+      (ms < 60000 ? "less than a minute" : "about " + min + " minute" + (min > 1 ? "s" : ""));
+  }
+
   let flushing = false;
   async function flush() {
     if (flushing) return;
@@ -115,6 +146,13 @@
         const queue = load(QUEUE_KEY, []);
         if (!queue.length) return;
         const item = queue[0];
+        const wait = held();
+        if (wait > 0) {
+          say(item.label + ": " + waitWords(wait) + ".", false, item.form);
+          clearTimeout(holdTimer); // one wake-up, at the end of the wait
+          holdTimer = setTimeout(flush, wait + 50);
+          return;
+        }
         let res;
         try {
           res = await fetch(base + "/submit", {
@@ -129,7 +167,9 @@
           return;
         }
         if (res.status >= 500 || res.status === 408 || res.status === 429) {
-          say(item.label + ": saved on this phone, will be sent when online.", false, item.form);
+          const ms = retryAfterMs(res);
+          if (ms > 0) hold(ms);
+          say(item.label + ": " + waitWords(ms) + ".", false, item.form);
           return;
         }
         let result = "sent";

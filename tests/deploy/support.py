@@ -11,7 +11,7 @@ from types import ModuleType
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 REPO = DEPLOY.parent
 # modules the scripts import from their own directory (on sys.path when run as scripts)
-SIBLINGS = ("checklib", "compose_model", "check_brokers", "check_instances")
+SIBLINGS = ("checklib", "compose_model", "check_brokers", "check_instances", "check_app")
 
 
 def load_module(name: str) -> ModuleType:

@@ -272,6 +272,42 @@ def test_every_variable_of_env_example_is_commented() -> None:
      "canary: SSL_CERT_FILE (the broker's CA) is not set to a mounted file"),
     (lambda d: d["services"]["canary"]["environment"].update(VITALS_CANARY_EVERY_S="nan"),
      "canary: the settings it gets are refused: VITALS_CANARY_EVERY_S"),
+    # the patients' page: one, as `patient-app` over TLS, behind the TLS proxy, its links
+    # https:// (deploy/README.md, "The patients' page")
+    (lambda d: d["services"].pop("app"), "no service app"),
+    (lambda d: d["services"]["app"]["deploy"].update(replicas=2),
+     "app: must run exactly one replica"),
+    (lambda d: d["services"]["app"].update(command=["app", "--port", "1"]), "No such option"),
+    (lambda d: d["services"]["app"]["environment"].update(
+        VITALS_APP_BASE_URL="http://app.example.org"),
+     "app: VITALS_APP_BASE_URL must be https://... (got http://app.example.org): a personal "
+     "link is a credential"),
+    (lambda d: d["services"]["app"]["environment"].update(VITALS_APP_SECRET="short"),
+     "app: the settings it gets are refused: VITALS_APP_SECRET"),
+    (lambda d: d["services"]["app"].update(ports=["0.0.0.0:8480:8480"]),
+     "app: published on 0.0.0.0; publish it on 127.0.0.1 only"),
+    (lambda d: d["services"]["app"].update(ports=["8480:8480"]),
+     "app: published on every address"),
+    (lambda d: d["services"]["app"].update(ports=[]), "app: port 8480 is not published"),
+    (lambda d: d["services"]["app"]["environment"].update(VITALS_APP_ADDR="127.0.0.1:8480"),
+     "app: VITALS_APP_ADDR=127.0.0.1:8480 must listen on 0.0.0.0"),
+    (lambda d: d["services"]["app"]["healthcheck"]["test"].__setitem__(
+        -1, "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8480/livez')"),
+     "app: the healthcheck does not probe /healthz on port 8480"),
+    (lambda d: d["services"]["app"]["environment"].update(
+        VITALS_MQTT_URL="mqtts://ingest:pw@mqtt.example.org:8883"),
+     "app: VITALS_MQTT_URL must be mqtts://patient-app:...@<broker alias>:8883"),
+    (lambda d: d["services"]["app"]["environment"].update(
+        VITALS_MQTT_URL="mqtt://patient-app:pw@mqtt.example.org:1883"),
+     "app: VITALS_MQTT_URL must be mqtts://patient-app:"),
+    (lambda d: d["services"]["app"]["environment"].pop("SSL_CERT_FILE"),
+     "app: SSL_CERT_FILE (the broker's CA) is not set to a mounted file"),
+    (lambda d: d["services"]["app"]["environment"].pop("VITALS_ONCALL"),
+     "app: VITALS_ONCALL is not set: the page needs the teams' phone numbers"),
+    (lambda d: d["services"]["app"]["environment"].update(VITALS_PATIENTS="/srv/patients.yaml"),
+     "app: VITALS_PATIENTS=/srv/patients.yaml is not in a mounted directory"),
+    (lambda d: d["services"]["app"].update(restart="no"),
+     "app: a long-running service needs restart: unless-stopped"),
     # Kafka: TLS and SASL only (deploy/README.md, "Kafka: TLS and SCRAM")
     (lambda d: d["services"]["ingest"]["environment"].update(VITALS_KAFKA_URL="kafka://kafka:9093"),
      "ingest: VITALS_KAFKA_URL must be kafkas://"),
@@ -436,6 +472,40 @@ def test_the_postgres_healthcheck_asks_the_server_over_tcp(
     assert probe(free) != 0
 
 
+def test_the_app_secret_comes_from_a_required_variable(loaded: Any) -> None:
+    """Written in compose.yaml it would be committed; optional, the app would start unsigned."""
+    _raw, _doc, used, env = loaded
+    for written in ("a-literal-secret-0123456789", "${VITALS_APP_SECRET}",
+                    "${VITALS_APP_SECRET:-a-default-secret-0123456789}"):
+        def literal(r: dict[str, Any], d: dict[str, Any], value: str = written) -> None:
+            r["services"]["app"]["environment"]["VITALS_APP_SECRET"] = value
+
+        raw, doc = mutated(loaded, literal)
+        assert cc.cross_errors(raw, doc, used, env, env) == [
+            "app: VITALS_APP_SECRET must come from a required variable of deploy/.env "
+            "(${VITALS_APP_SECRET:?...}), never written in compose.yaml"], written
+
+
+def test_the_shipped_app_is_one_behind_the_tls_proxy_with_its_own_account(loaded: Any) -> None:
+    """deploy/README.md, "The patients' page": the page on 127.0.0.1:8480 for the proxy, as
+    `patient-app` over TLS, the patients and on-call files mounted, its secret and base URL
+    from deploy/.env, after the broker is healthy."""
+    raw, doc, _used, env = loaded
+    app = doc["services"]["app"]
+    assert app["command"] == ["app"] and app["deploy"]["replicas"] == 1
+    assert app["ports"] == ["127.0.0.1:8480:8480"]
+    assert app["environment"]["VITALS_MQTT_URL"] == (
+        f"mqtts://patient-app:{env['MQTT_APP_PASSWORD']}@{env['MQTT_HOSTNAME']}:8883")
+    assert app["environment"]["VITALS_APP_BASE_URL"].startswith("https://")
+    assert raw["services"]["app"]["environment"]["VITALS_APP_SECRET"] == (
+        "${VITALS_APP_SECRET:?set VITALS_APP_SECRET in deploy/.env}")
+    assert app["depends_on"] == {"mosquitto": {"condition": "service_healthy"}}
+    assert "VITALS_KAFKA_URL" not in app["environment"]  # the page uses no Kafka
+    assert app["deploy"]["resources"]["limits"]["memory"] == "128M"  # RSS ~58 MiB measured
+    targets = {m.target for m in cc.mounts(raw, doc, "app")}
+    assert targets == {"/etc/vitals", "/etc/ssl/vitals/mqtt-ca.crt"}
+
+
 def test_variables_must_match_env_example(loaded: Any) -> None:
     raw, doc, used, env = loaded
     assert any("NEW_VAR is used by compose.yaml but not in .env.example" in p
@@ -493,6 +563,9 @@ def site(tmp_path: Path) -> Path:
     # the canary's account (CANARY.canary), once `vitals credentials` makes it
     canary_password = next((line.split(",")[3] for line in rows
                             if line.startswith("CANARY,canary,")), "a-canary-password")
+    # the patients' page's account (patient-app), as the runbook's grep finds it
+    app_password = next(line.split(",")[3] for line in rows
+                        if line.startswith(",,patient-app,"))
     text = cc.ENV_EXAMPLE.read_text()
     values = {"VITALS_CONFIG_DIR": config, "MQTT_CONFIG_DIR": mqtt, "MQTT_CERTS_DIR": certs,
               "MQTT_INGEST_PASSWORD": ingest_password, "MQTT_CANARY_PASSWORD": canary_password,
@@ -501,7 +574,9 @@ def site(tmp_path: Path) -> Path:
               "KAFKA_VITALS_PASSWORD": "f9e8d7c6b5a4f3e2d1c0",
               "INFLUX_ADMIN_PASSWORD": "a-long-admin-password",
               "INFLUX_ADMIN_TOKEN": "0123456789abcdef", "GRAFANA_ADMIN_PASSWORD": "grafana-pw",
-              "ALERTING_DB_PASSWORD": "5e4d3c2b1a0f9e8d7c6b"}
+              "ALERTING_DB_PASSWORD": "5e4d3c2b1a0f9e8d7c6b",
+              "MQTT_APP_PASSWORD": app_password,
+              "VITALS_APP_SECRET": "x9Jp2mQ7vL4tR8wZ1cN6bH3k"}
     for key, value in values.items():
         text, n = re.subn(rf"^{key}=.*$", f"{key}={value}", text, flags=re.M)
         assert n == 1, key
@@ -688,12 +763,14 @@ def test_the_services_that_serve_http_listen_where_their_healthcheck_probes(load
                                  ("rules", "VITALS_RULES_METRICS_ADDR", 9471),
                                  ("store", "VITALS_STORE_METRICS_ADDR", 9472),
                                  ("alerting", "VITALS_ALERTING_ADDR", 8470),
-                                 ("alerting-2", "VITALS_ALERTING_ADDR", 8470)):
+                                 ("alerting-2", "VITALS_ALERTING_ADDR", 8470),
+                                 ("app", "VITALS_APP_ADDR", 8480)):
         service = doc["services"][name]
         assert service["environment"][variable] == f"0.0.0.0:{port}", name
         test = service["healthcheck"]["test"]
         assert (cc.url_port(test), checklib.url_path(test)) == (port, "/healthz"), name
-        assert service["environment"]["VITALS_STALL_S"] == "60", name
+        if name != "app":  # the page holds no work: connected to the broker or not
+            assert service["environment"]["VITALS_STALL_S"] == "60", name
     # every rules worker publishes its port on 127.0.0.1 at a host port Docker picks
     assert doc["services"]["rules"]["ports"] == ["127.0.0.1::9471"]
     assert doc["services"]["store"]["ports"] == ["127.0.0.1:9472:9472"]
@@ -740,3 +817,37 @@ def test_the_http_healthcheck_passes_only_while_healthz_says_ok(loaded: Any,
 def _port_in_use(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_app_healthcheck_passes_only_while_the_app_is_connected_to_the_broker(
+        loaded: Any, mosquitto: servers.Server, tmp_path: Path) -> None:
+    """The app's healthcheck command against the real `vitals app` (on the port it probes):
+    healthy while connected to the broker, unhealthy once the broker is gone."""
+    from tests.patient_app.support import SECRET, start_app, write_oncall
+    from tests.support import wait_for, write_patients
+    from vitals.settings import load_settings
+
+    _raw, doc, _used, _env = loaded
+    kind, program, *args = doc["services"]["app"]["healthcheck"]["test"]
+    assert (kind, program) == ("CMD", "python")
+    port = cc.url_port(args)
+    if _port_in_use(port):
+        pytest.skip(f"port {port} is in use on this machine")
+
+    def probe() -> int:
+        return subprocess.run([sys.executable, *args], capture_output=True,
+                              timeout=20).returncode
+
+    assert probe() != 0  # nothing listens
+    settings = load_settings(
+        _env_file=None, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
+        patients=write_patients(tmp_path / "patients.yaml", ["P001"], {"P001": ["app"]}),
+        oncall=write_oncall(tmp_path / "oncall.yaml"), state_dir=tmp_path / "state",
+        app_addr=f"127.0.0.1:{port}", app_secret=SECRET)
+    app = start_app(settings)
+    try:
+        wait_for(lambda: probe() == 0, 60, "healthy once connected")
+        mosquitto.stop()
+        wait_for(lambda: probe() != 0, 60, "unhealthy without the broker")
+    finally:
+        app.stop()

@@ -53,12 +53,12 @@ def test_the_image_exposes_the_port_of_each_service_that_serves_http() -> None:
 
     exposed = {port for i in instructions() if i.keyword == "EXPOSE"
                for port in i.args.split()}
-    # the default of each address setting: ingest, rules, store (/metrics and /healthz) and
-    # alerting (its API, /metrics and /healthz)
+    # the default of each address setting: ingest, rules, store (/metrics and /healthz),
+    # alerting (its API, /metrics and /healthz) and the patients' page
     defaults = {Settings.model_fields[name].default.rpartition(":")[2]
                 for name in ("ingest_metrics_addr", "rules_metrics_addr", "store_metrics_addr",
-                             "alerting_addr")}
-    assert exposed == defaults == {"9470", "9471", "9472", "8470"}
+                             "alerting_addr", "app_addr")}
+    assert exposed == defaults == {"9470", "9471", "9472", "8470", "8480"}
 
 
 def test_every_package_of_pyproject_is_copied_and_the_lock_is_installed_first() -> None:

@@ -36,11 +36,13 @@ SITE_MADE = {("Secret", "vitals-secrets"), ("ConfigMap", "vitals-mqtt-ca"),
              ("ConfigMap", "vitals-postgres-ca")}
 # the workloads (Deployments, and ingest's StatefulSet) and the vitals subcommand each runs
 SERVICES = {"vitals-ingest": "ingest", "vitals-rules": "rules", "vitals-store": "store",
-            "vitals-alerting": "alerting", "vitals-canary": "canary"}
+            "vitals-alerting": "alerting", "vitals-canary": "canary", "vitals-app": "app"}
 INGEST = "vitals-ingest"
 ALERTING = "vitals-alerting"
 # the canary publishes over MQTT as a device does: no Kafka, no site files
 CANARY = "vitals-canary"
+# the patients' page: MQTT as `patient-app`, the patients and on-call files; no Kafka
+APP = "vitals-app"
 
 
 def base_documents() -> list[dict[str, Any]]:
@@ -201,8 +203,9 @@ def test_the_services_have_healthz_probes_on_the_port_they_listen_on() -> None:
     # the rules worker starts Faust (group join, changelog restore) after it listens
     [rules] = containers(deployments["vitals-rules"])
     assert rules["livenessProbe"]["initialDelaySeconds"] >= 30
-    # the others listen nowhere: a probe would fail for ever, and restart them for ever
-    for name in set(deployments) - set(HTTP_SERVICES):
+    # the others listen nowhere (the app's probes are its own test's): a probe would fail for
+    # ever, and restart them for ever
+    for name in set(deployments) - set(HTTP_SERVICES) - {APP}:
         [c] = containers(deployments[name])
         assert not {"ports", "startupProbe", "livenessProbe", "readinessProbe"} & set(c), name
 
@@ -387,7 +390,7 @@ def test_the_secret_keys_the_deployments_read_are_documented() -> None:
     readme = (DEPLOY / "README.md").read_text()
     assert keys == {"kafka-url", "mqtt-ingest-password", "mqtt-broker", "influx-token",
                     "webhook-url", "webhook-secret", "smtp-url", "canary-mqtt-url",
-                    "deadman-url", "alerting-db-url"}
+                    "deadman-url", "alerting-db-url", "app-mqtt-url", "app-secret"}
     for key in keys:
         assert f"{key}=" in readme, key
 
@@ -402,7 +405,7 @@ def test_every_pod_reaches_kafka_over_tls_with_scram_from_a_secret_and_the_mount
     ca_file = settings["VITALS_KAFKA_CA_FILE"]
     for name, d in workloads(docs).items():
         [c] = containers(d)
-        if name == CANARY:  # no Kafka: neither its password nor its settings
+        if name in (CANARY, APP):  # no Kafka: neither its password nor its settings
             assert not [e for e in c["env"] if "KAFKA" in e["name"]] and "envFrom" not in c
             continue
         [url] = [e for e in c["env"] if e["name"] == "VITALS_KAFKA_URL"]
@@ -469,6 +472,9 @@ def test_kustomize_renders_the_demo_with_the_generated_configmap_wired_in() -> N
         assert "vitals-files" not in names
         if d["metadata"]["name"] == CANARY:  # no site files, no Kafka; the broker's CA
             assert "vitals-mqtt-ca" in names
+        elif d["metadata"]["name"] == APP:  # the site files and the broker's CA; no Kafka
+            assert {files["metadata"]["name"], "vitals-mqtt-ca"} <= names
+            assert "vitals-kafka-ca" not in names
         else:
             assert files["metadata"]["name"] in names
             assert "vitals-kafka-ca" in names  # made by the site: its name is not rewritten
@@ -500,3 +506,59 @@ def test_the_canary_comes_in_as_a_device_with_its_own_account_and_the_shared_set
     assert example is not None
     mqtt = Settings(_env_file=None, mqtt_url=example.group(1)).mqtt  # type: ignore[call-arg]
     assert mqtt.tls and mqtt.username == f"{settings['VITALS_CANARY_PATIENT']}.canary"
+
+
+def test_the_app_is_one_pod_as_patient_app_over_tls_probed_on_livez() -> None:
+    """deploy/README.md, "The patients' page": one pod (one client of its broker account),
+    `patient-app` over TLS from the Secret, the link secret from the Secret, the links' base
+    URL https:// from the ConfigMap; probes on /livez (served through a broker outage, and
+    restarted only when its MQTT thread died), on the port it listens on; a Service for the
+    site's Ingress."""
+    from patient_app.config import load_app_config
+    from patient_app.devices import DeviceBoard
+    from patient_app.mqtt_link import MqttLink
+    from patient_app.web import PatientApp
+
+    docs = base_documents()
+    settings = by_kind(docs, "ConfigMap")["vitals-settings"]["data"]
+    d = by_kind(docs, "Deployment")[APP]
+    assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"]["type"] == "Recreate"
+    [c] = containers(d)
+    env = {e["name"]: e for e in c["env"]}
+    assert env["VITALS_MQTT_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "vitals-secrets", "key": "app-mqtt-url"}
+    assert env["VITALS_APP_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "vitals-secrets", "key": "app-secret"}
+    for var in ("VITALS_APP_BASE_URL", "VITALS_PATIENTS", "VITALS_ONCALL"):
+        assert env[var]["valueFrom"]["configMapKeyRef"] == {"name": "vitals-settings",
+                                                            "key": var}
+    assert settings["VITALS_APP_BASE_URL"].startswith("https://")
+    assert "envFrom" not in c  # the Kafka settings name a CA file it does not mount
+    host, _, port = env["VITALS_APP_ADDR"]["value"].rpartition(":")
+    assert host == "0.0.0.0"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert probe_port(c, probe) == ("/livez", int(port)), probe
+    live = c["livenessProbe"]
+    assert live["failureThreshold"] >= 2 and live["timeoutSeconds"] >= 1
+    [mount] = [m for m in c["volumeMounts"]
+               if env["SSL_CERT_FILE"]["value"].startswith(m["mountPath"] + "/")]
+    [volume] = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == "vitals-mqtt-ca" and mount["readOnly"] is True
+    svc = by_kind(docs, "Service")[APP]
+    assert svc["spec"]["selector"] == d["spec"]["selector"]["matchLabels"]
+    assert [p["port"] for p in svc["spec"]["ports"]] == [int(port)]
+    # the app serves the probed path, and the one the compose healthcheck asks
+    app_settings = Settings(_env_file=None, app_secret="x" * 24)  # type: ignore[call-arg]
+    config = load_app_config(app_settings)
+    web_app = PatientApp(config, DeviceBoard(config.registry),
+                         MqttLink(app_settings.mqtt, lambda *_: None)).make_app()
+    paths = {r.resource.canonical for r in web_app.router.routes() if r.resource}
+    assert {"/livez", "/healthz"} <= paths
+    # the README's example of the Secret's app-mqtt-url is a TLS URL with the page's account
+    readme = (DEPLOY / "README.md").read_text()
+    example = re.search(r"--from-literal=app-mqtt-url='([^']+)'", readme)
+    assert example is not None
+    mqtt = Settings(_env_file=None, mqtt_url=example.group(1)).mqtt  # type: ignore[call-arg]
+    assert mqtt.tls and mqtt.username == "patient-app"
+    resources = c["resources"]
+    assert resources["limits"]["memory"] == "128Mi"  # RSS ~58 MiB measured

@@ -41,12 +41,13 @@ def listeners(value: str) -> dict[str, str]:
 
 
 # --- compose ---------------------------------------------------------------------------------
-def test_the_canary_alone_gets_no_kafka_account(loaded: Any) -> None:
-    """It publishes over MQTT as a device does: the Kafka password stays with the services
+def test_the_canary_and_the_app_alone_get_no_kafka_account(loaded: Any) -> None:
+    """They publish over MQTT as a device does: the Kafka password stays with the services
     that use Kafka."""
     _raw, doc, _env = loaded
-    assert set(cc.VITALS_SERVICES) - set(model.KAFKA_SERVICES) == {"canary"}
-    assert not [k for k in cc.environment(doc, "canary") if "KAFKA" in k]
+    assert set(cc.VITALS_SERVICES) - set(model.KAFKA_SERVICES) == {"canary", "app"}
+    for name in ("canary", "app"):
+        assert not [k for k in cc.environment(doc, name) if "KAFKA" in k], name
 
 
 @pytest.mark.parametrize("service", model.KAFKA_SERVICES)

@@ -242,10 +242,11 @@ def test_unknown_extra_fields_are_ignored() -> None:
 def test_optional_fields_are_kept() -> None:
     r = accepted(ox(seq=12, spo2=97, hr=72, rr=16, pi=2.5, battery=80))
     assert (r.seq, r.rr, r.pi, r.battery) == (12, 16, 2.5, 80)
+    assert accepted(ox(seq=2**63 - 1, spo2=97, hr=72)).seq == 2**63 - 1  # 64 bits, no more
 
 
 @pytest.mark.parametrize("fields", [
-    {"seq": -1}, {"seq": 1.5}, {"seq": "1"}, {"battery": 101}, {"battery": -1},
+    {"seq": -1}, {"seq": 2**63}, {"seq": 1.5}, {"seq": "1"}, {"battery": 101}, {"battery": -1},
     {"flags": ["probe_off", "on_fire"]}, {"flags": "motion"}, {"flags": ["no_signal"]},
     {"spo2": "97"}, {"hr": True},
 ])

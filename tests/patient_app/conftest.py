@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 from harness import servers
-from tests.patient_app.support import SECRET, Recorder, RunningApp, start_app, write_oncall
-from tests.support import write_patients
+from tests.patient_app.support import (
+    SECRET,
+    Recorder,
+    RunningApp,
+    request,
+    start_app,
+    write_oncall,
+)
+from tests.support import wait_for, write_patients
 from vitals.settings import Settings, load_settings
 
 DEVICES = {"P001": ["th-1", "ox-1", "app"], "P003": ["th-3"]}
@@ -34,7 +41,10 @@ def app_settings(mosquitto: servers.Server, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def running_app(app_settings: Settings) -> Iterator[RunningApp]:
+    """The app, once connected to the broker (/healthz 200): before that a submission is
+    rightly 503, which is not what most tests are about."""
     app = start_app(app_settings)
+    wait_for(lambda: request(app.url("/healthz")).status == 200, 60, "the app connected")
     yield app
     app.stop()
 

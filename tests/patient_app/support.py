@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from patient_app import service
 from patient_app.config import AppConfig, load_app_config
+from patient_app.ratelimit import SubmitLimits
 from patient_app.tokens import make_token
 from vitals.settings import Settings
 
@@ -55,7 +56,7 @@ class RunningApp:
         assert not self.thread.is_alive(), "the app did not stop"
 
 
-def start_app(settings: Settings) -> RunningApp:
+def start_app(settings: Settings, limits: SubmitLimits | None = None) -> RunningApp:
     config = load_app_config(settings)
     stop, ready, address = threading.Event(), threading.Event(), []
 
@@ -63,7 +64,7 @@ def start_app(settings: Settings) -> RunningApp:
         address.append(addr)
         ready.set()
 
-    t = threading.Thread(target=service.run, args=(settings, config, stop, on_ready),
+    t = threading.Thread(target=service.run, args=(settings, config, stop, on_ready, limits),
                          daemon=True)
     t.start()
     assert ready.wait(60), "the app did not start"
@@ -82,8 +83,9 @@ class Response:
 
 def request(url: str, body: bytes | dict | None = None, method: str | None = None) -> Response:
     data = json.dumps(body).encode() if isinstance(body, dict) else body
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"),
-                                 headers={"Content-Type": "application/json"} if data else {})
+    post = data is not None
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if post else "GET"),
+                                 headers={"Content-Type": "application/json"} if post else {})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return Response(r.status, dict(r.headers), r.read())

@@ -18,8 +18,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from harness import servers
-from tests.patient_app.support import Recorder, RunningApp, request
+from patient_app.ratelimit import SubmitLimits
+from tests.patient_app.support import Recorder, RunningApp, request, start_app
 from tests.support import publish, wait_for
+from vitals.settings import Settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # As tests/alerting/test_page.py: only a developer's bare machine may lack the browser; in CI a
@@ -201,3 +203,77 @@ def test_the_neuro_check_and_a_manual_temperature_reach_the_broker(
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "38.2" not in page and "38,2" not in page  # no vital-sign value on the page
     assert "grade" not in page.lower()  # and no clinical meaning of a score
+
+
+@pytest.fixture
+def limited_app(app_settings: Settings) -> Iterator[RunningApp]:
+    """One submission at once per patient, then one per 5 s."""
+    app = start_app(app_settings, SubmitLimits(patient_burst=1, patient_every_s=5))
+    wait_for(lambda: request(app.url("/healthz")).status == 200, WAIT_S, "the app connected")
+    yield app
+    app.stop()
+
+
+# Every POST the page makes, with when it was sent and answered (ms) and the status.
+RECORD_FETCH = """
+window.__posts = [];
+const realFetch = window.fetch.bind(window);
+window.fetch = async (url, opts) => {
+  if (!opts || opts.method !== "POST") return realFetch(url, opts);
+  const entry = {sent: Date.now(), seq: JSON.parse(opts.body).seq};
+  window.__posts.push(entry);
+  const res = await realFetch(url, opts);
+  entry.answered = Date.now();
+  entry.status = res.status;
+  entry.retryAfter = res.headers.get("Retry-After");
+  return res;
+};
+"""
+
+
+def test_a_429_keeps_the_check_in_and_sends_it_after_retry_after(
+        limited_app: RunningApp, recorder: Recorder, browser: webdriver.Chrome) -> None:
+    open_page(browser, limited_app, "P001")
+    browser.execute_script(RECORD_FETCH)
+    browser.find_element(By.ID, "nothing-new").click()
+    wait_text(browser, "status", "sent")
+    browser.find_element(By.ID, "symptom-cough").click()
+    browser.find_element(By.CSS_SELECTOR, "#symptoms-form button[type=submit]").click()
+    # over the limit: kept on the phone, and the page says it will go by itself
+    wait_text(browser, "status", "will be sent automatically")
+    [item] = queued(browser)
+    assert item["body"]["symptoms"] == ["cough"]
+    wait_for(lambda: len(recorder.received()) == 2, WAIT_S, "the held check-in")
+    WebDriverWait(browser, WAIT_S).until(lambda d: queued(d) == [], "the queue emptied")
+    wait_text(browser, "status", "sent")
+    posts = browser.execute_script("return window.__posts")
+    statuses = [p["status"] for p in posts]
+    assert statuses == [200, 429, 200], posts  # no retry in between, not even the 5 s one
+    refused, resent = posts[1], posts[2]
+    assert resent["seq"] == refused["seq"] == item["body"]["seq"]
+    # never before the server said (a slow machine only makes the gap longer)
+    assert int(refused["retryAfter"]) >= 1
+    assert resent["sent"] - refused["answered"] >= int(refused["retryAfter"]) * 1000 - 20, posts
+    seqs = [json.loads(p)["seq"] for _, p in recorder.received()]
+    assert len(set(seqs)) == 2 and item["body"]["seq"] in seqs
+
+
+def test_a_hold_outlives_reopening_the_page(limited_app: RunningApp, recorder: Recorder,
+                                            browser: webdriver.Chrome) -> None:
+    """Reopening the page while the server asked to wait sends nothing until the wait is over,
+    and then the check-in arrives once."""
+    open_page(browser, limited_app, "P001")
+    browser.find_element(By.ID, "nothing-new").click()
+    wait_text(browser, "status", "sent")
+    browser.find_element(By.ID, "nothing-new").click()
+    wait_text(browser, "status", "will be sent automatically")
+    hold_until = browser.execute_script(
+        "const k = Object.keys(localStorage).find(k => k.startsWith('vitals-app:hold:'));"
+        "return Number(localStorage.getItem(k));")
+    # the recorder in place before the page's own script runs on the reopened page
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_FETCH})
+    browser.refresh()
+    wait_for(lambda: len(recorder.received()) == 2, WAIT_S, "the held check-in")
+    WebDriverWait(browser, WAIT_S).until(lambda d: queued(d) == [], "the queue emptied")
+    [post] = browser.execute_script("return window.__posts")  # one try: no 429 again
+    assert post["status"] == 200 and post["sent"] >= hold_until, (post, hold_until)

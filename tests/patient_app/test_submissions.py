@@ -4,6 +4,7 @@ down or silent is 503, so that the browser keeps the submission and sends it aga
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 
@@ -141,3 +142,69 @@ def test_the_broker_gone_after_start_is_503(mosquitto: servers.Server,
              "the app noticing the broker is gone")
     answer = submit(running_app, "P001", SUBMISSIONS[0])
     assert answer.status == 503
+
+
+NOW_MS = int(time.time() * 1000)
+SEQ_TS = f'"seq": 5, "ts": {NOW_MS}'.encode()
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"", "bad_json"),
+    (b'{"kind": "symptoms", "by": "patient", "symptoms": [], "note": "\xff\xfe", ' + SEQ_TS
+     + b"}", "bad_json"),  # not UTF-8 (was a 500 before)
+    (b"\xff\xfe{}", "bad_json"),
+    (b'{"kind": "symptoms", "by": "patient", "symptoms": ["cough"], "note": "\\ud800", '
+     + SEQ_TS + b"}", "bad_json"),  # a lone surrogate
+    (b'{"kind": "temperature", "temp": NaN, "site": "oral", ' + SEQ_TS + b"}", "bad_json"),
+    (b'{"kind": "temperature", "temp": 1e400, "site": "oral", ' + SEQ_TS + b"}", "schema"),
+    (b"[" * 4000 + b"]" * 4000, "schema"),  # deep nesting within the size limit
+    ({"kind": "symptoms", "by": "patient", "symptoms": ["cough"], "note": "x" * 501},
+     "schema"),  # the contract's 500 characters
+    ({"kind": "symptoms", "by": "patient", "symptoms": "cough"}, "schema"),
+    ({"kind": "symptoms", "by": 1, "symptoms": []}, "schema"),
+    ({"kind": "symptoms", "by": "doctor", "symptoms": []}, "schema"),
+    ({"kind": "temperature", "temp": "38", "site": "oral"}, "schema"),
+    ({"kind": "temperature", "temp": True, "site": "oral"}, "schema"),
+    ({"kind": "neuro_check", "by": "caregiver", "ice": {**ICE, "naming": 2.5}}, "schema"),
+    ({"kind": "neuro_check", "by": "caregiver", "ice": "8"}, "schema"),
+    ({"kind": None, "by": "patient", "symptoms": []}, "schema"),
+], ids=["empty", "not-utf8-string", "not-utf8", "lone-surrogate", "nan", "huge-number",
+        "deep-nesting", "note-501-chars", "symptoms-a-string", "by-a-number", "by-unknown",
+        "temp-a-string", "temp-a-bool", "ice-a-float", "ice-a-string", "kind-null"])
+def test_a_bad_body_is_a_clear_400_and_not_published(
+        running_app: RunningApp, recorder: Recorder, body: bytes | dict, reason: str) -> None:
+    if isinstance(body, dict):
+        body = json.dumps({**body, "seq": 5, "ts": NOW_MS}).encode()
+    answer = request(running_app.page_url("P001") + "/submit", body, method="POST")
+    assert answer.status == 400, answer.body
+    assert answer.json()["error"] == reason and answer.json()["detail"]
+    time.sleep(0.3)
+    assert recorder.received() == []
+
+
+@pytest.mark.parametrize(("seq", "status"), [(2**53 - 1, 200), (2**53, 400), (-1, 400)])
+def test_seq_is_a_safe_integer(running_app: RunningApp, seq: int, status: int) -> None:
+    """The page's seq is Date.now() or one more: never beyond JavaScript's safe integers, nor
+    what a 64-bit integer downstream holds."""
+    wait_for(lambda: request(running_app.url("/healthz")).status == 200, 60, "connected")
+    assert submit(running_app, "P001", SUBMISSIONS[1], seq=seq).status == status
+
+
+def test_a_chunked_body_over_8_kib_is_413_without_a_content_length(
+        running_app: RunningApp, recorder: Recorder) -> None:
+    """A body sent in chunks, so that no Content-Length announces its size: cut off at the
+    limit all the same."""
+    host, port = running_app.address.rsplit(":", 1)
+    body = json.dumps({"kind": "symptoms", "by": "patient", "symptoms": [], "seq": 5,
+                       "ts": NOW_MS, "note": "x" * 20_000}).encode()
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        path = running_app.page_url("P001").split(running_app.address, 1)[1] + "/submit"
+        conn.request("POST", path, body=iter([body[i:i + 1000]
+                                              for i in range(0, len(body), 1000)]),
+                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        assert conn.getresponse().status == 413
+    finally:
+        conn.close()
+    time.sleep(0.3)
+    assert recorder.received() == []
