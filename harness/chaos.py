@@ -15,6 +15,7 @@ is for a condition with a generous bound, never a short wall-clock deadline."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import pickle
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 
@@ -33,7 +35,7 @@ from harness import servers
 from harness.chaos_checks import PAGING, check_alerts, check_pages, check_readings
 from harness.chaos_plan import KILL, Fault, Spec, plan, write_oncall
 from harness.chaos_report import FaultRecord, Result, Unplanned
-from harness.expected import Expected
+from harness.expected import Expected, judge_in_order
 from harness.gateway import write_cohort
 from harness.pagerduty import PagerDutyStandIn
 from harness.readback import TopicTail, read_topic, vm_alerts, vm_reading_ids
@@ -61,6 +63,7 @@ class Chaos:
     vm: servers.Server = field(init=False, repr=False)
     stack: Stack = field(init=False, repr=False)
     pagerduty: PagerDutyStandIn = field(init=False, repr=False)
+    patients: Path = field(init=False, repr=False)
     _t0: float = 0.0  # wall clock when publishing began
     _gateway: subprocess.Popen[bytes] | None = None
     _windows: list[Fault] = field(default_factory=list)  # PagerDuty windows not begun yet
@@ -78,6 +81,7 @@ class Chaos:
         traffic = work / "traffic.jsonl"
         patients, messages, readings = write_cohort(traffic, spec.patients, spec.seed,
                                                     spec.days, start_ms)
+        self.patients = patients
         # The truth in another process while the stack starts. Every message is judged as
         # received now: live, ingest receives it later still, and the cohort ended hours ago,
         # so clock skew is judged alike (see `judge`).
@@ -259,7 +263,7 @@ class Chaos:
         trends = TopicTail(stack.bootstrap, topics.TRENDS.name)
         last: dict[str, int] = {}
         seen = 0
-        want_alerts = expected.keys()
+        truth: Expected | None = None  # in Kafka's order, once the rules have judged it all
 
         def missing() -> str:
             """What the pipeline does not have yet ("" when it has everything); the cheap
@@ -273,17 +277,21 @@ class Chaos:
             behind = [p for p, ts in expected.last_trend.items() if last.get(p, 0) < ts]
             if behind:
                 return f"the rules' last minute of {len(behind)} patients, e.g. {behind[:3]}"
+            nonlocal truth
+            if truth is None:
+                truth = self._in_kafka_order(expected)
+            want_alerts = truth.keys()
             got = {(v["alert_id"], v["status"]) for _, v in alerts.poll()}
             if not want_alerts <= got:
                 return f"alert events: {sorted(want_alerts - got)[:3]}"
-            pages = check_pages(expected, self.pagerduty.events, keys).missed
+            pages = check_pages(truth, self.pagerduty.events, keys).missed
             if pages:
                 return f"pages: {pages[:3]}"
             stored = vm_reading_ids(self.vm).keys()
             if not expected.accepted.keys() <= stored:
                 return (f"stored readings: {len(expected.accepted.keys() & stored)} of "
                         f"{len(expected.accepted)}")
-            stored_alerts = expected.stored_alerts() - vm_alerts(self.vm)
+            stored_alerts = truth.stored_alerts() - vm_alerts(self.vm)
             return f"stored alert events: {sorted(stored_alerts)[:3]}" if stored_alerts else ""
 
         started = time.monotonic()
@@ -317,20 +325,30 @@ class Chaos:
             alerts.close()
             trends.close()
 
+    def _in_kafka_order(self, expected: Expected,
+                        records: list[dict[str, Any]] | None = None) -> Expected:
+        """The truth with its alert events judged on `vitals.readings` as Kafka holds it: the
+        same readings (checked apart) in the order the rules worker consumed them."""
+        if records is None:
+            records = read_topic(self.stack.bootstrap, topics.READINGS.name)
+        return dataclasses.replace(expected, alerts=judge_in_order(records, self.patients))
+
     def _collect(self, expected: Expected, keys: dict[str, str], published: dict[str, object],
                  messages: int, readings: int, caught_up: bool) -> Result:
         bootstrap = self.stack.bootstrap
+        on_kafka = read_topic(bootstrap, topics.READINGS.name)
+        truth = self._in_kafka_order(expected, on_kafka)
+        alert_records = read_topic(bootstrap, topics.ALERTS.name)
+        stored_alerts = vm_alerts(self.vm)
         return Result(
             spec=self.spec, faults=self.faults, unplanned=self.unplanned,
             published=int(published.get("published", 0)),  # type: ignore[call-overload]
             gateway=published, traffic_messages=messages, traffic_readings=readings,
             caught_up=caught_up,
-            readings=check_readings(expected.accepted, read_topic(bootstrap,
-                                                                  topics.READINGS.name),
-                                    vm_reading_ids(self.vm)),
-            alerts=check_alerts(expected, read_topic(bootstrap, topics.ALERTS.name),
-                                vm_alerts(self.vm)),
-            pages=check_pages(expected, list(self.pagerduty.events), keys),
+            readings=check_readings(expected.accepted, on_kafka, vm_reading_ids(self.vm)),
+            alerts=check_alerts(truth, alert_records, stored_alerts),
+            in_publish_order=check_alerts(expected, alert_records, stored_alerts),
+            pages=check_pages(truth, list(self.pagerduty.events), keys),
             outage_answers=dict(Counter(s for _, s in self.pagerduty.outage_answers)),
             started_at=dt.datetime.fromtimestamp(self._t0, dt.UTC).isoformat(timespec="seconds"),
             t0=self._t0, accepted_at=expected.accepted)

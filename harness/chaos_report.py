@@ -51,13 +51,16 @@ class Result:
     traffic_readings: int
     caught_up: bool  # the pipeline had everything before the drain timeout
     readings: Readings
-    alerts: Alerts
+    alerts: Alerts  # against the pure engine on vitals.readings in Kafka's order
     pages: Pages
     outage_answers: dict[int, int]  # HTTP status -> requests the stand-in refused so
     started_at: str
     t0: float  # wall clock when publishing began
     accepted_at: dict[ReadingId, int] = field(repr=False, default_factory=dict)
     wall_s: float = 0.0
+    # against the pure engine on the traffic in publish order: a patient's devices' messages
+    # may reach Kafka interleaved otherwise, which a judgement can depend on (not a finding)
+    in_publish_order: Alerts | None = None
 
     # --- the findings that must be zero ----------------------------------------------
 
@@ -72,7 +75,7 @@ class Result:
                 len(r.written_twice()),
             "records on Kafka that are no accepted reading": len(r.not_accepted_on_kafka),
             "points in storage that are no accepted reading": len(r.not_accepted_in_storage),
-            "alert events missing (vs the pure engine)": len(a.missing),
+            "alert events missing (vs the pure engine on the same records)": len(a.missing),
             "alert events extra": len(a.extra),
             "alert events missing in storage": len(a.stored_missing),
             "alert events extra in storage": len(a.stored_extra),
@@ -117,6 +120,8 @@ class Result:
             ("alert events expected / records on Kafka", f"{a.expected} / {a.received}", ""),
             ("alert events whose evidence differs from the engine's (same id and status)",
              f"{len(a.differing)}", ""),
+            ("alert events of the engine on the publish order, not the Kafka order: missing / "
+             "extra / other evidence", self._order_effect(), ""),
             ("pages expected: triggers / resolves",
              f"{p.triggers_expected} / {p.resolves_expected}", ""),
             ("PagerDuty events accepted", f"{p.delivered}", ""),
@@ -128,6 +133,14 @@ class Result:
         out = ["| chaos run | value | must be |", "|---|---|---|"]
         out += [f"| {name} | {value} | {want} |" for name, value, want in rows]
         return "\n".join(out)
+
+    def _order_effect(self) -> str:
+        o = self.in_publish_order
+        if o is None:
+            return "not judged"
+        patients = sorted({key[0].split("/")[0] for key in [*o.missing, *o.extra]})
+        return (f"{len(o.missing)} / {len(o.extra)} / {len(o.differing)}"
+                + (f" (patients {', '.join(patients[:5])})" if patients else ""))
 
     # --- which fault each finding followed ---------------------------------------------
 
@@ -212,6 +225,7 @@ class Result:
                 "sharing_a_point": self.readings.sharing_a_point,
                 "out_of_order": len(self.readings.out_of_order),
                 "alert_events_expected": self.alerts.expected,
+                "publish_order_effect": self._order_effect(),
                 "pages_expected": self.pages.triggers_expected + self.pages.resolves_expected,
                 "outage_answers": self.outage_answers, "caught_up": self.caught_up,
                 "findings": self.findings()}

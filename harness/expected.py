@@ -17,8 +17,10 @@ from evaluation.run import Pipeline
 from ingest.dedup import DuplicateFilter
 from ingest.parse import Parser
 from stream_rules.config import load_rules
+from stream_rules.engine import Engine
 from vitals import trafficfile
 from vitals.patients import load_patients
+from vitals.records import Reading
 
 AlertKey = tuple[str, str]  # (alert_id, status)
 # A reading as the checks identify it: (patient, device, kind, seq, ts). seq alone is not
@@ -89,6 +91,29 @@ def judge(traffic: Path, patients: Path, rules: Path | None = None,
         last_trend={pid: run.ts[-1] for pid, run in pipe.runs.items() if run.ts},
         readings=dict(readings), flagged=dict(flagged), rejected=dict(pipe.counts.rejected),
         messages=pipe.counts.messages, accepted=accepted)
+
+
+def judge_in_order(records: list[dict[str, Any]], patients: Path, rules: Path | None = None
+                   ) -> dict[str, list[dict[str, Any]]]:
+    """The pure engine on the readings as `vitals.readings` holds them, each patient in its
+    partition's order: what the rules worker judged, whatever order the broker gave the
+    messages of a patient's several devices (their interleaving can change a judgement, e.g.
+    which patch reading a spot check calibrates). Patients not enrolled (the canary) are left
+    out."""
+    registry = load_patients(patients)
+    rules_file = load_rules(rules)
+    by_patient: dict[str, list[Reading]] = defaultdict(list)
+    for record in records:
+        by_patient[record["patient_id"]].append(msgspec.convert(record, Reading))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for patient_id, readings in by_patient.items():
+        patient = registry.get(patient_id)
+        if patient is None:
+            continue
+        engine = Engine(rules_file, patient)
+        events = engine.process(engine.new_state(), readings).alerts
+        out[patient_id] = [msgspec.to_builtins(event) for event in events]
+    return out
 
 
 def main() -> None:

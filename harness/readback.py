@@ -119,18 +119,20 @@ def vm_samples(vm: servers.Server, name: str) -> Counter[tuple[str, str, str, in
 
 def vm_reading_ids(vm: servers.Server) -> Counter[tuple[str, str, str, int | None, int]]:
     """The stored readings by identity (patient, device, kind, seq, ts) -> raw samples: from the
-    `seq` field's series, and from `received_at` for readings without a seq. A count above 1 is
+    `seq` field's series, and from `received_at` for readings without a seq; the wearables'
+    from the measurement `readings`, the patients' reports from `reports`. A count above 1 is
     a point written again (InfluxDB would keep one)."""
     out: Counter[tuple[str, str, str, int | None, int]] = Counter()
-    with_seq: set[tuple[str, str, str, int]] = set()
-    for row in vm_export(vm, '{__name__="readings_seq"}'):
-        m = row["metric"]
-        for ts, seq in zip(row["timestamps"], row["values"], strict=True):
-            out[m["patient"], m["device"], m.get("kind", ""), int(seq), ts] += 1
-            with_seq.add((m["patient"], m["device"], m.get("kind", ""), ts))
-    for (patient, device, kind, ts), n in vm_samples(vm, "readings_received_at").items():
-        if (patient, device, kind, ts) not in with_seq:
-            out[patient, device, kind, None, ts] += n
+    for measurement in ("readings", "reports"):
+        with_seq: set[tuple[str, str, str, int]] = set()
+        for row in vm_export(vm, f'{{__name__="{measurement}_seq"}}'):
+            m = row["metric"]
+            for ts, seq in zip(row["timestamps"], row["values"], strict=True):
+                out[m["patient"], m["device"], m.get("kind", ""), int(seq), ts] += 1
+                with_seq.add((m["patient"], m["device"], m.get("kind", ""), ts))
+        for (patient, device, kind, ts), n in vm_samples(vm, f"{measurement}_received_at").items():
+            if (patient, device, kind, ts) not in with_seq:
+                out[patient, device, kind, None, ts] += n
     return out
 
 
