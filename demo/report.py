@@ -1,6 +1,8 @@
 """The demo's report: what the running pipeline paged, scored against the simulation's truth
-with the evaluation's scoring (detection, delay, false pages), a plot of every alerted
-patient's vitals with their pages and the true episode, and what PagerDuty received."""
+with the evaluation's scoring (detection, delay, false pages; ICANS episodes and the pages
+the patients' and caregivers' reports caused, in the section "ICANS and reports"), a plot of
+every alerted patient's vitals with their pages and the true episode, and what PagerDuty
+received."""
 
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ def _window(truth: Truth, patient_id: str, pages: list[AlertEvent], alerts: list
     widened to the true episodes they overlap."""
     start = min(a.start for a in pages) - 12 * HOUR
     end = max(a.detected_at for a in alerts) + 12 * HOUR
-    for episode in truth.episodes:
+    for episode in (*truth.episodes, *truth.icans):  # ICANS: paged from reports
         if episode.patient == patient_id and episode.start <= end and episode.end >= start:
             start, end = min(start, episode.start - 6 * HOUR), max(end, episode.end + 2 * HOUR)
     return start, end

@@ -17,11 +17,18 @@ def _iso(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%d %b %H:%M")
 
 
+def _plain(key: str, value: Any) -> Any:
+    if key in ("episodes", "false_pages"):
+        return [dataclasses.asdict(x) for x in value]
+    if key == "icans":
+        return {**value, "episodes": [dataclasses.asdict(x) for x in value["episodes"]]}
+    return value
+
+
 def to_json(meta: Mapping[str, Any], result: Mapping[str, Any],
             targets: list[dict[str, Any]]) -> dict[str, Any]:
     return {"meta": dict(meta), "targets": targets,
-            **{k: ([dataclasses.asdict(x) for x in v] if k in ("episodes", "false_pages") else v)
-               for k, v in result.items()}}
+            **{k: _plain(k, v) for k, v in result.items()}}
 
 
 def write_json(doc: Mapping[str, Any], path: Path) -> None:
@@ -123,8 +130,9 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
     sh = result["shifts"]
     L += ["", "## False pages", "",
           f"All pages (critical or error, firing): {result['pages']} "
-          f"({result['pages_per_patient_day']:.3f} per patient-day). Pages outside every "
-          f"true episode window [start - 1 h, end + 2 h]: "
+          f"({result['pages_per_patient_day']:.3f} per patient-day). Pages of the vital-sign "
+          f"rules outside every true episode window [start - 1 h, end + 2 h] (the reports' "
+          f"pages are judged under ICANS and reports): "
           f"**{len(result['false_pages'])}**, {result['false_per_patient_day']:.3f} per "
           f"patient-day. Cause: the rule (no_data), else a device artefact in the truth "
           f"overlapping the alert's start..detection, else a sleep dip, else unexplained.", ""]
@@ -145,6 +153,8 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
                  r["episodes_detected"], _pct(r["sensitivity"]))
                 for rule, r in result["by_rule"].items()))
     L += _warnings(result["warnings"])
+    if "icans" in result:
+        L += icans_section(result["icans"], result.get("fever_vitals_only"), result["delay"])
     episodes = sorted(result["episodes"], key=lambda e: (e.first_page is not None, e.patient))
     L += ["", "## Episodes", ""]
     L += table(("patient", "episode", "start", "fever onset", "first page", "rule",
@@ -156,3 +166,60 @@ def markdown(meta: Mapping[str, Any], result: Mapping[str, Any],
     if plots:
         L += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(L) + "\n"
+
+
+def _hours(x: float | None) -> str:
+    return "–" if x is None else f"{x / 60:.1f}"
+
+
+def icans_section(r: Mapping[str, Any], vitals_only: Mapping[str, Any] | None,
+                  delay: Mapping[str, Any]) -> list[str]:
+    """ICANS episodes, the reports' pages and the missed neuro checks
+    (`evaluation.icans` defines each number)."""
+    L = ["", "## ICANS and reports", "",
+         "Paged: a neuro page (ICE decline; a red flag of confusion, trouble speaking, a "
+         "seizure ...; confusion with fever) in [start, end + 1 h]; delay from the first fall "
+         "of the ICE, in hours. Episodes starting less than 1 h before the end are not scored. "
+         "No target: none is backed by a source; the numbers are reported.", ""]
+    rows = [(f"grade {g}", k["episodes"], k["paged"], _pct(k["sensitivity"]),
+             _hours(k["delay"]["median"]), _hours(k["delay"]["p90"]),
+             _hours(k["delay"]["max"])) for g, k in r["by_grade"].items()]
+    a = r["all"]
+    rows.append(("all", a["episodes"], a["paged"], _pct(a["sensitivity"]),
+                 _hours(a["delay"]["median"]), _hours(a["delay"]["p90"]),
+                 _hours(a["delay"]["max"])))
+    L += table(("ICANS", "n", "paged", "sensitivity", "median delay (h)", "p90 (h)",
+                "max (h)"), rows)
+    L += ["", "Pages from report rules: true in an ICANS window [start - 1 h, end + 2 h]; "
+          "for what a fever explains (chills with a rising temperature, breathlessness with a "
+          "falling SpO2, confusion with fever, a red flag of breathing difficulty) also in a "
+          "fever episode's window; otherwise false, with what the truth says the report "
+          "was.", ""]
+    L += table(("rule (symptom)", "ICANS", "fever", "false"),
+               [(k, v.get("icans", 0), v.get("fever", 0), v.get("false", 0))
+                for k, v in r["pages_by_rule"].items()])
+    causes = ", ".join(f"{k} {v}" for k, v in r["false_by_cause"].items()) or "–"
+    rep, m = r["reports"], r["missed_warnings"]
+    L += ["", f"False pages from reports: **{r['false_pages']}** "
+          f"({r['false_per_patient_day']:.3f} per patient-day; cause: {causes}).", "",
+          f"Neuro checks planned {rep['neuro_checks_planned']}, missed "
+          f"{rep['neuro_checks_missed']} ({_pct(rep['missed_share'], 1)}). "
+          f"`neuro_check_missed` warnings (adherence, not pages): {m['fired']}, "
+          f"{m['explained']} after a check really missed.", ""]
+    if vitals_only is not None:
+        d = vitals_only["delay"]
+        L += [f"Fever episodes whose first page came from a report rule: "
+              f"{vitals_only['first_paged_by_report']}. With the vital-sign rules alone: "
+              f"{vitals_only['paged']} paged, median delay {_num(d['median'])} min, p90 "
+              f"{_num(d['p90'])} (with reports: {_num(delay['median'])}, "
+              f"{_num(delay['p90'])}).", ""]
+    L += table(("patient", "ICANS", "start", "worst ICE", "seizure", "first page", "rule",
+                "delay (h)"),
+               ((e.patient, f"grade {e.grade}" + ("" if e.scorable else " (at the end)"),
+                 _iso(e.start), e.worst_ice, "yes" if e.seizure else "",
+                 _iso(e.first_page) or "**missed**",
+                 (e.first_page_rule or "") + (f" ({e.first_page_symptom})"
+                                              if e.first_page_symptom else ""),
+                 _hours(e.delay_min)) for e in sorted(
+                     r["episodes"], key=lambda e: (e.first_page is not None, e.patient))))
+    return L

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from evaluation import icans
 from evaluation.targets import check as check_targets
 from evaluation.warning_noise import score_warnings
-from simulators.truth import Episode, Truth
+from simulators.truth import Episode, Icans, Truth
 from stream_rules import rules
 from vitals.records import AlertEvent
 
@@ -111,9 +112,17 @@ def score(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
     by_patient: dict[str, list[Episode]] = defaultdict(list)
     for e in truth.episodes:
         by_patient[e.patient].append(e)
-    episodes = [score_episode(truth, e, alerts.get(e.patient, []),
+    # a fever is detected by the vital-sign rules and the reports a fever explains (chills
+    # rising ...), not by an ICE decline or a neurological red flag (those speak of ICANS)
+    fever_alerts = {pid: [a for a in evs if icans.detects_fever(a)]
+                    for pid, evs in alerts.items()}
+    episodes = [score_episode(truth, e, fever_alerts.get(e.patient, []),
                               desat_onsets.get((e.patient, e.start)), nurse_hours)
                 for e in truth.episodes]
+    # the same with the vital-sign rules alone: what the reports changed
+    vitals_only = [score_episode(truth, e, [a for a in alerts.get(e.patient, [])
+                                            if not icans.is_report_rule(a.rule)],
+                                 None, ()) for e in truth.episodes]
     false_pages = [f for pid, evs in alerts.items()
                    for f in false_pages_of(truth, pid, evs, by_patient.get(pid, []))]
     days = len(truth.patients) * (truth.end - truth.start) / DAY
@@ -136,6 +145,13 @@ def score(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
         "shifts": shift_load(truth, alerts),
         "per_patient_day": per_patient_day(truth, alerts, by_patient),
         "warnings": score_warnings(truth, alerts),
+        "icans": icans.score(truth, alerts),
+        "fever_vitals_only": {
+            "delay": stats(e.delay_min for e in vitals_only if e.delay_min is not None),
+            "paged": sum(e.first_page is not None for e in vitals_only if e.scorable),
+            "first_paged_by_report": sum(
+                1 for e in episodes if e.first_page_rule and icans.is_report_rule(
+                    e.first_page_rule))},
     }
 
 
@@ -149,9 +165,13 @@ def per_patient_day(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
                     by_patient: Mapping[str, list[Episode]]) -> dict[str, float | int | None]:
     """Days positive (an episode window overlaps) or not, flagged (a page stood) or not."""
     counts: Counter[str] = Counter()
+    neuro: dict[str, list[Icans]] = defaultdict(list)
+    for i in truth.icans:  # an ICANS day is a day a page is right too
+        neuro[i.patient].append(i)
     whole_days = (truth.end - truth.start) // DAY
     for patient in truth.patients:
-        windows = [(e.start, e.end + DETECT_AFTER) for e in by_patient.get(patient.id, [])]
+        windows = [(e.start, e.end + DETECT_AFTER) for e in (
+            *by_patient.get(patient.id, []), *neuro.get(patient.id, []))]
         paged = paging_spans(alerts.get(patient.id, []), truth.end)
         for d in range(whole_days):
             lo, hi = truth.start + d * DAY, truth.start + (d + 1) * DAY
@@ -195,8 +215,9 @@ def false_pages_of(truth: Truth, patient: str, alerts: list[AlertEvent],
     dips = [d for d in truth.dips if d.patient == patient]
     out = []
     for a in alerts:
-        if not is_page(a) or any(lo <= a.detected_at <= hi for lo, hi in windows):
-            continue
+        if not is_page(a) or icans.is_report_rule(a.rule) or any(
+                lo <= a.detected_at <= hi for lo, hi in windows):
+            continue  # reports' pages are judged in evaluation.icans
         lo, hi = min(a.start, a.detected_at), a.detected_at
         if is_device_rule(a.rule):
             cause = "no-data"
@@ -231,6 +252,8 @@ def by_rule(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
     fired: Counter[str] = Counter()
     true: Counter[str] = Counter()
     severity: dict[str, str] = {}
+    iw, fw = icans.windows(truth)
+    missed = icans.missed_checks(truth)
     for pid, evs in alerts.items():
         windows = [(e.start - TRUE_BEFORE, e.end + TRUE_AFTER) for e in by_patient.get(pid, [])]
         for a in evs:
@@ -238,7 +261,10 @@ def by_rule(truth: Truth, alerts: Mapping[str, list[AlertEvent]],
                 continue
             fired[a.rule] += 1
             severity[a.rule] = a.severity
-            true[a.rule] += any(lo <= a.detected_at <= hi for lo, hi in windows)
+            if icans.is_report_rule(a.rule):
+                true[a.rule] += icans.true_report_event(a, iw[pid], fw[pid], missed[pid])
+            else:
+                true[a.rule] += any(lo <= a.detected_at <= hi for lo, hi in windows)
     detected = Counter(r for e in scorable for r in e.rules)
     out = {}
     for rule in sorted(set(fired) | set(detected)):

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from simulators import icans
 from simulators.plan import DAY, HOUR, SECOND, Simulation, ms
 from simulators.scenario import (
     DeviceModel,
     EpisodeModel,
     PatientModel,
     RatesModel,
+    ReportsModel,
     ScenarioModel,
     build,
 )
@@ -72,10 +74,11 @@ def onset_days(product: str, u: np.ndarray) -> np.ndarray:
     return np.clip(c, p.lo, p.hi + 1 - 1e-6)
 
 
-def draw_patients(n: int, seed: int, days: float, start: int, ox_interval: int = SECOND
-                  ) -> list[PatientModel]:
+def draw_patients(n: int, seed: int, days: float, start: int, ox_interval: int = SECOND,
+                  reports: bool = True) -> list[PatientModel]:
     """The cohort as scenario patients (episode onsets relative to `start`); oximeters report
-    every `ox_interval` ms (1 s, or e.g. a minute's summary for a light demo)."""
+    every `ox_interval` ms (1 s, or e.g. a minute's summary for a light demo). `reports`:
+    ICANS episodes and the app's reports (off: the cohort as before them, to compare)."""
     duration = round(days * DAY)
     infusion = dt.datetime.fromtimestamp(start / 1000, dt.UTC).date()  # day 0 = start's date
     day0 = int(dt.datetime.combine(infusion, dt.time(), tzinfo=dt.UTC).timestamp() * 1000)
@@ -98,17 +101,41 @@ def draw_patients(n: int, seed: int, days: float, start: int, ox_interval: int =
             episodes.append(EpisodeModel(kind=kind, grade=grade, onset=ms(onset),
                                          antipyretic_doses=doses,
                                          antipyretic_delay=ms((0.5 + 2.5 * u[7]) * HOUR)))
+        crs_day = (float((start + episodes[0].onset - day0) / DAY)
+                   if episodes else None)  # before the timeline's cut, as drawn
+        neuro = _neuro(np.random.Generator(np.random.PCG64(
+            np.random.SeedSequence(seed, spawn_key=(i, 6)))), product, crs_day, day0, start)
         if u[8] < P_INFECTION:
             onset = day0 + (8 + 22 * u[9]) * DAY - start
             if all(abs(onset - e.onset) > 5 * DAY for e in episodes):
                 episodes.append(EpisodeModel(kind="infection", onset=ms(onset),
                                              antipyretic_doses=1 if u[10] < 0.5 else 0))
+        if reports and neuro[0] is not None:
+            episodes.append(neuro[0])
         episodes = [e for e in episodes if 0 <= e.onset < duration]  # in the timeline
         out.append(PatientModel(
             id=f"S{i + 1:0{width}d}", infusion=infusion, product=product,
             team="haem-a" if u[11] < 0.5 else "haem-b", devices=_devices(rng, ox_interval),
-            episodes=tuple(episodes), sleep_dips_per_hour=round(2 * u[12], 2)))
+            episodes=tuple(episodes), sleep_dips_per_hour=round(2 * u[12], 2),
+            reports=neuro[1] if reports else None))
     return out
+
+
+def _neuro(rng: np.random.Generator, product: str, crs_day: float | None, day0: int,
+           start: int) -> tuple[EpisodeModel | None, ReportsModel]:
+    """The patient's ICANS episode (if any) and how its caregiver reports, from a stream of
+    its own (spawn key (i, 6)): the draws of the vitals stay as they were. Adherence varies
+    between caregivers: 5-15 % of single checks and 0-6 % of whole days missed."""
+    u = rng.random(4)
+    cfg = ReportsModel(missed=round(0.05 + 0.1 * u[0], 3), missed_days=round(0.06 * u[1], 3),
+                       checkins_per_day=round(0.4 + 0.4 * u[2], 2),
+                       noise=round(0.15 + 0.2 * u[3], 2))
+    p = PRODUCTS[product]
+    drawn = icans.draw_cohort_episode(rng, product, crs_day, p.any_crs, p.median)
+    onset = None if drawn is None else day0 + drawn[1] * DAY - start
+    if drawn is None or onset is None or onset < 0:
+        return None, cfg
+    return EpisodeModel(kind="icans", grade=drawn[0], onset=ms(onset)), cfg
 
 
 # Home guidance asks for the temperature twice a day: a caregiver's oral spot check every 12 h
@@ -141,10 +168,11 @@ def _devices(rng: np.random.Generator, ox_interval: int
     return ox, th, SPOT_CHECK
 
 
-def generate(n: int, seed: int, days: float, start: int, ox_interval: int = SECOND
-             ) -> Simulation:
+def generate(n: int, seed: int, days: float, start: int, ox_interval: int = SECOND,
+             reports: bool = True) -> Simulation:
     model = ScenarioModel(name=f"cohort of {n}", seed=seed, duration=ms(days * DAY),
-                          patients=tuple(draw_patients(n, seed, days, start, ox_interval)))
+                          patients=tuple(draw_patients(n, seed, days, start, ox_interval,
+                                                       reports)))
     light = "" if ox_interval == SECOND else f", oximetry every {ox_interval / 1000:g} s"
     return build(model, start, seed,
                  source=f"cohort: {n} patients, seed {seed}, {days:g} days{light}")

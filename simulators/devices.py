@@ -22,6 +22,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from simulators import physiology
+from simulators import reports as reports_
 from simulators.draws import MOTION_HR_PER_SPO2, WILL_DELAY
 from simulators.episodes import smoothstep
 from simulators.plan import HOUR, MINUTE, DevicePlan, PatientPlan, Simulation
@@ -176,6 +177,26 @@ class DeviceSim:
         offline = device.w("offline")
         # the last will carries the time the device connected: the previous reconnect
         self.connected = np.concatenate([[sim.start], offline.end[:-1]])
+        self._plan_reports()
+
+    def _plan_reports(self) -> None:
+        """The patient's reports, when this is its app: one `seq` counter with the app's
+        own readings (readings first at the same ms). A report made while the app is offline
+        goes out when it reconnects, as the app queues it."""
+        d, sim = self.d, self.sim
+        self.reports = [r for r in self.p.reports if not r.missed] \
+            if self.p.report_device == d.id else []
+        self.report_t = np.array([r.at for r in self.reports], np.int64)
+        if not self.reports:
+            self.report_at = self.report_seq = self.report_t
+            return
+        off = d.w("offline")
+        w = off.index_at(self.report_t)
+        self.report_at = np.where(w >= 0, off.end[np.maximum(w, 0)] + d.upload_delay,
+                                  self.report_t) if len(off) else self.report_t
+        readings_before = np.maximum(
+            0, (self.report_t - sim.start - d.phase) // d.interval + 1)
+        self.report_seq = d.seq_start + np.arange(len(self.reports)) + readings_before
 
     # -- per-sample pieces ------------------------------------------------------------------
 
@@ -255,8 +276,27 @@ class DeviceSim:
         k1 = -((start + d.phase - c1) // d.interval)
         if k1 > k0:
             k = np.arange(k0, k1, dtype=np.int64)
-            self._readings(start + d.phase + k * d.interval, d.seq_start + k, emit, record)
+            t = start + d.phase + k * d.interval
+            seq = d.seq_start + k
+            if len(self.report_t):  # the app's reports took their seq numbers in between
+                seq = seq + np.searchsorted(self.report_t, t, side="left")
+            self._readings(t, seq, emit, record)
+        if len(self.report_t):
+            self._reports(c0, c1, emit)
         self._status_and_uploads(c0, c1, emit, record)
+
+    def _reports(self, c0: int, c1: int, emit: Emit) -> None:
+        i0, i1 = np.searchsorted(self.report_at, [c0, c1], side="left").tolist()
+        if i1 <= i0:
+            return
+        ts = ts_column(self.d, self.skewed(self.report_t[i0:i1]), self.p.utc_offset).tolist()
+        at = self.report_at[i0:i1]
+        seq = self.report_seq[i0:i1]
+        items = []
+        for j, (a, s) in enumerate(zip(at.tolist(), seq.tolist(), strict=True)):
+            text = reports_.payload(self.reports[i0 + j], ts[j], s)
+            items.append(reports_.file_line(a, self.topic, text) if self.line else text)
+        emit(self.index, at, seq * 8 + LIVE, items, 1)
 
     def _readings(self, t: np.ndarray, seq: np.ndarray, emit: Emit, record: Record) -> None:
         d = self.d

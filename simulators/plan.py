@@ -144,6 +144,41 @@ class EpisodePlan:
 
 
 @dataclass(frozen=True)
+class IcansPlan:
+    """One ICANS episode (CLINICAL.md, "ICANS and the ICE screen"); times absolute. The ICE
+    falls from 10 to `ice_nadir` over `decline`, stays there for `plateau` and is back at 10
+    after `recovery`. `seizure`: when one happens (grade >= 3 only), else None."""
+
+    grade: int  # ASTCT ICANS grade 1-4: recorded in the truth, never stated by a page
+    onset: int  # the first sign (the ICE starts to fall)
+    decline: int
+    plateau: int
+    recovery: int
+    ice_nadir: int  # 0-9
+    seizure: int | None = None
+    tremor: bool = False  # whether this episode shows a tremor
+
+    @property
+    def end(self) -> int:
+        return self.onset + self.decline + self.plateau + self.recovery
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report the patient's app sends (CONTRACT section 6), planned: `at` is true time."""
+
+    at: int
+    kind: str  # symptoms | neuro_check
+    by: str  # patient | caregiver
+    why: str  # the truth: check, checkin, noise, fever, icans, seizure, ice_slip
+    symptoms: tuple[str, ...] = ()
+    ice: tuple[int, int, int, int, int] | None = None  # orientation naming commands writing
+    #                                                    attention
+    note: str | None = None
+    missed: bool = False  # a planned neuro check nobody did: in the truth, never sent
+
+
+@dataclass(frozen=True)
 class DevicePlan:
     id: str
     type: str  # oximeter | thermometer
@@ -197,6 +232,10 @@ class PatientPlan:
     dips: Windows = field(default_factory=Windows.empty)
     # slow deterministic wander: (amplitude, period ms, phase rad) rows for temp, hr, spo2
     wander: dict[str, np.ndarray] = field(default_factory=dict)
+    icans: tuple[IcansPlan, ...] = ()
+    # reports from the patient's app (`report_device`), in time order, missed checks included
+    reports: tuple[Report, ...] = ()
+    report_device: str | None = None
 
     @property
     def day0(self) -> int:

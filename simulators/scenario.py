@@ -18,7 +18,9 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from simulators import draws
+from simulators import reports as reports_
 from simulators.episodes import draw_episode
+from simulators.icans import draw_icans
 from simulators.plan import (
     DAY,
     HOUR,
@@ -98,8 +100,12 @@ class DeviceModel(_Model):
         return self
 
 
+FEVER_ONLY = ("peak", "tachycardia", "spo2_nadir", "hypoxia_delay", "hypoxia_rise",
+              "tocilizumab", "mask_depth")
+
+
 class EpisodeModel(_Model):
-    kind: Literal["none", "crs", "infection", "masked"]
+    kind: Literal["none", "crs", "infection", "masked", "icans"]
     grade: int | None = Field(None, ge=1, le=4)
     onset: Span = 0
     peak: float | None = Field(None, ge=37.5, le=42.5)
@@ -116,11 +122,25 @@ class EpisodeModel(_Model):
     antipyretic_drop: float = Field(1.0, ge=0, le=3)
     tocilizumab: Span | None = None  # masked: when (default: hours after the rise)
     mask_depth: float | None = Field(None, gt=0, lt=1)
+    # icans: the ICE's lowest total (0-9) and whether a seizure happens (grade >= 3);
+    # `rise`, `plateau`, `recovery` are the ICE's decline, plateau and recovery
+    ice_nadir: int | None = Field(None, ge=0, le=9)
+    seizure: bool | None = None
 
     @model_validator(mode="after")
     def _check(self) -> EpisodeModel:
-        if self.kind == "crs" and self.grade is None:
-            raise ValueError("a crs episode needs a grade (1-4)")
+        if self.kind in ("crs", "icans") and self.grade is None:
+            raise ValueError(f"a {self.kind} episode needs a grade (1-4)")
+        if self.kind == "icans":
+            given = [k for k in FEVER_ONLY if getattr(self, k) is not None] + (
+                ["antipyretics"] if self.antipyretics or self.antipyretic_doses else [])
+            if given:
+                raise ValueError(f"{', '.join(given)}: for fever episodes, not icans")
+            if self.seizure and (self.grade or 0) < 3:
+                raise ValueError("a seizure makes ICANS grade >= 3")
+            return self
+        if self.ice_nadir is not None or self.seizure is not None:
+            raise ValueError("ice_nadir and seizure are for icans episodes")
         if self.kind in ("infection", "none") and self.grade is not None:
             raise ValueError(f"a grade is for crs or masked episodes, not {self.kind}")
         if self.kind != "masked" and (self.tocilizumab is not None or self.mask_depth):
@@ -138,6 +158,21 @@ class EventModel(_Model):
     # clock_skew: how far ahead (negative: behind)
     offset: Annotated[Duration, Field(ge=-DAY, le=DAY)] | None = None
     flagged: bool = True  # motion: the device flags it
+
+
+class ReportsModel(_Model):
+    """Reports from the patient's app (simulators/reports.py): neuro checks, symptom
+    check-ins and what episodes make people report. Rates are per check or per day."""
+
+    device: Ident = "app-1"  # a listed manual device: the app, sharing its seq
+    checks_per_day: int = Field(2, ge=1, le=2)
+    check_days: float = Field(14.0, ge=0, le=60)
+    missed: float = Field(0.1, ge=0, le=1)
+    missed_days: float = Field(0.03, ge=0, le=1)
+    checkins_per_day: float = Field(0.6, ge=0, le=3)
+    noise: float = Field(0.25, ge=0, le=1)
+    episode_reports: float = Field(0.6, ge=0, le=1)
+    ice_slip: float = Field(0.005, ge=0, le=1)
 
 
 class BaselineModel(_Model):
@@ -161,6 +196,7 @@ class PatientModel(_Model):
     episodes: tuple[EpisodeModel, ...] = ()
     events: tuple[EventModel, ...] = ()
     sleep_dips_per_hour: float = Field(0.0, ge=0, le=30)
+    reports: ReportsModel | None = None  # none: the patient's app sends no reports
 
     @model_validator(mode="after")
     def _check(self) -> PatientModel:
@@ -169,6 +205,10 @@ class PatientModel(_Model):
             if d.id in types:
                 raise ValueError(f"device {d.id} is listed twice")
             types[d.id] = d.type
+        if self.reports is not None and not any(
+                d.id == self.reports.device and d.manual for d in self.devices):
+            raise ValueError(f"reports come from the app: {self.reports.device} must be a "
+                             f"listed manual device")
         for e in self.events:
             if e.device not in types:
                 raise ValueError(f"event on device {e.device}, which is not listed")
@@ -235,8 +275,15 @@ def patient_plan(sim: Simulation, index: int, m: PatientModel) -> PatientPlan:
     start_date = dt.datetime.fromtimestamp(sim.start / 1000, dt.UTC).date()
     infusion = (m.infusion if isinstance(m.infusion, dt.date)
                 else start_date + dt.timedelta(days=m.infusion))
-    episodes = []
+    episodes, neuro = [], []
+    neuro_rng = _rng(sim.seed_for(index, 4))  # its own stream: the vitals' draws stay put
     for e in m.episodes:
+        if e.kind == "icans":
+            assert e.grade is not None
+            neuro.append(draw_icans(neuro_rng, e.grade, sim.start + e.onset, ice_nadir=e.ice_nadir,
+                                    seizure=e.seizure, decline=e.rise, plateau=e.plateau,
+                                    recovery=e.recovery))
+            continue
         if e.kind == "none":
             continue
         given_e = {k: getattr(e, k) for k in (
@@ -253,9 +300,15 @@ def patient_plan(sim: Simulation, index: int, m: PatientModel) -> PatientPlan:
                   if first + k * 6 * HOUR < plan.onset + plan.rise + plan.plateau]
         episodes.append(replace(plan, antipyretics=tuple(sorted(doses))))
     devices = tuple(device_plan(sim, index, j, d, m) for j, d in enumerate(m.devices))
-    return PatientPlan(index=index, id=m.id, infusion=infusion, team=m.team, product=m.product,
+    plan = PatientPlan(index=index, id=m.id, infusion=infusion, team=m.team, product=m.product,
                        baseline=base, utc_offset=m.utc_offset, episodes=tuple(episodes),
-                       devices=devices, dips=dips, wander=wander)
+                       devices=devices, dips=dips, wander=wander, icans=tuple(neuro))
+    if m.reports is None:
+        return plan
+    cfg = reports_.ReportConfig(**m.reports.model_dump(exclude={"device"}))
+    planned = reports_.plan(_rng(sim.seed_for(index, 5)), cfg, sim.start, sim.end, plan.day0,
+                            m.utc_offset, plan.episodes, plan.icans)
+    return replace(plan, reports=planned, report_device=m.reports.device)
 
 
 def device_plan(sim: Simulation, index: int, j: int, d: DeviceModel, p: PatientModel

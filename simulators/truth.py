@@ -87,6 +87,37 @@ class Dip(msgspec.Struct):
     depth: float
 
 
+class Icans(msgspec.Struct, omit_defaults=True):
+    """An ICANS episode: the ICE screen falls from 10 at `start` to `worst_ice`, and is back
+    at 10 by `end` (may be after the simulation's end)."""
+
+    patient: str
+    grade: int  # ASTCT ICANS grade; never stated by a page (a home screen is not a clinician's)
+    start: int
+    end: int
+    worst_ice: int
+    worst_at: int  # when the ICE reaches its lowest (the plateau's start)
+    seizure: int | None = None  # when a seizure happened
+
+
+class Report(msgspec.Struct, omit_defaults=True):
+    """A report the patient's app sent (or a planned neuro check nobody did: `missed`).
+    `why`: check (a routine neuro check), checkin (a symptom check-in with nothing new),
+    noise (a symptom that is nothing: headache, fatigue, nausea ...), fever (what a fever
+    episode made them report), icans (ICANS signs, or an ICE below 10 in an episode), seizure,
+    ice_slip (an ICE of 9 without ICANS: a counting slip)."""
+
+    patient: str
+    device: str
+    at: int  # true time (the app's `ts` less its clock skew)
+    kind: str  # symptoms | neuro_check
+    why: str
+    by: str = ""
+    symptoms: list[str] = []
+    ice_total: int | None = None
+    missed: bool = False
+
+
 class Truth(msgspec.Struct, omit_defaults=True):
     format: str
     source: str
@@ -97,6 +128,8 @@ class Truth(msgspec.Struct, omit_defaults=True):
     episodes: list[Episode] = []
     artefacts: list[Artefact] = []
     dips: list[Dip] = []
+    icans: list[Icans] = []
+    reports: list[Report] = []
 
 
 _decode = msgspec.json.Decoder(Truth).decode
@@ -116,7 +149,13 @@ def dump(truth: Truth, path: Path) -> None:
 def build(sim: Simulation, injected: list[Injected]) -> Truth:
     """The truth of a plan, plus the message-level faults found while generating it."""
     episodes, artefacts, patients, dips = [], [], [], []
+    neuro, reports = [], []
     for p in sim.patients:
+        neuro += [Icans(p.id, e.grade, e.onset, e.end, e.ice_nadir, e.onset + e.decline,
+                        e.seizure) for e in p.icans]
+        reports += [Report(p.id, p.report_device or "", r.at, r.kind, r.why, r.by,
+                           list(r.symptoms), None if r.ice is None else sum(r.ice), r.missed)
+                    for r in p.reports]
         eps = [_episode(p, e) for e in p.episodes]
         episodes += eps
         patients.append(_patient(p, max((e.grade or 0 for e in eps if e.kind != "infection"),
@@ -127,7 +166,7 @@ def build(sim: Simulation, injected: list[Injected]) -> Truth:
                            detail=i.detail) for i in injected]
     artefacts.sort(key=lambda a: (a.patient, a.device, a.start, a.kind, a.seq or 0, a.end))
     return Truth(FORMAT, sim.source, sim.seed, sim.start, sim.end, patients, episodes,
-                 artefacts, dips)
+                 artefacts, dips, neuro, reports)
 
 
 def _patient(p: PatientPlan, grade: int) -> Patient:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +174,7 @@ def _toggle(state: PatientState, rule: str, key: str, now: bool, ts: int, severi
         start = rule_state.start or ts
         state.close(key, ts)
         return [Change(rule, key, "resolved", start, severity,
-                       {**evidence, "ended_at": ts}, source)]
+                       {**evidence, "ended_at": ts, "cleared": True}, source)]
     return []
 
 
@@ -274,7 +275,15 @@ def _reported(evidence: dict[str, Any]) -> str:
     return f'{said}; note: "{note}"' if note else said
 
 
+def _no_longer(evidence: dict[str, Any]) -> str:
+    """A cleared report rule: the later check-in that no longer reports the symptom."""
+    return (f"{symptom_words(evidence['symptom'])} no longer reported (check-in by "
+            f"{evidence['by']} at {hhmm(evidence['reported_at'])})")
+
+
 def _red_flag(evidence: dict[str, Any]) -> str:
+    if evidence.get("cleared"):
+        return _no_longer(evidence)
     return f"{symptom_words(evidence['symptom'])} {_reported(evidence)}"
 
 
@@ -297,9 +306,16 @@ def ice_words(evidence: dict[str, Any]) -> str:
     return f"{now}, {was}, by {evidence['by']}"
 
 
-def _combination(what: str) -> Any:
+def _combination(what: Callable[[dict[str, Any]], str], gone: str) -> Any:
+    """The words of a symptom with a vital sign: firing, with the vital sign's values; cleared,
+    the symptom no longer reported, or reported still but `gone` (no values then)."""
     def words(evidence: dict[str, Any]) -> str:
-        return f"{symptom_words(evidence['symptom'])} {_reported(evidence)}, with {what(evidence)}"
+        said = f"{symptom_words(evidence['symptom'])} {_reported(evidence)}"
+        if not evidence.get("cleared"):
+            return f"{said}, with {what(evidence)}"
+        if evidence["symptom"] not in evidence.get("symptoms", ()):
+            return _no_longer(evidence)
+        return f"{said}, {gone}"
     return words
 
 
@@ -315,15 +331,17 @@ SPECS = (
     RuleSpec("chills_rising_temperature", ChillsRising, "combined", _neither,
              "chills with a rising temperature", _combination(
                  lambda e: f"temperature {e['temperature']:.1f} °C rising "
-                           f"{e['temp_slope_per_h']:.1f} °C/h")),
+                           f"{e['temp_slope_per_h']:.1f} °C/h",
+                 "the temperature no longer rising")),
     RuleSpec("breathlessness_falling_spo2", BreathlessFallingSpo2, "combined", _neither,
              "breathing difficulty with a falling SpO2", _combination(
                  lambda e: f"SpO2 {e['spo2']:.0f} %" + (
                      "" if e.get("spo2_baseline") is None
-                     else f" (baseline {e['spo2_baseline']:.0f} %)"))),
+                     else f" (baseline {e['spo2_baseline']:.0f} %)"),
+                 "SpO2 no longer low")),
     RuleSpec("confusion_fever", ConfusionFever, "combined", _neither, "confusion with fever",
              _combination(lambda e: f"a temperature of {e['temperature']:.1f} °C within "
-                                    f"{e['within_min']:g} min")),
+                                    f"{e['within_min']:g} min", "no fever within the window")),
 )
 
 

@@ -70,6 +70,9 @@ def test_a_seizure_pages_critical_at_once_and_clears_when_no_longer_reported() -
     later = judged([symptoms(at, 1, "seizure"), symptoms(at + HOUR, 2, "fatigue")])
     assert [(a.status, a.alert_id) for a in later] == [
         ("firing", f"P001/red_flag:seizure/{at}"), ("resolved", f"P001/red_flag:seizure/{at}")]
+    assert later[1].summary.startswith(
+        "P001: red flag reported cleared: seizure no longer reported (check-in by patient at "
+        "20 Nov 15:05 UTC)")
 
 
 def test_each_red_flag_is_its_own_incident_with_its_severity() -> None:
@@ -121,6 +124,21 @@ def test_chills_with_a_rising_temperature_pages_before_the_fever_rule() -> None:
     assert [(a.status, a.severity) for a in combo] == [("firing", "error")], out
     assert not fired(out, "fever")
     assert "rising 0.6 °C/h" in combo[0].summary
+    # a later check-in without chills clears it, in words; so does one with chills again
+    # once the temperature has stopped rising (no vital-sign values to quote then)
+    later = judged([*rising, symptoms(T0 + 100 * MIN, 1, "chills"),
+                    symptoms(T0 + 101 * MIN, 2, "fatigue")])
+    [cleared] = [a for a in later if a.rule == "chills_rising_temperature"
+                 and a.status == "resolved"]
+    assert "cleared: chills no longer reported (check-in by patient at" in cleared.summary
+    plateau = readings(200, temp=lambda s: min(37.8, 36.8 + 0.6 * s / 3600), hr=const(80),
+                       spo2=const(97))
+    again = judged([*plateau[:len(plateau) // 2], symptoms(T0 + 100 * MIN, 1, "chills"),
+                    *plateau[len(plateau) // 2:], symptoms(T0 + 199 * MIN, 2, "chills")])
+    [cleared] = [a for a in again if a.rule == "chills_rising_temperature"
+                 and a.status == "resolved"]
+    assert "chills reported by patient at" in cleared.summary
+    assert "the temperature no longer rising" in cleared.summary
     # chills on a flat temperature: recorded, not paged
     flat = readings(100, temp=const(37.2), hr=const(80), spo2=const(97))
     assert judged([*flat, symptoms(T0 + 100 * MIN, 1, "chills")]) == []
