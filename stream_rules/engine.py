@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream_rules import describe
+from stream_rules import calibration, describe
 from stream_rules import late as late_pass
-from stream_rules.calibration import calibrate, correction_of
 from stream_rules.config import RulesFile
 from stream_rules.features import slope_of
 from stream_rules.hysteresis import step
@@ -264,13 +263,13 @@ class Engine:
             if off:
                 return {}
             if "manual" in reading.flags:
-                calibrate(state, reading, temperature)
-            correction = correction_of(device, reading.site, temperature)
+                calibration.spot_check(state, reading, temperature)
+            else:
+                calibration.remember(device, reading, temperature)
             if newest:
                 device.last_temp = reading.temp
-                state.temp_site, state.temp_correction = reading.site, correction
-                state.temp_calibrated_at = device.calibrated_at if device.offsets else -1
-            return {"temp": reading.temp + correction}
+            # raw: corrected when its minute closes, by the spot checks taken before it
+            return {calibration.raw_key(reading.device_id): reading.temp}
         out = {}
         if reading.hr is not None:
             out["hr"] = reading.hr
@@ -345,6 +344,11 @@ class Engine:
     def _close_minute(self, state: PatientState, kind: KindState, kind_name: str,
                       minute: int) -> None:
         samples = kind.open.pop(minute, None)
+        if kind_name == "temperature":
+            temperature = self.rules_file.temperature
+            calibration.settle(state, minute, temperature)
+            if samples:
+                samples = calibration.corrected(state, samples, minute, temperature, True)
         if samples:
             for signal in KIND_SIGNALS[kind_name]:
                 values = samples.get(signal)

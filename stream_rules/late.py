@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from stream_rules import describe
+from stream_rules import calibration, describe
+from stream_rules.config import Temperature
 from stream_rules.series import DAY_MIN
 from stream_rules.spike_filter import minute_median
 from stream_rules.state import PAST_KEPT, PatientState, RuleState
@@ -46,7 +47,7 @@ def pending(state: PatientState) -> bool:
 
 def judge(engine: Engine, state: PatientState, out: Output) -> None:
     """Fill in the late minutes, judge again from the first, and add what is new to `out`."""
-    firsts = _fill(state)
+    firsts = _fill(state, engine.rules_file.temperature)
     if not firsts:
         return
     first = min(firsts.values())
@@ -73,14 +74,18 @@ def judge(engine: Engine, state: PatientState, out: Output) -> None:
     _keep_new(state, shadow, found, out)
 
 
-def _fill(state: PatientState) -> dict[str, int]:
-    """Put late samples into the minutes that had none; per kind, the first minute filled."""
+def _fill(state: PatientState, temperature: Temperature) -> dict[str, int]:
+    """Put late samples into the minutes that had none (temperatures corrected as of their
+    minute); per kind, the first minute filled."""
     firsts: dict[str, int] = {}
     for kind_name, kind in state.kinds.items():
         late, kind.late = kind.late, {}
         for minute in sorted(late):
             filled = False
-            for signal, values in late[minute].items():
+            samples = late[minute]
+            if kind_name == "temperature":
+                samples = calibration.corrected(state, samples, minute, temperature, False)
+            for signal, values in samples.items():
                 series = state.series[signal]
                 if minute > series.head - DAY_MIN and math.isnan(series.get(minute)):
                     series.set(minute, minute_median(values))
@@ -88,7 +93,8 @@ def _fill(state: PatientState) -> dict[str, int]:
             if filled:
                 firsts.setdefault(kind_name, minute)
             else:
-                state.stale_readings += max(len(values) for values in late[minute].values())
+                state.stale_readings += max((len(values) for values in samples.values()),
+                                            default=0)
     return firsts
 
 

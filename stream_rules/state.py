@@ -71,6 +71,12 @@ class DeviceState:
     # `oximetry`)
     believed_hr: float | None = None
     leap_since: int = -1
+    # a skin or axillary thermometer: when each offset's spot check was taken (it applies from
+    # the next minute on), and its last hour of raw readings, for the spot checks to come
+    # (stream_rules.calibration)
+    offset_at: list[int] = field(default_factory=list)
+    recent_ts: list[int] = field(default_factory=list)
+    recent_temp: list[float] = field(default_factory=list)
 
     # its reporting interval, learned: the median of `gaps`; -1 before two (kept up to date
     # by `learn_gap`, not serialised: it follows from the gaps)
@@ -160,10 +166,15 @@ class PatientState:
     # the site's default)
     temp_correction: float | None = None
     temp_calibrated_at: int = -1
+    # the thermometer the patient's temperature is shown for (its site and correction, in the
+    # pages): the one that gave the newest closed minute most readings
+    temp_device: str | None = None
     # the patient's app (reports, CONTRACT section 6): its duplicates filter, apart from the
     # wearables so that no vital-sign rule judges it; and the newest neuro check
     reporters: dict[str, DeviceState] = field(default_factory=dict)
     last_ice: IceCheck | None = None
+    # spot checks (ts, core-equivalent) waiting for their minute to close, to be paired
+    spot_checks: list[tuple[int, float]] = field(default_factory=list)
 
     def open(self, key: str, start: int) -> RuleState:
         """A rule judged per report (`rules.reports`) fires now, since `start`."""
@@ -206,6 +217,9 @@ class _Device(msgspec.Struct, array_like=True):
     manual: bool = False
     believed_hr: float | None = None
     leap_since: int = -1
+    offset_at: list[int] | None = None  # None: written before; its offsets apply throughout
+    recent_ts: list[int] = []
+    recent_temp: list[float] = []
 
 
 class _Snapshot(msgspec.Struct, array_like=True):
@@ -229,6 +243,8 @@ class _Snapshot(msgspec.Struct, array_like=True):
     spo2_baseline: float | None = None
     reporters: dict[str, _Device] = {}
     last_ice: IceCheck | None = None
+    spot_checks: list[tuple[int, float]] = []
+    temp_device: str | None = None
 
 
 def _device(device: DeviceState) -> _Device:
@@ -236,7 +252,8 @@ def _device(device: DeviceState) -> _Device:
                    device.first_ts, device.last_ts, device.last_valid_ts, device.last_received,
                    device.site, device.battery, device.sensor_off, device.offline_at,
                    device.gaps, device.last_temp, device.offsets, device.calibrated_at,
-                   device.manual, device.believed_hr, device.leap_since)
+                   device.manual, device.believed_hr, device.leap_since, device.offset_at,
+                   device.recent_ts, device.recent_temp)
 
 
 def _device_state(device: _Device) -> DeviceState:
@@ -245,7 +262,10 @@ def _device_state(device: _Device) -> DeviceState:
                        device.last_valid_ts, device.last_received, device.site, device.battery,
                        device.sensor_off, device.offline_at, device.gaps, device.last_temp,
                        device.offsets, device.calibrated_at, device.manual,
-                       device.believed_hr, device.leap_since)
+                       device.believed_hr, device.leap_since,
+                       offset_at=(device.offset_at if device.offset_at is not None
+                                  else [-1] * len(device.offsets)),
+                       recent_ts=device.recent_ts, recent_temp=device.recent_temp)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -269,7 +289,7 @@ def dump(state: PatientState) -> bytes:
         state.temp_site, state.stale_readings, state.temp_correction,
         state.temp_calibrated_at, state.spo2_baseline,
         {device_id: _device(device) for device_id, device in state.reporters.items()},
-        state.last_ice)), 1)
+        state.last_ice, state.spot_checks, state.temp_device)), 1)
 
 
 def load(raw: bytes) -> PatientState:
@@ -292,4 +312,5 @@ def load(raw: bytes) -> PatientState:
         temp_calibrated_at=snapshot.temp_calibrated_at, spo2_baseline=snapshot.spo2_baseline,
         reporters={device_id: _device_state(device)
                    for device_id, device in snapshot.reporters.items()},
-        last_ice=snapshot.last_ice)
+        last_ice=snapshot.last_ice, spot_checks=snapshot.spot_checks,
+        temp_device=snapshot.temp_device)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from stream_rules import calibration
 from stream_rules.features import Level, median
 from stream_rules.rules.spec import (
     UNKNOWN,
@@ -98,15 +99,13 @@ def _shared(at: Minute) -> tuple[float | None, dict[str, object]]:
         rising = at.rules.rising_temperature
         trend = at.slope("temp", int(rising.window_min), rising.min_samples)
         level = fever_level(at)
-        state = at.state
-        site = state.temp_site or "axillary"
-        correction = (state.temp_correction if state.temp_correction is not None else
-                      at.rules_file.temperature.site_correction_c.get(site, 0.0))  # type: ignore[call-overload]
+        site, correction, calibrated_at = calibration.described(
+            at.state, at.minute, at.rules_file.temperature)
         evidence: dict[str, object] = {
             "site": site, "site_correction_c": correction,
             "measured": rounded(level.value - correction, 2) if level.known else None}
-        if state.temp_calibrated_at >= 0:  # the correction came from a spot check
-            evidence["calibrated_at"] = state.temp_calibrated_at
+        if calibrated_at >= 0:  # the correction came from a spot check
+            evidence["calibrated_at"] = calibrated_at
         shared = at.shared["temperature"] = (rounded(trend, 2), evidence)
     return shared
 

@@ -135,6 +135,47 @@ def test_a_spot_check_calibrates_a_patch_that_reads_low_and_the_page_says_so() -
     assert state_io.load(state_io.dump(s)).devices["th-1"].offsets == [0.7]
 
 
+def test_a_spot_check_gives_the_same_events_in_whatever_order_it_arrives() -> None:
+    """The patch and the caregiver's phone are separate MQTT clients: the spot check can reach
+    the rules before the patch readings taken minutes before it, or after the one of its own
+    minute (a redelivery, a fast replay). Until the patch's next reading after its minute, the
+    events are the same, and the offset is from the patch reading at or before the spot check.
+    (Later still, it is late data: the minutes judged meanwhile keep their correction.)"""
+    patch = readings(90, temp=lambda s: 37.2 + s / 3600, temp_every_s=120, site="skin")
+    at = T0 + 20 * MIN + 30_000
+    spot = Reading("P001", "app-1", at, "temperature", at + 200, seq=1, temp=38.1, site="oral",
+                   flags=("manual",))
+    first = next(i for i, r in enumerate(patch) if r.ts >= at - 4 * MIN)
+    following = next(i for i, r in enumerate(patch) if r.ts // MIN > at // MIN)
+    outcomes = set()
+    for position in range(first, following + 1):
+        eng = Engine(RULES, PATIENT)
+        s = eng.new_state()
+        out = eng.process(s, [*patch[:position], spot, *patch[position:]])
+        out.alerts += eng.flush(s).alerts
+        assert s.devices["th-1"].offset_at == [at]
+        outcomes.add((tuple(msgspec.json.encode(a) for a in out.alerts),
+                      tuple(s.devices["th-1"].offsets)))
+    [(alerts, offsets)] = outcomes  # one outcome for every arrival order
+    paired = max((r for r in patch if r.ts <= at), key=lambda r: r.ts)
+    assert offsets == (round(38.1 - paired.temp, 2),) and alerts
+
+
+def test_a_spot_check_waiting_for_its_minute_survives_a_restart() -> None:
+    patch = readings(60, temp=lambda s: 37.35, temp_every_s=120, site="skin")
+    at = T0 + 20 * MIN + 30_000
+    spot = Reading("P001", "app-1", at, "temperature", at + 200, seq=1, temp=38.05,
+                   site="oral", flags=("manual",))
+    before = [r for r in patch if r.ts <= at]
+    eng = Engine(RULES, PATIENT)
+    s = eng.new_state()
+    eng.process(s, [*before, spot])
+    assert s.spot_checks == [(at, 38.05)]  # its minute is still open
+    s = state_io.load(state_io.dump(s))
+    eng.process(s, [r for r in patch if r.ts > at])
+    assert s.spot_checks == [] and s.devices["th-1"].offsets == [0.7]
+
+
 def test_a_spot_check_far_from_the_patch_is_not_used() -> None:
     eng = Engine(RULES, PATIENT)
     s = eng.new_state()
