@@ -23,7 +23,7 @@ from harness import servers
 from harness.pagerduty import PagerDutyStandIn
 from tests.alerting.support import Clock, build, event, make_settings
 from vitals import topics
-from vitals.kafka import producer_config
+from vitals.kafka import declare_topics, producer_config
 
 
 class RefusingCommits:
@@ -56,6 +56,10 @@ def test_a_refused_commit_is_a_warning_and_paging_goes_on(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "alerting.consumer")
     bootstrap = f"127.0.0.1:{kafka.port}"
+    # as `vitals alerting` does before it consumes: a topic that a producer auto-creates after
+    # the consumer's first metadata request stays unseen until its next refresh (5 min)
+    declare_topics(bootstrap, (topics.ALERTS, topics.TRENDS, topics.REPORTS, topics.CANARY), 2,
+                   wait_s=30)
     core, dispatcher = build(make_settings(tmp_path, receiver), Clock())
     consumer = AlertConsumer(bootstrap, core)
     consumer.consumer = RefusingCommits(consumer.consumer, refusals=1)  # type: ignore[assignment]
