@@ -119,6 +119,24 @@ def test_every_variable_of_env_example_is_commented() -> None:
             assert above >= 0 and lines[above].startswith("#"), line
 
 
+def one_device_over_tls(service: str, login: str, account: str) -> list[tuple[Any, str]]:
+    """The mistakes a service that connects like a device can have (the canary, the patients'
+    page): missing, more than one, another account, plain MQTT, no CA for the broker."""
+    env = lambda d: d["services"][service]["environment"]  # noqa: E731
+    wrong = f"{service}: VITALS_MQTT_URL must be mqtts://{account}:...@<broker alias>:8883"
+    return [
+        (lambda d: d["services"].pop(service), f"no service {service}"),
+        (lambda d: d["services"][service]["deploy"].update(replicas=2),
+         f"{service}: must run exactly one replica"),
+        (lambda d: env(d).update(VITALS_MQTT_URL="mqtts://ingest:pw@mqtt.example.org:8883"),
+         wrong),
+        (lambda d: env(d).update(VITALS_MQTT_URL=f"mqtt://{login}:pw@mqtt.example.org:1883"),
+         wrong),
+        (lambda d: env(d).pop("SSL_CERT_FILE"),
+         f"{service}: SSL_CERT_FILE (the broker's CA) is not set to a mounted file"),
+    ]
+
+
 @pytest.mark.parametrize(("change", "expected"), [
     (lambda d: d["services"]["rules"].update(command=["rule"]), "not a vitals subcommand"),
     (lambda d: d["services"]["store"].update(command=["store", "--fast"]), "No such option"),
@@ -257,26 +275,14 @@ def test_every_variable_of_env_example_is_commented() -> None:
      "init.sh does not read it"),
     (lambda d: d["services"].pop("store"), "no service store"),
     # the canary: one, as a device over TLS with its own account (deploy/README.md)
-    (lambda d: d["services"].pop("canary"), "no service canary"),
-    (lambda d: d["services"]["canary"]["deploy"].update(replicas=2),
-     "canary: must run exactly one replica"),
+    *one_device_over_tls("canary", "CANARY.canary", "PATIENT.canary"),
     (lambda d: d["services"]["canary"].update(command=["canary", "--every", "5"]),
      "No such option"),
-    (lambda d: d["services"]["canary"]["environment"].update(
-        VITALS_MQTT_URL="mqtt://CANARY.canary:pw@mqtt.example.org:1883"),
-     "canary: VITALS_MQTT_URL must be mqtts://PATIENT.canary:...@<broker alias>:8883"),
-    (lambda d: d["services"]["canary"]["environment"].update(
-        VITALS_MQTT_URL="mqtts://ingest:pw@mqtt.example.org:8883"),
-     "canary: VITALS_MQTT_URL must be mqtts://PATIENT.canary"),
-    (lambda d: d["services"]["canary"]["environment"].pop("SSL_CERT_FILE"),
-     "canary: SSL_CERT_FILE (the broker's CA) is not set to a mounted file"),
     (lambda d: d["services"]["canary"]["environment"].update(VITALS_CANARY_EVERY_S="nan"),
      "canary: the settings it gets are refused: VITALS_CANARY_EVERY_S"),
     # the patients' page: one, as `patient-app` over TLS, behind the TLS proxy, its links
     # https:// (deploy/README.md, "The patients' page")
-    (lambda d: d["services"].pop("app"), "no service app"),
-    (lambda d: d["services"]["app"]["deploy"].update(replicas=2),
-     "app: must run exactly one replica"),
+    *one_device_over_tls("app", "patient-app", "patient-app"),
     (lambda d: d["services"]["app"].update(command=["app", "--port", "1"]), "No such option"),
     (lambda d: d["services"]["app"]["environment"].update(
         VITALS_APP_BASE_URL="http://app.example.org"),
@@ -294,14 +300,6 @@ def test_every_variable_of_env_example_is_commented() -> None:
     (lambda d: d["services"]["app"]["healthcheck"]["test"].__setitem__(
         -1, "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8480/livez')"),
      "app: the healthcheck does not probe /healthz on port 8480"),
-    (lambda d: d["services"]["app"]["environment"].update(
-        VITALS_MQTT_URL="mqtts://ingest:pw@mqtt.example.org:8883"),
-     "app: VITALS_MQTT_URL must be mqtts://patient-app:...@<broker alias>:8883"),
-    (lambda d: d["services"]["app"]["environment"].update(
-        VITALS_MQTT_URL="mqtt://patient-app:pw@mqtt.example.org:1883"),
-     "app: VITALS_MQTT_URL must be mqtts://patient-app:"),
-    (lambda d: d["services"]["app"]["environment"].pop("SSL_CERT_FILE"),
-     "app: SSL_CERT_FILE (the broker's CA) is not set to a mounted file"),
     (lambda d: d["services"]["app"]["environment"].pop("VITALS_ONCALL"),
      "app: VITALS_ONCALL is not set: the page needs the teams' phone numbers"),
     (lambda d: d["services"]["app"]["environment"].update(VITALS_PATIENTS="/srv/patients.yaml"),

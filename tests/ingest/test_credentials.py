@@ -138,6 +138,15 @@ def open_session(sessions: list[Session], broker: servers.Server, username: str 
     return s
 
 
+def ingest_reading_all(sessions: list[Session], broker: servers.Server, pw: dict[str, str],
+                       **kw: object) -> Session:
+    """A session of the `ingest` account subscribed to every device topic: what the broker lets
+    through to ingest."""
+    ingest = open_session(sessions, broker, "ingest", pw["ingest"], **kw)
+    ingest.subscribe([("vitals/v1/#", 1)])
+    return ingest
+
+
 def delivered(reader: Session, sender: Session, messages: list[tuple[str, str]]
               ) -> list[tuple[str, bytes]]:
     """What of `messages` (topic, payload), published by `sender` in order, reaches `reader`
@@ -200,8 +209,7 @@ def test_the_canary_publishes_its_own_topics_only(
         broker: servers.Server, creds: Path, sessions: list[Session]) -> None:
     """CONTRACT section 7: the canary is one more device, with an account of its own."""
     pw = passwords(creds)
-    ingest = open_session(sessions, broker, "ingest", pw["ingest"], client_id="vitals-ingest")
-    ingest.subscribe([("vitals/v1/#", 1)])
+    ingest = ingest_reading_all(sessions, broker, pw, client_id="vitals-ingest")
     canary = open_session(sessions, broker, "CANARY.canary", pw["CANARY.canary"])
     assert canary.accepted
     assert delivered(ingest, canary, [
@@ -216,8 +224,7 @@ def test_the_patients_page_publishes_as_each_patients_app_device_only(
     """`vitals app` publishes what patients submit as their `app` device (CONTRACT section 6),
     and reads the devices' traffic for their states; it cannot speak for a wearable."""
     pw = passwords(creds)
-    ingest = open_session(sessions, broker, "ingest", pw["ingest"], client_id="vitals-ingest")
-    ingest.subscribe([("vitals/v1/#", 1)])
+    ingest = ingest_reading_all(sessions, broker, pw, client_id="vitals-ingest")
     app = open_session(sessions, broker, "patient-app", pw["patient-app"])
     assert app.accepted
     assert delivered(ingest, app, [
@@ -239,8 +246,7 @@ def test_the_health_check_account_reads_nothing_of_the_devices(
     assert check.accepted
     check.subscribe([("vitals/v1/#", 1), ("$share/vitals-ingest/vitals/v1/+/+", 1),
                      ("healthcheck", 1)])
-    ingest = open_session(sessions, broker, "ingest", pw["ingest"])
-    ingest.subscribe([("vitals/v1/#", 1)])
+    ingest = ingest_reading_all(sessions, broker, pw)
     open_session(sessions, broker, "P001.ox-1", pw["P001.ox-1"]).publish(
         "vitals/v1/P001/ox-1", "reading")
     assert ingest.received(until="vitals/v1/P001/ox-1", settle=0) != []
@@ -322,8 +328,7 @@ def test_device_cannot_subscribe_or_read(
     # is that nothing arrives, checked below.
     assert {c.value for c in codes} <= {1, 0x80}
 
-    ingest = open_session(sessions, broker, "ingest", pw["ingest"])
-    ingest.subscribe([("vitals/v1/#", 1)])
+    ingest = ingest_reading_all(sessions, broker, pw)
     other = open_session(sessions, broker, "P002.ox-1", pw["P002.ox-1"])
     other.publish("vitals/v1/P002/ox-1", "reading")
     spy.publish("vitals/v1/P001/ox-1", "own")
@@ -334,8 +339,7 @@ def test_device_cannot_subscribe_or_read(
 def test_ingest_cannot_publish(broker: servers.Server, creds: Path,
                                sessions: list[Session]) -> None:
     pw = passwords(creds)
-    listener = open_session(sessions, broker, "ingest", pw["ingest"], client_id="listener")
-    listener.subscribe([("vitals/v1/#", 1)])
+    listener = ingest_reading_all(sessions, broker, pw, client_id="listener")
     ingest5 = open_session(sessions, broker, "ingest", pw["ingest"], client_id="i5", v5=True)
     assert ingest5.publish("vitals/v1/P001/ox-1", "forged").getName() == "Not authorized"
     ingest = open_session(sessions, broker, "ingest", pw["ingest"], client_id="i3")
