@@ -63,6 +63,7 @@ class Judge:
         self.readings = 0
         self.alerts = 0
         self.bad_records = 0
+        self.redelivered = 0  # records dropped: judged already, or fetched before a rebalance
         self.checkpoints = 0
         self.state_bytes = 0  # written to the state table
         self.batch_ms: deque[float] = deque(maxlen=2000)
@@ -77,7 +78,8 @@ class Judge:
         per_reading = self.state_bytes / self.readings if self.readings else 0.0
         return (f"judged {self.readings} readings, sent {self.alerts} alert events; "
                 f"batch p50 {p50:.1f} ms, p99 {p99:.1f} ms; {self.checkpoints} checkpoints, "
-                f"{per_reading:.0f} B of state per reading")
+                f"{per_reading:.0f} B of state per reading; "
+                f"{self.redelivered} records delivered again, dropped")
 
     def engine(self, patient_id: str) -> Engine | None:
         """The patient's engine; None for a patient not enrolled here."""

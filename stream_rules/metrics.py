@@ -21,6 +21,9 @@ COUNTERS = (
     ("vitals_rules_alert_events", "Alert events sent", "alerts"),
     ("vitals_rules_bad_records", "Records that were not readings, sent to vitals.rejected",
      "bad_records"),
+    ("vitals_rules_records_dropped",
+     "Records delivered again and not judged: before the position written with the states, "
+     "or fetched before a rebalance", "redelivered"),
     ("vitals_rules_checkpoints", "Checkpoints taken (states written)", "checkpoints"),
     ("vitals_rules_state_bytes", "Bytes of patient state written to the state table",
      "state_bytes"),

@@ -10,11 +10,18 @@ States live in memory between checkpoints (`stream_rules.checkpoint`): each batc
 (`stream_rules.batch.judge_batch`, a plain function, tested without Faust) and its alert
 events and trend points sent at once; every `CHECKPOINT_S` (sooner after `CHECKPOINT_INPUTS`
 records) the worker waits until Kafka has every output, writes the changed states, waits until
-the table's writes are acknowledged, and only then acknowledges the input records (so Faust
-commits their offsets). A crash re-judges from the last checkpoint and sends the same alerts
-again, under the same stable ids (consumers are idempotent by alert id). When partitions are
-revoked or the worker stops, the states owed are written without acknowledging their inputs:
-those are delivered again and are duplicates to the states (device and seq).
+the table's writes are acknowledged, then writes where in the input those states stand
+(`stream_rules.positions`), and only then acknowledges the input records. A crash re-judges
+from the last checkpoint and sends the same alerts again, under the same stable ids (consumers
+are idempotent by alert id). When partitions are revoked or the worker stops, the states owed
+and their positions are written without acknowledging the inputs.
+
+Where judging resumes is the position written with the states, not Kafka's committed offset:
+when partitions are assigned, the worker commits the positions before Faust seeks to the
+committed offsets, and drops records fetched under an earlier generation or before the
+position. Faust's own commits cannot be trusted for this: around a rebalance it acknowledges
+by itself the records it skips, so a commit can pass records no state has seen, and a commit
+behind the states would make the engine's duplicate filter (bounded) the only guard.
 """
 
 from __future__ import annotations
@@ -35,6 +42,14 @@ from stream_rules.config import RulesFile
 from stream_rules.engine import Output
 from stream_rules.lag import JudgedOffsets
 from stream_rules.metrics import JudgeCollector
+from stream_rules.positions import (
+    Positions,
+    Verdict,
+    decode_position,
+    encode_position,
+    is_position_key,
+    position_key,
+)
 from vitals import topics
 from vitals.health_http import HealthServer
 from vitals.kafka import KafkaConnection, declare_topics
@@ -49,9 +64,7 @@ log = logging.getLogger(__name__)
 APP_ID = "vitals-rules"
 TABLE = "patient-state"
 CHANGELOG = f"{APP_ID}-{TABLE}-changelog"
-# The key of the changelog's end markers (`RulesWorker._end_marks`): no patient's id (ids are
-# [A-Za-z0-9_-]), so no patient's state; restored into the table like any record, and skipped.
-END_MARK = "~end"
+INPUTS = (topics.READINGS.name, topics.STATUS.name)
 BATCH = 2000
 BATCH_WITHIN_S = 0.2
 # States are written at most this often: a state (~15 KiB with a day of history) costs its
@@ -122,21 +135,25 @@ class RulesWorker:
         self.judge = judge
         # what waits and what is done, for /metrics and /healthz (`vitals.progress`)
         self.progress = progress or Progress()
-        self.offsets = JudgedOffsets((topics.READINGS.name, topics.STATUS.name))
+        self.offsets = JudgedOffsets(INPUTS)
+        self.positions = Positions()
         # Batches, checkpoints and the silence timer all change or read the states across
         # awaits: one at a time.
         self.state_lock = asyncio.Lock()
         # one stream of both, so that a patient's readings and statuses change its state in
         # one agent, never two at once (both are keyed by patient, so co-partitioned)
-        self.inputs = app.topic(topics.READINGS.name, topics.STATUS.name, key_type=bytes,
-                                value_type=bytes, partitions=partitions)
+        self.inputs = app.topic(*INPUTS, key_type=bytes, value_type=bytes,
+                                partitions=partitions)
         self.alerts = topic(topics.ALERTS.name)
         self.trends = topic(topics.TRENDS.name)
         self.rejected = topic(topics.REJECTED.name, 1)
         # use_partitioner: a patient's state goes to the changelog partition its key hashes
         # to, the same partition as its readings (murmur2 in ingest's producer and in
-        # aiokafka), even when a checkpoint mixes partitions.
-        self.table = app.Table(TABLE, default=None, partitions=partitions, key_type=str,
+        # aiokafka), even when a checkpoint mixes partitions. That holds only if the key bytes
+        # are the same: bytes keys are written raw, where str keys would be JSON ('"S0013"'),
+        # which hashes elsewhere, and a restarted worker, restoring only the changelog
+        # partitions of its own input partitions, judged such patients from a new state.
+        self.table = app.Table(TABLE, default=None, partitions=partitions, key_type=bytes,
                                value_type=bytes, use_partitioner=True)
         # Faust queues a table write in its producer buffer, and its flush() gives up on that
         # buffer after 0.1 s without a send: a checkpoint that trusted it could acknowledge
@@ -152,9 +169,13 @@ class RulesWorker:
 
         self.table.send_changelog = send_and_keep  # type: ignore[method-assign]
         self.checkpoints: Checkpoints[EventT] = Checkpoints(
-            self.table.get, CHECKPOINT_S, CHECKPOINT_INPUTS)
+            self.stored, CHECKPOINT_S, CHECKPOINT_INPUTS)
         self.unconfirmed: list[asyncio.Future] = []  # outputs sent since the last checkpoint
         self.stream: faust.StreamT | None = None  # the agent's, which acknowledges inputs
+
+    def stored(self, key: str) -> bytes | None:
+        """A patient's state, or a position record, as the table holds it."""
+        return self.table.get(key.encode())
 
     async def send(self, patient_id: str, out: Output) -> list[asyncio.Future]:
         """Queue a patient's alerts and trends; the futures complete when Kafka has them."""
@@ -173,6 +194,9 @@ class RulesWorker:
 
     async def _judge_batch(self, events: list[EventT]) -> None:
         started = time.perf_counter()
+        events = await self._new(events)
+        if not events:
+            return
         records, bad = decode_records([event.value for event in events],
                                       int(time.time() * 1000))
         batch = judge_batch(records, self.checkpoints.state, self.judge.engine,
@@ -195,6 +219,64 @@ class RulesWorker:
         self.offsets.judged(events)
         self.progress.progressed(self.judge.last_progress)
 
+    async def _new(self, events: list[EventT]) -> list[EventT]:
+        """The events to judge: not fetched under an earlier generation (a partition kept is
+        delivered again from its position; one revoked is another worker's now), and not
+        before their partition's position (the states have seen them). Should the consumer
+        have resumed past a position, it is sent back there."""
+        generation = self.app.consumer_generation_id
+        check = self.positions.check
+        fresh = []
+        for event in events:
+            message = event.message
+            if message.generation_id != generation:
+                continue
+            verdict = check(message.topic, message.partition, message.offset)
+            if verdict is Verdict.JUDGE:
+                fresh.append(event)
+            elif verdict is Verdict.SEEK:
+                position = self.positions.next_offset(message.topic, message.partition)
+                log.warning("rules: %s[%d] resumed at %d, past the position %s of its states: "
+                            "reading again from there", message.topic, message.partition,
+                            message.offset, position)
+                await self.app.consumer.seek(message.tp, position)  # type: ignore[arg-type]
+        self.judge.redelivered += len(events) - len(fresh)
+        return fresh
+
+    async def resume(self) -> None:
+        """Partitions assigned and the table restored: judging resumes at each partition's
+        position, committed now so that Faust seeks there next; a partition without one (never
+        written) starts from its beginning."""
+        async with self.state_lock:
+            consumer = self.app.consumer
+            assigned = [tp for tp in consumer.assignment() if tp.topic in INPUTS]
+            self.positions.forget()
+            if not assigned:
+                return
+            earliest = await consumer.earliest_offsets(*assigned)
+            offsets = {}
+            for tp in assigned:
+                written = decode_position(self.stored(position_key(tp.partition)))
+                offset, first = (written or {}).get(tp.topic), earliest.get(tp) or 0
+                if offset is not None and offset < first:
+                    log.error("rules: %s[%d] no longer holds offsets %d..%d (retention): "
+                              "judging resumes at %d without them", tp.topic, tp.partition,
+                              offset, first - 1, first)
+                offsets[tp] = first if offset is None else max(offset, first)
+                self.positions.start(tp.topic, tp.partition, offsets[tp])
+            # ThreadDelegateConsumer._commit: Faust's only call that commits given offsets.
+            # Should it fail (partitions moving again), `_new` seeks back if need be.
+            try:
+                committed = await consumer._commit(offsets)  # type: ignore[attr-defined]
+            except Exception as exc:  # the same fallback as a refusal
+                committed = False
+                log.debug("commit failed: %r", exc)
+            if not committed:
+                log.warning("rules: the positions were not committed (a rebalance?): %s",
+                            offsets)
+            log.info("rules: judging resumes at %s", ", ".join(
+                f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items())))
+
     async def checkpoint(self) -> None:
         """Write the changed states and acknowledge the inputs they cover, when due."""
         async with self.state_lock:
@@ -207,10 +289,11 @@ class RulesWorker:
         self.unconfirmed.clear()
         taken = self.checkpoints.take(time.monotonic())
         for patient_id, raw_state in taken.states:
-            self.table[patient_id] = raw_state
+            self.table[patient_id.encode()] = raw_state
         written, self.changelog_sent = self.changelog_sent, []
         await asyncio.gather(*written)  # the table's writes are acknowledged by Kafka
-        await self._end_marks({fut.message.partition for fut in written})
+        await self._write_positions(
+            self.positions.take_moved(fut.message.partition for fut in written))
         if release:
             assert self.stream is not None or not taken.inputs
             for event in taken.inputs:
@@ -218,30 +301,35 @@ class RulesWorker:
         self.judge.checkpoints += 1
         self.judge.state_bytes += sum(len(raw) for _, raw in taken.states)
 
-    async def _end_marks(self, partitions: set[int | None]) -> None:
-        """A marker record of its own after the states in each changelog partition written.
-        tansu reports a partition's end as its last batch's first offset + 1, and Faust
-        restores a table up to that end: without the marker, a restarted worker would read
-        only the first state of the checkpoint's last batch in each partition and judge the
-        rest from older states, while their inputs are acknowledged. The marker, alone in its
-        batch (the states before it are acknowledged), is the end tansu reports."""
+    async def _write_positions(self, partitions: list[int]) -> None:
+        """Each partition's position, a record of its own after the states written there.
+        It is also the end marker a restore needs: tansu reports a partition's end as its
+        last batch's first offset + 1, and Faust restores a table up to that end; the
+        position, alone in its batch (the states before it are acknowledged), is that end.
+        It is kept in the local table too, for a partition this worker keeps across a
+        rebalance (Faust need not read the changelog again then)."""
         table = self.table
-        marks = [await table.changelog_topic.send(
-            key=END_MARK, value=b"", partition=partition, key_serializer=table.key_serializer,
-            value_serializer=table.value_serializer)
-            for partition in sorted(p for p in partitions if p is not None)]
-        await asyncio.gather(*marks)
+        sent = []
+        for partition in partitions:
+            key, value = position_key(partition).encode(), encode_position(
+                self.positions.record(partition))
+            sent.append(await table.changelog_topic.send(
+                key=key, value=value, partition=partition,
+                key_serializer=table.key_serializer, value_serializer=table.value_serializer))
+            table.data[key] = value  # the store alone: no second changelog write
+        await asyncio.gather(*sent)
 
     async def hand_over(self) -> None:
-        """Partitions are revoked (a rebalance, or stopping): write every state owed, but do
-        not acknowledge the inputs (Faust has forgotten their partitions; they are delivered
-        again from the last commit and are duplicates to the states written). Then read
-        states from the table again: the next owner of a patient reads what was written."""
+        """Partitions are revoked (a rebalance, or stopping): write every state owed and its
+        position, but do not acknowledge the inputs (Faust has forgotten their partitions).
+        Then read states from the table again: the next owner of a patient, this worker or
+        another, reads what was written and resumes at its position."""
         async with self.state_lock:
             if self.checkpoints.owed:
                 await self._checkpoint(release=False)
             self.checkpoints.forget()
             self.offsets.forget()
+            self.positions.forget()
 
     async def watch(self) -> None:
         """Say that the event loop turns, and how many records wait (`stream_rules.lag`)."""
@@ -257,10 +345,19 @@ class RulesWorker:
 
     async def _check_silence(self) -> None:
         now = int(time.time() * 1000)
-        for patient_id in dict.fromkeys([*self.checkpoints.states, *self.table.keys()]):
+        key_partition = self.app.consumer.key_partition
+        stored = [key.decode(errors="replace") for key in self.table]
+        for patient_id in dict.fromkeys([*self.checkpoints.states, *stored]):
+            if is_position_key(patient_id):
+                continue
             engine = self.judge.engine(patient_id)
             if engine is None or not (patient_id in self.checkpoints.states
-                                      or self.table.get(patient_id)):
+                                      or self.stored(patient_id)):
+                continue
+            # the table also keeps states of partitions revoked from here: their patients
+            # are another worker's, whose states this one must not overwrite
+            if not self.positions.held(
+                    key_partition(topics.READINGS.name, patient_id.encode())):
                 continue
             state = self.checkpoints.state(patient_id, engine)
             out = engine.silence(state, now)
@@ -305,7 +402,9 @@ def make_app(settings: Settings, judge: Judge, progress: Progress | None = None)
 
     @app.on_rebalance_complete.connect
     async def judging(_app: faust.App, **_kw: object) -> None:
-        """Partitions assigned and state recovered: say so once (`vitals.ready`)."""
+        """Partitions assigned and state recovered: resume at the positions written, and say
+        so once (`vitals.ready`)."""
+        await worker.resume()
         if not judge.announced:
             judge.announced = True
             announce_ready("rules")
