@@ -1,193 +1,32 @@
 """The Faust worker on a real Kafka-protocol broker (tansu), as its own process: readings in,
-alert events out; killed mid-episode and restarted, it loses no alert and invents none."""
+alert events and trend points out, its metrics and health, hostile records, device statuses,
+and two workers sharing the patients. Restarts: test_worker_restarts.py."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from harness import servers, services
 from stream_rules.config import default_rules_path, load_rules
 from stream_rules.engine import Engine
 from stream_rules.rules.spec import hhmm
-from stream_rules.worker import APP_ID, CHANGELOG, PROGRESS_CHECK_S
+from stream_rules.worker import CHANGELOG, PROGRESS_CHECK_S
 from tests.hostile import variants
 from tests.stream_rules.test_batch import decodes
 from tests.stream_rules.test_engine import PATIENT, readings
+from tests.stream_rules.workers import Workers, episode, produce, records_at
 from tests.support import healthz, read_topic, scrape, wait_for, write_patients
-from vitals.kafka import producer_config, reader_config
-from vitals.records import DeviceStatus, Reading, encode
+from vitals.kafka import producer_config
+from vitals.records import DeviceStatus, encode
 
 pytestmark = pytest.mark.slow
-
-class Workers:
-    """`vitals rules` processes sharing one log, on this test's broker."""
-
-    def __init__(self, kafka: servers.Server, tmp_path: Path) -> None:
-        self.bootstrap = f"127.0.0.1:{kafka.port}"
-        self.log = tmp_path / "worker.log"
-        self.env = services.environment({
-            "kafka_url": f"kafka://{self.bootstrap}", "kafka_partitions": 4,
-            "patients": write_patients(tmp_path / "p.yaml", ["P001"]),
-            "state_dir": tmp_path / "state"})
-        self.procs: list[services.ServiceProcess] = []
-        self.metrics: list[str] = []  # each worker's /metrics URL
-
-    def start(self) -> services.ServiceProcess:
-        """Another worker, once it judges (partitions assigned, state recovered)."""
-        addr = f"127.0.0.1:{servers.free_port()}"
-        self.metrics.append(f"http://{addr}/metrics")
-        self.procs.append(services.start("rules", env={**self.env,
-                                                       "VITALS_RULES_METRICS_ADDR": addr},
-                                         log=self.log))
-        return self.procs[-1]
-
-    def counters(self, index: int = -1) -> dict[str, float]:
-        """A worker's `vitals_rules_*` metrics, by name."""
-        with urllib.request.urlopen(self.metrics[index], timeout=10) as r:
-            lines = r.read().decode().splitlines()
-        return {name: float(value) for name, _, value in
-                (line.rpartition(" ") for line in lines if line.startswith("vitals_rules_"))}
-
-    def stop_all(self) -> None:
-        for worker in self.procs:
-            worker.stop()
-
-
-@pytest.fixture
-def workers(kafka: servers.Server, tmp_path: Path) -> Iterator[Workers]:
-    w = Workers(kafka, tmp_path)
-    yield w
-    w.stop_all()
-
-
-def produce(bootstrap: str, rs: list[Reading], received_later_ms: int = 0) -> int:
-    """As ingest would: stamped with the time of receipt (the worker's live silence check
-    reads it; `received_later_ms` moves it ahead), keyed by patient. Returns that time."""
-    p = Producer(producer_config(bootstrap))
-    now = int(time.time() * 1000) + received_later_ms
-    for r in rs:
-        p.produce("vitals.readings", encode(msgspec.structs.replace(r, received_at=now)),
-                  r.patient_id.encode())
-    assert p.flush(30) == 0
-    return now
-
-
-def episode() -> list[Reading]:
-    """Fever rising through 38 and 39 C, then a racing heart and falling SpO2."""
-    return readings(150, temp=lambda s: 37.0 + min(2.3, max(0.0, (s - 600) / 2000)),
-                    spo2=lambda s: 97 - (8 if s > 6000 else 0),
-                    hr=lambda s: 75 + (60 if s > 5400 else 0), temp_every_s=120)
-
-
-def test_worker_killed_mid_episode_loses_no_alert_and_invents_none(workers: Workers) -> None:
-    rs = episode()
-    expected = Engine(load_rules(None), PATIENT).process(None, rs).alerts
-    assert {a.rule for a in expected} >= {"fever", "high_fever", "crs_suspicion",
-                                          "severe_desaturation"}
-    half = len(rs) // 2
-    first = workers.start()
-    produce(workers.bootstrap, rs[:half])
-    # wait until the worker has judged most of the first half, then crash it
-    wait_for(lambda: len(read_topic(workers.bootstrap, "vitals.trends", 1, timeout=2,
-                                    settle=0)) >= 60, timeout=60, what="trend points")
-    first.kill()
-    produce(workers.bootstrap, rs[half:])
-    workers.start()
-    keys = {(a.alert_id, a.status) for a in expected}
-    got = read_topic(workers.bootstrap, "vitals.alerts", len(expected), timeout=60, settle=3)
-    seen = {(v["alert_id"], v["status"]) for _, v in got}
-    assert seen == keys  # nothing lost, nothing that the readings do not support
-    # a repeat after the crash carries the same id and the same content
-    by_key = {(a.alert_id, a.status): a for a in expected}
-    for _, v in got:
-        a = by_key[(v["alert_id"], v["status"])]
-        assert (v["start"], v["detected_at"], v["summary"]) == (a.start, a.detected_at, a.summary)
-
-
-def records_at(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None]]:
-    """(partition, offset, key) of every record of `topic`, read until quiet."""
-    c = Consumer(reader_config(bootstrap, "test"))
-    try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        c.assign([TopicPartition(topic, p, 0) for p in parts])
-        out = []
-        quiet = time.monotonic()
-        while time.monotonic() - quiet < 3:
-            for m in c.consume(1000, 0.2):
-                if m.error() is None:
-                    out.append((m.partition(), m.offset(), m.key()))
-                    quiet = time.monotonic()
-        return out
-    finally:
-        c.close()
-
-
-def ends(bootstrap: str, topic: str) -> dict[int, int]:
-    """Each partition's end offset, by reading it (tansu's high watermark is its last batch's
-    first offset + 1, not the end)."""
-    out: dict[int, int] = {}
-    for partition, offset, _ in records_at(bootstrap, topic):
-        out[partition] = max(out.get(partition, 0), offset + 1)
-    return out
-
-
-def commit_for_the_workers(bootstrap: str, at_end: bool) -> None:
-    """Commit offsets for the workers' group, as Faust might have: each input partition at its
-    end (past records no state has seen) or at 0 (behind what the states have seen). tansu
-    takes commits from members only: this consumer joins the group (no worker is in it)."""
-    topics = ["vitals.readings", "vitals.status"]
-    offsets = [TopicPartition(topic, p, ends(bootstrap, topic).get(p, 0) if at_end else 0)
-               for topic in topics for p in range(4)]
-    c = Consumer({**reader_config(bootstrap, "test"), "group.id": APP_ID})
-    try:
-        c.subscribe(topics)
-        wait_for(lambda: bool(c.poll(0.2) or c.assignment()), timeout=120,
-                 what="the committing consumer to join the workers' group")
-        c.commit(offsets=offsets, asynchronous=False)
-        committed = c.committed(offsets, timeout=10)
-        assert [tp.offset for tp in committed] == [tp.offset for tp in offsets]
-    finally:
-        c.close()
-
-
-def test_a_worker_resumes_where_its_states_stand_whatever_kafka_committed(
-        workers: Workers) -> None:
-    """Faust's committed offsets do not describe the states: around a rebalance it acknowledges
-    by itself the records it skips, so a commit can pass records no state has seen (the chaos
-    run lost readings that way). The worker resumes at the position written with its states."""
-    rs = episode()
-    expected = Engine(load_rules(None), PATIENT).process(None, rs).alerts
-    half = len(rs) // 2
-    first = workers.start()
-    produce(workers.bootstrap, rs[:half])
-    wait_for(lambda: workers.counters()["vitals_rules_readings_judged_total"] >= half,
-             timeout=120, what="the first half judged")
-    first.stop()  # states and their positions written
-    produce(workers.bootstrap, rs[half:])
-    commit_for_the_workers(workers.bootstrap, at_end=True)  # past the second half
-    workers.start()
-    got = read_topic(workers.bootstrap, "vitals.alerts", len(expected), timeout=120, settle=3)
-    assert {(v["alert_id"], v["status"]) for _, v in got} == {
-        (a.alert_id, a.status) for a in expected}
-    workers.stop_all()
-    # and a commit behind the states: nothing is judged twice
-    commit_for_the_workers(workers.bootstrap, at_end=False)
-    workers.start()
-    produce(workers.bootstrap, episode()[-1:])  # a repeat, after every record of the patient
-    wait_for(lambda: workers.counters()["vitals_rules_readings_judged_total"] >= 1,
-             timeout=120, what="the repeat judged")
-    assert workers.counters()["vitals_rules_readings_judged_total"] == 1
-
 
 def test_trend_points_carry_the_patients_features(workers: Workers) -> None:
     workers.start()
@@ -345,33 +184,3 @@ def test_two_workers_split_the_patients_and_each_alert_comes_once(workers: Worke
     assert len(set(readings.values())) > 1  # the patients are spread, so this could fail
 
 
-def test_a_restarted_worker_recovers_every_state_of_a_checkpoint_written_in_one_batch(
-        kafka: servers.Server, tmp_path: Path) -> None:
-    """A checkpoint writes many patients' states to each changelog partition at once (one
-    produce batch). Tansu reports a partition's end as its last batch's first offset + 1
-    (ingest/recall.py), and Faust restores a table up to that end, so without the worker's end
-    marker a restart missed all but the first state of each partition's last batch (13 of 24
-    here). Seen from outside: readings the first worker judged, sent again, are duplicates to
-    the second, which pages nothing again."""
-    ids = [f"P{n:03d}" for n in range(1, 25)]
-    w = Workers(kafka, tmp_path)
-    w.env["VITALS_PATIENTS"] = str(write_patients(tmp_path / "many.yaml", ids))
-    fever = readings(40, temp=lambda _s: 38.6, temp_every_s=60)
-    rs = [msgspec.structs.replace(r, patient_id=pid) for pid in ids for r in fever]
-    try:
-        w.start()
-        produce(w.bootstrap, rs)
-        wait_for(lambda: w.counters()["vitals_rules_readings_judged_total"] >= len(rs), timeout=120,
-                 what="the first worker to judge every reading")
-        first = read_topic(w.bootstrap, "vitals.alerts", len(ids), timeout=60, settle=3)
-        assert {v["patient_id"] for _, v in first if v["rule"] == "fever"} == set(ids)
-        w.stop_all()  # a clean stop: the last checkpoint, many states per partition at once
-        w.procs.clear()
-        w.start()
-        produce(w.bootstrap, rs)  # the same readings again: duplicates to a recovered state
-        wait_for(lambda: w.counters()["vitals_rules_readings_judged_total"] >= len(rs), timeout=120,
-                 what="the second worker to take every reading")
-        again = read_topic(w.bootstrap, "vitals.alerts", len(first) + 1, timeout=10, settle=3)
-        assert len(again) == len(first), sorted({v["patient_id"] for _, v in again[len(first):]})
-    finally:
-        w.stop_all()
