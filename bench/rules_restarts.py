@@ -115,7 +115,7 @@ def run(patients: int = 20, days: float = 5, seed: int = 1, rate: float = 400,
             for proc in procs.values():
                 proc.kill()
             kafka.stop()
-    expected = judge_in_order(on_kafka, patients_file)
+        expected = judge_in_order(on_kafka, patients_file)
     want = {(a["alert_id"], a["status"]) for events in expected.values() for a in events}
     got = {(a["alert_id"], a["status"]) for a in alerts}
     return {"readings": len(on_kafka), "kills": killed, "alert_events_expected": len(want),
