@@ -4,74 +4,67 @@ from __future__ import annotations
 
 import pytest
 
-from stream_rules.positions import (
-    Positions,
-    Verdict,
-    decode_position,
-    encode_position,
-    is_position_key,
-    position_key,
-)
+from stream_rules import positions as pos
 from tests.hostile import variants
 
 R, S = "vitals.readings", "vitals.status"
 
 
 def test_records_before_the_position_and_of_partitions_not_held_are_not_judged() -> None:
-    positions = Positions()
+    positions = pos.Positions()
     positions.start(R, 0, 100)
-    assert positions.check(R, 0, 99) is Verdict.SEEN  # the states have seen it
-    assert positions.check(R, 1, 500) is Verdict.NOT_HELD
-    assert positions.check(R, 0, 100) is Verdict.JUDGE
-    assert positions.check(R, 0, 105) is Verdict.JUDGE  # a gap, once judging has resumed
-    assert positions.check(R, 0, 103) is Verdict.SEEN
-    assert positions.check(R, 0, 105) is Verdict.SEEN
+    assert positions.check(R, 0, 99) is pos.Verdict.SEEN  # the states have seen it
+    assert positions.check(R, 1, 500) is pos.Verdict.NOT_HELD
+    assert positions.check(R, 0, 100) is pos.Verdict.JUDGE
+    assert positions.check(R, 0, 105) is pos.Verdict.JUDGE  # a gap, once judging has resumed
+    assert positions.check(R, 0, 103) is pos.Verdict.SEEN
+    assert positions.check(R, 0, 105) is pos.Verdict.SEEN
     assert positions.record(0) == {R: 106}
 
 
 def test_a_consumer_that_resumed_past_the_position_is_sent_back_once() -> None:
     """Faust seeks to the committed offset; should that be past the position (the commit of
     the position failed), the records between must still be judged, in order."""
-    positions = Positions()
+    positions = pos.Positions()
     positions.start(R, 0, 100)
-    assert positions.check(R, 0, 140) is Verdict.SEEK
-    assert positions.check(R, 0, 141) is Verdict.WAIT  # fetched before the seek took effect
-    assert positions.check(R, 0, 100) is Verdict.JUDGE
-    assert positions.check(R, 0, 101) is Verdict.JUDGE
+    assert positions.check(R, 0, 140) is pos.Verdict.SEEK
+    assert positions.check(R, 0, 141) is pos.Verdict.WAIT  # fetched before the seek took effect
+    assert positions.check(R, 0, 100) is pos.Verdict.JUDGE
+    assert positions.check(R, 0, 101) is pos.Verdict.JUDGE
     assert positions.next_offset(R, 0) == 102
     positions.start(R, 0, 200)  # assigned again: the first record must be the position's
-    assert positions.check(R, 0, 201) is Verdict.SEEK
+    assert positions.check(R, 0, 201) is pos.Verdict.SEEK
 
 
 def test_a_position_names_both_inputs_of_its_partition_and_round_trips() -> None:
-    positions = Positions()
+    positions = pos.Positions()
     for partition in (0, 1):
         positions.start(R, partition, 10 * partition)
         positions.start(S, partition, 0)
-    assert positions.check(S, 1, 0) is Verdict.JUDGE
-    assert positions.check(S, 1, 7) is Verdict.JUDGE
+    assert positions.check(S, 1, 0) is pos.Verdict.JUDGE
+    assert positions.check(S, 1, 7) is pos.Verdict.JUDGE
     record = positions.record(1)
     assert record == {R: 10, S: 8}
-    assert decode_position(encode_position(record)) == record
+    assert pos.decode_position(pos.encode_position(record)) == record
 
 
 def test_the_positions_to_write_are_those_moved_and_those_under_states_written() -> None:
-    positions = Positions()
+    positions = pos.Positions()
     for partition in range(4):
         positions.start(R, partition, 0)
-    assert positions.check(R, 2, 0) is Verdict.JUDGE
+    assert positions.check(R, 2, 0) is pos.Verdict.JUDGE
     # partition 3: a state written without input (the live silence check); 7 is not held
     assert positions.take_moved([3, 3, 7, None]) == [2, 3]
     assert positions.take_moved([]) == []  # reset
     positions.forget()
     assert not positions.held(2) and positions.take_moved([2]) == []
-    assert positions.check(R, 2, 1) is Verdict.NOT_HELD
+    assert positions.check(R, 2, 1) is pos.Verdict.NOT_HELD
 
 
 def test_position_keys_are_no_patient_id() -> None:
-    assert position_key(3) == "~position-3"
-    assert is_position_key(position_key(0)) and is_position_key("~end")
-    assert not is_position_key("P001")
+    assert pos.position_key(3) == "~position-3"
+    assert pos.is_position_key(pos.position_key(0)) and pos.is_position_key("~end")
+    assert not pos.is_position_key("P001")
 
 
 HOSTILE = [raw for label, raw in variants({R: 5}) if label != f"{R}=0"]
@@ -82,4 +75,4 @@ HOSTILE = [raw for label, raw in variants({R: 5}) if label != f"{R}=0"]
                                  *HOSTILE])
 def test_a_position_that_cannot_be_read_is_none(raw: bytes | None) -> None:
     """None: the worker then starts the partition from its beginning (exact, if slow)."""
-    assert decode_position(raw) is None
+    assert pos.decode_position(raw) is None
