@@ -522,9 +522,11 @@ def test_the_command_line_check_passes() -> None:
 
 
 # --- a site, as the runbook's first start makes it ----------------------------------------------
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    """deploy/.env and the files it names, made as deploy/README.md says."""
+@pytest.fixture(scope="module")
+def made_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """deploy/.env and the files it names, made as deploy/README.md says: once per module
+    (accounts and two CAs take seconds of CPU)."""
+    tmp_path = tmp_path_factory.mktemp("site")
     config = tmp_path / "config"
     config.mkdir()
     defaults = DEPLOY.parent / "vitals" / "defaults"
@@ -580,6 +582,17 @@ def site(tmp_path: Path) -> Path:
         assert n == 1, key
     env_file = tmp_path / ".env"
     env_file.write_text(text)
+    return env_file
+
+
+@pytest.fixture
+def site(made_site: Path, tmp_path: Path) -> Path:
+    """A copy of the made site for this test alone, to change as it likes; its .env names the
+    copy's files."""
+    root = tmp_path / "site"
+    shutil.copytree(made_site.parent, root, symlinks=True)
+    env_file = root / ".env"
+    env_file.write_text(env_file.read_text().replace(str(made_site.parent), str(root)))
     return env_file
 
 

@@ -69,7 +69,7 @@ def test_a_missing_traffic_file_is_one_line(tmp_path: Path) -> None:
 
 def test_several_seeds_side_by_side_each_as_its_single_evaluation(tmp_path: Path) -> None:
     out = tmp_path / "ev"
-    small = ("--patients", "3", "--days", "1", "--workers", "1", "--no-plots")
+    small = ("--patients", "2", "--days", "0.5", "--workers", "1", "--no-plots")
     done = vitals("evaluate", "--seeds", "1,7", *small, "--out", str(out))
     one = vitals("evaluate", "--seed", "7", *small, "--out", str(tmp_path / "seven"))
     assert done.returncode == 0, done.stderr
@@ -86,7 +86,7 @@ def test_several_seeds_side_by_side_each_as_its_single_evaluation(tmp_path: Path
         for key in ("episodes", "false_pages", "per_patient_day", "by_rule"):
             assert report[key] == single[key], key
         assert report["meta"]["readings"] == single["meta"]["readings"]
-    assert doc["seeds"]["1"]["report"]["meta"]["source"].startswith("cohort: 3 patients, seed 1")
+    assert doc["seeds"]["1"]["report"]["meta"]["source"].startswith("cohort: 2 patients, seed 1")
     assert (out / "seed-1" / "truth.json").is_file() and not (out / "truth.json").exists()
 
 

@@ -17,7 +17,7 @@ from stream_rules.worker import APP_ID
 from tests.stream_rules.test_engine import PATIENT, readings
 from tests.stream_rules.workers import Workers, episode, produce, records_at
 from tests.support import read_topic, wait_for, write_patients
-from vitals.kafka import reader_config
+from vitals.kafka import consumer_config
 
 pytestmark = pytest.mark.slow
 
@@ -61,9 +61,9 @@ def commit_for_the_workers(bootstrap: str, at_end: bool) -> None:
     end (past records no state has seen) or at 0 (behind what the states have seen). tansu
     takes commits from members only: this consumer joins the group (no worker is in it)."""
     topics = ["vitals.readings", "vitals.status"]
-    offsets = [TopicPartition(topic, p, ends(bootstrap, topic).get(p, 0) if at_end else 0)
-               for topic in topics for p in range(4)]
-    c = Consumer({**reader_config(bootstrap, "test"), "group.id": APP_ID})
+    end = {topic: ends(bootstrap, topic) if at_end else {} for topic in topics}
+    offsets = [TopicPartition(topic, p, end[topic].get(p, 0)) for topic in topics for p in range(4)]
+    c = Consumer(consumer_config(bootstrap, APP_ID))  # its short session: a quick join
     try:
         c.subscribe(topics)
         wait_for(lambda: bool(c.poll(0.2) or c.assignment()), timeout=120,
