@@ -50,6 +50,7 @@ from stream_rules.positions import (
     is_position_key,
     position_key,
 )
+from stream_rules.read_offsets import InputsUnfiltered
 from vitals import topics
 from vitals.health_http import HealthServer
 from vitals.kafka import KafkaConnection, declare_topics
@@ -239,7 +240,8 @@ class RulesWorker:
                 log.warning("rules: %s[%d] resumed at %d, past the position %s of its states: "
                             "reading again from there", message.topic, message.partition,
                             message.offset, position)
-                await self.app.consumer.seek(message.tp, position)  # type: ignore[arg-type]
+                # in the consumer's thread (`seek` would call aiokafka from this one)
+                await self.app.consumer.seek_wait({message.tp: position})
         self.judge.redelivered += len(events) - len(fresh)
         return fresh
 
@@ -249,6 +251,10 @@ class RulesWorker:
         written) starts from its beginning."""
         async with self.state_lock:
             consumer = self.app.consumer
+            if not isinstance(consumer._read_offset, InputsUnfiltered):  # type: ignore[attr-defined]
+                # before Faust's fetcher first starts (it binds the mapping's methods then)
+                consumer._read_offset = InputsUnfiltered(  # type: ignore[attr-defined]
+                    INPUTS, consumer._read_offset)  # type: ignore[attr-defined]
             assigned = [tp for tp in consumer.assignment() if tp.topic in INPUTS]
             self.positions.forget()
             if not assigned:
