@@ -16,6 +16,7 @@ from harness import servers, services
 from harness.pagerduty import PagerDutyStandIn
 from tests.alerting.support import event, make_settings
 from tests.hostile import variants
+from tests.support import wait_for
 from vitals import topics
 from vitals.kafka import producer_config
 from vitals.records import AlertEvent, TrendPoint
@@ -53,7 +54,7 @@ def test_hostile_alerts_and_trends_are_audited_and_paging_goes_on(
     producer = Producer(producer_config(bootstrap))
     for topic, body in records:
         producer.produce(topic, body, b"P001")
-    # behind all of them, another patient's alert
+    # and another patient's alert (in another partition: it may page before the last of them)
     producer.produce(topics.ALERTS.name, msgspec.json.encode(event("P002")), b"P002")
     assert producer.flush(30) == 0
 
@@ -65,6 +66,9 @@ def test_hostile_alerts_and_trends_are_audited_and_paging_goes_on(
         while not any(b["payload"]["source"] == "P002" for b in receiver.pd("trigger")):
             assert alerting.alive(), alerting.tail(20)
             receiver.wait(len(receiver.requests) + 1, timeout=120)
+        # every hostile record judged, on both topics (a busy machine may take a while)
+        wait_for(lambda: alerting.output().count("that is not valid") >= expected_bad,
+                 timeout=120, what="every hostile record to be judged")
         assert alerting.alive()
     finally:
         assert alerting.stop() == 0, alerting.tail(30)
