@@ -64,12 +64,12 @@ def test_the_standby_takes_over_a_killed_leader_and_no_page_is_lost_or_doubled(
     first = start(one, tmp_path / "one" / "alerting.log")
     second = None
     try:
-        wait_for(lambda: role(one) == "leader", 30, "the first instance to lead")
+        wait_for(lambda: role(one) == "leader", 120, "the first instance to lead")
         second = start(two, tmp_path / "two" / "alerting.log")
         assert role(two) == "standby"  # the lease is the first's
 
         produce(kafka.port, event())
-        receiver.wait(1, timeout=30)  # step 1, the nurse (consumer-group join included)
+        receiver.wait(1, timeout=120)  # step 1, the nurse (consumer-group join included)
         opened_at = time.monotonic()
         # the standby answers from the same database
         alerts = get(two, "/alerts")["alerts"]
@@ -97,13 +97,13 @@ def test_the_standby_takes_over_a_killed_leader_and_no_page_is_lost_or_doubled(
         first = start(one, tmp_path / "one" / "alerting.log")
         assert role(one) == "standby"
         assert post(one, f"/alerts/{event().alert_id}/ack") == 200
-        receiver.wait(4, timeout=30)  # acknowledge to both paged receivers
+        receiver.wait(4, timeout=120)  # acknowledge to both paged receivers
         # A clean stop gives the lease up: the standby leads at its next try, and sends
         # the resolve the rules emit meanwhile.
         assert second.stop() == 0, second.tail(20)
-        wait_for(lambda: role(one) == "leader", 30, "the restarted instance to lead")
+        wait_for(lambda: role(one) == "leader", 120, "the restarted instance to lead")
         produce(kafka.port, event(status="resolved"))
-        receiver.wait(6, timeout=60)
+        receiver.wait(6, timeout=120)
         time.sleep(1)  # anything doubled would arrive now
         sent = Counter((b["dedup_key"], b["event_action"], b["routing_key"])
                        for b in receiver.pd())

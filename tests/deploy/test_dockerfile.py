@@ -22,7 +22,7 @@ cd = load_module("check_dockerfile")
 def test_the_dockerfile_builds_and_its_entrypoint_runs() -> None:
     started = time.monotonic()
     result = subprocess.run([sys.executable, str(DEPLOY / "check_dockerfile.py")],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert "check_dockerfile: ok" in result.stdout
     for command in ("ingest", "rules", "store", "alerting", "canary", "credentials"):

@@ -17,7 +17,7 @@ START = "2026-11-20T00:00:00Z"
 
 
 def vitals(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command(*args), capture_output=True, text=True, timeout=120,
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=900,
                           env=services.environment())
 
 

@@ -17,7 +17,7 @@ def vitals(*args: str, port: int | None = None, state: Path | None = None
            ) -> subprocess.CompletedProcess[str]:
     env = services.environment({"mqtt_url": f"mqtt://127.0.0.1:{port or servers.free_port()}",
                                 "state_dir": state})
-    return subprocess.run(command(*args), capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=900, env=env)
 
 
 def test_simulate_to_a_file_then_replay_it(mosquitto: servers.Server, tmp_path: Path) -> None:
