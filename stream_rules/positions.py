@@ -26,6 +26,9 @@ __all__ = ["Positions", "Verdict", "decode_position", "encode_position", "positi
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, int]).decode
 MAX_OFFSET = 2**63 - 1  # Kafka offsets are signed 64-bit
+# A seek back still waited for after this long is asked again: something (Faust's own seek to
+# the committed offsets, say) undid it, and waiting longer would stall the partition.
+SEEK_AGAIN_S = 10.0
 PREFIX = "~position-"  # "~" is in no patient id ([A-Za-z0-9_-]): never a patient's state
 
 
@@ -74,7 +77,7 @@ class Positions:
     def __init__(self) -> None:
         self._next: dict[tuple[str, int], int] = {}
         self._unconfirmed: set[tuple[str, int]] = set()  # no record judged since `start`
-        self._seeking: set[tuple[str, int]] = set()
+        self._seeking: dict[tuple[str, int], float] = {}  # -> when the seek was asked
         self._moved: set[int] = set()
 
     def start(self, topic: str, partition: int, offset: int) -> None:
@@ -84,12 +87,13 @@ class Positions:
         key = (topic, partition)
         self._next[key] = offset
         self._unconfirmed.add(key)
-        self._seeking.discard(key)
+        self._seeking.pop(key, None)
 
-    def check(self, topic: str, partition: int, offset: int) -> Verdict:
+    def check(self, topic: str, partition: int, offset: int, now: float = 0.0) -> Verdict:
         """What to do with the record at `offset`; a record to judge moves the position past
-        it. After `start`, a record past the position asks once for a seek back to it and
-        waits for it (later, a gap in the offsets is allowed: Kafka's control records)."""
+        it. After `start`, a record past the position asks for a seek back to it and waits
+        for it, asking again after `SEEK_AGAIN_S` (`now`: monotonic seconds); once judging
+        has resumed, a gap in the offsets is allowed (Kafka's control records)."""
         key = (topic, partition)
         nxt = self._next.get(key)
         if nxt is None:
@@ -97,12 +101,13 @@ class Positions:
         if offset < nxt:
             return Verdict.SEEN
         if offset > nxt and key in self._unconfirmed:
-            if key in self._seeking:
+            asked = self._seeking.get(key)
+            if asked is not None and now - asked < SEEK_AGAIN_S:
                 return Verdict.WAIT
-            self._seeking.add(key)
+            self._seeking[key] = now
             return Verdict.SEEK
         self._unconfirmed.discard(key)
-        self._seeking.discard(key)
+        self._seeking.pop(key, None)
         self._next[key] = offset + 1
         self._moved.add(partition)
         return Verdict.JUDGE

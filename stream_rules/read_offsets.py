@@ -4,7 +4,8 @@ being delivered: they push that mark past a seek back to the states' position, s
 the seek asks for are dropped, and the partition stalls until its next rebalance (the short
 chaos run saw it on a loaded machine: two patients never judged again). The worker's positions
 (`stream_rules.positions`) already decide which input records to judge and which were seen, so
-for the input topics the mark is turned off."""
+for the input topics the mark is turned off, from the moment the consumer is made
+(`stream_rules.worker.RulesApp`)."""
 
 from __future__ import annotations
 

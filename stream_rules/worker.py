@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import ConsumerT, EventT
 from prometheus_client import CollectorRegistry
 
 from stream_rules.batch import Judge, decode_records, judge_batch
@@ -98,9 +98,22 @@ def broker_options(kafka: KafkaConnection) -> dict[str, object]:
     return options
 
 
+class RulesApp(faust.App):
+    """Faust's app, whose consumer delivers every input record (`stream_rules.read_offsets`).
+    The filter goes in as the consumer is made: Faust's fetcher binds it when it first starts,
+    and a worker with states to restore starts the fetcher to read the changelog, before its
+    first rebalance completes (installed there, the filter stayed Faust's own on a restart)."""
+
+    def _new_consumer(self) -> ConsumerT:
+        consumer = super()._new_consumer()
+        consumer._read_offset = InputsUnfiltered(  # type: ignore[attr-defined]
+            INPUTS, consumer._read_offset)  # type: ignore[attr-defined]
+        return consumer
+
+
 def new_app(settings: Settings) -> faust.App:
     """The Faust app and its broker settings."""
-    return faust.App(
+    return RulesApp(
         APP_ID,
         **broker_options(settings.kafka),
         store="memory://",  # the changelog topic is the durable copy
@@ -226,13 +239,13 @@ class RulesWorker:
         before their partition's position (the states have seen them). Should the consumer
         have resumed past a position, it is sent back there."""
         generation = self.app.consumer_generation_id
-        check = self.positions.check
+        check, now = self.positions.check, time.monotonic()
         fresh = []
         for event in events:
             message = event.message
             if message.generation_id != generation:
                 continue
-            verdict = check(message.topic, message.partition, message.offset)
+            verdict = check(message.topic, message.partition, message.offset, now)
             if verdict is Verdict.JUDGE:
                 fresh.append(event)
             elif verdict is Verdict.SEEK:
@@ -251,10 +264,6 @@ class RulesWorker:
         written) starts from its beginning."""
         async with self.state_lock:
             consumer = self.app.consumer
-            if not isinstance(consumer._read_offset, InputsUnfiltered):  # type: ignore[attr-defined]
-                # before Faust's fetcher first starts (it binds the mapping's methods then)
-                consumer._read_offset = InputsUnfiltered(  # type: ignore[attr-defined]
-                    INPUTS, consumer._read_offset)  # type: ignore[attr-defined]
             assigned = [tp for tp in consumer.assignment() if tp.topic in INPUTS]
             self.positions.forget()
             if not assigned:

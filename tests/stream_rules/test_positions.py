@@ -22,7 +22,7 @@ def test_records_before_the_position_and_of_partitions_not_held_are_not_judged()
     assert positions.record(0) == {R: 106}
 
 
-def test_a_consumer_that_resumed_past_the_position_is_sent_back_once() -> None:
+def test_a_consumer_that_resumed_past_the_position_is_sent_back() -> None:
     """Faust seeks to the committed offset; should that be past the position (the commit of
     the position failed), the records between must still be judged, in order."""
     positions = pos.Positions()
@@ -34,6 +34,19 @@ def test_a_consumer_that_resumed_past_the_position_is_sent_back_once() -> None:
     assert positions.next_offset(R, 0) == 102
     positions.start(R, 0, 200)  # assigned again: the first record must be the position's
     assert positions.check(R, 0, 201) is pos.Verdict.SEEK
+
+
+def test_a_seek_back_still_waited_for_is_asked_again() -> None:
+    """Should something undo the seek (Faust seeking to committed offsets past the position),
+    waiting for ever would stall the partition: after `SEEK_AGAIN_S` the seek is asked again."""
+    positions = pos.Positions()
+    positions.start(R, 0, 100)
+    assert positions.check(R, 0, 140, now=50.0) is pos.Verdict.SEEK
+    assert positions.check(R, 0, 141, now=50.0 + pos.SEEK_AGAIN_S - 0.1) is pos.Verdict.WAIT
+    assert positions.check(R, 0, 300, now=50.0 + pos.SEEK_AGAIN_S) is pos.Verdict.SEEK
+    assert positions.check(R, 0, 301, now=50.0 + pos.SEEK_AGAIN_S) is pos.Verdict.WAIT
+    assert positions.check(R, 0, 100, now=70.0) is pos.Verdict.JUDGE
+    assert positions.check(R, 0, 302, now=99.0) is pos.Verdict.JUDGE  # resumed: a gap is fine
 
 
 def test_a_position_names_both_inputs_of_its_partition_and_round_trips() -> None:

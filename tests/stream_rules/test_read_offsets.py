@@ -3,10 +3,13 @@ states' position must not be undone by records fetched before it), and only for 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from faust.types import TP
 
 from stream_rules.read_offsets import InputsUnfiltered
-from stream_rules.worker import INPUTS
+from stream_rules.worker import INPUTS, new_app
+from vitals.settings import Settings
 
 
 def delivered(read_offsets: dict[TP, int | None], tp: TP, offset: int) -> bool:
@@ -30,3 +33,17 @@ def test_after_a_seek_back_the_input_records_come_again_and_the_changelogs_are_f
     assert marks[changelog] == 41 and marks[TP(INPUTS[1], 0)] is None
     plain: dict[TP, int | None] = {readings: 5950}
     assert not delivered(plain, readings, 5107)  # what the worker had before
+
+
+def test_the_consumer_has_the_filter_from_its_creation(tmp_path: Path) -> None:
+    """Not at the first rebalance: a worker with states to restore starts Faust's fetcher
+    (which binds the mapping's `__getitem__` once) to read the changelog before then. Installed
+    there, the filter stayed Faust's own on every restarted worker, and the short chaos run
+    stalled two patients in CI."""
+    settings = Settings(_env_file=None, state_dir=tmp_path)  # type: ignore[call-arg]
+    consumer = new_app(settings).consumer
+    get_read_offset = consumer._read_offset.__getitem__  # what the fetcher binds
+    consumer._read_offset[TP(INPUTS[0], 1)] = 5950
+    consumer._read_offset[TP("vitals-rules-patient-state-changelog", 1)] = 40
+    assert get_read_offset(TP(INPUTS[0], 1)) is None
+    assert get_read_offset(TP("vitals-rules-patient-state-changelog", 1)) == 40
