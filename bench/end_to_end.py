@@ -59,7 +59,7 @@ from harness.pagerduty import PagerDutyStandIn
 from harness.servers import tail
 from harness.stack import Stack
 from stream_rules.config import load_rules
-from stream_rules.worker import CHANGELOG
+from stream_rules.faust_app import CHANGELOG
 
 PARTITIONS = 8
 ROUTING_KEY = "e2ebe0c4a1b2c3d4e5f60718293a4b5c"  # 32 characters, as PagerDuty requires

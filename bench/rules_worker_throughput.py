@@ -33,7 +33,7 @@ from bench.readings import (
     topic_bytes,
 )
 from harness import servers, services
-from stream_rules.worker import CHANGELOG
+from stream_rules.faust_app import CHANGELOG
 
 PARTITIONS = 8  # the worker's default VITALS_KAFKA_PARTITIONS
 

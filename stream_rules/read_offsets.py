@@ -5,7 +5,7 @@ the seek asks for are dropped, and the partition stalls until its next rebalance
 chaos run saw it on a loaded machine: two patients never judged again). The worker's positions
 (`stream_rules.positions`) already decide which input records to judge and which were seen, so
 for the input topics the mark is turned off, from the moment the consumer is made
-(`stream_rules.worker.RulesApp`)."""
+(`stream_rules.faust_app.RulesApp`)."""
 
 from __future__ import annotations
 

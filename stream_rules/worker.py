@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 import faust
-from faust.types import ConsumerT, EventT
+from faust.types import EventT
 from prometheus_client import CollectorRegistry
 
 from stream_rules.batch import Judge, decode_records, judge_batch
@@ -40,6 +40,7 @@ from stream_rules.canary import CanaryRule
 from stream_rules.checkpoint import Checkpoints
 from stream_rules.config import RulesFile
 from stream_rules.engine import Output
+from stream_rules.faust_app import CHANGELOG, INPUTS, TABLE, new_app
 from stream_rules.lag import JudgedOffsets
 from stream_rules.metrics import JudgeCollector
 from stream_rules.positions import (
@@ -50,10 +51,9 @@ from stream_rules.positions import (
     is_position_key,
     position_key,
 )
-from stream_rules.read_offsets import InputsUnfiltered
 from vitals import topics
 from vitals.health_http import HealthServer
-from vitals.kafka import KafkaConnection, declare_topics
+from vitals.kafka import declare_topics
 from vitals.patients import PatientRegistry
 from vitals.progress import Progress, ProgressCollector
 from vitals.ready import announce_ready
@@ -62,10 +62,6 @@ from vitals.settings import Settings, parse_hostport
 
 log = logging.getLogger(__name__)
 
-APP_ID = "vitals-rules"
-TABLE = "patient-state"
-CHANGELOG = f"{APP_ID}-{TABLE}-changelog"
-INPUTS = (topics.READINGS.name, topics.STATUS.name)
 BATCH = 2000
 BATCH_WITHIN_S = 0.2
 # States are written at most this often: a state (~15 KiB with a day of history) costs its
@@ -84,55 +80,6 @@ def silence_check_s(rules: RulesFile) -> float:
     and `SILENCE_CHECK_S`, so that a page is at most ~10 % late."""
     return max(1.0, min(SILENCE_CHECK_S, rules.rules.no_data.after_min * 60 / 10))
 
-def broker_options(kafka: KafkaConnection) -> dict[str, object]:
-    """Faust's broker URLs and credentials for the settings' Kafka (TLS, SASL)."""
-    options: dict[str, object] = {
-        "broker": [f"kafka://{host}" for host in kafka.bootstrap.split(",")]}
-    context = kafka.ssl_context()
-    if kafka.username is not None:
-        options["broker_credentials"] = faust.SASLCredentials(
-            username=kafka.username, password=kafka.password, ssl_context=context,
-            mechanism=kafka.mechanism)
-    elif context is not None:
-        options["broker_credentials"] = faust.SSLCredentials(context)
-    return options
-
-
-class RulesApp(faust.App):
-    """Faust's app, whose consumer delivers every input record (`stream_rules.read_offsets`).
-    The filter goes in as the consumer is made: Faust's fetcher binds it when it first starts,
-    and a worker with states to restore starts the fetcher to read the changelog, before its
-    first rebalance completes (installed there, the filter stayed Faust's own on a restart)."""
-
-    def _new_consumer(self) -> ConsumerT:
-        consumer = super()._new_consumer()
-        consumer._read_offset = InputsUnfiltered(  # type: ignore[attr-defined]
-            INPUTS, consumer._read_offset)  # type: ignore[attr-defined]
-        return consumer
-
-
-def new_app(settings: Settings) -> faust.App:
-    """The Faust app and its broker settings."""
-    return RulesApp(
-        APP_ID,
-        **broker_options(settings.kafka),
-        store="memory://",  # the changelog topic is the durable copy
-        datadir=str(settings.state_dir / "rules"),  # Faust's own files, not in the cwd
-        topic_partitions=settings.kafka_partitions,
-        topic_replication_factor=1,
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=10,  # joins take ~max(5 s, timeout / 2) on tansu
-        broker_heartbeat_interval=3,
-        # Inputs are acknowledged only at checkpoints; a rebalance or a stop does not wait for
-        # them (they are delivered again, and are duplicates to the states written).
-        stream_wait_empty=False,
-        web_enabled=False,
-        table_standby_replicas=0,
-        # records are msgspec JSON / msgpack bytes made by the project's own code
-        key_serializer="raw",
-        value_serializer="raw",
-    )
 
 
 class RulesWorker:

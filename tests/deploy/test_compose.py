@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from harness import servers, services
 from harness.command import vitals
-from stream_rules.worker import CHANGELOG
+from stream_rules.faust_app import CHANGELOG
 from tests.deploy.support import DEPLOY, load_module
 from vitals import topics
 from vitals.health_http import HealthServer

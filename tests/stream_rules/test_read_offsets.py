@@ -7,8 +7,8 @@ from pathlib import Path
 
 from faust.types import TP
 
+from stream_rules.faust_app import INPUTS, new_app
 from stream_rules.read_offsets import InputsUnfiltered
-from stream_rules.worker import INPUTS, new_app
 from vitals.settings import Settings
 
 

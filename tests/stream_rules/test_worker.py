@@ -16,8 +16,9 @@ from confluent_kafka import Producer
 
 from stream_rules.config import default_rules_path, load_rules
 from stream_rules.engine import Engine
+from stream_rules.faust_app import CHANGELOG
 from stream_rules.rules.spec import hhmm
-from stream_rules.worker import CHANGELOG, PROGRESS_CHECK_S
+from stream_rules.worker import PROGRESS_CHECK_S
 from tests.hostile import variants
 from tests.stream_rules.test_batch import decodes
 from tests.stream_rules.test_engine import PATIENT, readings

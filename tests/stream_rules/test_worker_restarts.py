@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from harness import servers
 from stream_rules.config import load_rules
 from stream_rules.engine import Engine
-from stream_rules.worker import APP_ID
+from stream_rules.faust_app import APP_ID
 from tests.stream_rules.test_engine import PATIENT, readings
 from tests.stream_rules.workers import Workers, episode, produce, records_at
 from tests.support import read_topic, wait_for, write_patients
