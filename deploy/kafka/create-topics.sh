@@ -63,7 +63,7 @@ kafka() {  # tool args...: one of Kafka's tools, with the client config when the
     fi
 }
 
-# The rules workers' Faust table (stream_rules/worker.py: {APP_ID}-{TABLE}-changelog). Every
+# The rules workers' Faust table (stream_rules/faust_app.py: {APP_ID}-{TABLE}-changelog). Every
 # batch rewrites each patient's state (~15 KiB), so the changelog must be compacted, in small
 # segments: only the newest state per patient is kept, and a worker that takes over a
 # partition restores a few MiB, not days of rewrites.
