@@ -78,7 +78,7 @@ class Judge:
         per_reading = self.state_bytes / self.readings if self.readings else 0.0
         return (f"judged {self.readings} readings, sent {self.alerts} alert events; "
                 f"batch p50 {p50:.1f} ms, p99 {p99:.1f} ms; {self.checkpoints} checkpoints, "
-                f"{per_reading:.0f} B of state per reading; "
+                f"{per_reading:.1f} B of state per reading; "
                 f"{self.redelivered} records delivered again, dropped")
 
     def engine(self, patient_id: str) -> Engine | None:

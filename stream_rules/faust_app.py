@@ -1,13 +1,18 @@
 """The rules worker's Faust app: its name, its topics' names and its broker settings, and the
-one change to Faust's consumer it needs (`stream_rules.read_offsets`). The worker itself, what
-it does with the app, is `stream_rules.worker`."""
+one change to Faust's consumer it needs: input records go to the app's inbox
+(`stream_rules.fetcher`). The worker itself, what it does with the app, is
+`stream_rules.worker`."""
 
 from __future__ import annotations
 
-import faust
-from faust.types import ConsumerT
+from functools import partial
+from typing import Any
 
-from stream_rules.read_offsets import InputsUnfiltered
+import faust
+from faust.types import ConsumerT, Message
+
+from stream_rules.fetcher import drain_into
+from stream_rules.inbox import Inbox
 from vitals import topics
 from vitals.kafka import KafkaConnection
 from vitals.settings import Settings
@@ -18,6 +23,9 @@ APP_ID = "vitals-rules"
 TABLE = "patient-state"
 CHANGELOG = f"{APP_ID}-{TABLE}-changelog"
 INPUTS = (topics.READINGS.name, topics.STATUS.name)
+# Input records fetched and not yet judged, at most (~1 KB each with Faust's message): the
+# fetcher waits beyond it. Ten of the worker's batches.
+INBOX_LIMIT = 20_000
 
 
 def broker_options(kafka: KafkaConnection) -> dict[str, object]:
@@ -35,19 +43,23 @@ def broker_options(kafka: KafkaConnection) -> dict[str, object]:
 
 
 class RulesApp(faust.App):
-    """Faust's app, whose consumer delivers every input record (`stream_rules.read_offsets`).
-    The filter goes in as the consumer is made: Faust's fetcher binds it when it first starts,
-    and a worker with states to restore starts the fetcher to read the changelog, before its
-    first rebalance completes (installed there, the filter stayed Faust's own on a restart)."""
+    """Faust's app, whose consumer puts every input record it fetches into `inbox`
+    (`stream_rules.fetcher`). That goes in as the consumer is made: a worker with states to
+    restore starts Faust's fetcher to read the changelog before its first rebalance completes
+    (a change made there was too late on a restart: issue #17)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inbox: Inbox[Message] = Inbox(INPUTS, INBOX_LIMIT)
 
     def _new_consumer(self) -> ConsumerT:
         consumer = super()._new_consumer()
-        consumer._read_offset = InputsUnfiltered(  # type: ignore[attr-defined]
-            INPUTS, consumer._read_offset)  # type: ignore[attr-defined]
+        consumer._drain_messages = partial(  # type: ignore[attr-defined]
+            drain_into, consumer, self.inbox)
         return consumer
 
 
-def new_app(settings: Settings) -> faust.App:
+def new_app(settings: Settings) -> RulesApp:
     """The Faust app and its broker settings."""
     return RulesApp(
         APP_ID,

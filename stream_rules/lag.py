@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from faust.types import TP, ConsumerT, EventT
+from faust.types import TP, ConsumerT, Message
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,11 @@ class JudgedOffsets:
         # device's clock), so it errs old by at most the gap to the next record
         self.oldest_waiting: float | None = None
 
-    def judged(self, events: Iterable[EventT]) -> None:
-        """A batch was judged (events of one partition come in offset order)."""
+    def judged(self, messages: Iterable[Message]) -> None:
+        """A batch was judged (records of one partition come in offset order)."""
         nxt = self._next
         last_ts = self._last_ts
-        for event in events:
-            message = event.message
+        for message in messages:
             nxt[message.tp] = message.offset + 1
             last_ts[message.tp] = message.timestamp
 

@@ -3,25 +3,26 @@
 
 Faust partitions the work by patient and keeps each patient's engine state in a table
 (changelog-backed, so a restarted or rebalanced worker resumes where the state was written).
-It batches with `stream.noack_take`. Faust's windowed tables are not used: they expire windows
-by the wall clock, and event time is the engine's job.
+The input records skip Faust's per-record path: its fetcher puts them in the app's inbox
+(`stream_rules.inbox`), which the worker takes a batch at a time. Faust's windowed tables are
+not used: they expire windows by the wall clock, and event time is the engine's job.
 
 States live in memory between checkpoints (`stream_rules.checkpoint`): each batch is judged
 (`stream_rules.batch.judge_batch`, a plain function, tested without Faust) and its alert
 events and trend points sent at once; every `CHECKPOINT_S` (sooner after `CHECKPOINT_INPUTS`
 records) the worker waits until Kafka has every output, writes the changed states, waits until
 the table's writes are acknowledged, then writes where in the input those states stand
-(`stream_rules.positions`), and only then acknowledges the input records. A crash re-judges
-from the last checkpoint and sends the same alerts again, under the same stable ids (consumers
-are idempotent by alert id). When partitions are revoked or the worker stops, the states owed
-and their positions are written without acknowledging the inputs.
+(`stream_rules.positions`), and only then commits those positions as the consumer's offsets.
+A crash re-judges from the last checkpoint and sends the same alerts again, under the same
+stable ids (consumers are idempotent by alert id). When partitions are revoked or the worker
+stops, the states owed and their positions are written without committing.
 
 Where judging resumes is the position written with the states, not Kafka's committed offset:
 when partitions are assigned, the worker commits the positions before Faust seeks to the
 committed offsets, and drops records fetched under an earlier generation or before the
-position. Faust's own commits cannot be trusted for this: around a rebalance it acknowledges
-by itself the records it skips, so a commit can pass records no state has seen, and a commit
-behind the states would make the engine's duplicate filter (bounded) the only guard.
+position. A committed offset cannot be trusted for this: a commit can fail (partitions
+moving), and Faust's own commits, while its streams still delivered the inputs, acknowledged
+by themselves records skipped around a rebalance, passing records no state had seen.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import time
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import TP, Message
 from prometheus_client import CollectorRegistry
 
 from stream_rules.batch import Judge, decode_records, judge_batch
@@ -40,7 +41,7 @@ from stream_rules.canary import CanaryRule
 from stream_rules.checkpoint import Checkpoints
 from stream_rules.config import RulesFile
 from stream_rules.engine import Output
-from stream_rules.faust_app import CHANGELOG, INPUTS, TABLE, new_app
+from stream_rules.faust_app import CHANGELOG, INPUTS, TABLE, RulesApp, new_app
 from stream_rules.lag import JudgedOffsets
 from stream_rules.metrics import JudgeCollector
 from stream_rules.positions import (
@@ -66,7 +67,7 @@ BATCH = 2000
 BATCH_WITHIN_S = 0.2
 # States are written at most this often: a state (~15 KiB with a day of history) costs its
 # readings ~26 B each at 20 readings/s per patient (issue #15: <= 64 B). A crash re-judges at
-# most this long; the records waiting (Faust events, ~1 KB each) bound memory sooner.
+# most this long; the records judged since (kept until then) bound memory sooner.
 CHECKPOINT_S = 30.0
 CHECKPOINT_INPUTS = 50_000
 CHECKPOINT_CHECK_S = 1.0  # how often the timer looks (partitions moving need it at once)
@@ -84,10 +85,10 @@ def silence_check_s(rules: RulesFile) -> float:
 
 class RulesWorker:
     """The worker's topics, its state table and what it does with them: judge a batch, take
-    a checkpoint, check for live silence, report. `make_app` wires these to Faust's agent and
+    a checkpoint, check for live silence, report. `make_app` wires these to Faust's tasks and
     timers."""
 
-    def __init__(self, app: faust.App, partitions: int, judge: Judge,
+    def __init__(self, app: RulesApp, partitions: int, judge: Judge,
                  progress: Progress | None = None) -> None:
         def topic(name: str, count: int = partitions) -> faust.TopicT:
             return app.topic(name, key_type=bytes, value_type=bytes, partitions=count)
@@ -101,10 +102,11 @@ class RulesWorker:
         # Batches, checkpoints and the silence timer all change or read the states across
         # awaits: one at a time.
         self.state_lock = asyncio.Lock()
-        # one stream of both, so that a patient's readings and statuses change its state in
-        # one agent, never two at once (both are keyed by patient, so co-partitioned)
+        # subscribed, not streamed: their records go to `app.inbox` (`stream_rules.fetcher`),
+        # readings and statuses in one list, so that one task changes a patient's state
         self.inputs = app.topic(*INPUTS, key_type=bytes, value_type=bytes,
                                 partitions=partitions)
+        app.topics.add(self.inputs)
         self.alerts = topic(topics.ALERTS.name)
         self.trends = topic(topics.TRENDS.name)
         self.rejected = topic(topics.REJECTED.name, 1)
@@ -129,10 +131,9 @@ class RulesWorker:
             return fut
 
         self.table.send_changelog = send_and_keep  # type: ignore[method-assign]
-        self.checkpoints: Checkpoints[EventT] = Checkpoints(
+        self.checkpoints: Checkpoints[Message] = Checkpoints(
             self.stored, CHECKPOINT_S, CHECKPOINT_INPUTS)
         self.unconfirmed: list[asyncio.Future] = []  # outputs sent since the last checkpoint
-        self.stream: faust.StreamT | None = None  # the agent's, which acknowledges inputs
 
     def stored(self, key: str) -> bytes | None:
         """A patient's state, or a position record, as the table holds it."""
@@ -147,18 +148,18 @@ class RulesWorker:
                 + [await self.trends.send(key=key, value=encode(trend))
                    for trend in out.trends])
 
-    async def judge_batch(self, events: list[EventT]) -> None:
+    async def judge_batch(self, messages: list[Message]) -> None:
         """One batch: decode, judge, send (dead letters too). The inputs wait for the next
-        checkpoint to be acknowledged."""
+        checkpoint to be committed."""
         async with self.state_lock:
-            await self._judge_batch(events)
+            await self._judge_batch(messages)
 
-    async def _judge_batch(self, events: list[EventT]) -> None:
+    async def _judge_batch(self, messages: list[Message]) -> None:
         started = time.perf_counter()
-        events = await self._new(events)
-        if not events:
+        messages = await self._new(messages)
+        if not messages:
             return
-        records, bad = decode_records([event.value for event in events],
+        records, bad = decode_records([message.value for message in messages],
                                       int(time.time() * 1000))
         batch = judge_batch(records, self.checkpoints.state, self.judge.engine,
                             self.judge.canary)
@@ -172,29 +173,28 @@ class RulesWorker:
         for patient_id, out in batch.outputs:
             sent += await self.send(patient_id, out)
         self.unconfirmed += sent
-        self.checkpoints.judged(batch.judged, events)
+        self.checkpoints.judged(batch.judged, messages)
         self.judge.alerts += batch.alerts
-        self.judge.readings += len(events)
+        self.judge.readings += len(messages)
         self.judge.batch_ms.append((time.perf_counter() - started) * 1000)
         self.judge.last_progress = time.time()
-        self.offsets.judged(events)
+        self.offsets.judged(messages)
         self.progress.progressed(self.judge.last_progress)
 
-    async def _new(self, events: list[EventT]) -> list[EventT]:
-        """The events to judge: not fetched under an earlier generation (a partition kept is
+    async def _new(self, messages: list[Message]) -> list[Message]:
+        """The records to judge: not fetched under an earlier generation (a partition kept is
         delivered again from its position; one revoked is another worker's now), and not
         before their partition's position (the states have seen them). Should the consumer
         have resumed past a position, it is sent back there."""
         generation = self.app.consumer_generation_id
         check, now = self.positions.check, time.monotonic()
         fresh = []
-        for event in events:
-            message = event.message
+        for message in messages:
             if message.generation_id != generation:
                 continue
             verdict = check(message.topic, message.partition, message.offset, now)
             if verdict is Verdict.JUDGE:
-                fresh.append(event)
+                fresh.append(message)
             elif verdict is Verdict.SEEK:
                 position = self.positions.next_offset(message.topic, message.partition)
                 log.warning("rules: %s[%d] resumed at %d, past the position %s of its states: "
@@ -202,7 +202,7 @@ class RulesWorker:
                             message.offset, position)
                 # in the consumer's thread (`seek` would call aiokafka from this one)
                 await self.app.consumer.seek_wait({message.tp: position})
-        self.judge.redelivered += len(events) - len(fresh)
+        self.judge.redelivered += len(messages) - len(fresh)
         return fresh
 
     async def resume(self) -> None:
@@ -226,21 +226,15 @@ class RulesWorker:
                               offset, first - 1, first)
                 offsets[tp] = first if offset is None else max(offset, first)
                 self.positions.start(tp.topic, tp.partition, offsets[tp])
-            # ThreadDelegateConsumer._commit: Faust's only call that commits given offsets.
-            # Should it fail (partitions moving again), `_new` seeks back if need be.
-            try:
-                committed = await consumer._commit(offsets)  # type: ignore[attr-defined]
-            except Exception as exc:  # the same fallback as a refusal
-                committed = False
-                log.debug("commit failed: %r", exc)
-            if not committed:
+            # Should the commit fail (partitions moving again), `_new` seeks back if need be.
+            if not await self._commit(offsets):
                 log.warning("rules: the positions were not committed (a rebalance?): %s",
                             offsets)
             log.info("rules: judging resumes at %s", ", ".join(
                 f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items())))
 
     async def checkpoint(self) -> None:
-        """Write the changed states and acknowledge the inputs they cover, when due."""
+        """Write the changed states and commit the input offsets they cover, when due."""
         async with self.state_lock:
             if self.checkpoints.due(time.monotonic()):
                 await self._checkpoint()
@@ -254,14 +248,23 @@ class RulesWorker:
             self.table[patient_id.encode()] = raw_state
         written, self.changelog_sent = self.changelog_sent, []
         await asyncio.gather(*written)  # the table's writes are acknowledged by Kafka
-        await self._write_positions(
-            self.positions.take_moved(fut.message.partition for fut in written))
-        if release:
-            assert self.stream is not None or not taken.inputs
-            for event in taken.inputs:
-                await self.stream.ack(event)  # type: ignore[union-attr]
+        moved = self.positions.take_moved(fut.message.partition for fut in written)
+        await self._write_positions(moved)
+        if release and taken.inputs:
+            # a refusal (partitions moving) costs only re-reading records the states have seen
+            await self._commit({TP(topic, partition): offset for partition in moved
+                                for topic, offset in self.positions.record(partition).items()})
         self.judge.checkpoints += 1
         self.judge.state_bytes += sum(len(raw) for _, raw in taken.states)
+
+    async def _commit(self, offsets: dict[TP, int]) -> bool:
+        """Commit these offsets of the input topics; whether Kafka took them.
+        `ThreadDelegateConsumer._commit` is Faust's only call that commits given offsets."""
+        try:
+            return bool(await self.app.consumer._commit(offsets))  # type: ignore[attr-defined]
+        except Exception as exc:  # partitions moving, the consumer stopping: a refusal
+            log.debug("commit failed: %r", exc)
+            return False
 
     async def _write_positions(self, partitions: list[int]) -> None:
         """Each partition's position, a record of its own after the states written there.
@@ -283,7 +286,7 @@ class RulesWorker:
 
     async def hand_over(self) -> None:
         """Partitions are revoked (a rebalance, or stopping): write every state owed and its
-        position, but do not acknowledge the inputs (Faust has forgotten their partitions).
+        position, but commit nothing (the partitions are no longer this consumer's).
         Then read states from the table again: the next owner of a patient, this worker or
         another, reads what was written and resumes at its position."""
         async with self.state_lock:
@@ -329,17 +332,18 @@ class RulesWorker:
 
 
 def make_app(settings: Settings, judge: Judge, progress: Progress | None = None) -> faust.App:
-    """The Faust app: the judging agent (one `judge_batch` per batch), the wall-clock silence
-    check, the progress report, the stats line, and the ready line once partitions are
-    assigned."""
+    """The Faust app: the judging task (one `judge_batch` per batch of the inbox), the
+    wall-clock silence check, the progress report, the stats line, and the ready line once
+    partitions are assigned."""
     app = new_app(settings)
     worker = RulesWorker(app, settings.kafka_partitions, judge, progress)
 
-    @app.agent(worker.inputs)
-    async def judge_readings(stream: faust.StreamT[bytes]) -> None:
-        worker.stream = stream
-        async for events in stream.noack_take(BATCH, within=BATCH_WITHIN_S):
-            await worker.judge_batch(events)  # type: ignore[arg-type]  # events, not values
+    @app.task
+    async def judge_inputs() -> None:
+        # an exception here crashes the app (mode's task runner): the next start re-judges
+        # from the last checkpoint, which is exact
+        while True:
+            await worker.judge_batch(await app.inbox.take(BATCH, BATCH_WITHIN_S))
             await worker.checkpoint()
 
     @app.timer(CHECKPOINT_CHECK_S)

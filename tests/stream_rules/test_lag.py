@@ -24,11 +24,6 @@ class Message:
     timestamp: float = 0.0  # Kafka's, in seconds, as Faust gives it
 
 
-@dataclass
-class Event:
-    message: Message
-
-
 class Consumer:
     def __init__(self, highs: dict[TP, int | None], positions: dict[TP, int]) -> None:
         self.highs = highs
@@ -58,7 +53,7 @@ def test_records_beyond_the_last_judged_and_before_any_the_position() -> None:
     judged = offsets()
     consumer = Consumer({READINGS: 100, READINGS_1: 50, STATUS: 7, CHANGELOG: 900},
                         {READINGS: 0, READINGS_1: 40, STATUS: 7, CHANGELOG: 0})
-    judged.judged([Event(Message(READINGS, o)) for o in range(60)])
+    judged.judged([Message(READINGS, o) for o in range(60)])
     # readings 0: 100 - 60; readings 1: nothing judged yet, 50 - 40; status: none waiting;
     # the state changelog is not input
     assert lag(judged, consumer) == 40 + 10
@@ -66,8 +61,8 @@ def test_records_beyond_the_last_judged_and_before_any_the_position() -> None:
 
 def test_the_oldest_waiting_is_the_last_judged_time_where_records_wait() -> None:
     judged = offsets()
-    judged.judged([Event(Message(READINGS, o, 1000.0 + o)) for o in range(60)])
-    judged.judged([Event(Message(READINGS_1, 9, 900.0)), Event(Message(STATUS, 6, 500.0))])
+    judged.judged([Message(READINGS, o, 1000.0 + o) for o in range(60)])
+    judged.judged([Message(READINGS_1, 9, 900.0), Message(STATUS, 6, 500.0)])
     consumer = Consumer({READINGS: 100, READINGS_1: 10, STATUS: 7}, {})
     assert lag(judged, consumer) == 40
     assert judged.oldest_waiting == 1059.0  # readings 1 and status: nothing waits there
@@ -82,7 +77,7 @@ def test_a_partition_whose_watermark_is_unknown_counts_nothing() -> None:
 
 def test_revoked_partitions_resume_from_the_position_again() -> None:
     judged = offsets()
-    judged.judged([Event(Message(READINGS, 99))])
+    judged.judged([Message(READINGS, 99)])
     consumer = Consumer({READINGS: 100}, {READINGS: 80})
     assert lag(judged, consumer) == 0
     judged.forget()  # delivered again from the last commit
