@@ -114,12 +114,14 @@ class AlertWatcher:
     timestamp (set by the worker's producer when it sent it), which splits the latency into
     publish -> alert on Kafka (Mosquitto, ingest, the rules worker) and alert -> page
     (alerting). vitals.readings is not watched: a second consumer of the whole stream made
-    tansu use 0.3-0.45 more of a core in a trial run, slowing what is measured."""
+    tansu use 0.3-0.45 more of a core in a trial run, slowing what is measured. It fetches at
+    most every 50 ms (tansu holds a fetch that finds nothing for the whole wait, and each fetch
+    costs it CPU), so an alert's time on Kafka is known to within 50 ms."""
 
     def __init__(self, bootstrap: str, probes: dict[str, Probe]) -> None:
         self._probes = probes
         self._consumer = Consumer({**reader_config(bootstrap, "bench-watch"),
-                                   "fetch.wait.max.ms": 10})
+                                   "fetch.wait.max.ms": 50})
         topic = topics.ALERTS.name
         parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
         self._consumer.assign([TopicPartition(topic, p, 0) for p in parts])
