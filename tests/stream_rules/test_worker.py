@@ -63,8 +63,9 @@ def test_healthz_and_progress_gauges_idle_and_after_judging(workers: Workers) ->
     assert idle["vitals_rules_pending"] == 0
     assert idle["vitals_rules_last_progress_seconds"] == 0  # nothing judged yet
     before = time.time()
-    # a backlog of ~30,000 records: seconds of judging, so the lag is seen on its way down
-    rs = readings(500, temp=lambda s: 37.2, spo2=lambda s: 96, hr=lambda s: 95)
+    # a backlog of ~150,000 records: seconds of judging at ~20,000 records/s, so the lag
+    # (counted every second) is seen on its way down; 30,000 were judged between two counts
+    rs = readings(2500, temp=lambda s: 37.2, spo2=lambda s: 96, hr=lambda s: 95)
     produce(workers.bootstrap, rs)
     seen: list[dict[str, float]] = []
 
