@@ -5,12 +5,17 @@ file's validation, import this module; the spike filter is in `spike_filter`).""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 
 from stream_rules.series import MinuteSeries
+
+T = TypeVar("T")
+THIN_TO = 48  # a slope's window is thinned to this many minutes: the same slope, fewer pairs
 
 
 def median(values: list[float]) -> float:
@@ -39,7 +44,7 @@ UNKNOWN = Level(math.nan, 0)
 
 def sustained(window: np.ndarray, min_samples: int = 1) -> Level:
     """The median of the window's minutes that have data; unknown below `min_samples`."""
-    present = window[~np.isnan(window)].tolist()
+    present = [value for value in window.tolist() if value == value]  # NaN != NaN
     if len(present) < min_samples or not present:
         return Level(math.nan, len(present))
     return Level(median(present), len(present))
@@ -55,39 +60,67 @@ def _thinned(n: int, keep: int) -> np.ndarray:
     return np.linspace(0, n - 1, keep).astype(int)
 
 
+def memoised(series: MinuteSeries, key: tuple[object, ...], minute: int, window_min: int,
+             compute: Callable[[np.ndarray], T]) -> T:
+    """`compute` of the series' window ending at `minute`, once per change of what the window
+    holds: every feature here depends on the values and the minutes between them, not on
+    where the window sits, so a window that only slid over empty minutes reuses its result."""
+    hit = series.memo.get(key)
+    if hit is not None:
+        end, value = hit
+        if end == minute or series.slid_over_nothing(end, minute, window_min):
+            series.memo[key] = (minute, value)
+            return value  # type: ignore[return-value]
+    value = compute(series.window(minute, window_min))
+    series.memo[key] = (minute, value)
+    return value
+
+
 def level_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int = 1) -> Level:
     """`sustained` over the series' window ending at `minute`, computed once per change."""
-    key = ("level", minute, window_min, min_samples)
-    level = series.memo.get(key)
-    if level is None:
-        level = series.memo[key] = sustained(series.window(minute, window_min), min_samples)
-    return level  # type: ignore[return-value]
+    return memoised(series, ("level", window_min, min_samples), minute, window_min,
+                    lambda window: sustained(window, min_samples))
 
 
 def slope_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int) -> float:
     """`slope_per_hour` over the series' window ending at `minute`, computed once per change."""
-    key = ("slope", minute, window_min, min_samples)
-    slope = series.memo.get(key)
-    if slope is None:
-        slope = series.memo[key] = slope_per_hour(series.window(minute, window_min),
-                                                  min_samples)
-    return slope  # type: ignore[return-value]
+    return memoised(series, ("slope", window_min, min_samples), minute, window_min,
+                    lambda window: slope_per_hour(window, min_samples))
+
+
+@lru_cache(maxsize=64)
+def _full_window(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For a window of `n` minutes that all have data: the minutes kept, each pair's earlier
+    and later index among them, and the minutes between the two."""
+    minutes = np.arange(n) if n <= THIN_TO else _thinned(n, THIN_TO)
+    earlier, later = _pairs(len(minutes))
+    return minutes, earlier, later, minutes[later] - minutes[earlier]
 
 
 def slope_per_hour(window: np.ndarray, min_samples: int) -> float:
     """Theil-Sen slope (per hour) of the window's minutes that have data: robust to the odd
-    outlier that a least-squares fit would follow."""
-    minutes = np.flatnonzero(~np.isnan(window))
-    if len(minutes) < min_samples:
-        return math.nan
-    if len(minutes) > 48:  # thin a long window: the slope is the same, the pairs fewer
-        minutes = minutes[_thinned(len(minutes), 48)]
-    # The median of all pairwise slopes (Theil-Sen), written out: scipy.stats.theilslopes
-    # computes the same estimate plus confidence intervals we do not use, at ~50x the cost,
-    # and it runs every judged minute of every patient.
-    earlier, later = _pairs(len(minutes))
-    values = window[minutes]
-    slopes = (values[later] - values[earlier]) / (minutes[later] - minutes[earlier])
+    outlier that a least-squares fit would follow. Unknown (NaN) below `min_samples` minutes
+    with data, and below two: a slope needs a pair."""
+    min_samples = max(min_samples, 2)
+    present = ~np.isnan(window)
+    if present.all():  # the usual case: the pairs' indices and distances are precomputed
+        if len(window) < min_samples:
+            return math.nan
+        minutes, earlier, later, apart = _full_window(len(window))
+        values = window[minutes]
+    else:
+        minutes = np.flatnonzero(present)
+        if len(minutes) < min_samples:
+            return math.nan
+        if len(minutes) > THIN_TO:  # thin a long window: the slope is the same, the pairs fewer
+            minutes = minutes[_thinned(len(minutes), THIN_TO)]
+        # The median of all pairwise slopes (Theil-Sen), written out: scipy.stats.theilslopes
+        # computes the same estimate plus confidence intervals we do not use, at ~50x the
+        # cost, and it runs every judged minute of every patient.
+        earlier, later = _pairs(len(minutes))
+        values = window[minutes]
+        apart = minutes[later] - minutes[earlier]
+    slopes = (values[later] - values[earlier]) / apart
     half = len(slopes) // 2  # the median by partition, as np.median does, minus its overhead
     if len(slopes) % 2:
         return float(np.partition(slopes, half)[half]) * 60.0

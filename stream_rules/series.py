@@ -7,6 +7,7 @@ import numpy as np
 
 DAY_MIN = 24 * 60
 _MISSING = -32768  # int16 sentinel on the wire
+MAX_SLIDE = 10  # minutes: a window that slid further is computed afresh
 
 
 class MinuteSeries:
@@ -21,9 +22,11 @@ class MinuteSeries:
         self.scale = scale
         self.head = head  # newest minute stored; -1 when empty
         self.values = np.full(DAY_MIN, np.nan) if values is None else values
-        # Features of windows (levels, slopes) already computed since the last change: the
-        # rules ask for the same window several times a minute. Not part of the state.
-        self.memo: dict[tuple[object, ...], object] = {}
+        # Features of windows (levels, slopes, runs) computed since the last change, each with
+        # the minute its window ended: the rules ask for the same window several times a
+        # minute, and a window that only slid over empty minutes holds the same values.
+        # Not part of the state.
+        self.memo: dict[tuple[object, ...], tuple[int, object]] = {}
 
     def set(self, minute: int, value: float) -> None:
         """Store a minute's value (quantised as on the wire); a minute older than a day is
@@ -56,6 +59,21 @@ class MinuteSeries:
             out = out.copy()
             out[stale] = np.nan
         return out
+
+    def slid_over_nothing(self, end: int, later: int, length: int) -> bool:
+        """Whether the window of `length` minutes ending at `later` holds the same values, at
+        the same minutes, as the one ending at `end`: no minute it slid into or out of has a
+        value. (A sparse thermometer's window is like this most minutes.)"""
+        if not end < later <= end + MAX_SLIDE:
+            return False
+        length = min(length, DAY_MIN)
+        head, values = self.head, self.values
+        for entered in range(end + 1, later + 1):
+            for minute in (entered, entered - length):  # in, and out at the far end
+                if head - DAY_MIN < minute <= head and values[minute % DAY_MIN] == \
+                        values[minute % DAY_MIN]:  # not NaN: a value
+                    return False
+        return True
 
     def _advance(self, minute: int) -> None:
         gap = minute - self.head

@@ -50,14 +50,15 @@ def judge_crs(at: Minute, config: CrsSuspicion) -> Judgement:
     if not math.isnan(spo2) and spo2 <= rules.desaturation.fire_at:
         because.append("falling SpO2")
     fire = (fever_now or fever_recent) and bool(because)
-    return Judgement(fire, not fire, temp, {
+    last_fever, hr_baseline = state.last_fever_minute, state.hr_baseline
+    crs_window_days = at.rules_file.evaluation.crs_window_days
+    return Judgement(fire, not fire, temp, lambda: {
         "temperature": rounded(temp, 2), "heart_rate": rounded(hr), "spo2": rounded(spo2),
         "fever_now": fever_now, "fever_within_h": config.fever_memory_h,
-        "last_fever_at": None if state.last_fever_minute is None
-        else (state.last_fever_minute + 1) * 60_000,
+        "last_fever_at": None if last_fever is None else (last_fever + 1) * 60_000,
         "because": because, "day_since_infusion": rounded(day),
-        "within_crs_window": day is not None and day <= at.rules_file.evaluation.crs_window_days,
-        "hr_baseline": rounded(state.hr_baseline)})
+        "within_crs_window": day is not None and day <= crs_window_days,
+        "hr_baseline": rounded(hr_baseline)})
 
 
 def severity_on_day(config: CrsSuspicion, rules_file: RulesFile, day: float) -> Severity:

@@ -50,8 +50,9 @@ def expected_hr(state: PatientState, temp: float, per_degree: float) -> float | 
 
 def judge_tachycardia(at: Minute, config: HighLevel) -> Judgement:
     """Tachycardia: the sustained heart rate at or above NEWS2's 3."""
+    baseline = at.state.hr_baseline
     return judge_high(at.level("hr", config.window_min, config.min_samples), config, "/min",
-                      baseline=rounded(at.state.hr_baseline))
+                      lambda: {"baseline": rounded(baseline)})
 
 
 def judge_relative(at: Minute, config: Relative) -> Judgement:
@@ -63,7 +64,7 @@ def judge_relative(at: Minute, config: Relative) -> Judgement:
     return Judgement(
         level.value >= baseline + config.above_baseline,
         level.value < baseline + config.clear_above_baseline, level.value,
-        {"value": rounded(level.value), "unit": "/min", "baseline": rounded(baseline),
+        lambda: {"value": rounded(level.value), "unit": "/min", "baseline": rounded(baseline),
          "threshold": rounded(baseline + config.above_baseline),
          "window_min": config.window_min})
 
@@ -76,13 +77,13 @@ def judge_disproportionate(at: Minute, config: Disproportionate) -> Judgement:
     if not level.known or expected is None:
         return UNKNOWN
     threshold = max(config.min_hr, expected + config.excess)
+    hr_baseline, temp_baseline = at.state.hr_baseline, at.state.temp_baseline
     return Judgement(
         level.value >= threshold, level.value < expected + config.clear_excess, level.value,
-        {"value": rounded(level.value), "unit": "/min", "expected": rounded(expected),
-         "threshold": rounded(threshold), "temperature": rounded(temp, 2),
-         "baseline": rounded(at.state.hr_baseline),
-         "temp_baseline": rounded(at.state.temp_baseline, 2),
-         "per_degree": config.per_degree, "window_min": config.window_min})
+        lambda: {"value": rounded(level.value), "unit": "/min", "expected": rounded(expected),
+                 "threshold": rounded(threshold), "temperature": rounded(temp, 2),
+                 "baseline": rounded(hr_baseline), "temp_baseline": rounded(temp_baseline, 2),
+                 "per_degree": config.per_degree, "window_min": config.window_min})
 
 
 def _measured_tachycardia(evidence: dict[str, Any]) -> str:

@@ -52,7 +52,7 @@ def judge_news2(at: Minute, config: News2) -> Judgement:
         return UNKNOWN
     fire = total >= config.aggregate_at or (
         config.single_at is not None and max(scores.values()) >= config.single_at)
-    return Judgement(fire, not fire, float(total), {
+    return Judgement(fire, not fire, float(total), lambda: {
         "value": total, "scores": scores, "aggregate_at": config.aggregate_at,
         "single_at": config.single_at, "partial": True,
         "not_measured": NOT_MEASURED + ([] if "rr" in scores else ["respiratory rate"])})

@@ -53,23 +53,26 @@ def judge_no_data(at: Minute, config: NoData, device_id: str) -> Judgement:
     device = at.state.devices[device_id]
     after = silent_after_ms(device, config)
     if after is None:  # clears what an older state may have fired
-        return Judgement(False, True, float("nan"), {
-            "device": device_id, "kind": device.kind, "manual": True})
+        kind = device.kind
+        return Judgement(False, True, float("nan"), lambda: {
+            "device": device_id, "kind": kind, "manual": True})
     now = (at.minute + 1) * MINUTE
     last = device.last_valid_ts if device.last_valid_ts >= 0 else device.first_ts
     silent = now - last
     fire = silent >= after
-    return Judgement(fire, not fire, silent / MINUTE, {
-        "device": device_id, "kind": device.kind, "silent_min": silent / MINUTE,
-        "after_min": after / MINUTE, **_cadence(device),
-        "last_valid_at": device.last_valid_ts if device.last_valid_ts >= 0 else None,
-        "battery": device.battery, "sensor_off": device.sensor_off})
+    # the device's state changes with its next reading: what the page shows is read now
+    kind, interval, last_valid = device.kind, device.interval_ms, device.last_valid_ts
+    battery, sensor_off = device.battery, device.sensor_off
+    return Judgement(fire, not fire, silent / MINUTE, lambda: {
+        "device": device_id, "kind": kind, "silent_min": silent / MINUTE,
+        "after_min": after / MINUTE, **_cadence(interval),
+        "last_valid_at": last_valid if last_valid >= 0 else None,
+        "battery": battery, "sensor_off": sensor_off})
 
 
-def _cadence(device: DeviceState) -> dict[str, float]:
-    """The device's learned reporting interval, when it is slower than a minute (worth saying
+def _cadence(interval: int) -> dict[str, float]:
+    """A device's learned reporting interval, when it is slower than a minute (worth saying
     on the page: "it reports every 15 min")."""
-    interval = device.interval_ms
     return {"every_min": round(interval / MINUTE, 1)} if interval >= MINUTE else {}
 
 
@@ -81,12 +84,12 @@ def silent_by_wall_clock(device_id: str, device: DeviceState, now_ms: int, after
     silent_min = (now_ms - device.last_received) / MINUTE
     evidence = {
         "device": device_id, "kind": device.kind, "silent_min": silent_min,
-        "after_min": after_ms / MINUTE, **_cadence(device), "last_valid_at": last,
+        "after_min": after_ms / MINUTE, **_cadence(device.interval_ms), "last_valid_at": last,
         "battery": device.battery,
         "sensor_off": device.sensor_off, "judged_by": "wall clock"}
     if device.offline_at >= device.last_received:  # its last will said so
         evidence["offline_at"] = device.offline_at
-    return Judgement(True, False, silent_min, evidence)
+    return Judgement(True, False, silent_min, lambda: evidence)
 
 
 def _measured(evidence: dict[str, Any]) -> str:

@@ -33,7 +33,7 @@ def judge_desaturation(at: Minute, config: LowLevel) -> Judgement:
     if below is None or baseline is None or not judgement.fire:
         return judgement
     usual = judgement.value <= baseline - below
-    return dataclasses.replace(judgement, fire=usual, evidence={
+    return dataclasses.replace(judgement, fire=usual, explain=lambda: {
         **judgement.evidence, "baseline": rounded(baseline), "below_baseline": below})
 
 

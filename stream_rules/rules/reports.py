@@ -366,7 +366,7 @@ def judge_missed(at: Minute, config: NeuroCheckMissed) -> Judgement:
     if at.day is not None and at.day > config.within_days:
         return Judgement(False, True, overdue_min / 60)
     fire = overdue_min >= (config.every_h + config.grace_h) * 60
-    return Judgement(fire, not fire, overdue_min / 60, {
+    return Judgement(fire, not fire, overdue_min / 60, lambda: {
         "last_check_at": last.ts, "last_total": last.total, "last_by": last.by,
         "every_h": config.every_h, "hours_since": round(overdue_min / 60, 1)})
 

@@ -15,10 +15,11 @@ import numpy as np
 from pydantic import Field
 
 from stream_rules import calibration
-from stream_rules.features import Level, median
+from stream_rules.features import Level, median, memoised
 from stream_rules.rules.spec import (
     UNKNOWN,
     Celsius,
+    Evidence,
     Judgement,
     Minute,
     Minutes,
@@ -52,37 +53,47 @@ class Fever(HighLevel):
 def fever_run(at: Minute, config: Fever) -> tuple[int, float, int, int] | None:
     """The run that confirms a fever at this minute: (readings, their median, its first
     minute, minutes from its first reading to its last); None when there is none."""
-    if config.confirm_span_min is None:
+    span_min = config.confirm_span_min
+    if span_min is None:
         return None
-    window = at.state.series["temp"].window(at.minute, int(config.window_min))
-    present = np.flatnonzero(~np.isnan(window))
-    values = window[present]
-    below = np.flatnonzero(values < config.fire_at)
-    run = len(present) - (int(below[-1]) + 1 if len(below) else 0)
-    if run < 2:
-        return None
-    span = int(present[-1] - present[-run])
-    if span < config.confirm_span_min:
-        return None
-    first = at.minute - (len(window) - 1 - int(present[-run]))
-    return run, median(values[-run:].tolist()), first, span
+    minute, fire_at = at.minute, config.fire_at
+
+    def run_in(window: np.ndarray) -> tuple[int, float, int, int] | None:
+        present = np.flatnonzero(~np.isnan(window))
+        values = window[present]
+        below = np.flatnonzero(values < fire_at)
+        run = len(present) - (int(below[-1]) + 1 if len(below) else 0)
+        if run < 2:
+            return None
+        span = int(present[-1] - present[-run])
+        if span < span_min:
+            return None
+        first = minute - (len(window) - 1 - int(present[-run]))
+        return run, median(values[-run:].tolist()), first, span
+
+    window_min = int(config.window_min)
+    return memoised(at.state.series["temp"], ("run", window_min, fire_at, span_min), minute,
+                    window_min, run_in)
 
 
 def judge_level_or_run(at: Minute, config: Fever) -> Judgement:
     """The fever shape (fever, high fever): the sustained level, or a confirming run."""
-    trend, site = _shared(at)
     judgement = judge_high(at.level("temp", config.window_min, config.min_samples), config,
-                           "°C", trend_per_h=trend, **site)
+                           "°C", lambda: {"trend_per_h": _trend(at), **_site(at)})
     run = fever_run(at, config)
     if run is None:
         return judgement
     readings, value, first, span = run
+
+    def explain() -> Evidence:
+        site = _site(at)
+        return {**judgement.evidence, "value": rounded(value, 2), "unit": "°C",
+                "threshold": config.fire_at, "run_readings": readings, "run_min": span,
+                **site, "measured": rounded(value - float(site["site_correction_c"]), 2)}
+
     return dataclasses.replace(
         judgement, fire=True, value=value, confirmed_since=first,
-        clear=judgement.clear if judgement.clear is not None else False,
-        evidence={**judgement.evidence, "value": rounded(value, 2), "unit": "°C",
-                  "threshold": config.fire_at, "run_readings": readings, "run_min": span,
-                  **site, "measured": rounded(value - float(site["site_correction_c"]), 2)})
+        clear=judgement.clear if judgement.clear is not None else False, explain=explain)
 
 
 def fever_level(at: Minute) -> Level:
@@ -91,23 +102,26 @@ def fever_level(at: Minute) -> Level:
     return at.level("temp", fever.window_min, fever.min_samples)
 
 
-def _shared(at: Minute) -> tuple[float | None, dict[str, object]]:
-    """The rounded trend and the site evidence (from the fever window's level) the three
-    temperature rules show, computed once a minute."""
-    shared = at.shared.get("temperature")
-    if shared is None:
-        rising = at.rules.rising_temperature
-        trend = at.slope("temp", int(rising.window_min), rising.min_samples)
+def _trend(at: Minute) -> float | None:
+    """The temperature's trend per hour, rounded, as the temperature rules' pages show it."""
+    rising = at.rules.rising_temperature
+    return rounded(at.slope("temp", int(rising.window_min), rising.min_samples), 2)
+
+
+def _site(at: Minute) -> Evidence:
+    """The site evidence (from the fever window's level) every temperature rule's page shows,
+    built once a minute, and only for a minute that makes an event."""
+    site = at.shared.get("site")
+    if site is None:
         level = fever_level(at)
-        site, correction, calibrated_at = calibration.described(
+        name, correction, calibrated_at = calibration.described(
             at.state, at.minute, at.rules_file.temperature)
-        evidence: dict[str, object] = {
-            "site": site, "site_correction_c": correction,
-            "measured": rounded(level.value - correction, 2) if level.known else None}
+        site = {"site": name, "site_correction_c": correction,
+                "measured": rounded(level.value - correction, 2) if level.known else None}
         if calibrated_at >= 0:  # the correction came from a spot check
-            evidence["calibrated_at"] = calibrated_at
-        shared = at.shared["temperature"] = (rounded(trend, 2), evidence)
-    return shared
+            site["calibrated_at"] = calibrated_at
+        at.shared["site"] = site
+    return site  # type: ignore[no-any-return]
 
 
 def judge_fever(at: Minute, config: Fever) -> Judgement:
@@ -133,11 +147,10 @@ def judge_rising(at: Minute, config: Rising) -> Judgement:
     fire = slope >= config.slope_per_h and config.from_c <= level.value < config.below_c
     clear = (slope < config.slope_per_h / 2 or level.value < config.from_c
              or level.value >= config.below_c)
-    _, site = _shared(at)
-    return Judgement(fire, clear, slope, {
+    return Judgement(fire, clear, slope, lambda: {
         "value": rounded(level.value, 2), "unit": "°C", "trend_per_h": rounded(slope, 2),
         "threshold_per_h": config.slope_per_h, "window_min": config.window_min,
-        "from_c": config.from_c, "below_c": config.below_c, **site})
+        "from_c": config.from_c, "below_c": config.below_c, **_site(at)})
 
 
 def _temperature(evidence: dict[str, Any]) -> str:

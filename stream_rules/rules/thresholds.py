@@ -3,12 +3,21 @@ or above a level (fever, tachycardia), or at or below one (desaturation), with h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Self
 
 from pydantic import model_validator
 
 from stream_rules.features import Level
-from stream_rules.rules.spec import UNKNOWN, Judgement, Threshold, Windowed, rounded
+from stream_rules.rules.spec import (
+    UNKNOWN,
+    Evidence,
+    Judgement,
+    Threshold,
+    Windowed,
+    no_evidence,
+    rounded,
+)
 
 
 class HighLevel(Windowed):
@@ -37,16 +46,17 @@ class LowLevel(Windowed):
         return self
 
 
-def judge_high(level: Level, config: HighLevel, unit: str, **extra: object) -> Judgement:
-    """A level against a HighLevel rule; `extra` is added to the evidence."""
+def judge_high(level: Level, config: HighLevel, unit: str,
+               extra: Callable[[], Evidence] = no_evidence) -> Judgement:
+    """A level against a HighLevel rule; `extra()` is added to the evidence."""
     if not level.known:
         return UNKNOWN
     return Judgement(level.value >= config.fire_at, level.value < config.clear_below,
-                     level.value, {
+                     level.value, lambda: {
                          "value": rounded(level.value, 2), "unit": unit,
                          "threshold": config.fire_at, "clears_below": config.clear_below,
                          "window_min": config.window_min, "minutes_with_data": level.samples,
-                         **extra})
+                         **extra()})
 
 
 def judge_low(level: Level, config: LowLevel, unit: str) -> Judgement:
@@ -54,7 +64,7 @@ def judge_low(level: Level, config: LowLevel, unit: str) -> Judgement:
     if not level.known:
         return UNKNOWN
     return Judgement(level.value <= config.fire_at, level.value >= config.clear_above,
-                     level.value, {
+                     level.value, lambda: {
                          "value": rounded(level.value), "unit": unit,
                          "threshold": config.fire_at, "clears_at_or_above": config.clear_above,
                          "window_min": config.window_min, "minutes_with_data": level.samples})
