@@ -74,6 +74,7 @@ CHECKPOINT_CHECK_S = 1.0  # how often the timer looks (partitions moving need it
 PROGRESS_CHECK_S = 1.0  # how often the records waiting are counted and the loop beats
 SILENCE_CHECK_S = 60.0  # at most; a short no_data.after_min is checked more often
 STATS_EVERY_S = 30.0
+ALERTS, TRENDS = topics.ALERTS.name, topics.TRENDS.name
 
 
 def silence_check_s(rules: RulesFile) -> float:
@@ -107,8 +108,6 @@ class RulesWorker:
         self.inputs = app.topic(*INPUTS, key_type=bytes, value_type=bytes,
                                 partitions=partitions)
         app.topics.add(self.inputs)
-        self.alerts = topic(topics.ALERTS.name)
-        self.trends = topic(topics.TRENDS.name)
         self.rejected = topic(topics.REJECTED.name, 1)
         # use_partitioner: a patient's state goes to the changelog partition its key hashes
         # to, the same partition as its readings (murmur2 in ingest's producer and in
@@ -140,12 +139,18 @@ class RulesWorker:
         return self.table.get(key.encode())
 
     async def send(self, patient_id: str, out: Output) -> list[asyncio.Future]:
-        """Queue a patient's alerts and trends; the futures complete when Kafka has them."""
+        """Queue a patient's alerts and trends; the futures complete when Kafka has them.
+
+        Straight to the Kafka producer (partitioned by key, as Faust would): Faust's
+        `Topic.send` adds a channel hop and its sensors to every record, and the rules send a
+        trend point for every patient-minute."""
         key = patient_id.encode()
         for alert in out.alerts:
             log.info("%s %s %s", alert.status, alert.severity, alert.summary)
-        return ([await self.alerts.send(key=key, value=encode(alert)) for alert in out.alerts]
-                + [await self.trends.send(key=key, value=encode(trend))
+        send = self.app.producer.send
+        return ([await send(ALERTS, key, encode(alert), None, None, None)
+                 for alert in out.alerts]
+                + [await send(TRENDS, key, encode(trend), None, None, None)
                    for trend in out.trends])
 
     async def judge_batch(self, messages: list[Message]) -> None:
