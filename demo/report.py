@@ -32,6 +32,11 @@ class LiveRun:
     drain_seconds: float
     interrupted: bool
     store: str  # where the series went
+    rules_workers: int = 1
+
+
+def _workers(count: int) -> str:
+    return "`vitals rules`" if count == 1 else f"{count} `vitals rules` workers"
 
 
 def _incidents(events: list[Event], acked: list[tuple[str, str]]) -> list[tuple[str, ...]]:
@@ -127,10 +132,10 @@ def _head(live: LiveRun, truth: Truth, events: list[Event], acked: list[tuple[st
          else "") +
         f"{live.source}, published over MQTT at {live.speed:,.0f}x real time in "
         f"{live.publish_seconds:.0f} s ({live.messages:,} messages, {live.readings:,} "
-        f"readings), through `vitals ingest`, `vitals rules` and `vitals alerting` as separate "
-        f"processes on Mosquitto and tansu; the pipeline caught up {live.drain_seconds:.0f} s "
-        f"after the last message. Pages went to a local stand-in for PagerDuty's Events API "
-        f"v2. {live.store}", "",
+        f"readings), through `vitals ingest`, {_workers(live.rules_workers)} and "
+        f"`vitals alerting` as separate processes on Mosquitto and tansu; the pipeline caught "
+        f"up {live.drain_seconds:.0f} s after the last message. Pages went to a local "
+        f"stand-in for PagerDuty's Events API v2. {live.store}", "",
         "Decision support, not a diagnosis: pages say what was measured and why a rule fired; "
         "a wearable cannot grade CRS.", "",
         "## What PagerDuty received", "",

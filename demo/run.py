@@ -194,7 +194,7 @@ class Demo:
         self.phase = "report"
         live = report.LiveRun(sim.source, opts.speed, publish_s, self.messages,
                               cohort_stream.readings, drain_s, interrupted,
-                              store_line(self.settings))
+                              store_line(self.settings), len(RULES_WORKERS))
         return self._report(cohort_stream, observer, nurse, standin, live)
 
     def _publish_and_drain(self, stack: Stack, observer: Observer, cohort_stream: stream.Stream

@@ -69,6 +69,7 @@ def test_the_demo_pages_a_crs_patient_stores_the_series_reports_and_leaves_nothi
     assert pts.distinct("readings_temp") > 0, sorted(pts.names())
     assert f"report in {out / 'report.md'}" in proc.stdout
     report = (out / "report.md").read_text()
+    assert "through `vitals ingest`, 2 `vitals rules` workers and `vitals alerting`" in report
     doc = json.loads((out / "report.json").read_text())
     triggers = [e for e in doc["pagerduty"] if e["event_action"] == "trigger"]
     assert {t["payload"]["source"] for t in triggers} >= {"S0001", "S0002"}, triggers
