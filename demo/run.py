@@ -41,11 +41,16 @@ from simulators import truth as truth_
 from simulators.plan import DAY, MINUTE, Simulation
 from simulators.publish import Publisher, pace, prefetch
 from simulators.run import default_start
+from stream_rules.config import load_rules
 from vitals.configfile import embedded, load_model
 from vitals.settings import MQTT_SCHEMES, Settings, load_settings, parse_endpoint
 
 OX_INTERVAL = MINUTE  # a minute's summary per oximeter keeps two weeks of 20 patients light
-QUIET_S = 5.0  # the pipeline has caught up when it has said nothing for this long
+QUIET_S = 5.0  # the pipeline has caught up when it has said nothing for this long,
+# and has judged to within the rules' lateness (plus this) of the last message published: the
+# minutes after that wait for readings that never come. Quiet alone is not enough: the rules
+# workers may still be joining their group when a short cohort's publishing ends.
+CAUGHT_UP_SLACK_MS = 5 * MINUTE
 DRAIN_LIMIT_S = 600.0
 # The canary's period in the demo: a round trip every few seconds shows in a two-minute run
 # (the default of 30 s would show a handful), and costs the pipeline nothing measurable.
@@ -213,7 +218,9 @@ class Demo:
                              progress=functools.partial(self._progress, cohort_stream))
             self.messages, publish_s = paced.published, paced.seconds
             self.phase = "catching up"
-            drain_s = self._wait_until_quiet(observer)
+            lateness_ms = round(load_rules(self.settings.rules).evaluation.lateness_s * 1000)
+            drain_s = self._wait_until_caught_up(
+                observer, self.published_until - lateness_ms - CAUGHT_UP_SLACK_MS)
             time.sleep(max(0.0, (opts.auto_ack or 0) + 1))  # the nurse's last acks
         except KeyboardInterrupt:
             interrupted = True
@@ -241,11 +248,12 @@ class Demo:
         self.messages, self.published_until, self.readings = messages, at, cohort_stream.readings
 
     @staticmethod
-    def _wait_until_quiet(observer: Observer) -> float:
-        """Wait until the pipeline has said nothing for QUIET_S (at most DRAIN_LIMIT_S); returns
-        how long it took to catch up."""
+    def _wait_until_caught_up(observer: Observer, judged_until: int) -> float:
+        """Wait until the rules have judged to `judged_until` (event time) and the pipeline has
+        said nothing for QUIET_S, at most DRAIN_LIMIT_S; returns how long it took."""
         started = time.monotonic()
-        while observer.quiet_for() < QUIET_S and time.monotonic() - started < DRAIN_LIMIT_S:
+        while ((observer.quiet_for() < QUIET_S or observer.judged_until() < judged_until)
+               and time.monotonic() - started < DRAIN_LIMIT_S):
             time.sleep(0.2)
         return max(0.0, time.monotonic() - started - QUIET_S)
 
