@@ -111,16 +111,22 @@ class ServiceProcess:
         self.stop()
 
 
-def start(command: str, *args: str, env: Mapping[str, str], log: Path, name: str | None = None,
-          cwd: Path | None = None, timeout: float = 60.0) -> ServiceProcess:
-    """`vitals COMMAND ARGS...` as a process in its own session, its output appended to `log`;
-    for a service (`SERVICES`), returned once it has printed its ready line."""
+def launch(command: str, *args: str, env: Mapping[str, str], log: Path, name: str | None = None,
+           cwd: Path | None = None) -> tuple[ServiceProcess, int]:
+    """`vitals COMMAND ARGS...` as a process in its own session, its output appended to `log`,
+    not waited for; with the count of ready lines its log held before (for `wait_ready`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     before = read_log(log).count(ready_line(command))
     with log.open("ab") as out:
         proc = subprocess.Popen(vitals(command, *args), env=dict(env), stdout=out,
                                 stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
-    service = ServiceProcess(name or command, command, proc, log)
+    return ServiceProcess(name or command, command, proc, log), before
+
+
+def start(command: str, *args: str, env: Mapping[str, str], log: Path, name: str | None = None,
+          cwd: Path | None = None, timeout: float = 60.0) -> ServiceProcess:
+    """`launch`, and for a service (`SERVICES`) return once it has printed its ready line."""
+    service, before = launch(command, *args, env=env, log=log, name=name, cwd=cwd)
     if command in SERVICES:
         service.wait_ready(before, timeout)
     return service

@@ -4,12 +4,13 @@ and the end-to-end benchmark: Mosquitto and tansu on free ports, then `vitals in
 (the synthetic patient whose round trips alerting watches), each started by
 `harness.services` with its log and state directory under the work directory.
 
-A service is returned only once it is ready (its ready line), and `close()` stops the services
-in the order that loses nothing (ingest first, so it drains what it holds; the brokers last)
-and leaves no process behind."""
+A service is returned only once it is ready (its ready line; `start_together` launches several
+at once, then waits for each), and `close()` stops the services in the order that loses nothing
+(ingest first, so it drains what it holds; the brokers last) and leaves no process behind."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,14 +113,30 @@ class Stack:
     def start(self, command: str, name: str | None = None, timeout: float = 60.0
               ) -> ServiceProcess:
         """`vitals <command>` as process `name` (default: the command), once it is ready."""
-        name = name or command
+        service, before = self._launch(command, name or command)
+        if command in services.SERVICES:
+            service.wait_ready(before, timeout)
+        return service
+
+    def start_together(self, commands: Iterable[tuple[str, str]], timeout: float = 120.0
+                       ) -> None:
+        """Services (command, name) launched at once, then each waited for: their start-ups
+        (imports, connecting, a Faust worker's group join) overlap, and two rules workers join
+        their group in one rebalance rather than one each."""
+        launched = [self._launch(command, name) for command, name in commands]
+        for service, before in launched:
+            if service.command in services.SERVICES:
+                service.wait_ready(before, timeout)
+
+    def _launch(self, command: str, name: str) -> tuple[ServiceProcess, int]:
         if name in self.services and self.services[name].alive():
             raise ServiceError(f"{name} is already running")
         if command == "rules":
             self.rules_metrics.setdefault(name, f"{servers.LOOPBACK}:{servers.free_port()}")
-        self.services[name] = services.start(command, env=self.env(name), name=name,
-                                             log=self.workdir / f"{name}.log", timeout=timeout)
-        return self.services[name]
+        service, before = services.launch(command, env=self.env(name), name=name,
+                                          log=self.workdir / f"{name}.log")
+        self.services[name] = service  # close() stops it, even if it never gets ready
+        return service, before
 
     def stop(self, name: str) -> int:
         return self.services[name].stop()
