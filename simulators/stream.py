@@ -25,14 +25,20 @@ from simulators.plan import MINUTE, Simulation
 from vitals.trafficfile import Message
 
 DEFAULT_CHUNK = 10 * MINUTE
+LIGHT_CHUNK_READINGS = 20_000  # a light cohort's chunk is longer, up to about this many
+MAX_CHUNK = 24 * 60 * MINUTE
 CHUNK_READINGS = 300_000  # an automatic chunk holds about this many readings at most
 
 
 def auto_chunk(sim: Simulation) -> int:
-    """10 simulated minutes, less for a big cohort so that a chunk stays ~300k readings
-    (~200 MB): the output is the same whatever the chunk."""
+    """10 simulated minutes; longer for a light cohort (up to ~20k readings, at most a day),
+    since each chunk costs every device a few dozen numpy calls whatever it holds (the demo's
+    20 patients with an oximeter summary a minute hold ~240 readings in 10 minutes: 43 s to
+    generate two weeks, 2 s in 14-hour chunks); shorter for a big cohort, so that a chunk
+    stays ~300k readings (~200 MB). The output is the same whatever the chunk."""
     per_ms = sum(1 / d.interval for p in sim.patients for d in p.devices) or 1e-9
-    return int(max(MINUTE, min(DEFAULT_CHUNK, CHUNK_READINGS / per_ms)) // 1000 * 1000)
+    chunk = max(DEFAULT_CHUNK, min(MAX_CHUNK, LIGHT_CHUNK_READINGS / per_ms))
+    return int(max(MINUTE, min(chunk, CHUNK_READINGS / per_ms)) // 1000 * 1000)
 
 
 @dataclass(frozen=True)
