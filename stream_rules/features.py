@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from stream_rules.series import MinuteSeries
+from stream_rules.series import MEMO_SEGMENTS, MinuteSeries
 
 T = TypeVar("T")
 THIN_TO = 48  # a slope's window is thinned to this many minutes: the same slope, fewer pairs
@@ -64,15 +64,23 @@ def memoised(series: MinuteSeries, key: tuple[object, ...], minute: int, window_
              compute: Callable[[np.ndarray], T]) -> T:
     """`compute` of the series' window ending at `minute`, once per change of what the window
     holds: every feature here depends on the values and the minutes between them, not on
-    where the window sits, so a window that only slid over empty minutes reuses its result."""
-    hit = series.memo.get(key)
-    if hit is not None:
-        end, value = hit
-        if end == minute or series.slid_over_nothing(end, minute, window_min):
-            series.memo[key] = (minute, value)
-            return value  # type: ignore[return-value]
+    where the window sits, so a window that only slid over empty minutes reuses its result.
+    A few windows are remembered per feature (`MinuteSeries.memo`), each over the minutes it
+    held the same values; setting a value forgets the windows that hold its minute."""
+    segments = series.memo.get(key)
+    if segments is None:
+        segments = series.memo[key] = []
+    for segment in reversed(segments):  # the newest first: the likeliest
+        first, last = segment[0], segment[1]
+        if first <= minute <= last:
+            return segment[3]  # type: ignore[no-any-return]
+        if last < minute and series.slid_over_nothing(last, minute, window_min):
+            segment[1] = minute
+            return segment[3]  # type: ignore[no-any-return]
     value = compute(series.window(minute, window_min))
-    series.memo[key] = (minute, value)
+    if len(segments) >= MEMO_SEGMENTS:
+        del segments[0]  # the longest remembered
+    segments.append([minute, minute, window_min, value])
     return value
 
 
@@ -123,8 +131,10 @@ def slope_per_hour(window: np.ndarray, min_samples: int) -> float:
     slopes = (values[later] - values[earlier]) / apart
     half = len(slopes) // 2  # the median by partition, as np.median does, minus its overhead
     if len(slopes) % 2:
-        return float(np.partition(slopes, half)[half]) * 60.0
-    low, high = np.partition(slopes, (half - 1, half))[half - 1:half + 1].tolist()
+        slopes.partition(half)  # in place: `slopes` is this call's own
+        return float(slopes[half]) * 60.0
+    slopes.partition((half - 1, half))
+    low, high = slopes[half - 1:half + 1].tolist()
     return (low + high) / 2 * 60.0
 
 

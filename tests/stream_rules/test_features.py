@@ -1,5 +1,6 @@
-"""The window features' memo: a window that only slid over empty minutes reuses its result, and
-whatever is reused equals what a fresh computation gives."""
+"""The window features' memo: a window that only slid over empty minutes reuses its result, a
+window asked for at two minutes in turn is remembered for both, and whatever is reused equals
+what a fresh computation gives."""
 
 from __future__ import annotations
 
@@ -35,6 +36,27 @@ def test_memoised_levels_and_slopes_equal_fresh_ones_every_minute(
                     slope_per_hour(fresh, min_samples))
 
 
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.one_of(st.none(), st.none(),
+                                          st.floats(35.0, 41.0, allow_nan=False)),
+                                st.integers(0, 8), st.one_of(st.just(0), st.integers(1, 30))),
+                      min_size=1, max_size=150),
+       window=st.sampled_from([5, 20, 120]), min_samples=st.integers(1, 4))
+def test_windows_asked_at_two_minutes_and_values_set_late_equal_fresh_ones(
+        steps: list[tuple[float | None, int, int]], window: int, min_samples: int) -> None:
+    """The rules ask for a window at a kind's minute and at the combined minute behind it,
+    and a late value can land inside a window already remembered."""
+    series = MinuteSeries(100)
+    for minute, (value, lag, late_by) in enumerate(steps, start=START):
+        if value is not None:
+            series.set(minute - late_by, value)
+        for asked in (minute, minute - lag):
+            fresh = series.window(asked, window)
+            assert level_of(series, asked, window, min_samples) == sustained(fresh, min_samples)
+            assert same(slope_of(series, asked, window, min_samples),
+                        slope_per_hour(fresh, min_samples))
+
+
 def test_a_window_that_slid_over_empty_minutes_reuses_its_result_until_a_value_leaves() -> None:
     series = MinuteSeries(100)
     series.set(START, 38.0)
@@ -46,6 +68,24 @@ def test_a_window_that_slid_over_empty_minutes_reuses_its_result_until_a_value_l
     assert level_of(series, START + 20, 20, 2).samples == 1  # START left the window
     series.set(START + 21, 38.6)  # a new value: computed afresh
     assert level_of(series, START + 21, 20, 2).value == 38.5
+
+
+def test_a_window_asked_at_two_minutes_is_remembered_for_both_until_a_value_lands_in_it(
+) -> None:
+    series = MinuteSeries(100)
+    series.set(START, 38.0)
+    series.set(START + 5, 38.4)
+    ahead = level_of(series, START + 5, 20, 2)  # a kind's minute
+    behind = level_of(series, START + 3, 20, 2)  # the combined minute, behind it
+    assert (ahead.samples, behind.samples) == (2, 1)
+    for step in range(1, 4):  # both move on, each reusing its own window
+        assert level_of(series, START + 5 + step, 20, 2) is ahead
+        assert level_of(series, START + 3 + step, 20, 2) in (behind, ahead)
+    assert level_of(series, START + 5, 20, 2) is ahead  # the combined minute catches up
+    series.set(START + 40, 38.8)  # in neither window: both remembered still
+    assert level_of(series, START + 9, 20, 2) is ahead
+    series.set(START + 2, 39.0)  # late, inside both windows: forgotten
+    assert level_of(series, START + 9, 20, 2).value == 38.4
 
 
 def test_a_slope_over_a_full_window_equals_the_general_path() -> None:
