@@ -87,7 +87,7 @@ def vm_points(vm: servers.Server, match: str = '{__name__=~".+"}') -> Points:
     return out
 
 
-def wait_for_points(vm: servers.Server, name: str, expect: int, timeout: float = 20.0
+def wait_for_points(vm: servers.Server, name: str, expect: int, timeout: float = 60.0
                     ) -> Points:
     """Points once `name` has `expect` distinct points, then 0.5 s more to catch extras."""
     deadline = time.monotonic() + timeout

@@ -43,6 +43,9 @@ def test_readings_trends_and_alerts_arrive_with_the_documented_tags_and_fields(
     produce(store_settings.kafka_bootstrap, records)
 
     store = start_store(store_settings)
+    # each topic is consumed and written on its own: wait for each, not for the readings alone
+    wait_for_points(vm, "trends_news2", 1)
+    wait_for_points(vm, "alerts_alert_id", 1)
     pts = wait_for_points(vm, "readings_received_at", 22)
     counts = store.stop()
 
