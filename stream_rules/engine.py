@@ -114,8 +114,12 @@ class Engine:
             elif record.kind in REPORT_KINDS:
                 out.alerts += self._report(state, record)
             elif self._take(state, record):
-                self._advance(state, record.kind, out, final=False,
-                              closes=self._closes(state, record))
+                kind = state.kinds[record.kind]
+                closes = self._closes(state, record)
+                # the common case, one reading inside a minute, closes none: no call
+                if closes > kind.cursor or \
+                        (kind.max_ts - self.lateness_ms) // MINUTE - 1 > kind.cursor:
+                    self._advance(state, record.kind, out, final=False, closes=closes)
         return out
 
     def flush(self, state: PatientState) -> Output:
@@ -237,9 +241,15 @@ class Engine:
                 pending = None
                 state.stale_readings += 1  # older than the day of history kept
             if pending is not None:
-                slot = pending.setdefault(minute, {})
+                slot = pending.get(minute)
+                if slot is None:
+                    slot = pending[minute] = {}
                 for signal, value in samples.items():
-                    slot.setdefault(signal, []).append(value)
+                    values = slot.get(signal)
+                    if values is None:
+                        slot[signal] = [value]
+                    else:
+                        values.append(value)
         if ts > kind.max_ts:
             kind.max_ts = ts
         if ts > state.max_ts:
@@ -251,7 +261,7 @@ class Engine:
         """The vital signs a reading carries; artefacts and sensor-off readings carry none.
         Only the device's newest reading says where it sits and whether it is off the skin
         (a buffered older one must not undo that)."""
-        if ARTEFACT_FLAGS.intersection(reading.flags):
+        if reading.flags and not ARTEFACT_FLAGS.isdisjoint(reading.flags):
             return {}
         if reading.kind == "temperature":
             if reading.temp is None:

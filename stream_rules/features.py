@@ -71,12 +71,15 @@ def memoised(series: MinuteSeries, key: tuple[object, ...], minute: int, window_
     if segments is None:
         segments = series.memo[key] = []
     for segment in reversed(segments):  # the newest first: the likeliest
-        first, last = segment[0], segment[1]
-        if first <= minute <= last:
+        if segment[0] <= minute <= segment[1]:
             return segment[3]  # type: ignore[no-any-return]
-        if last < minute and series.slid_over_nothing(last, minute, window_min):
-            segment[1] = minute
-            return segment[3]  # type: ignore[no-any-return]
+    # A window ending at a minute with a value did not slide over nothing: a dense series
+    # (oximetry every minute) skips the slide checks.
+    if segments and not series.has_value(minute):
+        for segment in reversed(segments):
+            if segment[1] < minute and series.slid_over_nothing(segment[1], minute, window_min):
+                segment[1] = minute
+                return segment[3]  # type: ignore[no-any-return]
     value = compute(series.window(minute, window_min))
     if len(segments) >= MEMO_SEGMENTS:
         del segments[0]  # the longest remembered

@@ -58,6 +58,13 @@ class MinuteSeries:
             return float("nan")
         return float(self.values[minute % DAY_MIN])
 
+    def has_value(self, minute: int) -> bool:
+        """Whether the minute is kept and has a value."""
+        if minute > self.head or minute <= self.head - DAY_MIN:
+            return False
+        value = self.values[minute % DAY_MIN]
+        return bool(value == value)  # NaN != NaN
+
     def window(self, end: int, length: int) -> np.ndarray:
         """Values of the minutes (end - length, end], oldest first; NaN where missing."""
         length = min(length, DAY_MIN)

@@ -7,6 +7,7 @@ accepts readings only from those devices and the broker credentials are generate
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -30,8 +31,13 @@ class Patient(BaseModel):
 
     def day_since_infusion(self, ts_ms: int) -> float:
         """Days since day 0 (midnight UTC of the infusion date) at event time `ts_ms`."""
-        day0 = dt.datetime.combine(self.infusion, dt.time(), tzinfo=dt.UTC)
-        return (ts_ms / 1000 - day0.timestamp()) / 86400
+        return (ts_ms / 1000 - _midnight_s(self.infusion)) / 86400
+
+
+@functools.lru_cache(maxsize=1024)
+def _midnight_s(day: dt.date) -> float:
+    """Epoch seconds of midnight UTC of `day` (the engine asks every judged minute)."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp()
 
 
 class PatientsFile(BaseModel):
