@@ -427,12 +427,12 @@ class Engine:
         """Each judgement through its rule's hysteresis; an event for each change."""
         events = []
         for key, judgement in judged.items():
-            rule = self._rules[key.partition(":")[0]]
             rule_state = rule_states.get(key)
             if rule_state is None:
                 if not judgement.fire:
                     continue  # nothing to remember for a rule that has never been near firing
                 rule_state = rule_states[key] = RuleState()
+            rule = self._rules[key.partition(":")[0]]
             change = step(rule_state, minute, judgement.fire, judgement.clear,
                           rule.fire_after_min, rule.clear_after_min,
                           judgement.confirmed_since)
@@ -469,9 +469,6 @@ class Engine:
 
     def _trend(self, at: Minute) -> TrendPoint:
         """The trend point of a combined minute: its levels, slopes, baseline and NEWS2."""
-        def rounded(value: float, digits: int = 1) -> float | None:
-            return None if math.isnan(value) else round(value, digits)
-
         assert at.levels is not None and at.news2 is not None
         state, minute, levels = at.state, at.minute, at.levels
         news2, scores = at.news2
@@ -484,3 +481,8 @@ class Engine:
             temp_slope=rounded(temp_slope, 3), hr_slope=rounded(hr_slope, 2),
             hr_baseline=state.hr_baseline, news2=news2 if len(scores) >= 2 else None,
             news2_parameters=tuple(scores))
+
+
+def rounded(value: float, digits: int = 1) -> float | None:
+    """A trend point's number: None for NaN (not measured)."""
+    return None if math.isnan(value) else round(value, digits)
