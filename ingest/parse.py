@@ -150,31 +150,30 @@ class Parser:
         is_batch, entries = split_entries(payload)
         out = Outcome()
         items: list[object] = []  # the batch as plain JSON, read only when a typed item is bad
-
-        def as_sent(i: int) -> bytes:
-            """The JSON the device sent for entry `i`; a typed entry re-encoded would show
-            defaults it never sent and lose the fields it did."""
-            if not is_batch:
-                return payload
-            if isinstance(entries[i], RawReading):
-                if not items:
-                    items.extend(_split_generic(payload)[1])
-                return _encode(items[i])
-            return _encode(entries[i])
-
         for i, entry in enumerate(entries):
-            index, size = (i, len(entries)) if is_batch else (None, None)
             try:
                 raw = entry if isinstance(entry, RawReading) else msgspec.convert(entry, RawReading)
                 out.readings.append(normalise(raw, patient_id, device_id, received_at))
-            except msgspec.ValidationError as exc:
-                detail = f"reading does not follow the contract: {exc}"
-                out.rejections.append(reject(Invalid("schema", detail), topic, as_sent(i),
-                                             received_at, patient_id, device_id, index, size))
-            except Invalid as exc:
-                out.rejections.append(reject(exc, topic, as_sent(i), received_at, patient_id,
+            except (msgspec.ValidationError, Invalid) as exc:
+                invalid = exc if isinstance(exc, Invalid) else Invalid(
+                    "schema", f"reading does not follow the contract: {exc}")
+                index, size = (i, len(entries)) if is_batch else (None, None)
+                sent = _as_sent(payload, entries, i, items) if is_batch else payload
+                out.rejections.append(reject(invalid, topic, sent, received_at, patient_id,
                                              device_id, index, size))
         return out
+
+
+def _as_sent(payload: bytes, entries: list[RawReading] | list[object], i: int,
+             items: list[object]) -> bytes:
+    """The JSON the device sent for entry `i` of a batch; a typed entry re-encoded would show
+    defaults it never sent and lose the fields it did. `items` is the batch as plain JSON,
+    split on first need."""
+    if isinstance(entries[i], RawReading):
+        if not items:
+            items.extend(_split_generic(payload)[1])
+        return _encode(items[i])
+    return _encode(entries[i])
 
 
 def split_entries(payload: bytes) -> tuple[bool, list[RawReading] | list[object]]:
@@ -307,7 +306,7 @@ def normalise(raw: RawReading, patient_id: str, device_id: str, received_at: int
         return normalise_report(raw, ts, patient_id, device_id, received_at)
     if raw.symptoms is not None or raw.ice is not None:
         raise Invalid("schema", f"a {raw.kind} reading carries no `symptoms` or `ice`")
-    flags = list(dict.fromkeys(raw.flags))
+    flags = list(dict.fromkeys(raw.flags)) if raw.flags else []
     temp = spo2 = hr = None
     site = None
     if raw.kind == "temperature":
