@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 
 from harness import servers
 from simulators import cohort, run, stream
-from simulators.publish import Publisher, pace
+from simulators.publish import Publisher, PublishError, pace
 from tests.simulators.helpers import START, by_device, sim_of
 from tests.simulators.test_stream import FAULTY
 from vitals import trafficfile
@@ -101,3 +102,35 @@ def test_pacing_follows_the_simulated_clock(mosquitto: servers.Server) -> None:
     # Nor paced slower than the clock: half speed would take 2 s. The bound is that loose
     # because a loaded machine wakes a sleeping thread late; lateness is the benchmark's.
     assert offsets[-1] < 1.9
+
+
+def test_a_broker_that_dies_stops_the_publisher_with_an_error(mosquitto: servers.Server
+                                                              ) -> None:
+    """The publishing thread runs paho's network loop itself: a lost connection is an error
+    at the next wait, not a hang or a silent loss."""
+    pub = Publisher(endpoint(mosquitto.port), "test-lost", in_flight=10)
+    for _ in range(20):
+        pub.publish("vitals/v1/A/ox-1", b"{}")
+    pub.flush()
+    assert pub.published == 20
+    mosquitto.kill()
+    with pytest.raises(PublishError, match=r"connection was lost|publishing failed|"
+                                           r"acknowledged nothing"):
+        for _ in range(1000):
+            pub.publish("vitals/v1/A/ox-1", b"{}")
+        pub.flush()
+
+
+def test_idle_reads_acknowledgements(mosquitto: servers.Server) -> None:
+    """While it waits for its pace, the publisher still runs the network loop: an
+    acknowledgement arrives during the pause, and publishing goes on after it."""
+    pub = Publisher(endpoint(mosquitto.port), "test-idle", in_flight=100)
+    pub.publish("vitals/v1/A/ox-1", b"{}")
+    info = pub._window[0]
+    deadline = time.monotonic() + 30  # a loaded machine may need more than one pause
+    while not info.is_published() and time.monotonic() < deadline:
+        pub.idle(0.5)
+    assert info.is_published()
+    with pub:
+        pub.publish("vitals/v1/A/ox-1", b"{}")
+    assert pub.published == 2
