@@ -89,6 +89,11 @@ class Ingest:
                 _, _, dead_value = self._internal_error(
                     topic, value, received_at, f"Kafka would not take the record: {exc!r}")
                 self.sink.send(topics.REJECTED.name, None, dead_value, ticket.done)
+        # Kafka's delivery reports served here, on paho's thread: the acknowledgements they
+        # release go out from that thread itself. Served by the main loop alone, each one woke
+        # paho's thread from another (a socket pair, the GIL passed back and forth): 12 % more
+        # of ingest's CPU per reading (bench.ingest_throughput, 194-203 against 226 us).
+        self.sink.poll(0)
 
     def _count(self, routed: Routed) -> None:
         """Count a routed message, all at once (a message that failed counts only as failed)."""
