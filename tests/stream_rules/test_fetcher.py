@@ -17,7 +17,7 @@ from typing import Any
 
 from faust.types import TP
 
-from stream_rules.faust_app import INPUTS, new_app
+from stream_rules.faust_app import FETCH_MAX_WAIT_MS, INPUTS, new_app
 from stream_rules.fetcher import drain_into
 from stream_rules.inbox import Inbox
 from vitals.settings import Settings
@@ -119,3 +119,19 @@ def test_the_consumer_puts_inputs_in_the_inbox_from_its_creation(tmp_path: Path)
     assert drain_messages.func is drain_into
     assert drain_messages.args == (consumer, app.inbox)
     assert app.inbox.topics == frozenset(INPUTS)
+
+
+def test_the_consumer_waits_at_most_fetch_max_wait_ms_for_records(tmp_path: Path) -> None:
+    """Faust asks the broker to hold an empty fetch for 1,500 ms, and tansu does not answer it
+    when records arrive: the worker's aiokafka consumer is made with FETCH_MAX_WAIT_MS, which
+    its fetcher reads when it starts."""
+    settings = Settings(_env_file=None, state_dir=tmp_path)  # type: ignore[call-arg]
+    app = new_app(settings)
+
+    async def made() -> Any:  # aiokafka makes its consumer only inside an event loop
+        return app.consumer._thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]
+
+    consumer = asyncio.run(made())
+    assert FETCH_MAX_WAIT_MS < 1500
+    assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
+    assert consumer._group_id == app.conf.id  # Faust's own consumer otherwise
