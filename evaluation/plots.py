@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.collections import PolyCollection
 
 from evaluation.score import HOUR, EpisodeScore, FalsePage, is_page
 from simulators.truth import Truth
@@ -67,30 +68,44 @@ def worst_cases(episodes: list[EpisodeScore], false_pages: list[FalsePage], limi
     return out[:limit]
 
 
+def _spans(ax: plt.Axes, spans: list[tuple[int, int]], color: str, alpha: float) -> None:
+    """Shade each (start, end) epoch ms over the axis' whole height: one collection, not a
+    patch per span (axvspan: half of a figure's time), since a patient's fortnight can hold
+    hundreds of artefacts."""
+    if spans:
+        x = mdates.date2num(_dates(np.array(spans, np.int64)))
+        ax.add_collection(PolyCollection(
+            [((a, 0.0), (a, 1.0), (b, 1.0), (b, 0.0)) for a, b in x.tolist()],
+            facecolors=color, edgecolors=color, linewidths=1.0, alpha=alpha,  # as axvspan's:
+            # an edge keeps a span of seconds (a motion artefact) visible
+            transform=ax.get_xaxis_transform()), autolim=False)
+
+
 def patient_figure(patient: str, why: str, lo: int, hi: int, trends: dict[str, np.ndarray],
                    alerts: list[AlertEvent], truth: Truth, path: Path) -> Path:
     lo, hi = max(lo, truth.start), min(hi, truth.end)
     ts = trends["ts"]
     sel = (ts >= lo) & (ts <= hi)
+    episodes = [e for e in truth.episodes if e.patient == patient and e.start <= hi and e.end >= lo]
+    shades: dict[str, list[tuple[int, int]]] = {}
+    for a in truth.artefacts:
+        if a.patient == patient and a.kind in SHADE and a.start <= hi and a.end >= lo:
+            shades.setdefault(SHADE[a.kind], []).append((a.start, a.end))
+    lines = [e.fever_onset for e in episodes if e.fever_onset and lo <= e.fever_onset <= hi]
+    pages = [a.detected_at for a in alerts if is_page(a) and lo <= a.detected_at <= hi]
     fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
     for ax, (key, unit, color) in zip(axes, (("temp", "°C (core-eq.)", "#cc3311"),
                                              ("hr", "/min", "#0077bb"),
                                              ("spo2", "%", "#009988")), strict=True):
         ax.plot(_dates(ts[sel]), trends[key][sel], color=color, lw=0.8)
         ax.set_ylabel(f"{key} {unit}")
-        for e in truth.episodes:
-            if e.patient == patient and e.start <= hi and e.end >= lo:
-                ax.axvspan(_dates(np.array([max(e.start, lo)]))[0],
-                           _dates(np.array([min(e.end, hi)]))[0], color="#ffcccc", alpha=0.4)
-                if e.fever_onset and lo <= e.fever_onset <= hi:
-                    ax.axvline(_dates(np.array([e.fever_onset]))[0], color="#cc3311", ls=":")
-        for a in truth.artefacts:
-            if a.patient == patient and a.kind in SHADE and a.start <= hi and a.end >= lo:
-                ax.axvspan(_dates(np.array([a.start]))[0], _dates(np.array([a.end]))[0],
-                           color=SHADE[a.kind], alpha=0.6)
-        for a in alerts:
-            if is_page(a) and lo <= a.detected_at <= hi:
-                ax.axvline(_dates(np.array([a.detected_at]))[0], color="k", lw=0.8)
+        _spans(ax, [(max(e.start, lo), min(e.end, hi)) for e in episodes], "#ffcccc", 0.4)
+        for at in lines:
+            ax.axvline(_dates(np.array([at]))[0], color="#cc3311", ls=":")
+        for shade, spans in shades.items():
+            _spans(ax, spans, shade, 0.6)
+        for at in pages:
+            ax.axvline(_dates(np.array([at]))[0], color="k", lw=0.8)
     axes[0].set_title(f"{patient}: {why} (red: episode; grey/yellow/blue/orange/violet: "
                       "probe off/motion/patch off/blanket/offline; black: pages)", fontsize=8)
     axes[0].axhline(38.0, color="#cc3311", lw=0.5, ls="--")
