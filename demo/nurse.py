@@ -26,6 +26,8 @@ class Nurse:
     acked: list[tuple[str, str]] = field(default_factory=list)  # (incident, by)
     failures: list[str] = field(default_factory=list)
     _due: list[tuple[float, str, str]] = field(default_factory=list)
+    _acking: bool = False  # acknowledgements taken off `_due` and not yet answered
+    _last_ack: float = 0.0  # monotonic time of the last answered one
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -64,8 +66,26 @@ class Nurse:
                 due = []
                 while self._due and self._due[0][0] <= time.monotonic():
                     due.append(heapq.heappop(self._due))
+                self._acking = bool(due)
             for _, incident, routing_key in due:
                 self._ack(incident, *self.token_for(routing_key))
+            if due:
+                with self._lock:
+                    self._acking, self._last_ack = False, time.monotonic()
+
+    def settle(self, notified_s: float, limit_s: float) -> None:
+        """Wait (at most `limit_s`) until every page received has been acknowledged, and then
+        `notified_s` after the last acknowledgement, for alerting to tell PagerDuty."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._due and not self._acking:
+                    wait = self._last_ack + notified_s - time.monotonic()
+                    break
+            time.sleep(0.1)
+        else:
+            return
+        time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
 
     def _ack(self, incident: str, person: str, token: str) -> None:
         url = f"{self.api}/alerts/{urllib.parse.quote(incident, safe='/')}/ack"
