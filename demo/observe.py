@@ -84,6 +84,9 @@ class Observer:
             return max((t.ts for t in self.latest.values()), default=0)
 
     def stop(self) -> None:
+        """Stop reading and close the consumer; again, nothing."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._thread.join(5)
         self._consumer.close()
