@@ -21,11 +21,13 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
 
@@ -50,10 +52,13 @@ from vitals.settings import MQTT_SCHEMES, Settings, load_settings, parse_endpoin
 # playback alone took 121 s).
 DEFAULT_SPEED = 12_000.0
 OX_INTERVAL = MINUTE  # a minute's summary per oximeter keeps two weeks of 20 patients light
-QUIET_S = 5.0  # the pipeline has caught up when it has said nothing for this long,
-# and has judged to within the rules' lateness (plus this) of the last message published: the
-# minutes after that wait for readings that never come. Quiet alone is not enough: the rules
-# workers may still be joining their group when a short cohort's publishing ends.
+# The pipeline has caught up when it has judged to within the rules' lateness (plus
+# CAUGHT_UP_SLACK_MS) of the last message published (the minutes after that wait for readings
+# that never come), no rules worker has records waiting, and it has said nothing for QUIET_S;
+# while a worker's count cannot be read, for QUIET_UNKNOWN_S. Quiet alone is not enough: the
+# rules workers may still be joining their group when a short cohort's publishing ends.
+QUIET_S = 2.0
+QUIET_UNKNOWN_S = 5.0
 CAUGHT_UP_SLACK_MS = 5 * MINUTE
 DRAIN_LIMIT_S = 600.0
 ACK_NOTIFIED_S = 1.0  # after the nurse's last acknowledgement, for alerting to tell PagerDuty
@@ -240,7 +245,8 @@ class Demo:
             self.phase = "catching up"
             lateness_ms = round(load_rules(self.settings.rules).evaluation.lateness_s * 1000)
             drain_s = self._wait_until_caught_up(
-                observer, self.published_until - lateness_ms - CAUGHT_UP_SLACK_MS)
+                observer, self.published_until - lateness_ms - CAUGHT_UP_SLACK_MS,
+                functools.partial(rules_pending, list(stack.rules_metrics.values())))
             nurse.settle(ACK_NOTIFIED_S, (opts.auto_ack or 0) + 5)  # the nurse's last acks
         except KeyboardInterrupt:
             interrupted = True
@@ -268,14 +274,21 @@ class Demo:
         self.messages, self.published_until, self.readings = messages, at, cohort_stream.readings
 
     @staticmethod
-    def _wait_until_caught_up(observer: Observer, judged_until: int) -> float:
-        """Wait until the rules have judged to `judged_until` (event time) and the pipeline has
-        said nothing for QUIET_S, at most DRAIN_LIMIT_S; returns how long it took."""
+    def _wait_until_caught_up(observer: Observer, judged_until: int,
+                              pending: Callable[[], int | None] = lambda: None) -> float:
+        """Wait until the rules have judged to `judged_until` (event time), `pending()` (the
+        records the rules workers have waiting; None: not known) is 0 and the pipeline has
+        said nothing for QUIET_S (QUIET_UNKNOWN_S while not known), at most DRAIN_LIMIT_S;
+        returns how long it took, less the quiet."""
         started = time.monotonic()
-        while ((observer.quiet_for() < QUIET_S or observer.judged_until() < judged_until)
-               and time.monotonic() - started < DRAIN_LIMIT_S):
+        while time.monotonic() - started < DRAIN_LIMIT_S:
+            if observer.judged_until() >= judged_until:
+                waiting = pending()
+                quiet = QUIET_S if waiting is not None else QUIET_UNKNOWN_S
+                if not waiting and observer.quiet_for() >= quiet:
+                    return max(0.0, time.monotonic() - started - quiet)
             time.sleep(0.2)
-        return max(0.0, time.monotonic() - started - QUIET_S)
+        return time.monotonic() - started
 
     def _report(self, cohort_stream: stream.Stream, observer: Observer, nurse: Nurse,
                 standin: PagerDutyStandIn, live: report.LiveRun) -> Path:
@@ -288,6 +301,24 @@ class Demo:
         if nurse.failures:
             self.console.print(f"[red]acknowledgements that failed[/]: {nurse.failures[:3]}")
         return path
+
+
+def rules_pending(addrs: list[str]) -> int | None:
+    """The records the rules workers at `addrs` (host:port of their /metrics) have waiting,
+    summed; None when a worker's count cannot be read."""
+    total = 0
+    for addr in addrs:
+        try:
+            with urllib.request.urlopen(f"http://{addr}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except (OSError, UnicodeDecodeError):
+            return None
+        counts = [sample.value for family in text_string_to_metric_families(text)
+                  for sample in family.samples if sample.name == "vitals_rules_pending"]
+        if not counts:
+            return None
+        total += round(counts[0])
+    return total if addrs else None
 
 
 def _as_ctrl_c(_signum: int, _frame: object) -> None:
