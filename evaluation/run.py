@@ -86,7 +86,7 @@ class Pipeline:
     def __init__(self, rules: RulesFile, registry: PatientRegistry) -> None:
         self.parser = Parser(registry)
         self.dedup = DuplicateFilter()
-        self.engines = {p.id: Engine(rules, p) for p in registry}
+        self.engines = {p.id: Engine(rules, p, slopes=False) for p in registry}
         self.states = {pid: e.new_state() for pid, e in self.engines.items()}
         self.runs = {pid: PatientRun() for pid in self.engines}
         self.counts = Counts()
@@ -129,15 +129,18 @@ def _init(n: int, seed: int, days: float, start: int, rules: RulesFile) -> None:
     _SIM, _RULES = cohort.generate(n, seed, days, start), rules
 
 
-def run_subset(sim: Simulation, rules: RulesFile, indices: list[int]) -> RunResult:
-    """The traffic of patients `indices` only, generated and judged."""
+def run_subset(sim: Simulation, rules: RulesFile, indices: list[int], columns: bool = True
+               ) -> RunResult:
+    """The traffic of patients `indices` only, generated and judged. `columns`: oximeters'
+    live readings as columns (`evaluation.columns`), else every message as its payload; the
+    result is the same."""
+    from evaluation.columns import feed_batch
+
     sub = dataclasses.replace(sim, patients=tuple(sim.patients[i] for i in indices))
-    s = stream.Stream(sub, line=False)
+    s = stream.Stream(sub, line=False, columns=columns)
     pipe = Pipeline(rules, registry_of(sub))
-    topics = s.topics
     for b in s.batches():
-        pipe.feed((at, topics[dev], item.encode()) for at, dev, item in
-                  zip(b.at.tolist(), b.dev.tolist(), b.items, strict=True))
+        feed_batch(pipe, b, s)
     return RunResult(pipe.finish(), pipe.counts, list(s.injected))
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
+
 from vitals.records import Reading
 from vitals.seqset import SeqSet
 
@@ -67,11 +69,33 @@ class DuplicateFilter:
         if r.ts > dev.latest_ts:
             dev.latest_ts = r.ts
         self._bytes += (dev.entries() - before) * ENTRY_BYTES
+        self._forget_over_budget()
+        return fresh
+
+    def newer_run(self, patient_id: str, device_id: str, seqs: np.ndarray, ts: np.ndarray
+                  ) -> bool:
+        """A run of one device's readings (`seqs`, times `ts`), all newer than any seen and
+        strictly increasing: remembered, as `first_time` of each would (every one is new),
+        and True. False, changing nothing, when the run is not such: then ask
+        `first_time` reading by reading."""
+        key = (patient_id, device_id)
+        dev = self._devices.get(key)
+        if dev is None or not len(seqs):
+            return False
+        before = dev.entries()
+        if not dev.seqs.add_newer(seqs):
+            return False
+        self._devices.move_to_end(key)
+        dev.latest_ts = max(dev.latest_ts, int(ts.max()))
+        self._bytes += (dev.entries() - before) * ENTRY_BYTES
+        self._forget_over_budget()
+        return True
+
+    def _forget_over_budget(self) -> None:
         while self._bytes > self.max_bytes and len(self._devices) > 1:
             _, old = self._devices.popitem(last=False)
             self._bytes -= DEVICE_BYTES + old.entries() * ENTRY_BYTES
             self.forgotten += 1
-        return fresh
 
     @property
     def estimated_bytes(self) -> int:

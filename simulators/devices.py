@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import lfilter
@@ -42,6 +43,8 @@ BLANKET_WARM = 15 * MINUTE
 
 Emit = Callable[[int, np.ndarray, np.ndarray, list[str], int], None]
 # (device index, at, ord, items, readings per message) -> the chunk being assembled
+EmitColumns = Callable[[int, np.ndarray, np.ndarray, "Columns"], None]
+# (device index, at, ord, the readings as columns): one message per row, not rendered
 Record = Callable[[str, int, int, int, str], None]  # kind, start, end, seq, detail -> truth
 
 
@@ -84,6 +87,29 @@ class Templates:
     def wrap(self, at: int, payload: str) -> str:
         """A raw payload as a file line."""
         return self.line_prefix % at + escape(payload) + '"}\n'
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """An oximeter's live readings as columns instead of payloads (`Stream(columns=True)`):
+    what each payload would say, `ts` in epoch ms (an RFC 3339 time says the same instant).
+    `rr` is -1 where the payload has none; `codes` are the flag bits."""
+
+    ts: np.ndarray
+    seq: np.ndarray
+    spo2: np.ndarray
+    hr: np.ndarray
+    rr: np.ndarray
+    battery: np.ndarray
+    codes: np.ndarray
+
+    @staticmethod
+    def concat(blocks: list[Columns]) -> Columns:
+        return Columns(*(np.concatenate([getattr(b, f) for b in blocks])
+                         for f in Columns.__slots__))
+
+    def take(self, rows: np.ndarray) -> Columns:
+        return Columns(*(getattr(self, f)[rows] for f in Columns.__slots__))
 
 
 def ts_column(d: DevicePlan, ts: np.ndarray, utc_offset: int) -> np.ndarray:
@@ -147,12 +173,14 @@ class DeviceSim:
     """One device's state across chunks."""
 
     def __init__(self, sim: Simulation, patient: PatientPlan, di: int, index: int,
-                 status_index: int, line: bool) -> None:
+                 status_index: int, line: bool, columns: bool = False) -> None:
         """Device `di` of `patient`; `index` and `status_index` order its messages and
-        status messages among all devices'."""
+        status messages among all devices'. `columns`: an oximeter hands its live readings
+        over as `Columns` (not rendered; `payload` renders one on demand)."""
         device = patient.devices[di]
         self.sim, self.p, self.d = sim, patient, device
         self.index, self.status_index, self.line = index, status_index, line
+        self.columns = columns and not line and device.type == "oximeter"
         self.topic = f"vitals/v1/{patient.id}/{device.id}"
         self.status_topic = self.topic + "/status"
         self.noise = np.random.Generator(np.random.PCG64(sim.seed_for(patient.index, 1, di, 0)))
@@ -270,7 +298,8 @@ class DeviceSim:
 
     # -- one chunk --------------------------------------------------------------------------
 
-    def chunk(self, c0: int, c1: int, emit: Emit, record: Record) -> None:
+    def chunk(self, c0: int, c1: int, emit: Emit, record: Record,
+              emit_columns: EmitColumns | None = None) -> None:
         d, start = self.d, self.sim.start
         k0 = -((start + d.phase - c0) // d.interval)  # ceil((c0 - start - phase) / interval)
         k1 = -((start + d.phase - c1) // d.interval)
@@ -280,7 +309,7 @@ class DeviceSim:
             seq = d.seq_start + k
             if len(self.report_t):  # the app's reports took their seq numbers in between
                 seq = seq + np.searchsorted(self.report_t, t, side="left")
-            self._readings(t, seq, emit, record)
+            self._readings(t, seq, emit, record, emit_columns)
         if len(self.report_t):
             self._reports(c0, c1, emit)
         self._status_and_uploads(c0, c1, emit, record)
@@ -298,22 +327,30 @@ class DeviceSim:
             items.append(reports_.file_line(a, self.topic, text) if self.line else text)
         emit(self.index, at, seq * 8 + LIVE, items, 1)
 
-    def _readings(self, t: np.ndarray, seq: np.ndarray, emit: Emit, record: Record) -> None:
+    def _readings(self, t: np.ndarray, seq: np.ndarray, emit: Emit, record: Record,
+                  emit_columns: EmitColumns | None) -> None:
         d = self.d
         values, codes = self.oximetry(t) if d.type == "oximeter" else self.temperature(t)
         battery = self.battery(t)
         codes = codes | np.where(battery < LOW_BATTERY_BELOW, LOW_BATTERY, 0)
-        ts = ts_column(d, self.skewed(t), self.p.utc_offset)
+        epoch = self.skewed(t)
         u = self.uniform.random((len(t), 3))  # malformed?, duplicate?, which/when
-        cols = [t, ts, seq, *values, battery]
         window = d.w("offline").index_at(t)
         live = window < 0
         bad = u[:, 0] < d.malformed_rate
         normal = live & ~bad
         dup = normal & (u[:, 1] < d.duplicate_rate)
         sel = slice(None) if normal.all() else np.flatnonzero(normal)  # a view when all
-        items = self.templates.render([c[sel] for c in cols], codes[sel], self.line)
-        emit(self.index, t[sel], seq[sel] * 8 + LIVE, items, 1)
+        if self.columns and emit_columns is not None:
+            emit_columns(self.index, t[sel], seq[sel] * 8 + LIVE, self._columns(
+                epoch[sel], seq[sel], [v[sel] for v in values], battery[sel], codes[sel]))
+            if normal.all() and not dup.any():
+                return  # nothing below to render
+        ts = ts_column(d, epoch, self.p.utc_offset)
+        cols = [t, ts, seq, *values, battery]
+        if not (self.columns and emit_columns is not None):
+            items = self.templates.render([c[sel] for c in cols], codes[sel], self.line)
+            emit(self.index, t[sel], seq[sel] * 8 + LIVE, items, 1)
         if dup.any():
             i = np.flatnonzero(dup)
             delay = (1000 + u[i, 2] * 9000).astype(np.int64)  # QoS 1 redelivery
@@ -343,6 +380,19 @@ class DeviceSim:
                 m = window[i] == w
                 pick = [r for r, keep in zip(raws, m.tolist(), strict=True) if keep]
                 self.buffer.setdefault(w, []).append((t[i][m], seq[i][m], pick, u[i][m]))
+
+    def _columns(self, ts: np.ndarray, seq: np.ndarray, values: list[np.ndarray],
+                 battery: np.ndarray, codes: np.ndarray) -> Columns:
+        rr = values[2] if self.d.rr else np.full(len(ts), -1, np.int64)
+        return Columns(ts, seq, values[0], values[1], rr, battery, codes)
+
+    def payload(self, columns: Columns, row: int) -> str:
+        """Row `row` of columns this device made, as the payload it stands for."""
+        ts = ts_column(self.d, columns.ts[row:row + 1], self.p.utc_offset)[0]
+        values = [columns.spo2[row], columns.hr[row]] + ([columns.rr[row]] if self.d.rr else [])
+        row_values = [0, ts, columns.seq[row], *values, columns.battery[row]]
+        return self.templates.get(int(columns.codes[row]), False) % tuple(
+            v.item() if isinstance(v, np.generic) else v for v in row_values)
 
     def _status_and_uploads(self, c0: int, c1: int, emit: Emit, record: Record) -> None:
         d, off = self.d, self.d.w("offline")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.devices import DeviceSim
+from simulators.devices import Columns, DeviceSim
 from simulators.plan import MINUTE, Simulation
 from vitals.trafficfile import Message
 
@@ -60,33 +60,60 @@ class _Chunk:
     dev: list[np.ndarray] = field(default_factory=list)
     ord: list[np.ndarray] = field(default_factory=list)
     n: list[np.ndarray] = field(default_factory=list)  # readings per message
-    items: list[str] = field(default_factory=list)
+    items: list[str | None] = field(default_factory=list)  # None: a row of `columns`
+    src: list[np.ndarray] = field(default_factory=list)  # the row of `columns`, or -1
+    columns: list[Columns] = field(default_factory=list)
+    rows: int = 0
 
     def add(self, dev: int, at: np.ndarray, ord_: np.ndarray, items: list[str],
             per_message: int) -> None:
         if len(items):
-            self.at.append(np.asarray(at, np.int64))
-            self.dev.append(np.full(len(items), dev, np.int32))
-            self.ord.append(np.asarray(ord_, np.int64))
-            self.n.append(np.full(len(items), per_message, np.int32))
+            self._add(dev, at, ord_, per_message, np.full(len(items), -1, np.int64))
             self.items.extend(items)
+
+    def add_columns(self, dev: int, at: np.ndarray, ord_: np.ndarray, columns: Columns
+                    ) -> None:
+        n = len(columns.ts)
+        if n:
+            self._add(dev, at, ord_, 1, np.arange(self.rows, self.rows + n, dtype=np.int64))
+            self.items.extend([None] * n)
+            self.columns.append(columns)
+            self.rows += n
+
+    def _add(self, dev: int, at: np.ndarray, ord_: np.ndarray, per_message: int,
+             src: np.ndarray) -> None:
+        n = len(src)
+        self.at.append(np.asarray(at, np.int64))
+        self.dev.append(np.full(n, dev, np.int32))
+        self.ord.append(np.asarray(ord_, np.int64))
+        self.n.append(np.full(n, per_message, np.int32))
+        self.src.append(src)
 
 
 @dataclass
 class Batch:
-    """Messages of one chunk in publish order: `items` are file lines or payloads."""
+    """Messages of one chunk in publish order: `items` are file lines or payloads. With
+    `Stream(columns=True)` an oximeter's live readings are rows of `columns` instead: their
+    item is None and `src` holds the row (-1 for an item)."""
 
     at: np.ndarray
     dev: np.ndarray
-    items: list[str]
+    items: list[str | None]
     readings: int
     until: int  # simulated time covered so far
+    src: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    columns: Columns | None = None
 
 
 class Stream:
-    def __init__(self, sim: Simulation, line: bool, chunk: int | None = None) -> None:
+    def __init__(self, sim: Simulation, line: bool, chunk: int | None = None,
+                 columns: bool = False) -> None:
+        """`columns`: oximeters' live readings come as `Batch.columns` rows, not payloads
+        (the evaluation's fast path; payload mode only)."""
         if chunk is not None and chunk <= 0:
             raise ValueError("chunk must be positive")
+        if columns and line:
+            raise ValueError("columns are for payload mode")
         self.sim, self.line = sim, line
         self.chunk_ms = chunk or auto_chunk(sim)
         self.injected: list[Injected] = []
@@ -96,7 +123,7 @@ class Stream:
         for p in sim.patients:
             for di in range(len(p.devices)):
                 i = len(self.devices)
-                self.devices.append(DeviceSim(sim, p, di, i, n + i, line))
+                self.devices.append(DeviceSim(sim, p, di, i, n + i, line, columns))
         self.topics = [d.topic for d in self.devices] + [d.status_topic for d in self.devices]
         self.messages = 0
         self.readings = 0
@@ -115,7 +142,7 @@ class Stream:
             c1 = min(c0 + self.chunk_ms, sim.end)
             cur = carry
             for ds, rec in zip(self.devices, recorders, strict=True):
-                ds.chunk(c0, c1, cur.add, rec)
+                ds.chunk(c0, c1, cur.add, rec, cur.add_columns)
             out, carry = _split(cur, None if c1 >= sim.end else c1)
             del cur
             out.until = c1
@@ -126,10 +153,15 @@ class Stream:
             c0 = c1
 
     def __iter__(self) -> Iterator[Message]:
-        """The traffic as messages in publish order (payload mode)."""
-        topics = self.topics
+        """The traffic as messages in publish order (payload mode; rows of columns
+        rendered)."""
+        topics, devices = self.topics, self.devices
         for b in self.batches():
-            for at, dev, item in zip(b.at.tolist(), b.dev.tolist(), b.items, strict=True):
+            for at, dev, item, row in zip(b.at.tolist(), b.dev.tolist(), b.items,
+                                          b.src.tolist(), strict=True):
+                if item is None:
+                    assert b.columns is not None
+                    item = devices[dev].payload(b.columns, row)
                 yield Message(at, topics[dev], item.encode())
 
 
@@ -137,16 +169,26 @@ def _split(c: _Chunk, before: int | None) -> tuple[Batch, _Chunk]:
     """(messages published before `before`, in order; the rest, carried to the next chunk)."""
     if not c.items:
         return Batch(np.zeros(0, np.int64), np.zeros(0, np.int32), [], 0, 0), _Chunk()
-    at, dev, ord_, n = (np.concatenate(x) for x in (c.at, c.dev, c.ord, c.n))
+    at, dev, ord_, n, src = (np.concatenate(x) for x in (c.at, c.dev, c.ord, c.n, c.src))
     order = np.lexsort((ord_, dev, at))
     cut = len(order) if before is None else int(np.searchsorted(at[order], before))
     now, later = order[:cut], order[cut:]
     items = c.items
-    out = Batch(at[now], dev[now], [items[i] for i in now.tolist()], int(n[now].sum()), 0)
+    columns = Columns.concat(c.columns) if c.columns else None
+    out = Batch(at[now], dev[now], [items[i] for i in now.tolist()], int(n[now].sum()), 0,
+                src[now], columns)
     rest = _Chunk()
     if len(later):
         rest = _Chunk([at[later]], [dev[later]], [ord_[later]], [n[later]],
                       [items[i] for i in later.tolist()])
+        carried = src[later]
+        rows = carried >= 0
+        if columns is not None and rows.any():  # rows published after the chunk's end
+            rest.columns = [columns.take(carried[rows])]
+            carried = carried.copy()
+            carried[rows] = np.arange(int(rows.sum()))
+            rest.rows = int(rows.sum())
+        rest.src = [carried]
     return out, rest
 
 

@@ -72,8 +72,11 @@ class _PatientRule:
 class Engine:
     """The rules for one patient (the rules file with the patient's overrides merged in)."""
 
-    def __init__(self, rules: RulesFile, patient: Patient) -> None:
+    def __init__(self, rules: RulesFile, patient: Patient, slopes: bool = True) -> None:
+        """`slopes=False`: trend points without their slopes, which no rule reads (the
+        evaluation keeps only the levels)."""
         self.patient = patient
+        self.slopes = slopes
         self.rules_file = rules.for_patient(patient.id)
         self.lateness_ms = int(self.rules_file.evaluation.lateness_s * 1000)
         self.late_after_min = self.rules_file.evaluation.late_after_min
@@ -472,8 +475,10 @@ class Engine:
         assert at.levels is not None and at.news2 is not None
         state, minute, levels = at.state, at.minute, at.levels
         news2, scores = at.news2
-        temp_slope = slope_of(state.series["temp"], minute, 120, 4)
-        hr_slope = slope_of(state.series["hr"], minute, 60, 10)
+        temp_slope = hr_slope = math.nan
+        if self.slopes:
+            temp_slope = slope_of(state.series["temp"], minute, 120, 4)
+            hr_slope = slope_of(state.series["hr"], minute, 60, 10)
         return TrendPoint(
             patient_id=state.patient_id, ts=(minute + 1) * MINUTE,
             temp=rounded(levels["temp"], 2), hr=rounded(levels["hr"]),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
+import numpy as np
+
 
 class SeqSet:
     """Sequence numbers seen, as sorted closed ranges (at most `max_ranges`, oldest dropped)."""
@@ -47,6 +49,27 @@ class SeqSet:
             ends.insert(i + 1, seq)
             if len(starts) > self.max_ranges:
                 del starts[0], ends[0]
+        return True
+
+    def add_newer(self, seqs: np.ndarray) -> bool:
+        """Remember a run of seqs all newer than any seen, strictly increasing (a live
+        device's readings in order), as `add` of each would; False, changing nothing, if
+        the run is not such."""
+        if len(seqs) == 0:
+            return True
+        if (self.ends and int(seqs[0]) <= self.ends[-1]) or \
+                (len(seqs) > 1 and not bool((np.diff(seqs) > 0).all())):
+            return False
+        breaks = np.flatnonzero(np.diff(seqs) != 1) + 1
+        starts = [int(seqs[0]), *seqs[breaks].tolist()]
+        ends = [*seqs[breaks - 1].tolist(), int(seqs[-1])]
+        if self.ends and starts[0] == self.ends[-1] + 1:
+            self.ends[-1] = ends[0]
+            starts, ends = starts[1:], ends[1:]
+        self.starts += starts
+        self.ends += ends
+        if len(self.starts) > self.max_ranges:
+            del self.starts[:-self.max_ranges], self.ends[:-self.max_ranges]
         return True
 
     def restart(self, seq: int) -> None:

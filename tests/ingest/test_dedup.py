@@ -272,3 +272,27 @@ def test_the_default_budget_fits_ingests_memory_limit_in_deploy() -> None:
     limit_mib = int(k8s.group(1))
     baseline_mib = 96
     assert baseline_mib + DuplicateFilter().max_bytes * 1.25 / 2**20 <= limit_mib
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=10),
+       st.lists(st.integers(0, 3), max_size=30), st.integers(0, 4))
+def test_a_run_of_newer_readings_is_remembered_as_each_would_be(
+        seen: list[int], steps: list[int], gap: int) -> None:
+    import numpy as np
+
+    one, run = DuplicateFilter(max_ranges=4), DuplicateFilter(max_ranges=4)
+    for seq in seen:
+        one.first_time(rd(seq))
+        run.first_time(rd(seq))
+    seqs = np.cumsum([max(seen) + gap, *steps]).astype(np.int64)
+    ts = T0 + seqs * 1000
+    newer = bool(seqs[0] > max(seen) and (np.diff(seqs) > 0).all())
+    assert run.newer_run("P001", "ox-1", seqs, ts) is newer
+    if newer:
+        assert all(one.first_time(rd(seq)) for seq in seqs.tolist())
+    assert ranges(run) == ranges(one)
+    assert state(run).latest_ts == state(one).latest_ts
+    assert run.estimated_bytes == one.estimated_bytes
+    # a device never heard from goes reading by reading
+    assert not run.newer_run("P001", "ox-9", seqs, ts)

@@ -85,3 +85,22 @@ def test_generation_streams_in_chunks() -> None:
     first = next(iter(s.batches()))  # without generating the day
     assert first.until == START + 5 * MINUTE
     assert 30 * 300 <= len(first.items) < 30 * 300 * 1.1  # one chunk's messages only
+
+
+COLUMNS = FAULTY.replace("ox-1, type: oximeter, interval: 3s,",
+                         "ox-1, type: oximeter, interval: 3s, ts_format: rfc3339,")
+
+
+def test_columns_stand_for_the_payloads_they_replace() -> None:
+    """`columns=True` (the evaluation's fast path) hands oximeters' live readings over as
+    columns; rendered, they are the very payloads, in the very order, of payload mode."""
+    sim = sim_of(COLUMNS)
+    assert COLUMNS != FAULTY
+    s = stream.Stream(sim, line=False, chunk=7 * MINUTE + 1234, columns=True)
+    batches = list(s.batches())
+    rows = sum(int((b.src >= 0).sum()) for b in batches)
+    assert rows > 0.5 * sum(len(b.items) for b in batches)  # most messages are oximetry
+    assert all(item is None for b in batches for item, row in zip(b.items, b.src.tolist(),
+                                                                   strict=True) if row >= 0)
+    assert list(stream.Stream(sim, line=False, columns=True)) == \
+        list(stream.Stream(sim, line=False))

@@ -1,0 +1,137 @@
+"""The evaluation's fast path for oximeters' live readings (issue #15): the simulator hands them
+over as columns (`Stream(columns=True)`), and each run of one device's rows goes through
+ingest's checks, the duplicate filter and the engine as a whole, never as a JSON payload and
+a `Reading` each. What comes out is what the payloads would have given, to the event: a row
+ingest would not take as it is (a flag other than `low_battery`, a sentinel, a value or a
+clock out of bounds) is rendered to its payload and parsed like any other message, and a run
+the duplicate filter or the engine cannot take whole goes reading by reading
+(`stream_rules.runs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ingest import limits
+from simulators.devices import LOW_BATTERY, Columns, DeviceSim
+from simulators.stream import Batch, Stream
+from stream_rules import runs
+
+if TYPE_CHECKING:
+    from evaluation.run import Pipeline
+
+
+def feed_batch(pipe: Pipeline, batch: Batch, stream: Stream) -> None:
+    """One chunk's messages: items as payloads, runs of one device's rows as columns. Each
+    patient's messages keep their order; patients are independent, so they are taken one
+    after the other (a patient's oximeter then makes long runs)."""
+    topics = stream.topics
+    items, at, dev = batch.items, batch.at, batch.dev
+    columns, src = batch.columns, batch.src
+    if columns is None:
+        pipe.feed(_messages(at, dev, items, topics))
+        return
+    patient = np.array([d.p.index for d in stream.devices] * 2)[dev]
+    order = np.argsort(patient, kind="stable")
+    at, dev, src = at[order], dev[order], src[order]
+    is_row = src >= 0
+    table = _Table.of(columns, at[is_row], src[is_row])
+    begins = np.ones(len(src), bool)  # where a segment begins: items, or one device's rows
+    begins[1:] = (is_row[1:] != is_row[:-1]) | (dev[1:] != dev[:-1]) | (
+        is_row[1:] & (src[1:] != src[:-1] + 1))
+    cuts = [*np.flatnonzero(begins).tolist(), len(src)]
+    for a, b in pairwise(cuts):
+        if is_row[a]:
+            take_rows(pipe, stream.devices[int(dev[a])], table, int(src[a]), int(src[b - 1]) + 1)
+        else:
+            pipe.feed(_messages(at[a:b], dev[a:b], [items[i] for i in order[a:b].tolist()],
+                                topics))
+
+
+def _messages(at: np.ndarray, dev: np.ndarray, items: list[str | None], topics: list[str]
+              ) -> list[tuple[int, str, bytes]]:
+    return [(a, topics[d], item.encode())  # type: ignore[union-attr]
+            for a, d, item in zip(at.tolist(), dev.tolist(), items, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """A chunk's rows, ready to be cut into runs: received at, checked, as floats."""
+
+    columns: Columns
+    at: np.ndarray
+    ok: np.ndarray
+    hr: np.ndarray
+    spo2: np.ndarray
+    rr: np.ndarray
+    battery: np.ndarray
+
+    @staticmethod
+    def of(columns: Columns, at: np.ndarray, rows: np.ndarray) -> _Table:
+        received = np.empty(len(columns.ts), np.int64)
+        received[rows] = at
+        rr = columns.rr.astype(float)
+        rr[columns.rr == -1] = np.nan
+        return _Table(columns, received, plain(columns, received), columns.hr.astype(float),
+                      columns.spo2.astype(float), rr, columns.battery.astype(float))
+
+
+def plain(columns: Columns, at: np.ndarray) -> np.ndarray:
+    """The rows ingest takes as they are (`ingest.parse.normalise`): no sentinel, every
+    value in its plausible range, a clock set and not ahead of receipt, no flag but
+    `low_battery`."""
+    ok = (columns.codes == 0) | (columns.codes == LOW_BATTERY)
+    ok &= (columns.ts >= limits.EARLIEST_TS_MS) & (columns.ts - at <= limits.MAX_AHEAD_MS)
+    for name, values, sentinels in (("spo2", columns.spo2, limits.SPO2_SENTINELS),
+                                    ("hr", columns.hr, limits.HR_SENTINELS)):
+        lo, hi = limits.PLAUSIBLE[name]
+        ok &= (values >= lo) & (values <= hi)
+        for sentinel in sentinels:
+            ok &= values != sentinel
+    lo, hi = limits.PLAUSIBLE["rr"]
+    ok &= (columns.rr == -1) | ((columns.rr >= lo) & (columns.rr <= hi))
+    ok &= (columns.battery >= 0) & (columns.battery <= 100)
+    return ok  # type: ignore[no-any-return]
+
+
+def take_rows(pipe: Pipeline, device: DeviceSim, table: _Table, first: int, end: int) -> None:
+    """Rows `first`..`end` of the table, one device's messages in order."""
+    a = first
+    for odd in [*(np.flatnonzero(~table.ok[first:end]) + first).tolist(), end]:
+        if odd > a:
+            _take_run(pipe, _run(device, table, a, odd))
+        if odd < end:  # a row to parse as its payload
+            payload = device.payload(table.columns, odd).encode()
+            pipe.feed([(int(table.at[odd]), device.topic, payload)])
+        a = odd + 1
+
+
+def _run(device: DeviceSim, table: _Table, a: int, b: int) -> runs.OximetryRun:
+    columns = table.columns
+    return runs.OximetryRun(
+        patient_id=device.p.id, device_id=device.d.id, ts=columns.ts[a:b],
+        received_at=table.at[a:b], seq=columns.seq[a:b], hr=table.hr[a:b],
+        spo2=table.spo2[a:b], rr=table.rr[a:b], battery=table.battery[a:b],
+        low_battery=columns.codes[a:b] == LOW_BATTERY)
+
+
+def _take_run(pipe: Pipeline, run: runs.OximetryRun) -> None:
+    counts = pipe.counts
+    counts.messages += len(run)
+    counts.readings += len(run)
+    pid = run.patient_id
+    engine, state, into = pipe.engines[pid], pipe.states[pid], pipe.runs[pid]
+    if pipe.dedup.newer_run(pid, run.device_id, run.seq, run.ts):
+        into.add(runs.take(engine, state, run))
+        return
+    fresh = []
+    for reading in run.readings():
+        if pipe.dedup.first_time(reading):
+            fresh.append(reading)
+        else:
+            counts.duplicates += 1
+    into.add(engine.process(state, fresh))

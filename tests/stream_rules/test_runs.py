@@ -1,0 +1,148 @@
+"""`runs.take`: an oximeter's run of readings taken as columns gives exactly what
+`Engine.process` gives for the same readings, one by one: the same events, trend points and
+state, wherever the runs are cut and whatever the readings do (pulse leaps, dropouts, a clock
+that steps back, a last will, a thermometer in between)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_rules import runs
+from stream_rules import state as state_io
+from stream_rules.config import load_rules
+from stream_rules.engine import Engine, Output
+from vitals.patients import Patient
+from vitals.records import DeviceStatus, Reading
+
+RULES = load_rules(None)
+PATIENT = Patient(id="P001", infusion=dt.date(2026, 11, 18), team="haem-a", product="axi-cel")
+T0 = int(dt.datetime(2026, 11, 20, 0, 0, tzinfo=dt.UTC).timestamp() * 1000)
+MIN = 60_000
+
+
+def oximeter(seconds: int, seed: int, every_s: int = 1, leaps: bool = True,
+             skew_back: bool = True) -> runs.OximetryRun:
+    """An oximeter's readings with what happens to real ones: a desaturation with a racing
+    heart, pulse leaps of motion, a dropout, a clock stepping back, no SpO2 or no rate now
+    and then, a low battery."""
+    rng = np.random.default_rng(seed)
+    s = np.arange(0, seconds, every_s)
+    keep = ~((s > seconds * 0.4) & (s < seconds * 0.4 + 600))  # a 10-minute dropout
+    s = s[keep]
+    ts = T0 + s * 1000
+    if skew_back:
+        ts[len(ts) * 3 // 4:] -= 90_000  # its clock stepped back 90 s
+    desat = (s > seconds * 0.2) & (s < seconds * 0.35)
+    spo2 = np.rint(97 - 6 * desat + rng.normal(0, 0.8, len(s)))
+    hr = np.rint(80 + 55 * desat + rng.normal(0, 1.5, len(s)))
+    if leaps:
+        for start in rng.integers(0, len(s) - 30, 6):
+            hr[start:start + int(rng.integers(2, 90))] += 40  # motion: a leap, some long
+    spo2[rng.random(len(s)) < 0.01] = np.nan
+    rr = np.where(rng.random(len(s)) < 0.05, np.nan, np.rint(16 + rng.normal(0, 1, len(s))))
+    return runs.OximetryRun(
+        patient_id="P001", device_id="ox-1", ts=ts, received_at=T0 + s * 1000 + 300,
+        seq=np.arange(len(s), dtype=np.int64) + 5, hr=hr, spo2=spo2, rr=rr,
+        battery=np.maximum(10.0, 90.0 - s // 600), low_battery=np.maximum(10, 90 - s // 600) < 15)
+
+
+def thermometer(seconds: int, every_s: int = 60) -> list[Reading]:
+    return [Reading("P001", "th-1", T0 + t * 1000, "temperature", T0 + t * 1000 + 200,
+                    seq=i, temp=37.0 + (1.6 if seconds * 0.2 < t < seconds * 0.5 else 0.0),
+                    site="core")
+            for i, t in enumerate(range(0, seconds, every_s))]
+
+
+def cut(run: runs.OximetryRun, a: int, b: int) -> runs.OximetryRun:
+    return runs.OximetryRun(run.patient_id, run.device_id,
+                            *(getattr(run, f)[a:b] for f in runs.OximetryRun.__slots__[2:]))
+
+
+def both(run: runs.OximetryRun, cuts: list[int], others: list[Reading | DeviceStatus]
+         ) -> tuple[Output, Output, bytes, bytes, int]:
+    """The oximeter's readings cut at `cuts` (each piece in arrival order among `others`,
+    after the ones received before it), by `process` reading by reading and by `take`; and
+    how many rows `take` took in bulk."""
+    engine = Engine(RULES, PATIENT)
+    one, fast = engine.new_state(), engine.new_state()
+    expected, got = Output(), Output()
+    readings = run.readings()
+    bounds = [0, *sorted({c for c in cuts if c < len(run)}), len(run)]
+    bulk = 0
+    pending = sorted(others, key=lambda r: r.received_at)
+    for a, b in pairwise(bounds):
+        if b <= a:
+            continue
+        received = int(run.received_at[a])
+        before = [r for r in pending if r.received_at < received]
+        pending = pending[len(before):]
+        for out, state in ((expected, one), (got, fast)):
+            o = engine.process(state, before)
+            out.alerts += o.alerts
+            out.trends += o.trends
+        o = engine.process(one, readings[a:b])
+        expected.alerts += o.alerts
+        expected.trends += o.trends
+        device = fast.devices.get("ox-1")
+        if device is not None and runs._fits(engine, device, cut(run, a, b)):
+            bulk += b - a
+        o = runs.take(engine, fast, cut(run, a, b))
+        got.alerts += o.alerts
+        got.trends += o.trends
+    for out, state in ((expected, one), (got, fast)):
+        o = engine.process(state, pending)
+        o.alerts += engine.flush(state).alerts
+        out.alerts += o.alerts
+        out.trends += o.trends
+    return expected, got, state_io.dump(one), state_io.dump(fast), bulk
+
+
+def test_runs_give_what_reading_by_reading_gives_and_most_are_taken_whole() -> None:
+    seconds = 4 * 3600
+    run = oximeter(seconds, seed=1)
+    offline = DeviceStatus("P001", "ox-1", "offline", received_at=T0 + int(seconds * 0.4) * 1000
+                           + 120_000)
+    cuts = list(range(1, len(run), 97))  # about every 1.5 minutes, never on a minute
+    expected, got, one, fast, bulk = both(run, cuts, [*thermometer(seconds), offline])
+    assert got.alerts == expected.alerts
+    assert got.trends == expected.trends
+    assert fast == one
+    assert {a.rule for a in expected.alerts} >= {"desaturation", "tachycardia", "fever"}
+    assert bulk > 0.9 * len(run)  # the fast path, not the fallback, made them equal
+
+
+@pytest.mark.parametrize("every_s", [1, 3])
+def test_one_run_for_everything_gives_the_same(every_s: int) -> None:
+    run = oximeter(2 * 3600, seed=2, every_s=every_s)
+    expected, got, one, fast, _ = both(run, [1], thermometer(2 * 3600, every_s=300))
+    assert (got.alerts, got.trends, fast) == (expected.alerts, expected.trends, one)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(1, 5_000), max_size=40),
+       st.booleans(), st.booleans(), st.sampled_from([1, 2, 5]))
+def test_wherever_the_runs_are_cut(seed: int, cuts: list[int], leaps: bool, skew_back: bool,
+                                   every_s: int) -> None:
+    run = oximeter(5400 // every_s * every_s, seed, every_s, leaps, skew_back)
+    expected, got, one, fast, _ = both(run, cuts, thermometer(5400, every_s=120))
+    assert got.alerts == expected.alerts
+    assert got.trends == expected.trends
+    assert fast == one
+
+
+def test_readings_made_of_a_run_are_what_ingest_makes() -> None:
+    run = oximeter(120, seed=3, leaps=False)
+    readings = run.readings()
+    assert len(readings) == len(run)
+    r = readings[0]
+    assert (r.kind, r.device_id, r.ts, r.seq) == ("oximetry", "ox-1", T0, 5)
+    assert isinstance(r.hr, float) and isinstance(r.battery, float)
+    assert all(x.spo2 is None for x, v in zip(readings, run.spo2, strict=True) if math.isnan(v))
+    assert readings[60:] == run.readings(60)
