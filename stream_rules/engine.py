@@ -389,7 +389,14 @@ class Engine:
         """Judge one minute of a kind of reading ("temperature" or "oximetry") with the rules
         judged on it, through the hysteresis in `rule_states`; the events that result."""
         at = Minute(state, minute, self.rules_file, self.rules_file.rules)
-        judged = {rule.name: rule.judge(at, config) for rule, config in self._judged_on[group]}
+        judged = {}
+        for rule, config in self._judged_on[group]:
+            if rule.quiet is not None and rule.quiet(at, config):
+                rule_state = rule_states.get(rule.name)
+                if rule_state is None or not (rule_state.firing or
+                                              rule_state.pending_since is not None):
+                    continue  # cannot fire, nothing pending or to clear: nothing would change
+            judged[rule.name] = rule.judge(at, config)
         return self._apply(state, rule_states, judged, minute, late)
 
     def judge_combined_minute(self, state: PatientState, minute: int,

@@ -103,12 +103,33 @@ def _measured_disproportionate(evidence: dict[str, Any]) -> str:
             f"{evidence['expected']:.0f}/min")
 
 
+def quiet_tachycardia(at: Minute, config: HighLevel) -> bool:
+    """No minute of the window reaches `fire_at`, so its level cannot."""
+    return at.highest("hr", config.window_min) < config.fire_at
+
+
+def quiet_relative(at: Minute, config: Relative) -> bool:
+    """No baseline yet, or no minute of the window reaches baseline + `above_baseline`."""
+    baseline = at.state.hr_baseline
+    return baseline is None or \
+        at.highest("hr", config.window_min) < baseline + config.above_baseline
+
+
+def quiet_disproportionate(at: Minute, config: Disproportionate) -> bool:
+    """No baseline yet, or no minute of the window reaches `min_hr` or baseline + `excess`:
+    the threshold is at least both, since a fever only raises the expected rate."""
+    baseline = at.state.hr_baseline
+    return baseline is None or at.highest("hr", config.window_min) < max(
+        config.min_hr, baseline + config.excess)
+
+
 TACHYCARDIA = RuleSpec("tachycardia", HighLevel, "oximetry", judge_tachycardia, "tachycardia",
-                       _measured_tachycardia, signal="hr")
+                       _measured_tachycardia, signal="hr", quiet=quiet_tachycardia)
 RELATIVE = RuleSpec("tachycardia_relative", Relative, "oximetry", judge_relative,
                     "heart rate well above this patient's baseline", _measured_relative,
-                    signal="hr")
+                    signal="hr", quiet=quiet_relative)
 DISPROPORTIONATE = RuleSpec("tachycardia_disproportionate", Disproportionate, "oximetry",
                             judge_disproportionate,
                             "heart rate out of proportion to temperature",
-                            _measured_disproportionate, signal="hr")
+                            _measured_disproportionate, signal="hr",
+                            quiet=quiet_disproportionate)

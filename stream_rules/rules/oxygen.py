@@ -46,9 +46,14 @@ def _measured(evidence: dict[str, Any]) -> str:
     return text
 
 
+def quiet_desaturation(at: Minute, config: LowLevel) -> bool:
+    """No minute of the window is down to `fire_at`, so its level cannot be."""
+    return at.lowest("spo2", config.window_min) > config.fire_at
+
+
 SPECS = (
     RuleSpec("desaturation", Desaturation, "oximetry", judge_desaturation, "low SpO2", _measured,
-             signal="spo2", lower_is_worse=True),
+             signal="spo2", lower_is_worse=True, quiet=quiet_desaturation),
     RuleSpec("severe_desaturation", LowLevel, "oximetry", judge_desaturation, "very low SpO2",
-             _measured, signal="spo2", lower_is_worse=True),
+             _measured, signal="spo2", lower_is_worse=True, quiet=quiet_desaturation),
 )

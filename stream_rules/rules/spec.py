@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from stream_rules.features import Level, level_of, slope_of
@@ -121,6 +122,31 @@ class Minute:
         """The robust trend of `signal` per hour over the window ending at this minute."""
         return slope_of(self.state.series[signal], self.minute, window_min, min_samples)
 
+    def highest(self, signal: str, window_min: float) -> float:
+        """The highest value of `signal` in the window ending at this minute (-inf when it
+        has none): no level, median or run of the window is above it."""
+        key = ("highest", signal, window_min)
+        value = self.shared.get(key)
+        if value is None:
+            value = self.shared[key] = _extreme(np.fmax, self.state.series[signal].window(
+                self.minute, int(window_min)), -math.inf)
+        return value  # type: ignore[no-any-return]
+
+    def lowest(self, signal: str, window_min: float) -> float:
+        """The lowest value of `signal` in the window ending at this minute (inf when it has
+        none)."""
+        key = ("lowest", signal, window_min)
+        value = self.shared.get(key)
+        if value is None:
+            value = self.shared[key] = _extreme(np.fmin, self.state.series[signal].window(
+                self.minute, int(window_min)), math.inf)
+        return value  # type: ignore[no-any-return]
+
+
+def _extreme(ufunc: np.ufunc, window: np.ndarray, empty: float) -> float:
+    value = float(ufunc.reduce(window)) if len(window) else math.nan  # NaN-skipping
+    return empty if value != value else value
+
 
 @dataclass(frozen=True, slots=True)
 class RuleSpec:
@@ -137,7 +163,10 @@ class RuleSpec:
     - `lower_is_worse`: its value worsens downwards (SpO2), so its peak is the lowest value;
     - `what`, `measured(evidence)`, `firing_note`: the words of its page;
     - `severity(config, rules_file, day)`: its severity when it depends on the day after
-      infusion (None: the configured severity).
+      infusion (None: the configured severity);
+    - `quiet(minute, config)`: a cheap proof that the rule cannot fire this minute (e.g. no
+      value in its window reaches the threshold), so that the engine may leave a rule with
+      nothing pending unjudged; True only when `judge` would not fire. None: always judged.
     """
 
     name: str
@@ -151,6 +180,7 @@ class RuleSpec:
     per_device: bool = False
     firing_note: str = ""
     severity: Callable[[Any, RulesFile, float], Severity] | None = None
+    quiet: Callable[[Minute, Any], bool] | None = None
 
 
 def rounded(value: float | None, digits: int = 1) -> float | None:

@@ -177,11 +177,21 @@ def _measured_rise(evidence: dict[str, Any]) -> str:
             f"{evidence['window_min']:g} min (>= {evidence['threshold_per_h']:g} °C/h)")
 
 
+def quiet_fever(at: Minute, config: Fever) -> bool:
+    """No reading of the window reaches `fire_at`: neither its median nor a run can."""
+    return at.highest("temp", config.window_min) < config.fire_at
+
+
+def quiet_rising(at: Minute, config: Rising) -> bool:
+    """The fever window's level, no higher than its highest reading, is below `from_c`."""
+    return at.highest("temp", at.rules.fever.window_min) < config.from_c
+
+
 SPECS = (
     RuleSpec("fever", Fever, "temperature", judge_fever, "fever", _measured_level,
-             signal="temp"),
+             signal="temp", quiet=quiet_fever),
     RuleSpec("high_fever", Fever, "temperature", judge_high_fever, "high fever",
-             _measured_level, signal="temp"),
+             _measured_level, signal="temp", quiet=quiet_fever),
     RuleSpec("rising_temperature", Rising, "temperature", judge_rising, "rising temperature",
-             _measured_rise, signal="temp"),
+             _measured_rise, signal="temp", quiet=quiet_rising),
 )

@@ -1,0 +1,91 @@
+"""A rule's `quiet` bound (`RuleSpec.quiet`) is a proof: whenever it says the rule cannot fire
+at a minute, the rule's judge does not fire there. The engine leaves such a rule unjudged when
+nothing of it is pending, and gives the same events as judging every rule every minute."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evaluation.run import run_subset
+from simulators import cohort
+from stream_rules import engine as engine_module
+from stream_rules.config import load_rules
+from stream_rules.rules import RULES, Minute
+from stream_rules.state import PatientState
+from tests.simulators.helpers import START
+
+RULES_FILE = load_rules(None)
+BOUNDED = [rule for rule in RULES if rule.quiet is not None]
+MINUTE = 29_000_000  # an epoch minute in 2025
+
+
+def values(centre: float, spread: float) -> st.SearchStrategy[list[float | None]]:
+    """A window's minutes: values around a threshold, some missing."""
+    return st.lists(st.one_of(st.none(), st.floats(centre - spread, centre + spread)),
+                    min_size=0, max_size=130)
+
+
+@settings(max_examples=400, deadline=None)
+@given(values(38.3, 2.5), values(125, 45), values(92, 6),
+       st.one_of(st.none(), st.floats(50, 110)), st.one_of(st.none(), st.floats(36, 37.5)),
+       st.one_of(st.none(), st.floats(88, 99)))
+def test_a_rule_said_quiet_never_fires(temp: list[float | None], hr: list[float | None],
+                                       spo2: list[float | None], hr_baseline: float | None,
+                                       temp_baseline: float | None,
+                                       spo2_baseline: float | None) -> None:
+    state = PatientState("P001", hr_baseline=hr_baseline, temp_baseline=temp_baseline,
+                         spo2_baseline=spo2_baseline)
+    for signal, series in (("temp", temp), ("hr", hr), ("spo2", spo2)):
+        for i, value in enumerate(series):
+            if value is not None:
+                state.series[signal].set(MINUTE - len(series) + 1 + i, value)
+    rules = RULES_FILE.rules
+    for rule in BOUNDED:
+        config = getattr(rules, rule.name)
+        at = Minute(state, MINUTE, RULES_FILE, rules, day=3.0)
+        if rule.quiet(at, config):  # type: ignore[misc]
+            fire = rule.judge(Minute(state, MINUTE, RULES_FILE, rules, day=3.0), config).fire
+            assert not fire, (rule.name, temp[-25:], hr[-12:], spo2[-6:])
+
+
+@pytest.mark.parametrize(("signal", "level", "rule", "quiet"), [
+    ("temp", 38.6, "fever", False), ("temp", 37.2, "fever", True),
+    ("temp", 39.6, "high_fever", False), ("temp", 38.6, "high_fever", True),
+    ("hr", 140, "tachycardia", False), ("hr", 100, "tachycardia", True),
+    ("spo2", 89, "severe_desaturation", False), ("spo2", 95, "severe_desaturation", True),
+])
+def test_a_bound_says_quiet_far_from_the_threshold_and_not_near_a_firing_level(
+        signal: str, level: float, rule: str, quiet: bool) -> None:
+    state = PatientState("P001")
+    for minute in range(MINUTE - 30, MINUTE + 1):
+        state.series[signal].set(minute, level)
+    spec = next(r for r in BOUNDED if r.name == rule)
+    config = getattr(RULES_FILE.rules, rule)
+    at = Minute(state, MINUTE, RULES_FILE, RULES_FILE.rules, day=3.0)
+    assert spec.quiet(at, config) is quiet  # type: ignore[misc]
+    assert bool(spec.judge(at, config).fire) is not quiet
+
+
+def test_every_threshold_rule_judged_on_a_kind_of_reading_has_a_bound() -> None:
+    assert {rule.name for rule in BOUNDED} == {
+        "fever", "high_fever", "rising_temperature", "tachycardia", "tachycardia_relative",
+        "tachycardia_disproportionate", "desaturation", "severe_desaturation"}
+
+
+def test_the_bounds_leave_every_event_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = cohort.generate(4, 21, 1.5, START)
+    bounded = run_subset(sim, RULES_FILE, [0, 1, 2, 3])
+    monkeypatch.setattr(engine_module, "RULES", tuple(
+        dataclasses.replace(rule, quiet=None) for rule in engine_module.RULES))
+    judged = run_subset(sim, RULES_FILE, [0, 1, 2, 3])
+    assert sum(len(r.alerts) for r in judged.patients.values()) > 0
+    for pid, run in judged.patients.items():
+        assert bounded.patients[pid].alerts == run.alerts, pid
+        assert bounded.patients[pid].ts == run.ts
+        assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(
+            bounded.patients[pid].hr, run.hr, strict=True))
