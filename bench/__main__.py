@@ -38,6 +38,8 @@ BENCHMARKS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "alerting_latency": ({}, {"seconds": 5}),
     "alerting_failover": ({}, {"rounds": 1}),
     "end_to_end": ({}, {"seconds": 12, "probe_every": 1.0, "runs": 1}),
+    # ~10 minutes in full: the standard evaluation three times
+    "evaluation_speed": ({}, {"patients": 4, "days": 1.0, "runs": 1}),
     # ~17 minutes in full; --quick is the test suite's short form (tests/test_chaos.py)
     "chaos": ({}, {"patients": 4, "days": 2.0, "publish_s": 70.0, "kills": 1, "outages": 1,
                    "outage_s": 6.0}),

@@ -113,11 +113,20 @@ def _rows_e2e(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _rows_evaluation(r: dict[str, Any]) -> list[Row]:
+    runs = len(r["runs"])
+    return [Row(f"evaluation of {r['patients']} patients x {r['days']:g} days, s (worst / "
+                f"median of {runs}{'' if r['same_report'] else '; REPORTS DIFFER'})",
+                f"{r['worst_s']:.1f} / {r['median_s']:.1f}", f"<= {r['target_s']:.0f}",
+                _at_most(r["worst_s"], r["target_s"]) and r["same_report"])]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest_throughput": _rows_ingest, "engine_throughput": _rows_engine,
     "rules_worker_throughput": _rows_rules, "store_throughput": _rows_store,
     "simulate_throughput": _rows_simulate, "alerting_latency": _rows_alerting,
-    "alerting_failover": _rows_failover, "end_to_end": _rows_e2e}
+    "alerting_failover": _rows_failover, "end_to_end": _rows_e2e,
+    "evaluation_speed": _rows_evaluation}
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
