@@ -1,6 +1,6 @@
 """Where `vitals evaluate` spends its time: a cProfile of the evaluation path (simulated traffic
--> ingest's parser -> duplicate filter -> the pure engine) on a small generated cohort, and the
-top functions by their own time.
+-> ingest's parser -> duplicate filter -> the pure engine, oximeters' readings on the fast path
+of `evaluation.columns`) on a small generated cohort, and the top functions by their own time.
 
     .venv/bin/python -m bench.profile_evaluation [--patients 2] [--days 1] [--top 10]
 

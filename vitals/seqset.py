@@ -57,12 +57,18 @@ class SeqSet:
         the run is not such."""
         if len(seqs) == 0:
             return True
-        if (self.ends and int(seqs[0]) <= self.ends[-1]) or \
-                (len(seqs) > 1 and not bool((np.diff(seqs) > 0).all())):
+        first, last = int(seqs[0]), int(seqs[-1])
+        if self.ends and first <= self.ends[-1]:
             return False
-        breaks = np.flatnonzero(np.diff(seqs) != 1) + 1
-        starts = [int(seqs[0]), *seqs[breaks].tolist()]
-        ends = [*seqs[breaks - 1].tolist(), int(seqs[-1])]
+        steps = np.diff(seqs)
+        if len(steps) and int(steps.min()) <= 0:
+            return False
+        if last - first == len(steps):  # every step 1, the usual case: one range
+            starts, ends = [first], [last]
+        else:
+            breaks = np.flatnonzero(steps != 1) + 1
+            starts = [first, *seqs[breaks].tolist()]
+            ends = [*seqs[breaks - 1].tolist(), last]
         if self.ends and starts[0] == self.ends[-1] + 1:
             self.ends[-1] = ends[0]
             starts, ends = starts[1:], ends[1:]
