@@ -146,3 +146,25 @@ def test_readings_made_of_a_run_are_what_ingest_makes() -> None:
     assert isinstance(r.hr, float) and isinstance(r.battery, float)
     assert all(x.spo2 is None for x, v in zip(readings, run.spo2, strict=True) if math.isnan(v))
     assert readings[60:] == run.readings(60)
+
+
+def test_a_run_cut_short_by_a_cursor_ahead_goes_on_reading_by_reading() -> None:
+    """A state whose oximetry has seen newer data than it has judged (as a long silence can
+    leave it): the first reading moves the cursor past the run's next minutes, which `take`
+    then leaves to `process`, from that row on, with the device's pulse reference and seqs as
+    they stood there."""
+    engine = Engine(RULES, PATIENT)
+    run = oximeter(1800, seed=4, leaps=False, skew_back=False)  # a dropout after 720 s
+    readings = run.readings()
+    outputs, dumps = [], []
+    for bulk in (False, True):
+        state = engine.new_state()
+        engine.process(state, readings[:300])
+        state.kinds["oximetry"].max_ts += 5 * MIN  # newer data, not judged yet
+        rest = cut(run, 300, 700)
+        out = runs.take(engine, state, rest) if bulk else engine.process(state, rest.readings())
+        outputs.append((out.alerts, out.trends))
+        dumps.append(state_io.dump(state))
+    assert outputs[0] == outputs[1]
+    assert dumps[0] == dumps[1]
+    assert outputs[0][1]  # minutes were judged on the way
