@@ -61,3 +61,20 @@ def test_a_generated_cohort_gives_the_same_either_way(bulk_rows: list[int]) -> N
     fast = run_subset(sim, RULES, [0, 1, 2], columns=True)
     same(payloads, fast)
     assert sum(bulk_rows) > 0.9 * payloads.counts.readings
+
+
+def test_the_fast_path_was_written_for_every_field_a_reading_has() -> None:
+    """A field added to a reading (on the wire or normalised) must be handled by the fast
+    path too: `evaluation.columns.plain` (what ingest checks), `runs.OximetryRun.readings`
+    (what ingest makes) and `runs.take` (what the engine does with it). This fails until they
+    have been looked at, and this list updated."""
+    from ingest.parse import RawReading
+    from vitals.records import DEVICE_FLAGS, Reading
+
+    assert Reading.__struct_fields__ == (
+        "patient_id", "device_id", "ts", "kind", "received_at", "seq", "temp", "site", "spo2",
+        "hr", "rr", "pi", "battery", "flags", "by", "symptoms", "note", "ice", "ice_total")
+    assert RawReading.__struct_fields__ == (
+        "ts", "kind", "seq", "temp", "unit", "site", "spo2", "hr", "rr", "pi", "battery",
+        "flags", "by", "symptoms", "note", "ice")
+    assert {"probe_off", "motion", "low_perfusion", "low_battery", "manual"} == DEVICE_FLAGS
