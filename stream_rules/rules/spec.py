@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from stream_rules.features import Level, level_of, slope_of
+from stream_rules.features import Level, level_of, memoised, slope_of
 from stream_rules.state import PatientState
 
 if TYPE_CHECKING:
@@ -125,27 +125,29 @@ class Minute:
     def highest(self, signal: str, window_min: float) -> float:
         """The highest value of `signal` in the window ending at this minute (-inf when it
         has none): no level, median or run of the window is above it."""
-        key = ("highest", signal, window_min)
-        value = self.shared.get(key)
-        if value is None:
-            value = self.shared[key] = _extreme(np.fmax, self.state.series[signal].window(
-                self.minute, int(window_min)), -math.inf)
-        return value  # type: ignore[no-any-return]
+        window = int(window_min)
+        return memoised(self.state.series[signal], ("highest", window), self.minute, window,
+                        _highest)
 
     def lowest(self, signal: str, window_min: float) -> float:
         """The lowest value of `signal` in the window ending at this minute (inf when it has
         none)."""
-        key = ("lowest", signal, window_min)
-        value = self.shared.get(key)
-        if value is None:
-            value = self.shared[key] = _extreme(np.fmin, self.state.series[signal].window(
-                self.minute, int(window_min)), math.inf)
-        return value  # type: ignore[no-any-return]
+        window = int(window_min)
+        return memoised(self.state.series[signal], ("lowest", window), self.minute, window,
+                        _lowest)
 
 
 def _extreme(ufunc: np.ufunc, window: np.ndarray, empty: float) -> float:
     value = float(ufunc.reduce(window)) if len(window) else math.nan  # NaN-skipping
     return empty if value != value else value
+
+
+def _highest(window: np.ndarray) -> float:
+    return _extreme(np.fmax, window, -math.inf)
+
+
+def _lowest(window: np.ndarray) -> float:
+    return _extreme(np.fmin, window, math.inf)
 
 
 @dataclass(frozen=True, slots=True)
