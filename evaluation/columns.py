@@ -20,6 +20,7 @@ from ingest import limits
 from simulators.devices import LOW_BATTERY, Columns, DeviceSim
 from simulators.stream import Batch, Stream
 from stream_rules import runs
+from stream_rules.bulk_medians import MinuteMedians
 
 if TYPE_CHECKING:
     from evaluation.run import Pipeline
@@ -60,7 +61,8 @@ def _messages(at: np.ndarray, dev: np.ndarray, items: list[str | None], topics: 
 
 @dataclass(frozen=True, slots=True)
 class _Table:
-    """A chunk's rows, ready to be cut into runs: received at, checked, as floats."""
+    """A chunk's rows, ready to be cut into runs: received at, checked, as floats, and
+    their minutes' values computed ahead."""
 
     columns: Columns
     at: np.ndarray
@@ -69,15 +71,22 @@ class _Table:
     spo2: np.ndarray
     rr: np.ndarray
     battery: np.ndarray
+    medians: MinuteMedians
 
     @staticmethod
     def of(columns: Columns, at: np.ndarray, rows: np.ndarray) -> _Table:
         received = np.empty(len(columns.ts), np.int64)
         received[rows] = at
         rr = columns.rr.astype(float)
-        rr[columns.rr == -1] = np.nan
-        return _Table(columns, received, plain(columns, received), columns.hr.astype(float),
-                      columns.spo2.astype(float), rr, columns.battery.astype(float))
+        has_rr = columns.rr != -1
+        rr[~has_rr] = np.nan
+        ok = plain(columns, received)
+        every = np.ones(len(ok), bool)
+        medians = MinuteMedians.of(
+            columns.ts, ok, {"hr": columns.hr, "spo2": columns.spo2, "rr": columns.rr},
+            {"hr": every, "spo2": every, "rr": has_rr})
+        return _Table(columns, received, ok, columns.hr.astype(float),
+                      columns.spo2.astype(float), rr, columns.battery.astype(float), medians)
 
 
 def plain(columns: Columns, at: np.ndarray) -> np.ndarray:
@@ -116,7 +125,7 @@ def _run(device: DeviceSim, table: _Table, a: int, b: int) -> runs.OximetryRun:
         patient_id=device.p.id, device_id=device.d.id, ts=columns.ts[a:b],
         received_at=table.at[a:b], seq=columns.seq[a:b], hr=table.hr[a:b],
         spo2=table.spo2[a:b], rr=table.rr[a:b], battery=table.battery[a:b],
-        low_battery=columns.codes[a:b] == LOW_BATTERY)
+        low_battery=columns.codes[a:b] == LOW_BATTERY, table=table.medians, row=a)
 
 
 def _take_run(pipe: Pipeline, run: runs.OximetryRun) -> None:
@@ -126,7 +135,7 @@ def _take_run(pipe: Pipeline, run: runs.OximetryRun) -> None:
     pid = run.patient_id
     engine, state, into = pipe.engines[pid], pipe.states[pid], pipe.runs[pid]
     if pipe.dedup.newer_run(pid, run.device_id, run.seq, run.ts):
-        into.add(runs.take(engine, state, run))
+        into.add(runs.take(engine, state, run, pipe.tallies[pid]))
         return
     fresh = []
     for reading in run.readings():

@@ -22,6 +22,7 @@ from ingest.parse import Parser
 from simulators import cohort, stream
 from simulators.plan import Simulation
 from simulators.stream import Injected
+from stream_rules.bulk_medians import MedianTally
 from stream_rules.config import RulesFile
 from stream_rules.engine import Engine, Output
 from vitals import trafficfile
@@ -90,6 +91,7 @@ class Pipeline:
         self.engines = {p.id: Engine(rules, p, slopes=False) for p in registry}
         self.states = {pid: e.new_state() for pid, e in self.engines.items()}
         self.runs = {pid: PatientRun() for pid in self.engines}
+        self.tallies = {pid: MedianTally() for pid in self.engines}  # for the fast path
         self.counts = Counts()
         self.pending: dict[str, list[Reading]] = defaultdict(list)
 

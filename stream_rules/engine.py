@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -42,6 +43,14 @@ ARTEFACT_FLAGS = frozenset({"motion", "probe_off", "low_perfusion"})
 # A device that reports less often than this (learned from its readings) has each reading's
 # minute judged on arrival: a 5-minute thermometer's fever is judged 5 minutes sooner (#16).
 SPARSE_MS = 90_000
+
+
+class Known(Protocol):
+    """Minute values computed ahead in bulk (`stream_rules.bulk_medians`)."""
+
+    def get(self, minute: int) -> dict[str, tuple[int, float]] | None:
+        """Per signal, (how many samples, their median): a minute closed with that many
+        samples of the signal has exactly those."""
 
 
 @dataclass(slots=True)
@@ -335,7 +344,9 @@ class Engine:
         return -1
 
     def _advance(self, state: PatientState, kind_name: str, out: Output, final: bool,
-                 closes: int = -1) -> None:
+                 closes: int = -1, known: Known | None = None) -> None:
+        """Judge the kind's minutes that are due, then the combined ones. `known`: minute
+        values computed ahead in bulk (`stream_rules.runs`)."""
         kind = state.kinds[kind_name]
         end = kind.max_ts if final else kind.max_ts - self.lateness_ms
         target = max(end // MINUTE - (0 if final else 1), closes)
@@ -346,7 +357,7 @@ class Engine:
         group = "temperature" if kind_name == "temperature" else "oximetry"
         while kind.cursor < target:
             minute = kind.cursor + 1
-            self._close_minute(state, kind, kind_name, minute)
+            self._close_minute(state, kind, kind_name, minute, known)
             kind.cursor = minute
             late = state.max_ts - (minute + 1) * MINUTE > self.late_after_min * MINUTE
             out.alerts += self.judge_kind_minute(state, group, minute, state.rules, late)
@@ -355,7 +366,7 @@ class Engine:
             late_pass.judge(self, state, out)
 
     def _close_minute(self, state: PatientState, kind: KindState, kind_name: str,
-                      minute: int) -> None:
+                      minute: int, known: Known | None = None) -> None:
         samples = kind.open.pop(minute, None)
         if kind_name == "temperature":
             temperature = self.rules_file.temperature
@@ -363,10 +374,14 @@ class Engine:
             if samples:
                 samples = calibration.corrected(state, samples, minute, temperature, True)
         if samples:
+            ahead = known.get(minute) if known is not None else None
             for signal in KIND_SIGNALS[kind_name]:
                 values = samples.get(signal)
                 if values:
-                    state.series[signal].set(minute, minute_median(values))
+                    value = ahead.get(signal) if ahead else None
+                    # computed ahead from this many samples: the minute's own, and only them
+                    state.series[signal].set(minute, value[1] if value is not None and
+                                             value[0] == len(values) else minute_median(values))
 
     def _advance_combined(self, state: PatientState, out: Output, final: bool) -> None:
         cursors = [kind.cursor for kind in state.kinds.values()]

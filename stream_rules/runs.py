@@ -17,6 +17,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from stream_rules.bulk_medians import MedianTally, MinuteMedians
 from stream_rules.engine import MINUTE, SPARSE_MS, Engine, Output
 from stream_rules.state import GAPS_KEPT, DeviceState, PatientState, _median
 from vitals.records import Reading
@@ -40,6 +41,8 @@ class OximetryRun:
     rr: np.ndarray  # float64
     battery: np.ndarray  # float64
     low_battery: np.ndarray  # bool
+    table: MinuteMedians | None = None  # the rows' minute values computed ahead, if any,
+    row: int = 0  # and the run's first row in that table
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -60,15 +63,21 @@ class OximetryRun:
         return out
 
 
-def take(engine: Engine, state: PatientState, run: OximetryRun) -> Output:
-    """`engine.process(state, run.readings())`, the same to the event, faster."""
+def take(engine: Engine, state: PatientState, run: OximetryRun,
+         tally: MedianTally | None = None) -> Output:
+    """`engine.process(state, run.readings())`, the same to the event, faster. `tally`: the
+    patient's, to use the run's minute values computed ahead (`run.table`)."""
     out = Output()
     device = state.devices.get(run.device_id)
     first = 0
     if device is not None and "oximetry" in state.kinds and _fits(engine, device, run):
         reference = device.believed_hr, device.leap_since
         trusted, believed = _trusted(engine, run, *reference)
-        first = _take_minutes(engine, state, device, run, trusted, out)
+        if run.table is None:
+            tally = None
+        elif tally is not None:
+            tally.forget(state.kinds["oximetry"].cursor)
+        first = _take_minutes(engine, state, device, run, trusted, out, tally)
         # what only the next readings read: their duplicates filter and pulse reference
         if first < len(run):
             trusted, believed = _trusted(engine, run, *reference, end=first)
@@ -143,7 +152,7 @@ def _trusted(engine: Engine, run: OximetryRun, believed: float | None, since: in
 
 
 def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run: OximetryRun,
-                  trusted: np.ndarray, out: Output) -> int:
+                  trusted: np.ndarray, out: Output, tally: MedianTally | None) -> int:
     """Take the run up to each reading after which `process` would judge minutes (one that
     moves the oximetry cursor), then judge them: the device's times, the patient and the
     minutes' samples are then as `process` leaves them at that reading. The first row not
@@ -169,19 +178,20 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
         if received[end - 1] > device.offline_at:
             device.offline_at = -1  # back: data came after its last will
         device.battery = float(run.battery[end - 1])
-        _add_samples(kind.open, run, spo2, minutes, i, end)
+        _add_samples(kind.open, run, spo2, minutes, i, end, tally)
         kind.max_ts = max(kind.max_ts, last)
         state.max_ts = max(state.max_ts, last)
         if k < n:
-            engine._advance(state, "oximetry", out, final=False)
+            engine._advance(state, "oximetry", out, final=False, known=tally)
         i = end
     return n
 
 
 def _add_samples(pending: dict[int, dict[str, list[float]]], run: OximetryRun,
-                 spo2: np.ndarray, minutes: list[int], start: int, end: int) -> None:
+                 spo2: np.ndarray, minutes: list[int], start: int, end: int,
+                 tally: MedianTally | None) -> None:
     """Readings `start`..`end`'s samples into their minutes' lists (`spo2`: NaN where not
-    believed or not measured)."""
+    believed or not measured), told to the tally."""
     a = start
     while a < end:
         minute = minutes[a]
@@ -194,13 +204,18 @@ def _add_samples(pending: dict[int, dict[str, list[float]]], run: OximetryRun,
         slot = pending.get(minute)
         if slot is None:
             slot = pending[minute] = {}
+        added = []
         for signal, values in (("hr", run.hr[a:b]), ("spo2", spo2[a:b]), ("rr", run.rr[a:b])):
             present = [v for v in values.tolist() if v == v] if signal != "hr" else \
                 values.tolist()
+            added.append(len(present))
             if present:
                 kept = slot.get(signal)
                 if kept is None:
                     slot[signal] = present
                 else:
                     kept += present
+        if tally is not None:
+            assert run.table is not None
+            tally.add(run.table, run.row + a, b - a, minute, tuple(added))
         a = b

@@ -42,3 +42,52 @@ def minute_median(samples: list[float]) -> float:
     if len(samples) >= SPIKE_KERNEL:
         return median(running_median(samples).tolist())
     return median([float(sample) for sample in samples])
+
+
+# A comparator network whose middle output is the median of seven (checked on every 0-1
+# input, which proves it for all): numpy's min and max over whole lanes of windows beat
+# sorting each window, by ~10x on small integers.
+_MEDIAN_OF_7 = ((0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4), (1, 2),
+                (4, 6), (2, 3), (4, 5), (3, 4))
+
+
+def minute_medians(groups: np.ndarray, values: np.ndarray, present: np.ndarray, count: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """`minute_median` of many minutes at once. `groups`: each row's minute, numbered 0 to
+    `count` - 1 in row order; `values`: the rows' samples, where `present`. For each group:
+    how many samples, and the `minute_median` of them in row order (NaN with none).
+
+    The same numbers exactly, in `values`' type (small integers are fastest): each filtered
+    sample is one of its window's values or a zero of the padding, and each median one of them
+    or the mean of two, as floats."""
+    samples, owners = values[present], groups[present]
+    counts = np.bincount(owners, minlength=count)
+    medians = np.full(count, np.nan)
+    firsts = np.cumsum(counts) - counts  # each group's first sample
+    for length in np.unique(counts[counts > 0]).tolist():  # a block of each length at once
+        chosen = np.flatnonzero(counts == length)
+        block = samples[firsts[chosen][:, None] + np.arange(length)]
+        if length >= SPIKE_KERNEL:
+            block = _running_medians(block)
+        block.sort(axis=1)
+        half = length // 2
+        upper = block[:, half].astype(float)
+        medians[chosen] = upper if length % 2 else (block[:, half - 1] + upper) / 2
+    return counts, medians
+
+
+def _running_medians(block: np.ndarray) -> np.ndarray:
+    """`running_median` of each row of `block`, in its type."""
+    rows, length = block.shape
+    width = length + 2 * _HALF  # each row between its padding, the rows end to end
+    padded = np.zeros((rows, width), block.dtype)
+    padded[:, _HALF:_HALF + length] = block
+    flat = padded.ravel()
+    span = len(flat) - 2 * _HALF  # lane `shift` at i: the window centred at i + _HALF
+    lanes = [flat[shift:shift + span] for shift in range(SPIKE_KERNEL)]
+    for i, j in _MEDIAN_OF_7:
+        lanes[i], lanes[j] = np.minimum(lanes[i], lanes[j]), np.maximum(lanes[i], lanes[j])
+    # a window centred on a sample stays within its row's padding: those are the ones kept
+    centred = np.empty(rows * width, block.dtype)
+    centred[_HALF:_HALF + span] = lanes[_HALF]
+    return centred.reshape(rows, width)[:, _HALF:_HALF + length]

@@ -9,6 +9,7 @@ import pytest
 from evaluation.run import RunResult, run_subset
 from simulators import cohort
 from stream_rules import runs
+from stream_rules.bulk_medians import MedianTally
 from stream_rules.config import load_rules
 from tests.simulators.helpers import START, sim_of
 from tests.simulators.test_stream import COLUMNS
@@ -34,12 +35,28 @@ def bulk_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     taken: list[int] = []
     take = runs.take
 
-    def counting(engine, state, run):  # type: ignore[no-untyped-def]
+    def counting(engine, state, run, tally):  # type: ignore[no-untyped-def]
         taken.append(len(run))
-        return take(engine, state, run)
+        return take(engine, state, run, tally)
 
     monkeypatch.setattr(runs, "take", counting)
     return taken
+
+
+@pytest.fixture
+def minutes_ahead(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Minutes closed with their values computed ahead (a spy on `MedianTally.get`)."""
+    given: list[int] = []
+    get = MedianTally.get
+
+    def counting(self, minute):  # type: ignore[no-untyped-def]
+        known = get(self, minute)
+        if known:
+            given.append(minute)
+        return known
+
+    monkeypatch.setattr(MedianTally, "get", counting)
+    return given
 
 
 def test_a_faulty_scenario_gives_the_same_either_way(bulk_rows: list[int]) -> None:
@@ -55,12 +72,16 @@ def test_a_faulty_scenario_gives_the_same_either_way(bulk_rows: list[int]) -> No
     assert any(run.alerts for run in payloads.patients.values())
 
 
-def test_a_generated_cohort_gives_the_same_either_way(bulk_rows: list[int]) -> None:
+def test_a_generated_cohort_gives_the_same_either_way(bulk_rows: list[int],
+                                                      minutes_ahead: list[int]) -> None:
     sim = cohort.generate(3, 11, 1.0, START)
     payloads = run_subset(sim, RULES, [0, 1, 2], columns=False)
+    assert not minutes_ahead
     fast = run_subset(sim, RULES, [0, 1, 2], columns=True)
     same(payloads, fast)
     assert sum(bulk_rows) > 0.9 * payloads.counts.readings
+    # most of the three patients' oximetry minutes had their values computed ahead
+    assert len(minutes_ahead) > 0.8 * 3 * 24 * 60
 
 
 def test_the_fast_path_was_written_for_every_field_a_reading_has() -> None:

@@ -5,74 +5,40 @@ that steps back, a last will, a thermometer in between)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from itertools import pairwise
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_rules import runs
 from stream_rules import state as state_io
-from stream_rules.config import load_rules
 from stream_rules.engine import Engine, Output
-from vitals.patients import Patient
+from tests.stream_rules.oximeters import (
+    MIN,
+    PATIENT,
+    RULES,
+    T0,
+    CountingTally,
+    cut,
+    oximeter,
+    table_of,
+    thermometer,
+)
 from vitals.records import DeviceStatus, Reading
 
-RULES = load_rules(None)
-PATIENT = Patient(id="P001", infusion=dt.date(2026, 11, 18), team="haem-a", product="axi-cel")
-T0 = int(dt.datetime(2026, 11, 20, 0, 0, tzinfo=dt.UTC).timestamp() * 1000)
-MIN = 60_000
 
-
-def oximeter(seconds: int, seed: int, every_s: int = 1, leaps: bool = True,
-             skew_back: bool = True) -> runs.OximetryRun:
-    """An oximeter's readings with what happens to real ones: a desaturation with a racing
-    heart, pulse leaps of motion, a dropout, a clock stepping back, no SpO2 or no rate now
-    and then, a low battery."""
-    rng = np.random.default_rng(seed)
-    s = np.arange(0, seconds, every_s)
-    keep = ~((s > seconds * 0.4) & (s < seconds * 0.4 + 600))  # a 10-minute dropout
-    s = s[keep]
-    ts = T0 + s * 1000
-    if skew_back:
-        ts[len(ts) * 3 // 4:] -= 90_000  # its clock stepped back 90 s
-    desat = (s > seconds * 0.2) & (s < seconds * 0.35)
-    spo2 = np.rint(97 - 6 * desat + rng.normal(0, 0.8, len(s)))
-    hr = np.rint(80 + 55 * desat + rng.normal(0, 1.5, len(s)))
-    if leaps:
-        for start in rng.integers(0, len(s) - 30, 6):
-            hr[start:start + int(rng.integers(2, 90))] += 40  # motion: a leap, some long
-    spo2[rng.random(len(s)) < 0.01] = np.nan
-    rr = np.where(rng.random(len(s)) < 0.05, np.nan, np.rint(16 + rng.normal(0, 1, len(s))))
-    return runs.OximetryRun(
-        patient_id="P001", device_id="ox-1", ts=ts, received_at=T0 + s * 1000 + 300,
-        seq=np.arange(len(s), dtype=np.int64) + 5, hr=hr, spo2=spo2, rr=rr,
-        battery=np.maximum(10.0, 90.0 - s // 600), low_battery=np.maximum(10, 90 - s // 600) < 15)
-
-
-def thermometer(seconds: int, every_s: int = 60) -> list[Reading]:
-    return [Reading("P001", "th-1", T0 + t * 1000, "temperature", T0 + t * 1000 + 200,
-                    seq=i, temp=37.0 + (1.6 if seconds * 0.2 < t < seconds * 0.5 else 0.0),
-                    site="core")
-            for i, t in enumerate(range(0, seconds, every_s))]
-
-
-def cut(run: runs.OximetryRun, a: int, b: int) -> runs.OximetryRun:
-    return runs.OximetryRun(run.patient_id, run.device_id,
-                            *(getattr(run, f)[a:b] for f in runs.OximetryRun.__slots__[2:]))
-
-
-def both(run: runs.OximetryRun, cuts: list[int], others: list[Reading | DeviceStatus]
-         ) -> tuple[Output, Output, bytes, bytes, int]:
+def both(run: runs.OximetryRun, cuts: list[int], others: list[Reading | DeviceStatus],
+         tally: CountingTally | None = None) -> tuple[Output, Output, bytes, bytes, int]:
     """The oximeter's readings cut at `cuts` (each piece in arrival order among `others`,
-    after the ones received before it), by `process` reading by reading and by `take`; and
-    how many rows `take` took in bulk."""
+    after the ones received before it), by `process` reading by reading and by `take` (with
+    the minute values computed ahead, and `tally`, if given); and how many rows `take` took
+    in bulk."""
     engine = Engine(RULES, PATIENT)
     one, fast = engine.new_state(), engine.new_state()
     expected, got = Output(), Output()
+    table = table_of(run) if tally is not None else None
     readings = run.readings()
     bounds = [0, *sorted({c for c in cuts if c < len(run)}), len(run)]
     bulk = 0
@@ -93,7 +59,7 @@ def both(run: runs.OximetryRun, cuts: list[int], others: list[Reading | DeviceSt
         device = fast.devices.get("ox-1")
         if device is not None and runs._fits(engine, device, cut(run, a, b)):
             bulk += b - a
-        o = runs.take(engine, fast, cut(run, a, b))
+        o = runs.take(engine, fast, cut(run, a, b, table), tally)
         got.alerts += o.alerts
         got.trends += o.trends
     for out, state in ((expected, one), (got, fast)):
@@ -110,28 +76,33 @@ def test_runs_give_what_reading_by_reading_gives_and_most_are_taken_whole() -> N
     offline = DeviceStatus("P001", "ox-1", "offline", received_at=T0 + int(seconds * 0.4) * 1000
                            + 120_000)
     cuts = list(range(1, len(run), 97))  # about every 1.5 minutes, never on a minute
-    expected, got, one, fast, bulk = both(run, cuts, [*thermometer(seconds), offline])
+    tally = CountingTally()
+    expected, got, one, fast, bulk = both(run, cuts, [*thermometer(seconds), offline], tally)
     assert got.alerts == expected.alerts
     assert got.trends == expected.trends
     assert fast == one
     assert {a.rule for a in expected.alerts} >= {"desaturation", "tachycardia", "fever"}
     assert bulk > 0.9 * len(run)  # the fast path, not the fallback, made them equal
+    # and most minutes had their values computed ahead, across the cuts
+    assert tally.given > 0.8 * seconds / 60
 
 
 @pytest.mark.parametrize("every_s", [1, 3])
 def test_one_run_for_everything_gives_the_same(every_s: int) -> None:
     run = oximeter(2 * 3600, seed=2, every_s=every_s)
-    expected, got, one, fast, _ = both(run, [1], thermometer(2 * 3600, every_s=300))
+    expected, got, one, fast, _ = both(run, [1], thermometer(2 * 3600, every_s=300),
+                                       CountingTally())
     assert (got.alerts, got.trends, fast) == (expected.alerts, expected.trends, one)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.lists(st.integers(1, 5_000), max_size=40),
-       st.booleans(), st.booleans(), st.sampled_from([1, 2, 5]))
+       st.booleans(), st.booleans(), st.sampled_from([1, 2, 5]), st.booleans())
 def test_wherever_the_runs_are_cut(seed: int, cuts: list[int], leaps: bool, skew_back: bool,
-                                   every_s: int) -> None:
+                                   every_s: int, ahead: bool) -> None:
     run = oximeter(5400 // every_s * every_s, seed, every_s, leaps, skew_back)
-    expected, got, one, fast, _ = both(run, cuts, thermometer(5400, every_s=120))
+    expected, got, one, fast, _ = both(run, cuts, thermometer(5400, every_s=120),
+                                       CountingTally() if ahead else None)
     assert got.alerts == expected.alerts
     assert got.trends == expected.trends
     assert fast == one

@@ -1,0 +1,83 @@
+"""An oximeter's and a thermometer's readings as the tests of the oximetry runs need them, and
+what cuts them into runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from stream_rules import runs
+from stream_rules.bulk_medians import MedianTally, MinuteMedians
+from stream_rules.config import load_rules
+from vitals.patients import Patient
+from vitals.records import Reading
+
+RULES = load_rules(None)
+PATIENT = Patient(id="P001", infusion=dt.date(2026, 11, 18), team="haem-a", product="axi-cel")
+T0 = int(dt.datetime(2026, 11, 20, 0, 0, tzinfo=dt.UTC).timestamp() * 1000)
+MIN = 60_000
+
+
+def oximeter(seconds: int, seed: int, every_s: int = 1, leaps: bool = True,
+             skew_back: bool = True) -> runs.OximetryRun:
+    """An oximeter's readings with what happens to real ones: a desaturation with a racing
+    heart, pulse leaps of motion, a dropout, a clock stepping back, no SpO2 or no rate now
+    and then, a low battery."""
+    rng = np.random.default_rng(seed)
+    s = np.arange(0, seconds, every_s)
+    keep = ~((s > seconds * 0.4) & (s < seconds * 0.4 + 600))  # a 10-minute dropout
+    s = s[keep]
+    ts = T0 + s * 1000
+    if skew_back:
+        ts[len(ts) * 3 // 4:] -= 90_000  # its clock stepped back 90 s
+    desat = (s > seconds * 0.2) & (s < seconds * 0.35)
+    spo2 = np.rint(97 - 6 * desat + rng.normal(0, 0.8, len(s)))
+    hr = np.rint(80 + 55 * desat + rng.normal(0, 1.5, len(s)))
+    if leaps:
+        for start in rng.integers(0, len(s) - 30, 6):
+            hr[start:start + int(rng.integers(2, 90))] += 40  # motion: a leap, some long
+    spo2[rng.random(len(s)) < 0.01] = np.nan
+    rr = np.where(rng.random(len(s)) < 0.05, np.nan, np.rint(16 + rng.normal(0, 1, len(s))))
+    return runs.OximetryRun(
+        patient_id="P001", device_id="ox-1", ts=ts, received_at=T0 + s * 1000 + 300,
+        seq=np.arange(len(s), dtype=np.int64) + 5, hr=hr, spo2=spo2, rr=rr,
+        battery=np.maximum(10.0, 90.0 - s // 600), low_battery=np.maximum(10, 90 - s // 600) < 15)
+
+
+def thermometer(seconds: int, every_s: int = 60) -> list[Reading]:
+    return [Reading("P001", "th-1", T0 + t * 1000, "temperature", T0 + t * 1000 + 200,
+                    seq=i, temp=37.0 + (1.6 if seconds * 0.2 < t < seconds * 0.5 else 0.0),
+                    site="core")
+            for i, t in enumerate(range(0, seconds, every_s))]
+
+
+COLUMNS = ("ts", "received_at", "seq", "hr", "spo2", "rr", "battery", "low_battery")
+
+
+def table_of(run: runs.OximetryRun) -> MinuteMedians:
+    """The run's minute values computed ahead, every row plain."""
+    every = np.ones(len(run), bool)
+    return MinuteMedians.of(run.ts, every, {"hr": run.hr, "spo2": run.spo2, "rr": run.rr},
+                            {"hr": every, "spo2": run.spo2 == run.spo2, "rr": run.rr == run.rr})
+
+
+def cut(run: runs.OximetryRun, a: int, b: int, table: MinuteMedians | None = None
+        ) -> runs.OximetryRun:
+    return runs.OximetryRun(run.patient_id, run.device_id,
+                            *(getattr(run, f)[a:b] for f in COLUMNS), table=table, row=a)
+
+
+class CountingTally(MedianTally):
+    """A tally that counts the minute values it gave."""
+
+    __slots__ = ("given",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given = 0
+
+    def get(self, minute: int) -> dict[str, tuple[int, float]] | None:
+        known = super().get(minute)
+        self.given += bool(known)
+        return known
