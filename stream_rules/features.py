@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from stream_rules.rolling import window_of
 from stream_rules.series import MEMO_SEGMENTS, MinuteSeries
 
 T = TypeVar("T")
@@ -88,9 +89,11 @@ def memoised(series: MinuteSeries, key: tuple[object, ...], minute: int, window_
 
 
 def level_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int = 1) -> Level:
-    """`sustained` over the series' window ending at `minute`, computed once per change."""
-    return memoised(series, ("level", window_min, min_samples), minute, window_min,
-                    lambda window: sustained(window, min_samples))
+    """`sustained` over the series' window ending at `minute`, from its sorted window."""
+    values = window_of(series, minute, window_min).values
+    if len(values) < min_samples or not values:
+        return Level(math.nan, len(values))
+    return Level(median(values), len(values))
 
 
 def slope_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int) -> float:

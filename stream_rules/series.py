@@ -3,7 +3,12 @@ constant size (the raw samples of a minute are dropped once the minute is judged
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from stream_rules.rolling import SortedWindow
 
 DAY_MIN = 24 * 60
 _MISSING = -32768  # int16 sentinel on the wire
@@ -20,7 +25,7 @@ class MinuteSeries:
     Serialised as int16 scaled by `scale` (e.g. 100 for centi-degrees), so a day of one
     signal costs 2.8 KiB."""
 
-    __slots__ = ("head", "memo", "scale", "values")
+    __slots__ = ("head", "memo", "scale", "values", "windows")
 
     def __init__(self, scale: float, head: int = -1, values: np.ndarray | None = None) -> None:
         self.scale = scale
@@ -32,6 +37,9 @@ class MinuteSeries:
         # same window several times a minute, and a window that only slid over empty minutes
         # holds the same values (`features.memoised`). Not part of the state.
         self.memo: dict[tuple[object, ...], list[list]] = {}
+        # Sorted windows by length (`rolling.window_of`), kept in step with the values. Not
+        # part of the state either.
+        self.windows: dict[int, list[SortedWindow]] = {}
 
     def set(self, minute: int, value: float) -> None:
         """Store a minute's value (quantised as on the wire); a minute older than a day is
@@ -40,10 +48,14 @@ class MinuteSeries:
             self._advance(minute)
         elif minute <= self.head - DAY_MIN:
             return  # older than a day: not kept
+        old = self.get(minute)
         # quantised as on the wire, so a state restored from its bytes judges exactly alike
-        self.values[minute % DAY_MIN] = round(value * self.scale) / self.scale
+        new = self.values[minute % DAY_MIN] = round(value * self.scale) / self.scale
         if self.memo:
             self._forget(minute)
+        for windows in self.windows.values():
+            for window in windows:
+                window.swap(minute, old, new)
 
     def _forget(self, minute: int) -> None:
         """Drop the remembered windows that hold `minute`, or a minute no longer kept."""

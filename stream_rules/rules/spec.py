@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from stream_rules.features import Level, level_of, memoised, slope_of
+from stream_rules.features import Level, level_of, slope_of
+from stream_rules.rolling import window_of
 from stream_rules.state import PatientState
 
 if TYPE_CHECKING:
@@ -125,29 +125,14 @@ class Minute:
     def highest(self, signal: str, window_min: float) -> float:
         """The highest value of `signal` in the window ending at this minute (-inf when it
         has none): no level, median or run of the window is above it."""
-        window = int(window_min)
-        return memoised(self.state.series[signal], ("highest", window), self.minute, window,
-                        _highest)
+        values = window_of(self.state.series[signal], self.minute, int(window_min)).values
+        return values[-1] if values else -math.inf
 
     def lowest(self, signal: str, window_min: float) -> float:
         """The lowest value of `signal` in the window ending at this minute (inf when it has
         none)."""
-        window = int(window_min)
-        return memoised(self.state.series[signal], ("lowest", window), self.minute, window,
-                        _lowest)
-
-
-def _extreme(ufunc: np.ufunc, window: np.ndarray, empty: float) -> float:
-    value = float(ufunc.reduce(window)) if len(window) else math.nan  # NaN-skipping
-    return empty if value != value else value
-
-
-def _highest(window: np.ndarray) -> float:
-    return _extreme(np.fmax, window, -math.inf)
-
-
-def _lowest(window: np.ndarray) -> float:
-    return _extreme(np.fmin, window, math.inf)
+        values = window_of(self.state.series[signal], self.minute, int(window_min)).values
+        return values[0] if values else math.inf
 
 
 @dataclass(frozen=True, slots=True)

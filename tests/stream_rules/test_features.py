@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_rules.features import level_of, slope_of, slope_per_hour, sustained
+from stream_rules.features import Level, level_of, memoised, slope_of, slope_per_hour, sustained
 from stream_rules.series import MinuteSeries
 
 START = 29_000_000  # an epoch minute in 2025
@@ -57,17 +58,29 @@ def test_windows_asked_at_two_minutes_and_values_set_late_equal_fresh_ones(
                         slope_per_hour(fresh, min_samples))
 
 
+def remembered(series: MinuteSeries, minute: int, computed: list[int]) -> Level:
+    """A level over 20 minutes through `memoised` (as slopes and fever runs are), noting in
+    `computed` each minute it was computed at."""
+    def level(window: np.ndarray) -> Level:
+        computed.append(minute)
+        return sustained(window, 2)
+    return memoised(series, ("test", 20), minute, 20, level)
+
+
 def test_a_window_that_slid_over_empty_minutes_reuses_its_result_until_a_value_leaves() -> None:
     series = MinuteSeries(100)
     series.set(START, 38.0)
     series.set(START + 5, 38.4)
-    first = level_of(series, START + 5, 20, 2)
+    computed: list[int] = []
+    first = remembered(series, START + 5, computed)
     assert first.value == 38.2
     for minute in range(START + 6, START + 20):  # nothing entered, nothing left
-        assert level_of(series, minute, 20, 2) is first
-    assert level_of(series, START + 20, 20, 2).samples == 1  # START left the window
+        assert remembered(series, minute, computed) is first
+    assert computed == [START + 5]
+    assert remembered(series, START + 20, computed).samples == 1  # START left the window
     series.set(START + 21, 38.6)  # a new value: computed afresh
-    assert level_of(series, START + 21, 20, 2).value == 38.5
+    assert remembered(series, START + 21, computed).value == 38.5
+    assert computed == [START + 5, START + 20, START + 21]
 
 
 def test_a_window_asked_at_two_minutes_is_remembered_for_both_until_a_value_lands_in_it(
@@ -75,17 +88,20 @@ def test_a_window_asked_at_two_minutes_is_remembered_for_both_until_a_value_land
     series = MinuteSeries(100)
     series.set(START, 38.0)
     series.set(START + 5, 38.4)
-    ahead = level_of(series, START + 5, 20, 2)  # a kind's minute
-    behind = level_of(series, START + 3, 20, 2)  # the combined minute, behind it
+    computed: list[int] = []
+    ahead = remembered(series, START + 5, computed)  # a kind's minute
+    behind = remembered(series, START + 3, computed)  # the combined minute, behind it
     assert (ahead.samples, behind.samples) == (2, 1)
     for step in range(1, 4):  # both move on, each reusing its own window
-        assert level_of(series, START + 5 + step, 20, 2) is ahead
-        assert level_of(series, START + 3 + step, 20, 2) in (behind, ahead)
-    assert level_of(series, START + 5, 20, 2) is ahead  # the combined minute catches up
+        assert remembered(series, START + 5 + step, computed) is ahead
+        assert remembered(series, START + 3 + step, computed) in (behind, ahead)
+    assert remembered(series, START + 5, computed) is ahead  # the combined minute catches up
     series.set(START + 40, 38.8)  # in neither window: both remembered still
-    assert level_of(series, START + 9, 20, 2) is ahead
+    assert remembered(series, START + 9, computed) is ahead
+    assert computed == [START + 5, START + 3]
     series.set(START + 2, 39.0)  # late, inside both windows: forgotten
-    assert level_of(series, START + 9, 20, 2).value == 38.4
+    assert remembered(series, START + 9, computed).value == 38.4
+    assert computed[-1] == START + 9
 
 
 def test_a_slope_over_a_full_window_equals_the_general_path() -> None:
