@@ -406,11 +406,9 @@ class Engine:
         at = Minute(state, minute, self.rules_file, self.rules_file.rules)
         judged = {}
         for rule, config in self._judged_on[group]:
-            if rule.quiet is not None and rule.quiet(at, config):
-                rule_state = rule_states.get(rule.name)
-                if rule_state is None or not (rule_state.firing or
-                                              rule_state.pending_since is not None):
-                    continue  # cannot fire, nothing pending or to clear: nothing would change
+            if rule.quiet is not None and rule.quiet(at, config) and \
+                    _idle(rule_states.get(rule.name)):
+                continue  # cannot fire, nothing pending or to clear: nothing would change
             judged[rule.name] = rule.judge(at, config)
         return self._apply(state, rule_states, judged, minute, late)
 
@@ -427,7 +425,11 @@ class Engine:
                 judged[rule.name] = rule.judge(at, config)
             elif per_device:
                 for device_id in state.devices:
-                    judged[f"{rule.name}:{device_id}"] = rule.judge(at, config, device_id)
+                    key = f"{rule.name}:{device_id}"
+                    if rule.quiet is not None and rule.quiet(at, config, device_id) and \
+                            _idle(rule_states.get(key)):
+                        continue  # as in judge_kind_minute
+                    judged[key] = rule.judge(at, config, device_id)
         return self._apply(state, rule_states, judged, minute, late), self._trend(at)
 
     def _learn_baseline(self, state: PatientState, minute: int) -> None:
@@ -508,6 +510,12 @@ class Engine:
             temp_slope=rounded(temp_slope, 3), hr_slope=rounded(hr_slope, 2),
             hr_baseline=state.hr_baseline, news2=news2 if len(scores) >= 2 else None,
             news2_parameters=tuple(scores))
+
+
+def _idle(rule_state: RuleState | None) -> bool:
+    """Whether a rule has nothing pending or firing: a judgement that does not fire changes
+    nothing then (`hysteresis.step` with no fire only clears a pending run)."""
+    return rule_state is None or not (rule_state.firing or rule_state.pending_since is not None)
 
 
 def rounded(value: float, digits: int = 1) -> float | None:

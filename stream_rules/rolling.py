@@ -81,11 +81,15 @@ def _end(window: SortedWindow) -> int:
 def _slide(series: MinuteSeries, window: SortedWindow, end: int) -> None:
     """Move `window` forward to end at `end`: minutes in, the oldest out."""
     values, length = window.values, window.length
+    ring, head = series.values, series.head  # `series.get`, written out: the hot loop
     for minute in range(window.end + 1, end + 1):
-        leaving = series.get(minute - length)
-        if leaving == leaving:
-            del values[bisect_left(values, leaving)]
-        entering = series.get(minute)
-        if entering == entering:
-            insort(values, entering)
+        leaving = minute - length  # kept: the window holds no minute a day old (window_of)
+        if leaving <= head:
+            value = float(ring[leaving % DAY_MIN])
+            if value == value:
+                del values[bisect_left(values, value)]
+        if minute <= head:
+            value = float(ring[minute % DAY_MIN])
+            if value == value:
+                insort(values, value)
     window.end = end

@@ -19,10 +19,12 @@ import numpy as np
 
 from stream_rules.bulk_medians import MedianTally, MinuteMedians
 from stream_rules.engine import MINUTE, SPARSE_MS, Engine, Output
-from stream_rules.state import GAPS_KEPT, DeviceState, PatientState, _median
+from stream_rules.state import GAPS_KEPT, KIND_SIGNALS, DeviceState, PatientState, _median
 from vitals.records import Reading
 
 __all__ = ["OximetryRun", "take"]
+
+SIGNALS = KIND_SIGNALS["oximetry"]  # hr, spo2, rr
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,10 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
     minutes = (ts // MINUTE).tolist()
     received = np.maximum.accumulate(run.received_at).tolist()
     spo2 = np.where(trusted, run.spo2, np.nan)
+    # per signal, whether every row has a sample (no NaN to leave out), or none has
+    no_rr = np.isnan(run.rr)
+    samples = _Samples((run.hr, spo2, run.rr), (True, bool(trusted.all()), not no_rr.any()),
+                       (False, False, bool(no_rr.all())))
     i = 0
     while i < n:
         if minutes[i] <= kind.cursor:
@@ -178,7 +184,7 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
         if received[end - 1] > device.offline_at:
             device.offline_at = -1  # back: data came after its last will
         device.battery = float(run.battery[end - 1])
-        _add_samples(kind.open, run, spo2, minutes, i, end, tally)
+        _add_samples(kind.open, run, samples, minutes, i, end, tally)
         kind.max_ts = max(kind.max_ts, last)
         state.max_ts = max(state.max_ts, last)
         if k < n:
@@ -187,12 +193,22 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
     return n
 
 
+@dataclass(frozen=True, slots=True)
+class _Samples:
+    """A run's samples per signal (hr, spo2, rr; NaN: none), and per signal whether every row
+    has one, or none has."""
+
+    columns: tuple[np.ndarray, ...]
+    every: tuple[bool, ...]
+    none: tuple[bool, ...]
+
+
 def _add_samples(pending: dict[int, dict[str, list[float]]], run: OximetryRun,
-                 spo2: np.ndarray, minutes: list[int], start: int, end: int,
+                 samples: _Samples, minutes: list[int], start: int, end: int,
                  tally: MedianTally | None) -> None:
-    """Readings `start`..`end`'s samples into their minutes' lists (`spo2`: NaN where not
-    believed or not measured), told to the tally."""
+    """Readings `start`..`end`'s samples into their minutes' lists, told to the tally."""
     a = start
+    signals = tuple(zip(SIGNALS, samples.columns, samples.every, samples.none, strict=True))
     while a < end:
         minute = minutes[a]
         b = a + 1
@@ -205,9 +221,13 @@ def _add_samples(pending: dict[int, dict[str, list[float]]], run: OximetryRun,
         if slot is None:
             slot = pending[minute] = {}
         added = []
-        for signal, values in (("hr", run.hr[a:b]), ("spo2", spo2[a:b]), ("rr", run.rr[a:b])):
-            present = [v for v in values.tolist() if v == v] if signal != "hr" else \
-                values.tolist()
+        for signal, column, every, none in signals:
+            if none:
+                added.append(0)
+                continue
+            present = column[a:b].tolist()
+            if not every:
+                present = [v for v in present if v == v]  # NaN != NaN
             added.append(len(present))
             if present:
                 kept = slot.get(signal)

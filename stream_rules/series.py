@@ -55,7 +55,8 @@ class MinuteSeries:
             self._forget(minute)
         for windows in self.windows.values():
             for window in windows:
-                window.swap(minute, old, new)
+                if minute <= window.end:  # most often a new minute, beyond every window
+                    window.swap(minute, old, new)
 
     def _forget(self, minute: int) -> None:
         """Drop the remembered windows that hold `minute`, or a minute no longer kept."""

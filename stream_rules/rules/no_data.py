@@ -70,6 +70,15 @@ def judge_no_data(at: Minute, config: NoData, device_id: str) -> Judgement:
         "battery": battery, "sensor_off": sensor_off})
 
 
+def quiet_no_data(at: Minute, config: NoData, device_id: str) -> bool:
+    """The device has not been silent for its time at this minute's end (`judge_no_data`
+    would not fire): a valid reading came within it, or it takes spot checks."""
+    device = at.state.devices[device_id]
+    after = silent_after_ms(device, config)
+    last = device.last_valid_ts if device.last_valid_ts >= 0 else device.first_ts
+    return after is None or (at.minute + 1) * MINUTE - last < after
+
+
 def _cadence(interval: int) -> dict[str, float]:
     """A device's learned reporting interval, when it is slower than a minute (worth saying
     on the page: "it reports every 15 min")."""
@@ -112,4 +121,5 @@ def _measured(evidence: dict[str, Any]) -> str:
     return f"no valid reading from {evidence['device']}"
 
 
-SPEC = RuleSpec(NAME, NoData, "combined", judge_no_data, "no data", _measured, per_device=True)
+SPEC = RuleSpec(NAME, NoData, "combined", judge_no_data, "no data", _measured, per_device=True,
+                quiet=quiet_no_data)

@@ -63,10 +63,10 @@ def no_evidence() -> Evidence:
     return {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, to be made at a quarter of the cost: never changed
 class Judgement:
     """One rule's verdict on one minute: fire, clear (None: cannot tell), value, and how to
-    explain it.
+    explain it. Several are made every judged minute of every patient.
 
     `explain` builds the evidence a page shows. Every rule is judged every minute of every
     patient, and few minutes make an event, so the engine calls it only for those (rounding
@@ -151,9 +151,10 @@ class RuleSpec:
     - `what`, `measured(evidence)`, `firing_note`: the words of its page;
     - `severity(config, rules_file, day)`: its severity when it depends on the day after
       infusion (None: the configured severity);
-    - `quiet(minute, config)`: a cheap proof that the rule cannot fire this minute (e.g. no
-      value in its window reaches the threshold), so that the engine may leave a rule with
-      nothing pending unjudged; True only when `judge` would not fire. None: always judged.
+    - `quiet(minute, config)` (per device: `quiet(minute, config, device_id)`): a cheap proof
+      that the rule cannot fire this minute (e.g. no value in its window reaches the
+      threshold), so that the engine may leave a rule with nothing pending unjudged; True only
+      when `judge` would not fire. None: always judged.
     """
 
     name: str
@@ -167,7 +168,7 @@ class RuleSpec:
     per_device: bool = False
     firing_note: str = ""
     severity: Callable[[Any, RulesFile, float], Severity] | None = None
-    quiet: Callable[[Minute, Any], bool] | None = None
+    quiet: Callable[..., bool] | None = None
 
 
 def rounded(value: float | None, digits: int = 1) -> float | None:

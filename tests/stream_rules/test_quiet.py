@@ -16,11 +16,11 @@ from simulators import cohort
 from stream_rules import engine as engine_module
 from stream_rules.config import load_rules
 from stream_rules.rules import RULES, Minute
-from stream_rules.state import PatientState
+from stream_rules.state import DeviceState, PatientState
 from tests.simulators.helpers import START
 
 RULES_FILE = load_rules(None)
-BOUNDED = [rule for rule in RULES if rule.quiet is not None]
+BOUNDED = [rule for rule in RULES if rule.quiet is not None and not rule.per_device]
 MINUTE = 29_000_000  # an epoch minute in 2025
 
 
@@ -71,10 +71,27 @@ def test_a_bound_says_quiet_far_from_the_threshold_and_not_near_a_firing_level(
     assert bool(spec.judge(at, config).fire) is not quiet
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-1, 40), st.integers(0, 40), st.sampled_from([1_000, 60_000, 900_000]),
+       st.booleans(), st.integers(0, 80))
+def test_a_device_said_quiet_is_not_silent(last_valid_min: int, first_min: int, interval: int,
+                                           manual: bool, minutes_on: int) -> None:
+    state = PatientState("P001")
+    device = state.devices["ox-1"] = DeviceState(
+        "oximetry", first_ts=(MINUTE - first_min) * 60_000, interval_ms=interval, manual=manual,
+        last_valid_ts=-1 if last_valid_min < 0 else (MINUTE - last_valid_min) * 60_000)
+    at = Minute(state, MINUTE + minutes_on - 40, RULES_FILE, RULES_FILE.rules, day=3.0)
+    spec = next(rule for rule in RULES if rule.name == "no_data")
+    config = RULES_FILE.rules.no_data
+    quiet = spec.quiet(at, config, "ox-1")  # type: ignore[misc]
+    assert quiet is not bool(spec.judge(at, config, "ox-1").fire), device
+
+
 def test_every_threshold_rule_judged_on_a_kind_of_reading_has_a_bound() -> None:
     assert {rule.name for rule in BOUNDED} == {
         "fever", "high_fever", "rising_temperature", "tachycardia", "tachycardia_relative",
         "tachycardia_disproportionate", "desaturation", "severe_desaturation"}
+    assert [rule.name for rule in RULES if rule.per_device and rule.quiet] == ["no_data"]
 
 
 def test_the_bounds_leave_every_event_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
