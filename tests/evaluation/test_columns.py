@@ -69,6 +69,8 @@ def test_a_faulty_scenario_gives_the_same_either_way(bulk_rows: list[int]) -> No
     # of rows went the fast way
     assert sum(bulk_rows) > 2000
     assert payloads.counts.duplicates and payloads.counts.rejected
+    # thousands of rows from a clock ahead: refused without being parsed, counted the same
+    assert payloads.counts.rejected["clock_skew"] > 1000
     assert any(run.alerts for run in payloads.patients.values())
 
 
