@@ -67,7 +67,8 @@ class _Table:
 
     columns: Columns
     at: np.ndarray
-    ok: np.ndarray
+    ok: np.ndarray  # taken as they are (`plain`)
+    on_time: np.ndarray  # their clock taken (`on_time`)
     hr: np.ndarray
     spo2: np.ndarray
     rr: np.ndarray
@@ -81,12 +82,12 @@ class _Table:
         rr = columns.rr.astype(float)
         has_rr = columns.rr != -1
         rr[~has_rr] = np.nan
-        ok = plain(columns, received)
+        ok, clock_ok = plain(columns, received), on_time(columns, received)
         every = np.ones(len(ok), bool)
         medians = MinuteMedians.of(
             columns.ts, ok, {"hr": columns.hr, "spo2": columns.spo2, "rr": columns.rr},
             {"hr": every, "spo2": every, "rr": has_rr})
-        return _Table(columns, received, ok, columns.hr.astype(float),
+        return _Table(columns, received, ok, clock_ok, columns.hr.astype(float),
                       columns.spo2.astype(float), rr, columns.battery.astype(float), medians)
 
 
@@ -94,8 +95,8 @@ def plain(columns: Columns, at: np.ndarray) -> np.ndarray:
     """The rows ingest takes as they are (`ingest.parse.normalise`): no sentinel, every
     value in its plausible range, a clock set and not ahead of receipt, no flag but
     `low_battery`."""
-    ok = (columns.codes == 0) | (columns.codes == LOW_BATTERY)
-    ok &= (columns.ts >= limits.EARLIEST_TS_MS) & (columns.ts - at <= limits.MAX_AHEAD_MS)
+    ok = on_time(columns, at)
+    ok &= (columns.codes == 0) | (columns.codes == LOW_BATTERY)
     for name, values, sentinels in (("spo2", columns.spo2, limits.SPO2_SENTINELS),
                                     ("hr", columns.hr, limits.HR_SENTINELS)):
         lo, hi = limits.PLAUSIBLE[name]
@@ -108,32 +109,41 @@ def plain(columns: Columns, at: np.ndarray) -> np.ndarray:
     return ok  # type: ignore[no-any-return]
 
 
+def on_time(columns: Columns, at: np.ndarray) -> np.ndarray:
+    """The rows whose clock ingest takes (`ingest.parse.check_time`): set, and not ahead of
+    receipt."""
+    return (columns.ts >= limits.EARLIEST_TS_MS) & (  # type: ignore[no-any-return]
+        columns.ts - at <= limits.MAX_AHEAD_MS)
+
+
 def take_rows(pipe: Pipeline, device: DeviceSim, table: _Table, first: int, end: int) -> None:
     """Rows `first`..`end` of the table, one device's messages in order."""
     a = first
+    refused = ""  # ingest's reason for refusing a row's clock, once asked
     for odd in [*(np.flatnonzero(~table.ok[first:end]) + first).tolist(), end]:
         if odd > a:
             _take_run(pipe, _run(device, table, a, odd))
-        if odd < end and not _refused_for_its_clock(pipe, int(table.columns.ts[odd]),
-                                                    int(table.at[odd])):
-            payload = device.payload(table.columns, odd).encode()  # parsed as its payload
-            pipe.feed([(int(table.at[odd]), device.topic, payload)])
+        if odd < end:
+            at = int(table.at[odd])
+            if table.on_time[odd]:  # parsed as its payload
+                pipe.feed([(at, device.topic, device.payload(table.columns, odd).encode())])
+            else:
+                refused = refused or _refusal(int(table.columns.ts[odd]), at)
+                pipe.counts.messages += 1
+                pipe.counts.rejected[refused] = pipe.counts.rejected.get(refused, 0) + 1
         a = odd + 1
 
 
-def _refused_for_its_clock(pipe: Pipeline, ts: int, at: int) -> bool:
-    """Whether ingest refuses a row for its clock, counted as ingest's rejection then. The
-    clock is the first thing `normalise` checks of a well-formed reading (`check_time`), so
-    its verdict is the message's, whatever else the row holds; a device whose clock runs
-    ahead sends thousands such rows, which rendering and parsing made ~10x dearer."""
+def _refusal(ts: int, at: int) -> str:
+    """Ingest's reason for refusing a reading's clock. The clock is the first thing
+    `normalise` checks of a well-formed reading, so its verdict is the message's, whatever
+    else the row holds: a device whose clock runs ahead sends thousands such rows, counted
+    here without rendering and parsing each (~10x dearer)."""
     try:
         check_time(ts, at)
     except Invalid as exc:
-        counts = pipe.counts
-        counts.messages += 1
-        counts.rejected[exc.reason] = counts.rejected.get(exc.reason, 0) + 1
-        return True
-    return False
+        return exc.reason
+    raise AssertionError(f"check_time takes the clock on_time refused: {ts} at {at}")
 
 
 def _run(device: DeviceSim, table: _Table, a: int, b: int) -> runs.OximetryRun:
