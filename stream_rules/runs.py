@@ -12,6 +12,7 @@ reading, a restart, a clock that steps back, a long silence) goes reading by rea
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -174,7 +175,7 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
         if minutes[i] <= kind.cursor:
             return i  # a minute judged already: the late pass's business
         reach = (kind.cursor + 2) * MINUTE + engine.lateness_ms  # max_ts that moves it
-        k = i if kind.max_ts >= reach else i + int(np.searchsorted(ts[i:], reach))
+        k = i if kind.max_ts >= reach else bisect_left(times, reach, i)
         end = min(k + 1, n)
         last = times[end - 1]
         _learn_gaps(device, times[max(i, end - GAPS_KEPT - 1):end])
