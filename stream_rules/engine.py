@@ -422,6 +422,9 @@ class Engine:
         judged: dict[str, Judgement] = {}
         for rule, config in self._judged_on["combined"]:
             if not rule.per_device:
+                if rule.quiet is not None and rule.quiet(at, config) and \
+                        _idle(rule_states.get(rule.name)):
+                    continue  # as in judge_kind_minute
                 judged[rule.name] = rule.judge(at, config)
             elif per_device:
                 for device_id in state.devices:

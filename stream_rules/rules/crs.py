@@ -61,6 +61,15 @@ def judge_crs(at: Minute, config: CrsSuspicion) -> Judgement:
         "hr_baseline": rounded(hr_baseline)})
 
 
+def quiet_crs(at: Minute, config: CrsSuspicion) -> bool:
+    """No fever now (the fever window's level below its threshold, or none) and none within
+    `fever_memory_h`: `judge_crs` needs one to fire."""
+    assert at.levels is not None
+    temp, last = at.levels["temp"], at.state.last_fever_minute
+    return not temp >= at.rules.fever.fire_at and (  # NaN compares False: no fever now
+        last is None or at.minute - last > config.fever_memory_h * 60)
+
+
 def severity_on_day(config: CrsSuspicion, rules_file: RulesFile, day: float) -> Severity:
     """Within `crs_window_days` of infusion CRS is likely; after it, less so."""
     if day > rules_file.evaluation.crs_window_days:
@@ -86,4 +95,4 @@ def _measured(evidence: dict[str, Any]) -> str:
 SPEC = RuleSpec(
     "crs_suspicion", CrsSuspicion, "combined", judge_crs, "possible CRS", _measured,
     firing_note=". Not a CRS grade: blood pressure and oxygen need are not measured",
-    severity=severity_on_day)
+    severity=severity_on_day, quiet=quiet_crs)

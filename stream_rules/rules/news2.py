@@ -58,6 +58,15 @@ def judge_news2(at: Minute, config: News2) -> Judgement:
         "not_measured": NOT_MEASURED + ([] if "rr" in scores else ["respiratory rate"])})
 
 
+def quiet_news2(at: Minute, config: News2) -> bool:
+    """Fewer than two parameters, or the aggregate and every parameter's score below the
+    rule's thresholds: `judge_news2` would not fire."""
+    assert at.news2 is not None
+    total, scores = at.news2
+    return len(scores) < 2 or (total < config.aggregate_at and (
+        config.single_at is None or max(scores.values()) < config.single_at))
+
+
 def _measured(evidence: dict[str, Any]) -> str:
     parts = ", ".join(f"{name} {score}" for name, score in evidence["scores"].items())
     return (f"partial NEWS2 {evidence['value']} ({parts}; not measured: "
@@ -65,6 +74,8 @@ def _measured(evidence: dict[str, Any]) -> str:
 
 
 SPECS = (
-    RuleSpec("news2", News2, "combined", judge_news2, "raised partial NEWS2", _measured),
-    RuleSpec("news2_high", News2, "combined", judge_news2, "high partial NEWS2", _measured),
+    RuleSpec("news2", News2, "combined", judge_news2, "raised partial NEWS2", _measured,
+             quiet=quiet_news2),
+    RuleSpec("news2_high", News2, "combined", judge_news2, "high partial NEWS2", _measured,
+             quiet=quiet_news2),
 )

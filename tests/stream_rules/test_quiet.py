@@ -15,7 +15,8 @@ from evaluation.run import run_subset
 from simulators import cohort
 from stream_rules import engine as engine_module
 from stream_rules.config import load_rules
-from stream_rules.rules import RULES, Minute
+from stream_rules.rules import RULES, Minute, RuleSpec
+from stream_rules.rules.news2 import combined_minute
 from stream_rules.state import DeviceState, PatientState
 from tests.simulators.helpers import START
 
@@ -45,12 +46,20 @@ def test_a_rule_said_quiet_never_fires(temp: list[float | None], hr: list[float 
             if value is not None:
                 state.series[signal].set(MINUTE - len(series) + 1 + i, value)
     rules = RULES_FILE.rules
+    state.last_fever_minute = MINUTE - len(temp) if temp and temp[0] is not None else None
     for rule in BOUNDED:
         config = getattr(rules, rule.name)
-        at = Minute(state, MINUTE, RULES_FILE, rules, day=3.0)
+        at = minute_of(rule, state)
         if rule.quiet(at, config):  # type: ignore[misc]
-            fire = rule.judge(Minute(state, MINUTE, RULES_FILE, rules, day=3.0), config).fire
+            fire = rule.judge(minute_of(rule, state), config).fire
             assert not fire, (rule.name, temp[-25:], hr[-12:], spo2[-6:])
+
+
+def minute_of(rule: RuleSpec, state: PatientState) -> Minute:
+    """The minute a rule is judged on: a kind's, or a combined one (levels and NEWS2)."""
+    if rule.judged_on == "combined":
+        return combined_minute(state, MINUTE, RULES_FILE, 3.0)
+    return Minute(state, MINUTE, RULES_FILE, RULES_FILE.rules, day=3.0)
 
 
 @pytest.mark.parametrize(("signal", "level", "rule", "quiet"), [
@@ -87,10 +96,11 @@ def test_a_device_said_quiet_is_not_silent(last_valid_min: int, first_min: int, 
     assert quiet is not bool(spec.judge(at, config, "ox-1").fire), device
 
 
-def test_every_threshold_rule_judged_on_a_kind_of_reading_has_a_bound() -> None:
+def test_every_threshold_rule_has_a_bound() -> None:
     assert {rule.name for rule in BOUNDED} == {
         "fever", "high_fever", "rising_temperature", "tachycardia", "tachycardia_relative",
-        "tachycardia_disproportionate", "desaturation", "severe_desaturation"}
+        "tachycardia_disproportionate", "desaturation", "severe_desaturation", "news2",
+        "news2_high", "crs_suspicion"}
     assert [rule.name for rule in RULES if rule.per_device and rule.quiet] == ["no_data"]
 
 
