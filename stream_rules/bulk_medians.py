@@ -50,14 +50,24 @@ class MinuteMedians:
         count = int(group[-1]) + 1 if len(group) else 0
         rank = np.cumsum(plain) - plain
         counts, medians = {}, {}
+        # signals sampled alike (the same rows) are worked on together
+        alike: dict[bytes, list[str]] = {}
         for signal in SIGNALS:
-            kept = present[signal] & plain
-            column = values[signal]
-            if column.dtype.kind in "iu":  # within int16 where kept: a vital sign's range
-                column = np.where(kept, column, 0).astype(np.int16)
-            n, median = minute_medians(group, column, kept, count)
-            counts[signal], medians[signal] = n.tolist(), median.tolist()
+            alike.setdefault(np.packbits(present[signal] & plain).tobytes(), []).append(signal)
+        for signals in alike.values():
+            kept = present[signals[0]] & plain
+            columns = tuple(_small(values[signal], kept) for signal in signals)
+            n, found = minute_medians(group, columns, kept, count)
+            for signal, median in zip(signals, found, strict=True):
+                counts[signal], medians[signal] = n.tolist(), median.tolist()
         return cls(group, rank, rank[begins].tolist(), counts, medians)
+
+
+def _small(column: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Integer values as int16 where kept (a vital sign's range), zeros elsewhere."""
+    if column.dtype.kind in "iu":
+        return np.where(kept, column, 0).astype(np.int16)  # type: ignore[no-any-return]
+    return column
 
 
 class MedianTally:

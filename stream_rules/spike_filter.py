@@ -51,29 +51,61 @@ _MEDIAN_OF_7 = ((0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), 
                 (4, 6), (2, 3), (4, 5), (3, 4))
 
 
-def minute_medians(groups: np.ndarray, values: np.ndarray, present: np.ndarray, count: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """`minute_median` of many minutes at once. `groups`: each row's minute, numbered 0 to
-    `count` - 1 in row order; `values`: the rows' samples, where `present`. For each group:
-    how many samples, and the `minute_median` of them in row order (NaN with none).
+def minute_medians(groups: np.ndarray, columns: tuple[np.ndarray, ...], present: np.ndarray,
+                   count: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`minute_median` of many minutes at once, for one or more signals sampled alike.
+    `groups`: each row's minute, numbered 0 to `count` - 1 in row order; `columns`: the rows'
+    samples of each signal, where `present`. For each group: how many samples, and per signal
+    the `minute_median` of them in row order (NaN with none).
 
-    The same numbers exactly, in `values`' type (small integers are fastest): each filtered
-    sample is one of its window's values or a zero of the padding, and each median one of them
-    or the mean of two, as floats."""
-    samples, owners = values[present], groups[present]
+    The same numbers exactly, in the columns' type (small integers are fastest): each
+    filtered sample is one of its window's values or a zero of the padding, and each median
+    one of them or the mean of two, as floats. Minutes of up to `_WIDE` samples are worked on
+    together, one row each; longer ones (rare) a block per length."""
+    owners = groups[present]
     counts = np.bincount(owners, minlength=count)
-    medians = np.full(count, np.nan)
+    out = [np.full(count, np.nan) for _ in columns]
+    if not len(owners):
+        return counts, out
     firsts = np.cumsum(counts) - counts  # each group's first sample
-    for length in np.unique(counts[counts > 0]).tolist():  # a block of each length at once
+    samples = [column[present] for column in columns]
+    within = (counts > 0) & (counts <= _WIDE)
+    if within.any():
+        chosen = np.flatnonzero(within)
+        row_of = np.full(count, -1)
+        row_of[chosen] = np.arange(len(chosen))
+        rows = row_of[owners]
+        kept = rows >= 0
+        at = (rows[kept], (np.arange(len(owners)) - firsts[owners])[kept])
+        shape = (len(chosen), int(counts[chosen].max()))
+        for medians, column in zip(out, samples, strict=True):
+            block = np.zeros(shape, column.dtype)
+            block[at] = column[kept]
+            medians[chosen] = _medians_of_rows(block, counts[chosen])
+    for length in np.unique(counts[counts > _WIDE]).tolist():  # a block of each length
         chosen = np.flatnonzero(counts == length)
-        block = samples[firsts[chosen][:, None] + np.arange(length)]
-        if length >= SPIKE_KERNEL:
-            block = _running_medians(block)
-        block.sort(axis=1)
-        half = length // 2
-        upper = block[:, half].astype(float)
-        medians[chosen] = upper if length % 2 else (block[:, half - 1] + upper) / 2
-    return counts, medians
+        for medians, column in zip(out, samples, strict=True):
+            block = column[firsts[chosen][:, None] + np.arange(length)]
+            medians[chosen] = _medians_of_rows(block, counts[chosen])
+    return counts, out
+
+
+_WIDE = 256  # samples: a minute at up to ~4 Hz is worked on with the others
+
+
+def _medians_of_rows(block: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """`minute_median` of each row's first `lengths` values (the rest of a row is zeros)."""
+    width = block.shape[1]
+    filtered = np.where((lengths >= SPIKE_KERNEL)[:, None], _running_medians(block), block)
+    # beyond a row's samples, the highest value of the type: sorted past them
+    beyond = np.arange(width) >= lengths[:, None]
+    top = np.inf if filtered.dtype.kind == "f" else np.iinfo(filtered.dtype).max
+    filtered[beyond] = top
+    filtered.sort(axis=1)
+    rows, half = np.arange(len(lengths)), lengths // 2
+    upper = filtered[rows, half].astype(float)
+    lower = filtered[rows, np.maximum(half - 1, 0)]
+    return np.where(lengths % 2 == 1, upper, (lower + upper) / 2)  # type: ignore[no-any-return]
 
 
 def _running_medians(block: np.ndarray) -> np.ndarray:

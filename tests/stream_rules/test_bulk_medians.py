@@ -43,7 +43,7 @@ def test_minute_medians_are_minute_median_of_each_group(rows: list[tuple[int, in
     begins = np.ones(len(rows), bool)
     begins[1:] = minutes[1:] != minutes[:-1]
     groups = np.cumsum(begins) - 1
-    counts, medians = minute_medians(groups, values, present, int(groups[-1]) + 1)
+    counts, (medians,) = minute_medians(groups, (values,), present, int(groups[-1]) + 1)
     edges = [*np.flatnonzero(begins).tolist(), len(rows)]
     for group, (a, b) in enumerate(pairwise(edges)):
         samples = [float(v) for v, p in zip(values[a:b].tolist(), present[a:b], strict=True)
