@@ -10,6 +10,8 @@ the duplicate filter or the engine cannot take whole goes reading by reading
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -25,6 +27,9 @@ from stream_rules.bulk_medians import MinuteMedians
 
 if TYPE_CHECKING:
     from evaluation.run import Pipeline
+    from stream_rules.engine import Output
+
+Message = tuple[int, str, bytes]  # received at, topic, payload
 
 
 def feed_batch(pipe: Pipeline, batch: Batch, stream: Stream) -> None:
@@ -45,17 +50,32 @@ def feed_batch(pipe: Pipeline, batch: Batch, stream: Stream) -> None:
     begins = np.ones(len(src), bool)  # where a segment begins: items, or one device's rows
     begins[1:] = (is_row[1:] != is_row[:-1]) | (dev[1:] != dev[:-1]) | (
         is_row[1:] & (src[1:] != src[:-1] + 1))
-    cuts = [*np.flatnonzero(begins).tolist(), len(src)]
-    for a, b in pairwise(cuts):
-        if is_row[a]:
-            take_rows(pipe, stream.devices[int(dev[a])], table, int(src[a]), int(src[b - 1]) + 1)
-        else:
+    segments = list(pairwise([*np.flatnonzero(begins).tolist(), len(src)]))
+    devices = len(stream.devices)  # a device's messages come under two topics (dev, dev + n)
+    j = 0
+    while j < len(segments):
+        a, b = segments[j]
+        j += 1
+        if not is_row[a]:
             pipe.feed(_messages(at[a:b], dev[a:b], [items[i] for i in order[a:b].tolist()],
                                 topics))
+            continue
+        # the device's rows go on after other devices' messages: one run, paused for them
+        device, end, pauses = int(dev[a]), int(src[b - 1]) + 1, []
+        while j + 1 < len(segments):
+            (c, d), (e, f) = segments[j], segments[j + 1]
+            if is_row[c] or not is_row[e] or int(dev[e]) != device or int(src[e]) != end or \
+                    (dev[c:d] % devices == device % devices).any():
+                break
+            pauses.append((end, _messages(at[c:d], dev[c:d],
+                                          [items[i] for i in order[c:d].tolist()], topics)))
+            end = int(src[f - 1]) + 1
+            j += 2
+        take_rows(pipe, stream.devices[device], table, int(src[a]), end, pauses)
 
 
 def _messages(at: np.ndarray, dev: np.ndarray, items: list[str | None], topics: list[str]
-              ) -> list[tuple[int, str, bytes]]:
+              ) -> list[Message]:
     return [(a, topics[d], item.encode())  # type: ignore[union-attr]
             for a, d, item in zip(at.tolist(), dev.tolist(), items, strict=True)]
 
@@ -116,19 +136,30 @@ def on_time(columns: Columns, at: np.ndarray) -> np.ndarray:
         columns.ts - at <= limits.MAX_AHEAD_MS)
 
 
-def take_rows(pipe: Pipeline, device: DeviceSim, table: _Table, first: int, end: int) -> None:
-    """Rows `first`..`end` of the table, one device's messages in order."""
+def take_rows(pipe: Pipeline, device: DeviceSim, table: _Table, first: int, end: int,
+              pauses: Sequence[tuple[int, list[Message]]] = ()) -> None:
+    """Rows `first`..`end` of the table, one device's messages in order; `pauses`: other
+    devices' messages, each due before a row (in order of row)."""
     a = first
     refused = ""  # ingest's reason for refusing a row's clock, once asked
+    due = deque(pauses)
     # odd rows in a row (a finger out for minutes) are parsed as one slice: the engine gives
     # the same for any batching of the same readings
-    payloads: list[tuple[int, str, bytes]] = []
+    payloads: list[Message] = []
     for odd in [*(np.flatnonzero(~table.ok[first:end]) + first).tolist(), end]:
+        while due and due[0][0] <= a:  # due before row a, after the odd row before it
+            payloads += due.popleft()[1]
         if odd > a:
             if payloads:
                 pipe.feed(payloads)
                 payloads = []
-            _take_run(pipe, _run(device, table, a, odd))
+            inside = []
+            while due and due[0][0] < odd:
+                row, messages = due.popleft()
+                inside.append((row - a, messages))
+            _take_run(pipe, _run(device, table, a, odd), inside)
+        while due and due[0][0] <= odd:  # due before the odd row
+            payloads += due.popleft()[1]
         if odd < end:
             at = int(table.at[odd])
             if table.on_time[odd]:  # parsed as its payload
@@ -163,19 +194,35 @@ def _run(device: DeviceSim, table: _Table, a: int, b: int) -> runs.OximetryRun:
         low_battery=columns.codes[a:b] == LOW_BATTERY, table=table.medians, row=a)
 
 
-def _take_run(pipe: Pipeline, run: runs.OximetryRun) -> None:
+def _take_run(pipe: Pipeline, run: runs.OximetryRun,
+              pauses: Sequence[tuple[int, list[Message]]] = ()) -> None:
+    """A run through the duplicate filter and the engine; `pauses`: other devices' messages
+    due before a row of the run, fed through the pipeline there."""
     counts = pipe.counts
     counts.messages += len(run)
     counts.readings += len(run)
     pid = run.patient_id
     engine, state, into = pipe.engines[pid], pipe.states[pid], pipe.runs[pid]
+
+    def pause(messages: list[Message]) -> Callable[[Output], None]:
+        def take(out: Output) -> None:
+            into.add(out)  # what the run said so far comes first
+            pipe.feed(messages)
+        return take
+
     if pipe.dedup.newer_run(pid, run.device_id, run.seq, run.ts):
-        into.add(runs.take(engine, state, run, pipe.tallies[pid]))
+        into.add(runs.take(engine, state, run, pipe.tallies[pid],
+                           [(row, pause(messages)) for row, messages in pauses]))
         return
-    fresh = []
-    for reading in run.readings():
-        if pipe.dedup.first_time(reading):
-            fresh.append(reading)
-        else:
-            counts.duplicates += 1
-    into.add(engine.process(state, fresh))
+    readings, a = run.readings(), 0
+    for b, messages in [*pauses, (len(run), None)]:
+        fresh = []
+        for reading in readings[a:b]:
+            if pipe.dedup.first_time(reading):
+                fresh.append(reading)
+            else:
+                counts.duplicates += 1
+        into.add(engine.process(state, fresh))
+        if messages is not None:
+            pipe.feed(messages)
+        a = b

@@ -2,17 +2,19 @@
 each reading, done per minute with numpy instead of per reading in Python (issue #15: the
 standard evaluation's 1 Hz oximetry is ~120 M readings).
 
-It gives exactly the state and events `process` gives for the same readings, and takes a run
-only where that is plain to see: a device already known, readings newer than any of it, in
-order, at a steady cadence of well under `SPARSE_MS`, each minute newer than the minute judged
-last, and a pulse to compare SpO2 trust with. Whatever does not fit (a device's first
+It gives exactly the state and events `process` gives for the same readings, and takes rows
+in bulk only where that is plain to see: a device already known, readings newer than any of
+it, in order, at a steady cadence of well under `SPARSE_MS`, each minute newer than the minute
+judged last, and a pulse to compare SpO2 trust with. Whatever does not fit (a device's first
 reading, a restart, a clock that steps back, a long silence) goes reading by reading through
-`process`, from the first row that does not fit to the end of the run.
+`process` until the rows fit again. Other devices' messages may come between a run's rows:
+the run pauses there for them.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -50,13 +52,24 @@ class OximetryRun:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def readings(self, first: int = 0) -> list[Reading]:
-        """Rows `first`.. as the `Reading`s ingest makes of them."""
+    def part(self, first: int, end: int) -> OximetryRun:
+        """Rows `first`..`end` (the run itself when that is all of it)."""
+        if first == 0 and end == len(self.ts):
+            return self
+        cut = slice(first, end)
+        return OximetryRun(self.patient_id, self.device_id, self.ts[cut], self.received_at[cut],
+                           self.seq[cut], self.hr[cut], self.spo2[cut], self.rr[cut],
+                           self.battery[cut], self.low_battery[cut], self.table,
+                           self.row + first)
+
+    def readings(self, first: int = 0, end: int | None = None) -> list[Reading]:
+        """Rows `first`..`end` as the `Reading`s ingest makes of them."""
         out = []
-        columns = (self.ts[first:].tolist(), self.received_at[first:].tolist(),
-                   self.seq[first:].tolist(), self.hr[first:].tolist(),
-                   self.spo2[first:].tolist(), self.rr[first:].tolist(),
-                   self.battery[first:].tolist(), self.low_battery[first:].tolist())
+        cut = slice(first, end)
+        columns = (self.ts[cut].tolist(), self.received_at[cut].tolist(),
+                   self.seq[cut].tolist(), self.hr[cut].tolist(), self.spo2[cut].tolist(),
+                   self.rr[cut].tolist(), self.battery[cut].tolist(),
+                   self.low_battery[cut].tolist())
         for ts, received, seq, hr, spo2, rr, battery, low in zip(*columns, strict=True):
             out.append(Reading(
                 patient_id=self.patient_id, device_id=self.device_id, ts=ts, kind="oximetry",
@@ -66,51 +79,120 @@ class OximetryRun:
         return out
 
 
+# Before row `row` of a run, another device's messages are due: `pause(out)` is handed the
+# output so far (the run goes on with a fresh one) and takes those messages.
+Pause = tuple[int, Callable[[Output], None]]
+
+
 def take(engine: Engine, state: PatientState, run: OximetryRun,
-         tally: MedianTally | None = None) -> Output:
+         tally: MedianTally | None = None, pauses: Sequence[Pause] = ()) -> Output:
     """`engine.process(state, run.readings())`, the same to the event, faster. `tally`: the
-    patient's, to use the run's minute values computed ahead (`run.table`)."""
-    out = Output()
-    device = state.devices.get(run.device_id)
+    patient's, to use the run's minute values computed ahead (`run.table`). `pauses`: where
+    other devices' messages come between the run's rows, in order of row (each row within
+    the run, after its first): the run stops there, as `process` of the readings up to there
+    would leave the state, for `pause`.
+
+    The run is taken in steady pieces (`_steady_ends`). What a piece's first rows do to the
+    device (a gap, a clock stepped back) goes reading by reading, the rest in bulk."""
+    at = _Pauses(pauses)
     first = 0
-    if device is not None and "oximetry" in state.kinds and _fits(engine, device, run):
-        reference = device.believed_hr, device.leap_since
-        trusted, believed = _trusted(engine, run, *reference)
-        if run.table is None:
-            tally = None
-        elif tally is not None:
-            tally.forget(state.kinds["oximetry"].cursor)
-        first = _take_minutes(engine, state, device, run, trusted, out, tally)
-        # what only the next readings read: their duplicates filter and pulse reference
-        if first < len(run):
-            trusted, believed = _trusted(engine, run, *reference, end=first)
-        device.believed_hr, device.leap_since = believed
-        device.seqs.add_newer(run.seq[:first])
-    if first < len(run):
-        tail = engine.process(state, run.readings(first))
-        out.alerts += tail.alerts
-        out.trends += tail.trends
-    return out
+    for stop in _steady_ends(run):
+        while first < stop:
+            first += _bulk(engine, state, run.part(first, stop), at, tally, first)
+            if first < stop:  # not in bulk: reading by reading, until it may be again
+                end = at.next_row(first, first + _slow_rows(state, run.part(first, stop)))
+                at.add(engine.process(state, run.readings(first, end)))
+                at.reach(end)
+                first = end
+    return at.out
 
 
-def _fits(engine: Engine, device: DeviceState, run: OximetryRun) -> bool:
-    """Whether the whole run can be taken in bulk as far as the device goes: all its readings
-    new, newest and in order, at a cadence that never makes the device sparse, and a pulse
-    to judge SpO2 trust against."""
-    ts, seq = run.ts, run.seq
-    if not len(ts) or device.kind != "oximetry" or int(ts[0]) <= device.last_ts:
-        return False
-    if len(ts) > 1:
-        steps = np.diff(ts)
-        if int(steps.min()) <= 0 or int(steps.max()) >= SPARSE_MS or \
-                int(np.diff(seq).min()) <= 0:
-            return False
-    if int(ts[0]) - device.last_ts >= SPARSE_MS or any(g >= SPARSE_MS for g in device.gaps):
+def _bulk(engine: Engine, state: PatientState, part: OximetryRun, at: _Pauses,
+          tally: MedianTally | None, base: int) -> int:
+    """A steady piece of a run (its rows `base`.. of the run) in bulk, as far as it can be:
+    the rows taken (none when the device cannot take it so)."""
+    device = state.devices.get(part.device_id)
+    if device is None or "oximetry" not in state.kinds or not _fits(engine, device, part):
+        return 0
+    at.base = base
+    reference = device.believed_hr, device.leap_since
+    trusted, believed = _trusted(engine, part, *reference)
+    if part.table is None:
+        tally = None
+    elif tally is not None:
+        tally.forget(state.kinds["oximetry"].cursor)
+    taken = _take_minutes(engine, state, device, part, trusted, at, tally)
+    # what only the next readings read: their duplicates filter and pulse reference
+    if taken < len(part):
+        trusted, believed = _trusted(engine, part, *reference, end=taken)
+    device.believed_hr, device.leap_since = believed
+    device.seqs.add_newer(part.seq[:taken])
+    at.base = 0
+    return taken
+
+
+def _slow_rows(state: PatientState, part: OximetryRun) -> int:
+    """How many of a steady piece's first rows to take reading by reading before trying in
+    bulk again: enough for the device's last gaps to be steady ones, and past the readings
+    no newer than its newest and the minutes judged already."""
+    device, kind = state.devices.get(part.device_id), state.kinds.get("oximetry")
+    rows = GAPS_KEPT + 1
+    if device is not None:
+        rows = max(rows, int(np.searchsorted(part.ts, device.last_ts, "right")))
+    if kind is not None:
+        rows = max(rows, int(np.searchsorted(part.ts, (kind.cursor + 1) * MINUTE)))
+    return min(rows, len(part))
+
+
+class _Pauses:
+    """The pauses of a run still due, and the output gathered since the last one. Rows are
+    counted from `base`: the first row of the piece being taken."""
+
+    __slots__ = ("base", "due", "out")
+
+    def __init__(self, pauses: Sequence[Pause]) -> None:
+        self.due, self.out, self.base = list(reversed(pauses)), Output(), 0
+
+    def next_row(self, row: int, end: int) -> int:
+        """The row of the next pause after `row`, if before `end`; else `end`."""
+        due = self.due[-1][0] - self.base if self.due else end
+        return due if row < due < end else end
+
+    def reach(self, row: int) -> None:
+        """Rows up to `row` are taken: the pause due there, if any, is made."""
+        if self.due and self.due[-1][0] - self.base == row:
+            _, pause = self.due.pop()
+            pause(self.out)
+            self.out = Output()
+
+    def add(self, out: Output) -> None:
+        self.out.alerts += out.alerts
+        self.out.trends += out.trends
+
+
+def _steady_ends(run: OximetryRun) -> list[int]:
+    """Where the run's steady pieces end: at each reading that does not follow the one before
+    in time and seq, or follows it by `SPARSE_MS` or more (the device would judge it sparse),
+    and at the run's end."""
+    if len(run) < 2:
+        return [len(run)]
+    steps = np.diff(run.ts)
+    unsteady = (steps <= 0) | (steps >= SPARSE_MS) | (np.diff(run.seq) <= 0)
+    return [*(np.flatnonzero(unsteady) + 1).tolist(), len(run)]
+
+
+def _fits(engine: Engine, device: DeviceState, part: OximetryRun) -> bool:
+    """Whether a steady piece can be taken in bulk as far as the device goes: all its readings
+    new and newer than the device's newest, at a cadence that does not make the device sparse,
+    and a pulse to judge SpO2 trust against."""
+    ts0 = int(part.ts[0])
+    if device.kind != "oximetry" or ts0 <= device.last_ts or ts0 - device.last_ts >= SPARSE_MS \
+            or any(g >= SPARSE_MS for g in device.gaps):
         return False
     oximetry = engine.rules_file.oximetry
     if oximetry is not None and oximetry.max_hr_jump is not None and device.believed_hr is None:
         return False
-    return not (device.seqs.ends and int(seq[0]) <= device.seqs.ends[-1])
+    return not (device.seqs.ends and int(part.seq[0]) <= device.seqs.ends[-1])
 
 
 def _learn_gaps(device: DeviceState, ts: list[int]) -> None:
@@ -155,7 +237,7 @@ def _trusted(engine: Engine, run: OximetryRun, believed: float | None, since: in
 
 
 def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run: OximetryRun,
-                  trusted: np.ndarray, out: Output, tally: MedianTally | None) -> int:
+                  trusted: np.ndarray, at: _Pauses, tally: MedianTally | None) -> int:
     """Take the run up to each reading after which `process` would judge minutes (one that
     moves the oximetry cursor), then judge them: the device's times, the patient and the
     minutes' samples are then as `process` leaves them at that reading. The first row not
@@ -176,7 +258,7 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
             return i  # a minute judged already: the late pass's business
         reach = (kind.cursor + 2) * MINUTE + engine.lateness_ms  # max_ts that moves it
         k = i if kind.max_ts >= reach else bisect_left(times, reach, i)
-        end = min(k + 1, n)
+        end = at.next_row(i, min(k + 1, n))
         last = times[end - 1]
         _learn_gaps(device, times[max(i, end - GAPS_KEPT - 1):end])
         device.last_ts, device.manual = last, False
@@ -188,8 +270,9 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
         _add_samples(kind.open, run, samples, minutes, i, end, tally)
         kind.max_ts = max(kind.max_ts, last)
         state.max_ts = max(state.max_ts, last)
-        if k < n:
-            engine._advance(state, "oximetry", out, final=False, known=tally)
+        if k < end:
+            engine._advance(state, "oximetry", at.out, final=False, known=tally)
+        at.reach(end)
         i = end
     return n
 

@@ -30,14 +30,15 @@ def same(a: RunResult, b: RunResult) -> None:
 
 
 @pytest.fixture
-def bulk_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Rows the engine took as whole runs (a spy on `runs.take`, which still runs)."""
-    taken: list[int] = []
+def runs_taken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The runs given to `runs.take` (a spy: it still runs): their rows, and how many other
+    devices' messages came within each (its pauses)."""
+    taken: list[tuple[int, int]] = []
     take = runs.take
 
-    def counting(engine, state, run, tally):  # type: ignore[no-untyped-def]
-        taken.append(len(run))
-        return take(engine, state, run, tally)
+    def counting(engine, state, run, tally, pauses):  # type: ignore[no-untyped-def]
+        taken.append((len(run), len(pauses)))
+        return take(engine, state, run, tally, pauses)
 
     monkeypatch.setattr(runs, "take", counting)
     return taken
@@ -59,29 +60,33 @@ def minutes_ahead(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return given
 
 
-def test_a_faulty_scenario_gives_the_same_either_way(bulk_rows: list[int]) -> None:
+def test_a_faulty_scenario_gives_the_same_either_way(runs_taken: list[tuple[int, int]]
+                                                     ) -> None:
     sim = sim_of(COLUMNS)
     payloads = run_subset(sim, RULES, [0, 1], columns=False)
-    assert not bulk_rows
+    assert not runs_taken
     fast = run_subset(sim, RULES, [0, 1], columns=True)
     same(payloads, fast)
     # so faulty (a clock skewed a tenth of the time) that runs are short: still, thousands
     # of rows went the fast way
-    assert sum(bulk_rows) > 2000
+    assert sum(rows for rows, _ in runs_taken) > 2000
     assert payloads.counts.duplicates and payloads.counts.rejected
     # thousands of rows from a clock ahead: refused without being parsed, counted the same
     assert payloads.counts.rejected["clock_skew"] > 1000
     assert any(run.alerts for run in payloads.patients.values())
 
 
-def test_a_generated_cohort_gives_the_same_either_way(bulk_rows: list[int],
+def test_a_generated_cohort_gives_the_same_either_way(runs_taken: list[tuple[int, int]],
                                                       minutes_ahead: list[int]) -> None:
     sim = cohort.generate(3, 11, 1.0, START)
     payloads = run_subset(sim, RULES, [0, 1, 2], columns=False)
     assert not minutes_ahead
     fast = run_subset(sim, RULES, [0, 1, 2], columns=True)
     same(payloads, fast)
-    assert sum(bulk_rows) > 0.9 * payloads.counts.readings
+    assert sum(rows for rows, _ in runs_taken) > 0.9 * payloads.counts.readings
+    # a thermometer's readings come between an oximeter's: the runs went on around them
+    paused = [pauses for _, pauses in runs_taken]
+    assert sum(paused) > 100 and max(paused) > 10
     # most of the three patients' oximetry minutes had their values computed ahead
     assert len(minutes_ahead) > 0.8 * 3 * 24 * 60
 

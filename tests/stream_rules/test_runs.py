@@ -6,8 +6,11 @@ that steps back, a last will, a thermometer in between)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from itertools import pairwise
+from unittest import mock
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,19 +33,35 @@ from vitals.records import DeviceStatus, Reading
 
 
 def both(run: runs.OximetryRun, cuts: list[int], others: list[Reading | DeviceStatus],
-         tally: CountingTally | None = None) -> tuple[Output, Output, bytes, bytes, int]:
+         tally: CountingTally | None = None, paused: bool = False
+         ) -> tuple[Output, Output, bytes, bytes, int]:
     """The oximeter's readings cut at `cuts` (each piece in arrival order among `others`,
     after the ones received before it), by `process` reading by reading and by `take` (with
     the minute values computed ahead, and `tally`, if given); and how many rows `take` took
-    in bulk."""
+    in bulk. `paused`: the others received within a piece come within it, where they were
+    received (`take`'s pauses), not before it."""
     engine = Engine(RULES, PATIENT)
     one, fast = engine.new_state(), engine.new_state()
     expected, got = Output(), Output()
     table = table_of(run) if tally is not None else None
     readings = run.readings()
     bounds = [0, *sorted({c for c in cuts if c < len(run)}), len(run)]
-    bulk = 0
     pending = sorted(others, key=lambda r: r.received_at)
+    bulk = 0
+    take_minutes = runs._take_minutes
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        nonlocal bulk
+        taken: int = take_minutes(*args)
+        bulk += taken
+        return taken
+
+    def pause(due_others: list[Reading | DeviceStatus]) -> Callable[[Output], None]:
+        def take(o: Output) -> None:
+            add(got, o)
+            add(got, engine.process(fast, due_others))
+        return take
+
     for a, b in pairwise(bounds):
         if b <= a:
             continue
@@ -50,24 +69,34 @@ def both(run: runs.OximetryRun, cuts: list[int], others: list[Reading | DeviceSt
         before = [r for r in pending if r.received_at < received]
         pending = pending[len(before):]
         for out, state in ((expected, one), (got, fast)):
-            o = engine.process(state, before)
-            out.alerts += o.alerts
-            out.trends += o.trends
-        o = engine.process(one, readings[a:b])
-        expected.alerts += o.alerts
-        expected.trends += o.trends
-        device = fast.devices.get("ox-1")
-        if device is not None and runs._fits(engine, device, cut(run, a, b)):
-            bulk += b - a
-        o = runs.take(engine, fast, cut(run, a, b, table), tally)
-        got.alerts += o.alerts
-        got.trends += o.trends
+            add(out, engine.process(state, before))
+        # the others received among the piece's rows, each due before the first row after it
+        within: dict[int, list[Reading | DeviceStatus]] = {}
+        if paused:
+            last = int(run.received_at[b - 1])
+            for r in [r for r in pending if r.received_at < last]:
+                row = int(np.searchsorted(run.received_at[a:b], r.received_at, "right"))
+                within.setdefault(row, []).append(r)
+                pending.remove(r)
+        row = 0
+        for due, due_others in sorted(within.items()):
+            add(expected, engine.process(one, readings[a + row:a + due]))
+            add(expected, engine.process(one, due_others))
+            row = due
+        add(expected, engine.process(one, readings[a + row:b]))
+        pauses = [(due, pause(due_others)) for due, due_others in sorted(within.items())]
+        with mock.patch.object(runs, "_take_minutes", counting):
+            add(got, runs.take(engine, fast, cut(run, a, b, table), tally, pauses))
     for out, state in ((expected, one), (got, fast)):
         o = engine.process(state, pending)
         o.alerts += engine.flush(state).alerts
-        out.alerts += o.alerts
-        out.trends += o.trends
+        add(out, o)
     return expected, got, state_io.dump(one), state_io.dump(fast), bulk
+
+
+def add(out: Output, more: Output) -> None:
+    out.alerts += more.alerts
+    out.trends += more.trends
 
 
 def test_runs_give_what_reading_by_reading_gives_and_most_are_taken_whole() -> None:
@@ -78,6 +107,11 @@ def test_runs_give_what_reading_by_reading_gives_and_most_are_taken_whole() -> N
     cuts = list(range(1, len(run), 97))  # about every 1.5 minutes, never on a minute
     tally = CountingTally()
     expected, got, one, fast, bulk = both(run, cuts, [*thermometer(seconds), offline], tally)
+    assert (got.alerts, got.trends, fast) == (expected.alerts, expected.trends, one)
+    # a thermometer every minute, read between the oximeter's readings, and a few long runs
+    tally = CountingTally()
+    expected, got, one, fast, bulk = both(run, cuts[::40], [*thermometer(seconds), offline],
+                                          tally, paused=True)
     assert got.alerts == expected.alerts
     assert got.trends == expected.trends
     assert fast == one
@@ -97,12 +131,12 @@ def test_one_run_for_everything_gives_the_same(every_s: int) -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.lists(st.integers(1, 5_000), max_size=40),
-       st.booleans(), st.booleans(), st.sampled_from([1, 2, 5]), st.booleans())
+       st.booleans(), st.booleans(), st.sampled_from([1, 2, 5]), st.booleans(), st.booleans())
 def test_wherever_the_runs_are_cut(seed: int, cuts: list[int], leaps: bool, skew_back: bool,
-                                   every_s: int, ahead: bool) -> None:
+                                   every_s: int, ahead: bool, paused: bool) -> None:
     run = oximeter(5400 // every_s * every_s, seed, every_s, leaps, skew_back)
     expected, got, one, fast, _ = both(run, cuts, thermometer(5400, every_s=120),
-                                       CountingTally() if ahead else None)
+                                       CountingTally() if ahead else None, paused)
     assert got.alerts == expected.alerts
     assert got.trends == expected.trends
     assert fast == one
