@@ -204,10 +204,10 @@ def _take_run(pipe: Pipeline, run: runs.OximetryRun,
     pid = run.patient_id
     engine, state, into = pipe.engines[pid], pipe.states[pid], pipe.runs[pid]
 
-    def pause(messages: list[Message]) -> Callable[[Output], None]:
-        def take(out: Output) -> None:
+    def pause(messages: list[Message]) -> Callable[[Output, Callable[[], None]], None]:
+        def take(out: Output, settle: Callable[[], None]) -> None:
             into.add(out)  # what the run said so far comes first
-            pipe.feed(messages)
+            pipe.feed(messages, before_oximetry=settle)
         return take
 
     if pipe.dedup.newer_run(pid, run.device_id, run.seq, run.ts):

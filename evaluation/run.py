@@ -95,9 +95,11 @@ class Pipeline:
         self.counts = Counts()
         self.pending: dict[str, list[Reading]] = defaultdict(list)
 
-    def feed(self, messages: Iterable[tuple[int, str, bytes]]) -> None:
+    def feed(self, messages: Iterable[tuple[int, str, bytes]],
+             before_oximetry: Callable[[], None] | None = None) -> None:
         """Messages of one slice of time; each patient's readings go to its engine at once
-        (the engine gives the same events for any batching of the same readings)."""
+        (the engine gives the same events for any batching of the same readings).
+        `before_oximetry`: called before an oximetry reading goes to an engine (`runs.Pause`)."""
         parse, first, counts, pending = self.parser.parse, self.dedup.first_time, self.counts, \
             self.pending
         for at, topic, payload in messages:
@@ -111,6 +113,9 @@ class Pipeline:
                     pending[r.patient_id].append(r)
                 else:
                     counts.duplicates += 1
+        if before_oximetry is not None and any(
+                r.kind == "oximetry" for readings in pending.values() for r in readings):
+            before_oximetry()
         for pid, readings in pending.items():
             self.runs[pid].add(self.engines[pid].process(self.states[pid], readings))
         pending.clear()

@@ -1,4 +1,5 @@
-"""Minute values computed ahead, in bulk, for the oximetry runs of `stream_rules.runs`.
+"""Minute values computed ahead, in bulk, for the oximetry runs of `stream_rules.runs`, and
+the values minutes close with (`Closing`).
 
 Closing a minute takes the median of its samples after the spike filter: ~7 us a signal in
 Python, three signals every minute of every patient (~15 % of the standard evaluation).
@@ -8,19 +9,24 @@ open minute came in bulk from which group of rows, so that the value computed ah
 only for a minute whose samples are exactly that group's, in its order: all of the group's
 rows, none skipped, nothing else added (the engine checks the count when it closes the
 minute). Anything else is computed at the close, as always.
+
+`Closing` gives the engine the values a run's minutes close with (`engine.Known`), from the
+samples in the state and the rows not put there: a minute whose rows are all in one run
+closes without its samples ever being copied into the state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from stream_rules.rules.spec import MINUTE
-from stream_rules.spike_filter import minute_medians
+from stream_rules.spike_filter import minute_median, minute_medians
 from stream_rules.state import KIND_SIGNALS
 
-__all__ = ["MedianTally", "MinuteMedians"]
+__all__ = ["Closing", "MedianTally", "MinuteMedians"]
 
 SIGNALS = KIND_SIGNALS["oximetry"]
 
@@ -61,6 +67,10 @@ class MinuteMedians:
             for signal, median in zip(signals, found, strict=True):
                 counts[signal], medians[signal] = n.tolist(), median.tolist()
         return cls(group, rank, rank[begins].tolist(), counts, medians)
+
+    def ahead(self, signal: str, group: int, count: int) -> float | None:
+        """The group's median of `signal` computed ahead, if `count` samples are all it has."""
+        return self.medians[signal][group] if count == self.counts[signal][group] else None
 
 
 def _small(column: np.ndarray, kept: np.ndarray) -> np.ndarray:
@@ -110,11 +120,82 @@ class MedianTally:
         known = {}
         for i, signal in enumerate(SIGNALS):
             added = entry[3 + i]
-            if added and added == table.counts[signal][group]:
-                known[signal] = (added, table.medians[signal][group])
+            median = table.ahead(signal, group, added) if added else None
+            if median is not None:
+                known[signal] = (added, median)
         return known
 
     def forget(self, through: int) -> None:
         """Drop minutes up to `through` (closed without being asked for)."""
         if len(self.minutes) > 8:
             self.minutes = {m: e for m, e in self.minutes.items() if m > through}
+
+
+# A run's samples of one signal: (name, values with NaN where a row has none, whether every
+# row has one, whether none has)
+Signal = tuple[str, np.ndarray, bool, bool]
+
+
+@dataclass(slots=True)
+class Closing:
+    """The values a run's minutes close with (`engine.Known`). Rows `first`..`end` of the run
+    (their `minutes`) were taken but their samples not put in the state: a minute that has
+    them closes from them (after any samples the state holds, which then are all of them).
+    `served`: the minutes closed from rows."""
+
+    minutes: list[int]
+    signals: tuple[Signal, ...]
+    table: MinuteMedians | None  # the run's rows' minute values computed ahead, if any,
+    row: int  # and the run's first row in that table
+    tally: MedianTally | None
+    first: int = 0
+    end: int = 0
+    served: list[int] = field(default_factory=list)
+
+    def closing(self, minute: int, samples: dict[str, list[float]] | None
+                ) -> dict[str, float]:
+        if samples is not None:
+            return self._from_samples(minute, samples)
+        a = bisect_left(self.minutes, minute, self.first, self.end)
+        b = bisect_right(self.minutes, minute, a, self.end)
+        self.served.append(minute)
+        table, group = self.table, -1
+        if table is not None and a < b:
+            row = self.row + a
+            group = int(table.group[row])
+            if int(table.rank[row]) != table.start_rank[group]:
+                group = -1  # rows of the group came before: not the whole group
+
+        def ahead(name: str, count: int) -> float | None:
+            """The median computed ahead, if these are all the group's samples."""
+            return table.ahead(name, group, count) if table is not None and group >= 0 else None
+
+        values = {}
+        for name, column, every, none in self.signals:
+            if none or a == b:
+                continue
+            value = ahead(name, b - a) if every else None
+            if value is None:
+                present = column[a:b].tolist()
+                if not every:
+                    present = [v for v in present if v == v]  # NaN != NaN
+                if not present:
+                    continue
+                value = ahead(name, len(present))
+                if value is None:
+                    value = minute_median(present)
+            values[name] = value
+        return values
+
+    def _from_samples(self, minute: int, samples: dict[str, list[float]]) -> dict[str, float]:
+        """A minute whose samples are all in the state: computed ahead where the tally says
+        they are exactly a group's."""
+        ahead = self.tally.get(minute) if self.tally is not None else None
+        values = {}
+        for name in SIGNALS:
+            present = samples.get(name)
+            if present:
+                value = ahead.get(name) if ahead else None
+                values[name] = value[1] if value is not None and value[0] == len(present) \
+                    else minute_median(present)
+        return values

@@ -46,11 +46,13 @@ SPARSE_MS = 90_000
 
 
 class Known(Protocol):
-    """Minute values computed ahead in bulk (`stream_rules.bulk_medians`)."""
+    """Where a kind's minutes close from more than the state holds (`stream_rules.runs`: rows
+    taken in bulk, and minute values computed ahead)."""
 
-    def get(self, minute: int) -> dict[str, tuple[int, float]] | None:
-        """Per signal, (how many samples, their median): a minute closed with that many
-        samples of the signal has exactly those."""
+    def closing(self, minute: int, samples: dict[str, list[float]] | None
+                ) -> dict[str, float]:
+        """Per signal, the value `minute` closes with: the median of all its samples, those
+        in the state (`samples`) and any not put there."""
 
 
 @dataclass(slots=True)
@@ -345,8 +347,8 @@ class Engine:
 
     def _advance(self, state: PatientState, kind_name: str, out: Output, final: bool,
                  closes: int = -1, known: Known | None = None) -> None:
-        """Judge the kind's minutes that are due, then the combined ones. `known`: minute
-        values computed ahead in bulk (`stream_rules.runs`)."""
+        """Judge the kind's minutes that are due, then the combined ones. `known`: where the
+        minutes close from more than the state holds (`stream_rules.runs`)."""
         kind = state.kinds[kind_name]
         end = kind.max_ts if final else kind.max_ts - self.lateness_ms
         target = max(end // MINUTE - (0 if final else 1), closes)
@@ -373,15 +375,14 @@ class Engine:
             calibration.settle(state, minute, temperature)
             if samples:
                 samples = calibration.corrected(state, samples, minute, temperature, True)
-        if samples:
-            ahead = known.get(minute) if known is not None else None
+        if known is not None:
+            for signal, value in known.closing(minute, samples).items():
+                state.series[signal].set(minute, value)
+        elif samples:
             for signal in KIND_SIGNALS[kind_name]:
                 values = samples.get(signal)
                 if values:
-                    value = ahead.get(signal) if ahead else None
-                    # computed ahead from this many samples: the minute's own, and only them
-                    state.series[signal].set(minute, value[1] if value is not None and
-                                             value[0] == len(values) else minute_median(values))
+                    state.series[signal].set(minute, minute_median(values))
 
     def _advance_combined(self, state: PatientState, out: Output, final: bool) -> None:
         cursors = [kind.cursor for kind in state.kinds.values()]

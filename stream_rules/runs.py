@@ -13,14 +13,15 @@ the run pauses there for them.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 
 import numpy as np
 
-from stream_rules.bulk_medians import MedianTally, MinuteMedians
+from stream_rules.bulk_medians import Closing, MedianTally, MinuteMedians
 from stream_rules.engine import MINUTE, SPARSE_MS, Engine, Output
 from stream_rules.state import GAPS_KEPT, KIND_SIGNALS, DeviceState, PatientState, _median
 from vitals.records import Reading
@@ -79,9 +80,12 @@ class OximetryRun:
         return out
 
 
-# Before row `row` of a run, another device's messages are due: `pause(out)` is handed the
-# output so far (the run goes on with a fresh one) and takes those messages.
-Pause = tuple[int, Callable[[Output], None]]
+# Before row `row` of a run, another device's messages are due: `pause(out, settle)` is
+# handed the output so far (the run goes on with a fresh one) and takes those messages. The
+# rows taken are then as `process` would leave them but for their samples, which wait outside
+# the state for their minutes' close: `settle()` puts them in the state, and must come before
+# anything of an oximeter's kind (a reading) goes to the engine.
+Pause = tuple[int, Callable[[Output, Callable[[], None]], None]]
 
 
 def take(engine: Engine, state: PatientState, run: OximetryRun,
@@ -158,11 +162,11 @@ class _Pauses:
         due = self.due[-1][0] - self.base if self.due else end
         return due if row < due < end else end
 
-    def reach(self, row: int) -> None:
+    def reach(self, row: int, settle: Callable[[], None] = lambda: None) -> None:
         """Rows up to `row` are taken: the pause due there, if any, is made."""
         if self.due and self.due[-1][0] - self.base == row:
             _, pause = self.due.pop()
-            pause(self.out)
+            pause(self.out, settle)
             self.out = Output()
 
     def add(self, out: Output) -> None:
@@ -252,9 +256,22 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
     no_rr = np.isnan(run.rr)
     samples = _Samples((run.hr, spo2, run.rr), (True, bool(trusted.all()), not no_rr.any()),
                        (False, False, bool(no_rr.all())))
+    # Rows from `closing.first` on are taken but their samples not put in their minutes' lists
+    # in the state: a minute closes from them (`Closing`). They are put there only when
+    # something else may look (an oximetry reading in a pause, `Pause`), where the run stops,
+    # and for a minute that has samples in the state already (they come first).
+    closing = Closing(minutes, tuple(zip(SIGNALS, samples.columns, samples.every, samples.none,
+                                         strict=True)), run.table, run.row, tally)
+
+    def put(end: int) -> None:
+        """Rows up to `end` into their minutes' lists."""
+        _add_samples(kind.open, run, samples, minutes, closing.first, end, tally)
+        closing.first = end
+
     i = 0
     while i < n:
         if minutes[i] <= kind.cursor:
+            put(i)
             return i  # a minute judged already: the late pass's business
         reach = (kind.cursor + 2) * MINUTE + engine.lateness_ms  # max_ts that moves it
         k = i if kind.max_ts >= reach else bisect_left(times, reach, i)
@@ -267,14 +284,34 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
         if received[end - 1] > device.offline_at:
             device.offline_at = -1  # back: data came after its last will
         device.battery = float(run.battery[end - 1])
-        _add_samples(kind.open, run, samples, minutes, i, end, tally)
         kind.max_ts = max(kind.max_ts, last)
         state.max_ts = max(state.max_ts, last)
         if k < end:
-            engine._advance(state, "oximetry", at.out, final=False, known=tally)
-        at.reach(end)
+            first = minutes[closing.first]
+            if first in kind.open:  # its samples so far are in the state: these follow them
+                put(bisect_right(minutes, first, closing.first, end))
+            closing.end = end
+            engine._advance(state, "oximetry", at.out, final=False, known=closing)
+            _after_closing(closing, kind.cursor, put)
+        at.reach(end, partial(put, end))
         i = end
+    put(n)
     return n
+
+
+def _after_closing(closing: Closing, cursor: int, put: Callable[[int], None]) -> None:
+    """The minutes closed: their rows are done with. A minute passed over without being closed
+    (history beyond a day is not kept) keeps its samples in the state, as `process` would."""
+    minutes = closing.minutes
+    end = bisect_right(minutes, cursor, closing.first, closing.end)
+    while closing.first < end:
+        minute = minutes[closing.first]
+        stop = bisect_right(minutes, minute, closing.first, end)
+        if minute in closing.served:
+            closing.first = stop
+        else:
+            put(stop)
+    closing.served.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,35 +327,36 @@ class _Samples:
 def _add_samples(pending: dict[int, dict[str, list[float]]], run: OximetryRun,
                  samples: _Samples, minutes: list[int], start: int, end: int,
                  tally: MedianTally | None) -> None:
-    """Readings `start`..`end`'s samples into their minutes' lists, told to the tally."""
+    """Readings `start`..`end`'s samples into their minutes' lists, told to the tally. A
+    minute's signals are listed in the order their first samples came, as `process` lists
+    them."""
     a = start
     signals = tuple(zip(SIGNALS, samples.columns, samples.every, samples.none, strict=True))
     while a < end:
         minute = minutes[a]
-        b = a + 1
-        if minutes[end - 1] == minute:
-            b = end
-        else:
-            while minutes[b] == minute:
-                b += 1
+        b = end if minutes[end - 1] == minute else bisect_right(minutes, minute, a, end)
         slot = pending.get(minute)
         if slot is None:
             slot = pending[minute] = {}
-        added = []
-        for signal, column, every, none in signals:
+        added, new = [], []
+        for place, (signal, column, every, none) in enumerate(signals):
             if none:
                 added.append(0)
                 continue
             present = column[a:b].tolist()
+            first = a
             if not every:
+                first += next((j for j, v in enumerate(present) if v == v), 0)
                 present = [v for v in present if v == v]  # NaN != NaN
             added.append(len(present))
             if present:
                 kept = slot.get(signal)
                 if kept is None:
-                    slot[signal] = present
+                    new.append((first, place, signal, present))
                 else:
                     kept += present
+        for _, _, signal, present in sorted(new):
+            slot[signal] = present
         if tally is not None:
             assert run.table is not None
             tally.add(run.table, run.row + a, b - a, minute, tuple(added))

@@ -4,15 +4,17 @@ counts of readings, duplicates and rejections, on traffic with every kind of fau
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from evaluation.run import RunResult, run_subset
 from simulators import cohort
 from stream_rules import runs
-from stream_rules.bulk_medians import MedianTally
 from stream_rules.config import load_rules
 from tests.simulators.helpers import START, sim_of
 from tests.simulators.test_stream import COLUMNS
+from tests.stream_rules.oximeters import values_ahead
 
 RULES = load_rules(None)
 
@@ -45,19 +47,11 @@ def runs_taken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
 
 @pytest.fixture
-def minutes_ahead(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Minutes closed with their values computed ahead (a spy on `MedianTally.get`)."""
-    given: list[int] = []
-    get = MedianTally.get
-
-    def counting(self, minute):  # type: ignore[no-untyped-def]
-        known = get(self, minute)
-        if known:
-            given.append(minute)
-        return known
-
-    monkeypatch.setattr(MedianTally, "get", counting)
-    return given
+def minutes_ahead() -> Iterator[list[str]]:
+    """Minute values computed ahead that minutes closed with (`values_ahead`): a signal's
+    name for each."""
+    with values_ahead() as used:
+        yield used
 
 
 def test_a_faulty_scenario_gives_the_same_either_way(runs_taken: list[tuple[int, int]]
@@ -77,7 +71,7 @@ def test_a_faulty_scenario_gives_the_same_either_way(runs_taken: list[tuple[int,
 
 
 def test_a_generated_cohort_gives_the_same_either_way(runs_taken: list[tuple[int, int]],
-                                                      minutes_ahead: list[int]) -> None:
+                                                      minutes_ahead: list[str]) -> None:
     sim = cohort.generate(3, 11, 1.0, START)
     payloads = run_subset(sim, RULES, [0, 1, 2], columns=False)
     assert not minutes_ahead
@@ -88,7 +82,7 @@ def test_a_generated_cohort_gives_the_same_either_way(runs_taken: list[tuple[int
     paused = [pauses for _, pauses in runs_taken]
     assert sum(paused) > 100 and max(paused) > 10
     # most of the three patients' oximetry minutes had their values computed ahead
-    assert len(minutes_ahead) > 0.8 * 3 * 24 * 60
+    assert minutes_ahead.count("hr") > 0.8 * 3 * 24 * 60
 
 
 def test_the_fast_path_was_written_for_every_field_a_reading_has() -> None:

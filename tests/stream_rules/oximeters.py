@@ -4,11 +4,14 @@ what cuts them into runs."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
 
 import numpy as np
 
 from stream_rules import runs
-from stream_rules.bulk_medians import MedianTally, MinuteMedians
+from stream_rules.bulk_medians import MinuteMedians
 from stream_rules.config import load_rules
 from vitals.patients import Patient
 from vitals.records import Reading
@@ -68,16 +71,18 @@ def cut(run: runs.OximetryRun, a: int, b: int, table: MinuteMedians | None = Non
                             *(getattr(run, f)[a:b] for f in COLUMNS), table=table, row=a)
 
 
-class CountingTally(MedianTally):
-    """A tally that counts the minute values it gave."""
+@contextmanager
+def values_ahead() -> Iterator[list[str]]:
+    """The minute values computed ahead that minutes closed with (a spy on
+    `MinuteMedians.ahead`): a signal's name for each."""
+    used: list[str] = []
+    ahead = MinuteMedians.ahead
 
-    __slots__ = ("given",)
+    def spy(self: MinuteMedians, signal: str, group: int, count: int) -> float | None:
+        value = ahead(self, signal, group, count)
+        if value is not None:
+            used.append(signal)
+        return value
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.given = 0
-
-    def get(self, minute: int) -> dict[str, tuple[int, float]] | None:
-        known = super().get(minute)
-        self.given += bool(known)
-        return known
+    with mock.patch.object(MinuteMedians, "ahead", spy):
+        yield used

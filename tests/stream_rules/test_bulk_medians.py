@@ -1,6 +1,6 @@
 """Minute values computed ahead: `spike_filter.minute_medians` gives `minute_median`'s numbers
 for many minutes at once, and a minute's value computed ahead is used only when its samples
-are exactly the group's (`MedianTally`, and the engine's count at the close)."""
+are exactly the group's (`MedianTally`, and the count at the close in `Closing`)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from tests.stream_rules.oximeters import (
     PATIENT,
     RULES,
     T0,
-    CountingTally,
     cut,
     oximeter,
     table_of,
+    values_ahead,
 )
 from vitals.records import Reading
 
@@ -102,7 +102,7 @@ def test_a_minute_not_added_whole_or_in_order_has_none() -> None:
 
 def test_a_minute_that_another_device_also_filled_is_computed_at_its_close() -> None:
     """Another oximeter's samples in the run's minute 6: every row of the run's groups comes in
-    bulk, whole and in order, so only the engine's count at the close tells that the minute
+    bulk, whole and in order, so only the count at the close (`Closing`) tells that the minute
     holds more than the group (its value computed ahead would be wrong)."""
     engine = Engine(RULES, PATIENT)
     run = oximeter(3600, seed=6, every_s=5, leaps=False, skew_back=False)
@@ -118,21 +118,22 @@ def test_a_minute_that_another_device_also_filled_is_computed_at_its_close() -> 
     outputs, dumps, given = [], [], []
     for bulk in (False, True):
         state = engine.new_state()
-        tally = CountingTally()
+        tally = MedianTally()
         out = engine.process(state, run.readings()[:start])
-        for part in (cut(run, start, split, rows), others, cut(run, split, dropout, rows),
-                     cut(run, dropout, len(run), rows)):
-            if isinstance(part, list):
-                said = engine.process(state, part)
-            else:
-                said = runs.take(engine, state, part, tally) if bulk else \
-                    engine.process(state, part.readings())
-            out.alerts += said.alerts
-            out.trends += said.trends
+        with values_ahead() as used:
+            for part in (cut(run, start, split, rows), others, cut(run, split, dropout, rows),
+                         cut(run, dropout, len(run), rows)):
+                if isinstance(part, list):
+                    said = engine.process(state, part)
+                else:
+                    said = runs.take(engine, state, part, tally) if bulk else \
+                        engine.process(state, part.readings())
+                out.alerts += said.alerts
+                out.trends += said.trends
         out.alerts += engine.flush(state).alerts
         outputs.append((out.alerts, out.trends))
         dumps.append(state_io.dump(state))
-        given.append(tally.given)
+        given.append(used.count("hr"))
     assert outputs[0] == outputs[1]
     assert dumps[0] == dumps[1]
     assert given[1] > 10  # the other minutes had their values computed ahead
