@@ -104,6 +104,7 @@ class Engine:
             "temperature": [], "oximetry": [], "combined": []}
         for rule in RULES:
             self._judged_on[rule.judged_on].append((rule, self._rules[rule.name].config))
+        self._device_keys: dict[tuple[str, str], str] = {}
 
     def new_state(self) -> PatientState:
         """A patient's state before any reading (with the baseline set in the rules file)."""
@@ -429,12 +430,19 @@ class Engine:
                 judged[rule.name] = rule.judge(at, config)
             elif per_device:
                 for device_id in state.devices:
-                    key = f"{rule.name}:{device_id}"
+                    key = self._device_key(rule.name, device_id)
                     if rule.quiet is not None and rule.quiet(at, config, device_id) and \
                             _idle(rule_states.get(key)):
                         continue  # as in judge_kind_minute
                     judged[key] = rule.judge(at, config, device_id)
         return self._apply(state, rule_states, judged, minute, late), self._trend(at)
+
+    def _device_key(self, name: str, device_id: str) -> str:
+        """A per-device rule's key in the rule states, "name:device_id" (made once)."""
+        key = self._device_keys.get((name, device_id))
+        if key is None:
+            key = self._device_keys[name, device_id] = f"{name}:{device_id}"
+        return key
 
     def _learn_baseline(self, state: PatientState, minute: int) -> None:
         """Heart-rate, temperature and SpO2 baselines from the first hours, unless set per
@@ -456,6 +464,8 @@ class Engine:
     def _apply(self, state: PatientState, rule_states: dict[str, RuleState],
                judged: dict[str, Judgement], minute: int, late: bool) -> list[AlertEvent]:
         """Each judgement through its rule's hysteresis; an event for each change."""
+        if not judged:
+            return []  # the usual minute: every rule quiet and idle
         events = []
         for key, judgement in judged.items():
             rule_state = rule_states.get(key)

@@ -90,10 +90,11 @@ def memoised(series: MinuteSeries, key: tuple[object, ...], minute: int, window_
 
 def level_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int = 1) -> Level:
     """`sustained` over the series' window ending at `minute`, from its sorted window."""
-    values = window_of(series, minute, window_min).values
-    if len(values) < min_samples or not values:
-        return Level(math.nan, len(values))
-    return Level(median(values), len(values))
+    window = window_of(series, minute, window_min)
+    count = len(window.values)
+    if count < min_samples or not count:
+        return Level(math.nan, count)
+    return Level(window.median(), count)  # sorted already
 
 
 def slope_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int) -> float:

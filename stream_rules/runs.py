@@ -162,6 +162,10 @@ class _Pauses:
         due = self.due[-1][0] - self.base if self.due else end
         return due if row < due < end else end
 
+    def due_at(self, row: int) -> bool:
+        """Whether a pause is due before row `row`."""
+        return bool(self.due) and self.due[-1][0] - self.base == row
+
     def reach(self, row: int, settle: Callable[[], None] = lambda: None) -> None:
         """Rows up to `row` are taken: the pause due there, if any, is made."""
         if self.due and self.due[-1][0] - self.base == row:
@@ -268,6 +272,11 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
         _add_samples(kind.open, run, samples, minutes, closing.first, end, tally)
         closing.first = end
 
+    battery = run.battery.tolist()
+    # a steady cadence (each reading a step after the one before) changes no learned gap
+    steps = np.diff(ts)
+    step = int(steps[0]) if len(steps) and bool((steps == steps[0]).all()) else -1
+    steady = [step] * GAPS_KEPT
     i = 0
     while i < n:
         if minutes[i] <= kind.cursor:
@@ -277,13 +286,14 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
         k = i if kind.max_ts >= reach else bisect_left(times, reach, i)
         end = at.next_row(i, min(k + 1, n))
         last = times[end - 1]
-        _learn_gaps(device, times[max(i, end - GAPS_KEPT - 1):end])
+        if device.gaps != steady or times[i] - device.last_ts != step:
+            _learn_gaps(device, times[max(i, end - GAPS_KEPT - 1):end])
         device.last_ts, device.manual = last, False
         device.last_valid_ts = max(device.last_valid_ts, last)  # each has a pulse: valid
         device.last_received = max(device.last_received, received[end - 1])
         if received[end - 1] > device.offline_at:
             device.offline_at = -1  # back: data came after its last will
-        device.battery = float(run.battery[end - 1])
+        device.battery = battery[end - 1]
         kind.max_ts = max(kind.max_ts, last)
         state.max_ts = max(state.max_ts, last)
         if k < end:
