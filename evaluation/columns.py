@@ -2,9 +2,10 @@
 over as columns (`Stream(columns=True)`), and each run of one device's rows goes through
 ingest's checks, the duplicate filter and the engine as a whole, never as a JSON payload and
 a `Reading` each. What comes out is what the payloads would have given, to the event: a row
-ingest would not take as it is (a flag other than `low_battery`, a sentinel, a value or a
-clock out of bounds) is rendered to its payload and parsed like any other message, and a run
-the duplicate filter or the engine cannot take whole goes reading by reading
+with an artefact flag that ingest takes (`artefact`) stays in its run, with ingest's flags; a
+row ingest would not take as it is otherwise (another flag, a sentinel, a value or a clock
+out of bounds) is rendered to its payload and parsed like any other message; and a run the
+duplicate filter or the engine cannot take whole goes reading by reading
 (`stream_rules.runs`).
 """
 
@@ -20,10 +21,11 @@ import numpy as np
 
 from ingest import limits
 from ingest.parse import Invalid, check_time
-from simulators.devices import LOW_BATTERY, Columns, DeviceSim
+from simulators.devices import FLAG_NAMES, LOW_BATTERY, MOTION, PROBE_OFF, Columns, DeviceSim
 from simulators.stream import Batch, Stream
 from stream_rules import runs
 from stream_rules.bulk_medians import MinuteMedians
+from vitals.records import NO_SIGNAL
 
 if TYPE_CHECKING:
     from evaluation.run import Pipeline
@@ -82,51 +84,87 @@ def _messages(at: np.ndarray, dev: np.ndarray, items: list[str | None], topics: 
 
 @dataclass(frozen=True, slots=True)
 class _Table:
-    """A chunk's rows, ready to be cut into runs: received at, checked, as floats, and
-    their minutes' values computed ahead."""
+    """A chunk's rows, ready to be cut into runs: received at, checked, as floats (NaN where
+    a reading has none, a sentinel among them), their flags, and their minutes' values
+    computed ahead."""
 
     columns: Columns
     at: np.ndarray
     ok: np.ndarray  # taken as they are (`plain`)
+    artefact: np.ndarray  # taken with an artefact flag (`artefact`)
     on_time: np.ndarray  # their clock taken (`on_time`)
     hr: np.ndarray
     spo2: np.ndarray
     rr: np.ndarray
     battery: np.ndarray
+    flags: np.ndarray  # each row's flags, an index into FLAG_SETS
     medians: MinuteMedians
 
     @staticmethod
     def of(columns: Columns, at: np.ndarray, rows: np.ndarray) -> _Table:
         received = np.empty(len(columns.ts), np.int64)
         received[rows] = at
-        rr = columns.rr.astype(float)
-        has_rr = columns.rr != -1
-        rr[~has_rr] = np.nan
         ok, clock_ok = plain(columns, received), on_time(columns, received)
+        flagged = artefact(columns, received)
+        has_rr = (columns.rr != -1) & ((columns.codes & PROBE_OFF) == 0)  # not sent when off
+        rr = np.where(has_rr, columns.rr, np.nan)
+        no_spo2 = np.isin(columns.spo2, limits.SPO2_SENTINELS)
+        no_hr = np.isin(columns.hr, limits.HR_SENTINELS)
+        flags = (columns.codes & DEVICE_BITS) + NO_SIGNAL_BIT * (no_spo2 | no_hr)
         every = np.ones(len(ok), bool)
         medians = MinuteMedians.of(
             columns.ts, ok, {"hr": columns.hr, "spo2": columns.spo2, "rr": columns.rr},
             {"hr": every, "spo2": every, "rr": has_rr})
-        return _Table(columns, received, ok, clock_ok, columns.hr.astype(float),
-                      columns.spo2.astype(float), rr, columns.battery.astype(float), medians)
+        return _Table(columns, received, ok, flagged, clock_ok,
+                      np.where(no_hr, np.nan, columns.hr), np.where(no_spo2, np.nan, columns.spo2),
+                      rr, columns.battery.astype(float), flags.astype(np.int8), medians)
+
+
+# A row's flags as ingest gives them: the device's, in the order it sends them, then
+# `no_signal` where a sentinel stood for a value (`ingest.parse.normalise`)
+DEVICE_BITS = PROBE_OFF | MOTION | LOW_BATTERY  # the flags a row taken as a reading may carry
+NO_SIGNAL_BIT = 8
+FLAG_SETS = tuple(
+    (*(name for bit, name in FLAG_NAMES if code & bit & DEVICE_BITS),
+     *((NO_SIGNAL,) if code & NO_SIGNAL_BIT else ()))
+    for code in range(2 * NO_SIGNAL_BIT))
 
 
 def plain(columns: Columns, at: np.ndarray) -> np.ndarray:
     """The rows ingest takes as they are (`ingest.parse.normalise`): no sentinel, every
     value in its plausible range, a clock set and not ahead of receipt, no flag but
     `low_battery`."""
-    ok = on_time(columns, at)
+    ok = _taken(columns, at, (columns.codes & PROBE_OFF) == 0)
     ok &= (columns.codes == 0) | (columns.codes == LOW_BATTERY)
     for name, values, sentinels in (("spo2", columns.spo2, limits.SPO2_SENTINELS),
                                     ("hr", columns.hr, limits.HR_SENTINELS)):
         lo, hi = limits.PLAUSIBLE[name]
-        ok &= (values >= lo) & (values <= hi)
-        for sentinel in sentinels:
-            ok &= values != sentinel
+        ok &= (values >= lo) & (values <= hi) & ~np.isin(values, sentinels)
+    return ok
+
+
+def artefact(columns: Columns, at: np.ndarray) -> np.ndarray:
+    """The rows ingest takes as readings with an artefact flag (`motion`, `probe_off`), which
+    the engine takes no sample of: otherwise as `plain`, but a sentinel may stand for SpO2 or
+    the pulse (`no_signal`), and a probe off sends no rate."""
+    ok = _taken(columns, at, (columns.codes & PROBE_OFF) == 0)
+    ok &= (columns.codes & (PROBE_OFF | MOTION)) != 0
+    ok &= (columns.codes & ~DEVICE_BITS) == 0
+    for name, values, sentinels in (("spo2", columns.spo2, limits.SPO2_SENTINELS),
+                                    ("hr", columns.hr, limits.HR_SENTINELS)):
+        lo, hi = limits.PLAUSIBLE[name]
+        ok &= ((values >= lo) & (values <= hi)) | np.isin(values, sentinels)
+    return ok
+
+
+def _taken(columns: Columns, at: np.ndarray, sends_rr: np.ndarray) -> np.ndarray:
+    """What `plain` and `artefact` both ask: a clock taken, a battery in range, and a rate, if
+    one is sent, in range."""
+    ok = on_time(columns, at)
     lo, hi = limits.PLAUSIBLE["rr"]
-    ok &= (columns.rr == -1) | ((columns.rr >= lo) & (columns.rr <= hi))
+    ok &= (columns.rr == -1) | ~sends_rr | ((columns.rr >= lo) & (columns.rr <= hi))
     ok &= (columns.battery >= 0) & (columns.battery <= 100)
-    return ok  # type: ignore[no-any-return]
+    return ok
 
 
 def on_time(columns: Columns, at: np.ndarray) -> np.ndarray:
@@ -146,7 +184,8 @@ def take_rows(pipe: Pipeline, device: DeviceSim, table: _Table, first: int, end:
     # odd rows in a row (a finger out for minutes) are parsed as one slice: the engine gives
     # the same for any batching of the same readings
     payloads: list[Message] = []
-    for odd in [*(np.flatnonzero(~table.ok[first:end]) + first).tolist(), end]:
+    odd_rows = ~(table.ok[first:end] | table.artefact[first:end])
+    for odd in [*(np.flatnonzero(odd_rows) + first).tolist(), end]:
         while due and due[0][0] <= a:  # due before row a, after the odd row before it
             payloads += due.popleft()[1]
         if odd > a:
@@ -191,7 +230,7 @@ def _run(device: DeviceSim, table: _Table, a: int, b: int) -> runs.OximetryRun:
         patient_id=device.p.id, device_id=device.d.id, ts=columns.ts[a:b],
         received_at=table.at[a:b], seq=columns.seq[a:b], hr=table.hr[a:b],
         spo2=table.spo2[a:b], rr=table.rr[a:b], battery=table.battery[a:b],
-        low_battery=columns.codes[a:b] == LOW_BATTERY, table=table.medians, row=a)
+        flags=table.flags[a:b], flag_sets=FLAG_SETS, table=table.medians, row=a)
 
 
 def _take_run(pipe: Pipeline, run: runs.OximetryRun,

@@ -132,8 +132,8 @@ class MedianTally:
 
 
 # A run's samples of one signal: (name, values with NaN where a row has none, whether every
-# row has one, whether none has)
-Signal = tuple[str, np.ndarray, bool, bool]
+# row has one, whether none has, how many rows up to each have one: None if every row has)
+Signal = tuple[str, np.ndarray, bool, bool, np.ndarray | None]
 
 
 @dataclass(slots=True)
@@ -171,19 +171,19 @@ class Closing:
             return table.ahead(name, group, count) if table is not None and group >= 0 else None
 
         values = {}
-        for name, column, every, none in self.signals:
+        for name, column, every, none, counted in self.signals:
             if none or a == b:
                 continue
-            value = ahead(name, b - a) if every else None
+            count = b - a if counted is None else \
+                int(counted[b - 1]) - (int(counted[a - 1]) if a else 0)
+            if not count:
+                continue
+            value = ahead(name, count)
             if value is None:
                 present = column[a:b].tolist()
                 if not every:
                     present = [v for v in present if v == v]  # NaN != NaN
-                if not present:
-                    continue
-                value = ahead(name, len(present))
-                if value is None:
-                    value = minute_median(present)
+                value = minute_median(present)
             values[name] = value
         return values
 

@@ -22,7 +22,7 @@ from itertools import pairwise
 import numpy as np
 
 from stream_rules.bulk_medians import Closing, MedianTally, MinuteMedians
-from stream_rules.engine import MINUTE, SPARSE_MS, Engine, Output
+from stream_rules.engine import ARTEFACT_FLAGS, MINUTE, SPARSE_MS, Engine, Output
 from stream_rules.state import GAPS_KEPT, KIND_SIGNALS, DeviceState, PatientState, _median
 from vitals.records import Reading
 
@@ -34,8 +34,10 @@ SIGNALS = KIND_SIGNALS["oximetry"]  # hr, spo2, rr
 @dataclass(frozen=True, slots=True)
 class OximetryRun:
     """Validated readings of one oximeter in arrival order, as ingest would normalise them:
-    every one has a pulse, none has a perfusion index or a flag other than `low_battery`.
-    `spo2` is NaN and `rr` is NaN where the reading has none."""
+    none has a perfusion index. Each row's flags are `flag_sets[flags[row]]`: a row with an
+    artefact flag (motion, a probe off) gives the engine no sample, and its `hr` may be NaN
+    too (no signal); every other row has a pulse. `spo2` and `rr` are NaN where the reading
+    has none."""
 
     patient_id: str
     device_id: str
@@ -46,7 +48,8 @@ class OximetryRun:
     spo2: np.ndarray  # float64
     rr: np.ndarray  # float64
     battery: np.ndarray  # float64
-    low_battery: np.ndarray  # bool
+    flags: np.ndarray  # small ints: each row's flags, an index into `flag_sets`
+    flag_sets: tuple[tuple[str, ...], ...] = ((),)
     table: MinuteMedians | None = None  # the rows' minute values computed ahead, if any,
     row: int = 0  # and the run's first row in that table
 
@@ -60,8 +63,16 @@ class OximetryRun:
         cut = slice(first, end)
         return OximetryRun(self.patient_id, self.device_id, self.ts[cut], self.received_at[cut],
                            self.seq[cut], self.hr[cut], self.spo2[cut], self.rr[cut],
-                           self.battery[cut], self.low_battery[cut], self.table,
+                           self.battery[cut], self.flags[cut], self.flag_sets, self.table,
                            self.row + first)
+
+    def artefacts(self) -> np.ndarray:
+        """Which rows carry an artefact flag (`Engine` takes no sample of them)."""
+        marked = [i for i, flags in enumerate(self.flag_sets)
+                  if not ARTEFACT_FLAGS.isdisjoint(flags)]
+        if not marked:
+            return np.zeros(len(self.ts), bool)
+        return np.isin(self.flags, marked)
 
     def readings(self, first: int = 0, end: int | None = None) -> list[Reading]:
         """Rows `first`..`end` as the `Reading`s ingest makes of them."""
@@ -69,14 +80,14 @@ class OximetryRun:
         cut = slice(first, end)
         columns = (self.ts[cut].tolist(), self.received_at[cut].tolist(),
                    self.seq[cut].tolist(), self.hr[cut].tolist(), self.spo2[cut].tolist(),
-                   self.rr[cut].tolist(), self.battery[cut].tolist(),
-                   self.low_battery[cut].tolist())
-        for ts, received, seq, hr, spo2, rr, battery, low in zip(*columns, strict=True):
+                   self.rr[cut].tolist(), self.battery[cut].tolist(), self.flags[cut].tolist())
+        flag_sets = self.flag_sets
+        for ts, received, seq, hr, spo2, rr, battery, flags in zip(*columns, strict=True):
             out.append(Reading(
                 patient_id=self.patient_id, device_id=self.device_id, ts=ts, kind="oximetry",
-                received_at=received, seq=seq, hr=hr, spo2=None if spo2 != spo2 else spo2,
-                rr=None if rr != rr else rr, battery=battery,
-                flags=("low_battery",) if low else ()))
+                received_at=received, seq=seq, hr=None if hr != hr else hr,
+                spo2=None if spo2 != spo2 else spo2, rr=None if rr != rr else rr,
+                battery=battery, flags=flag_sets[flags]))
         return out
 
 
@@ -120,15 +131,16 @@ def _bulk(engine: Engine, state: PatientState, part: OximetryRun, at: _Pauses,
         return 0
     at.base = base
     reference = device.believed_hr, device.leap_since
-    trusted, believed = _trusted(engine, part, *reference)
+    artefact = part.artefacts()
+    trusted, believed = _trusted(engine, part, artefact, *reference)
     if part.table is None:
         tally = None
     elif tally is not None:
         tally.forget(state.kinds["oximetry"].cursor)
-    taken = _take_minutes(engine, state, device, part, trusted, at, tally)
+    taken = _take_minutes(engine, state, device, part, artefact, trusted, at, tally)
     # what only the next readings read: their duplicates filter and pulse reference
     if taken < len(part):
-        trusted, believed = _trusted(engine, part, *reference, end=taken)
+        trusted, believed = _trusted(engine, part, artefact, *reference, end=taken)
     device.believed_hr, device.leap_since = believed
     device.seqs.add_newer(part.seq[:taken])
     at.base = 0
@@ -211,14 +223,15 @@ def _learn_gaps(device: DeviceState, ts: list[int]) -> None:
     device.interval_ms = _median(device.gaps)
 
 
-def _trusted(engine: Engine, run: OximetryRun, believed: float | None, since: int,
-             end: int | None = None) -> tuple[np.ndarray, tuple[float | None, int]]:
+def _trusted(engine: Engine, run: OximetryRun, artefact: np.ndarray, believed: float | None,
+             since: int, end: int | None = None
+             ) -> tuple[np.ndarray, tuple[float | None, int]]:
     """Which of the run's readings (up to `end`) have their SpO2 believed
     (`Engine._spo2_trusted` of each, in order), from the device's pulse reference
-    (`believed`, `since`); and the reference after them. Readings without SpO2 are not
-    compared."""
+    (`believed`, `since`); and the reference after them. Readings without SpO2, and
+    artefacts (`artefact`), are not compared."""
     spo2 = run.spo2[:end]
-    has_spo2 = spo2 == spo2
+    has_spo2 = (spo2 == spo2) & ~artefact[:end]
     oximetry = engine.rules_file.oximetry
     if oximetry is None or oximetry.max_hr_jump is None:
         return has_spo2, (believed, since)
@@ -245,7 +258,8 @@ def _trusted(engine: Engine, run: OximetryRun, believed: float | None, since: in
 
 
 def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run: OximetryRun,
-                  trusted: np.ndarray, at: _Pauses, tally: MedianTally | None) -> int:
+                  artefact: np.ndarray, trusted: np.ndarray, at: _Pauses,
+                  tally: MedianTally | None) -> int:
     """Take the run up to each reading after which `process` would judge minutes (one that
     moves the oximetry cursor), then judge them: the device's times, the patient and the
     minutes' samples are then as `process` leaves them at that reading. The first row not
@@ -255,17 +269,28 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
     times = ts.tolist()
     minutes = (ts // MINUTE).tolist()
     received = np.maximum.accumulate(run.received_at).tolist()
+    # the samples the engine takes: none of an artefact, SpO2 only where believed
     spo2 = np.where(trusted, run.spo2, np.nan)
+    hr, rr = run.hr, run.rr
+    plain = ~artefact
+    artefacts = not plain.all()
+    if artefacts:
+        hr, rr = np.where(plain, hr, np.nan), np.where(plain, rr, np.nan)
     # per signal, whether every row has a sample (no NaN to leave out), or none has
-    no_rr = np.isnan(run.rr)
-    samples = _Samples((run.hr, spo2, run.rr), (True, bool(trusted.all()), not no_rr.any()),
-                       (False, False, bool(no_rr.all())))
+    no_rr = np.isnan(rr)
+    samples = _Samples((hr, spo2, rr), (not artefacts, bool(trusted.all()), not no_rr.any()),
+                       (False, False, bool(no_rr.all())),
+                       np.cumsum(plain) if artefacts else None)
+    # each row's newest reading with a vital sign: the device's last valid one
+    valid = np.maximum.accumulate(np.where(plain, ts, -1)) if artefacts else None
     # Rows from `closing.first` on are taken but their samples not put in their minutes' lists
     # in the state: a minute closes from them (`Closing`). They are put there only when
     # something else may look (an oximetry reading in a pause, `Pause`), where the run stops,
     # and for a minute that has samples in the state already (they come first).
+    counted = [None if every else np.cumsum(column == column)
+               for column, every in zip(samples.columns, samples.every, strict=True)]
     closing = Closing(minutes, tuple(zip(SIGNALS, samples.columns, samples.every, samples.none,
-                                         strict=True)), run.table, run.row, tally)
+                                         counted, strict=True)), run.table, run.row, tally)
 
     def put(end: int) -> None:
         """Rows up to `end` into their minutes' lists."""
@@ -289,7 +314,8 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
         if device.gaps != steady or times[i] - device.last_ts != step:
             _learn_gaps(device, times[max(i, end - GAPS_KEPT - 1):end])
         device.last_ts, device.manual = last, False
-        device.last_valid_ts = max(device.last_valid_ts, last)  # each has a pulse: valid
+        device.last_valid_ts = max(device.last_valid_ts,
+                                   last if valid is None else int(valid[end - 1]))
         device.last_received = max(device.last_received, received[end - 1])
         if received[end - 1] > device.offline_at:
             device.offline_at = -1  # back: data came after its last will
@@ -303,7 +329,8 @@ def _take_minutes(engine: Engine, state: PatientState, device: DeviceState, run:
             closing.end = end
             engine._advance(state, "oximetry", at.out, final=False, known=closing)
             _after_closing(closing, kind.cursor, put)
-        at.reach(end, partial(put, end))
+        if at.due_at(end):
+            at.reach(end, partial(put, end))
         i = end
     put(n)
     return n
@@ -327,11 +354,13 @@ def _after_closing(closing: Closing, cursor: int, put: Callable[[int], None]) ->
 @dataclass(frozen=True, slots=True)
 class _Samples:
     """A run's samples per signal (hr, spo2, rr; NaN: none), and per signal whether every row
-    has one, or none has."""
+    has one, or none has; `plain_before[i]`: how many of rows 0..i are not artefacts (None:
+    none is)."""
 
     columns: tuple[np.ndarray, ...]
     every: tuple[bool, ...]
     none: tuple[bool, ...]
+    plain_before: np.ndarray | None
 
 
 def _add_samples(pending: dict[int, dict[str, list[float]]], run: OximetryRun,
@@ -346,8 +375,6 @@ def _add_samples(pending: dict[int, dict[str, list[float]]], run: OximetryRun,
         minute = minutes[a]
         b = end if minutes[end - 1] == minute else bisect_right(minutes, minute, a, end)
         slot = pending.get(minute)
-        if slot is None:
-            slot = pending[minute] = {}
         added, new = [], []
         for place, (signal, column, every, none) in enumerate(signals):
             if none:
@@ -360,14 +387,18 @@ def _add_samples(pending: dict[int, dict[str, list[float]]], run: OximetryRun,
                 present = [v for v in present if v == v]  # NaN != NaN
             added.append(len(present))
             if present:
-                kept = slot.get(signal)
+                kept = slot.get(signal) if slot is not None else None
                 if kept is None:
                     new.append((first, place, signal, present))
                 else:
                     kept += present
+        if new and slot is None:  # a minute of artefacts only has no samples, and no slot
+            slot = pending[minute] = {}
         for _, _, signal, present in sorted(new):
-            slot[signal] = present
+            slot[signal] = present  # type: ignore[index]
         if tally is not None:
             assert run.table is not None
-            tally.add(run.table, run.row + a, b - a, minute, tuple(added))
+            plain = samples.plain_before  # the table ranks plain rows only
+            rows = b - a if plain is None else int(plain[b - 1]) - (int(plain[a - 1]) if a else 0)
+            tally.add(run.table, run.row + a, rows, minute, tuple(added))
         a = b

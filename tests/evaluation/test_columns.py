@@ -8,8 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from evaluation.run import RunResult, run_subset
+from evaluation.columns import _run, _Table
+from evaluation.run import RunResult, registry_of, run_subset
+from ingest.parse import Parser
 from simulators import cohort
+from simulators.plan import Simulation
+from simulators.stream import Stream
 from stream_rules import runs
 from stream_rules.config import load_rules
 from tests.simulators.helpers import START, sim_of
@@ -100,3 +104,37 @@ def test_the_fast_path_was_written_for_every_field_a_reading_has() -> None:
         "ts", "kind", "seq", "temp", "unit", "site", "spo2", "hr", "rr", "pi", "battery",
         "flags", "by", "symptoms", "note", "ice")
     assert {"probe_off", "motion", "low_perfusion", "low_battery", "manual"} == DEVICE_FLAGS
+
+
+@pytest.mark.parametrize(("sim", "taken"), [
+    (sim_of(COLUMNS), False),  # its probes came off while its clock was skewed: refused
+    (cohort.generate(3, 11, 1.0, START), True),
+], ids=["faulty", "cohort"])
+def test_an_artefact_row_stands_for_the_reading_ingest_makes_of_its_payload(
+        sim: Simulation, taken: bool) -> None:
+    """Rows with an artefact flag stay in their runs (`columns.artefact`): each one's reading,
+    as the run makes it (`OximetryRun.readings`), is the one ingest makes of its payload,
+    flags and no signal included."""
+    stream = Stream(sim, line=False, columns=True)
+    parser = Parser(registry_of(sim))
+    kinds: dict[tuple[str, ...], int] = {}
+    for batch in stream.batches():
+        if batch.columns is None:
+            continue
+        rows = batch.src >= 0
+        table = _Table.of(batch.columns, batch.at[rows], batch.src[rows])
+        assert not (table.ok & table.artefact).any()
+        for dev, row in zip(batch.dev[rows].tolist(), batch.src[rows].tolist(), strict=True):
+            if not table.artefact[row]:
+                continue
+            device = stream.devices[dev % len(stream.devices)]
+            payload = device.payload(batch.columns, row).encode()
+            parsed = parser.parse(device.topic, payload, int(table.at[row])).readings
+            made = _run(device, table, row, row + 1).readings()
+            assert made == parsed, payload
+            kinds[made[0].flags] = kinds.get(made[0].flags, 0) + 1
+    if taken:  # motion over values, and a probe's sentinels (no signal)
+        assert any("motion" in flags for flags in kinds)
+        assert any({"probe_off", "no_signal"} <= set(flags) for flags in kinds)
+    else:
+        assert not kinds

@@ -113,8 +113,9 @@ def test_runs_give_what_reading_by_reading_gives_and_most_are_taken_whole() -> N
         expected, got, one, fast, bulk = both(run, cuts, [*thermometer(seconds), offline],
                                               MedianTally())
     assert (got.alerts, got.trends, fast) == (expected.alerts, expected.trends, one)
-    # most minutes had their values computed ahead, across the cuts
-    assert used.count("hr") > 0.8 * seconds / 60
+    # most minutes with samples (not the dropout, nor the finger out) had their values
+    # computed ahead, across the cuts
+    assert used.count("hr") > 0.7 * seconds / 60
     # a thermometer every minute, read between the oximeter's readings, and a few long runs
     with values_ahead() as used:
         expected, got, one, fast, bulk = both(run, cuts[::40], [*thermometer(seconds), offline],
@@ -124,7 +125,7 @@ def test_runs_give_what_reading_by_reading_gives_and_most_are_taken_whole() -> N
     assert fast == one
     assert {a.rule for a in expected.alerts} >= {"desaturation", "tachycardia", "fever"}
     assert bulk > 0.9 * len(run)  # the fast path, not the fallback, made them equal
-    assert used.count("hr") > 0.8 * seconds / 60
+    assert used.count("hr") > 0.7 * seconds / 60
 
 
 @pytest.mark.parametrize("every_s", [1, 3])
