@@ -104,19 +104,19 @@ class _Table:
     def of(columns: Columns, at: np.ndarray, rows: np.ndarray) -> _Table:
         received = np.empty(len(columns.ts), np.int64)
         received[rows] = at
-        ok, clock_ok = plain(columns, received), on_time(columns, received)
-        flagged = artefact(columns, received)
-        has_rr = (columns.rr != -1) & ((columns.codes & PROBE_OFF) == 0)  # not sent when off
+        checked = Checks.of(columns, received)
+        has_rr = (columns.rr != -1) & ~checked.probe_off  # not sent when off
         rr = np.where(has_rr, columns.rr, np.nan)
-        no_spo2 = np.isin(columns.spo2, limits.SPO2_SENTINELS)
-        no_hr = np.isin(columns.hr, limits.HR_SENTINELS)
-        flags = (columns.codes & DEVICE_BITS) + NO_SIGNAL_BIT * (no_spo2 | no_hr)
-        every = np.ones(len(ok), bool)
+        flags = (columns.codes & DEVICE_BITS) + NO_SIGNAL_BIT * (
+            checked.no["spo2"] | checked.no["hr"])
+        every = np.ones(len(checked.plain), bool)
         medians = MinuteMedians.of(
-            columns.ts, ok, {"hr": columns.hr, "spo2": columns.spo2, "rr": columns.rr},
+            columns.ts, checked.plain,
+            {"hr": columns.hr, "spo2": columns.spo2, "rr": columns.rr},
             {"hr": every, "spo2": every, "rr": has_rr})
-        return _Table(columns, received, ok, flagged, clock_ok,
-                      np.where(no_hr, np.nan, columns.hr), np.where(no_spo2, np.nan, columns.spo2),
+        return _Table(columns, received, checked.plain, checked.artefact, checked.on_time,
+                      np.where(checked.no["hr"], np.nan, columns.hr),
+                      np.where(checked.no["spo2"], np.nan, columns.spo2),
                       rr, columns.battery.astype(float), flags.astype(np.int8), medians)
 
 
@@ -130,48 +130,45 @@ FLAG_SETS = tuple(
     for code in range(2 * NO_SIGNAL_BIT))
 
 
-def plain(columns: Columns, at: np.ndarray) -> np.ndarray:
-    """The rows ingest takes as they are (`ingest.parse.normalise`): no sentinel, every
-    value in its plausible range, a clock set and not ahead of receipt, no flag but
-    `low_battery`."""
-    ok = _taken(columns, at, (columns.codes & PROBE_OFF) == 0)
-    ok &= (columns.codes == 0) | (columns.codes == LOW_BATTERY)
-    for name, values, sentinels in (("spo2", columns.spo2, limits.SPO2_SENTINELS),
-                                    ("hr", columns.hr, limits.HR_SENTINELS)):
-        lo, hi = limits.PLAUSIBLE[name]
-        ok &= (values >= lo) & (values <= hi) & ~np.isin(values, sentinels)
-    return ok
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """What ingest's `normalise` asks of each row, each check made once for the chunk.
 
+    - `on_time`: the clock is taken (`ingest.parse.check_time`): set, not ahead of receipt;
+    - `plain`: taken as it is: no sentinel, every value in its plausible range, the clock
+      taken, no flag but `low_battery`;
+    - `artefact`: taken as a reading with an artefact flag (`motion`, `probe_off`) that the
+      engine takes no sample of: as `plain` otherwise, but a sentinel may stand for SpO2 or
+      the pulse (`no_signal`), and a probe off sends no rate;
+    - `no`: per signal ("spo2", "hr"), where a sentinel stands for the value;
+    - `probe_off`: the device says its probe is off."""
 
-def artefact(columns: Columns, at: np.ndarray) -> np.ndarray:
-    """The rows ingest takes as readings with an artefact flag (`motion`, `probe_off`), which
-    the engine takes no sample of: otherwise as `plain`, but a sentinel may stand for SpO2 or
-    the pulse (`no_signal`), and a probe off sends no rate."""
-    ok = _taken(columns, at, (columns.codes & PROBE_OFF) == 0)
-    ok &= (columns.codes & (PROBE_OFF | MOTION)) != 0
-    ok &= (columns.codes & ~DEVICE_BITS) == 0
-    for name, values, sentinels in (("spo2", columns.spo2, limits.SPO2_SENTINELS),
-                                    ("hr", columns.hr, limits.HR_SENTINELS)):
-        lo, hi = limits.PLAUSIBLE[name]
-        ok &= ((values >= lo) & (values <= hi)) | np.isin(values, sentinels)
-    return ok
+    on_time: np.ndarray
+    plain: np.ndarray
+    artefact: np.ndarray
+    no: dict[str, np.ndarray]
+    probe_off: np.ndarray
 
-
-def _taken(columns: Columns, at: np.ndarray, sends_rr: np.ndarray) -> np.ndarray:
-    """What `plain` and `artefact` both ask: a clock taken, a battery in range, and a rate, if
-    one is sent, in range."""
-    ok = on_time(columns, at)
-    lo, hi = limits.PLAUSIBLE["rr"]
-    ok &= (columns.rr == -1) | ~sends_rr | ((columns.rr >= lo) & (columns.rr <= hi))
-    ok &= (columns.battery >= 0) & (columns.battery <= 100)
-    return ok
-
-
-def on_time(columns: Columns, at: np.ndarray) -> np.ndarray:
-    """The rows whose clock ingest takes (`ingest.parse.check_time`): set, and not ahead of
-    receipt."""
-    return (columns.ts >= limits.EARLIEST_TS_MS) & (  # type: ignore[no-any-return]
-        columns.ts - at <= limits.MAX_AHEAD_MS)
+    @staticmethod
+    def of(columns: Columns, at: np.ndarray) -> Checks:
+        codes = columns.codes
+        clock = (columns.ts >= limits.EARLIEST_TS_MS) & (columns.ts - at <= limits.MAX_AHEAD_MS)
+        probe_off = (codes & PROBE_OFF) != 0
+        lo, hi = limits.PLAUSIBLE["rr"]
+        # what both ask: the clock, a battery in range, and a rate, if one is sent, in range
+        taken = clock & ((columns.rr == -1) | probe_off | ((columns.rr >= lo) & (columns.rr <= hi)))
+        taken &= (columns.battery >= 0) & (columns.battery <= 100)
+        plain = taken & ((codes == 0) | (codes == LOW_BATTERY))
+        artefact = taken & ((codes & (PROBE_OFF | MOTION)) != 0) & ((codes & ~DEVICE_BITS) == 0)
+        no = {}
+        for name, values, sentinels in (("spo2", columns.spo2, limits.SPO2_SENTINELS),
+                                        ("hr", columns.hr, limits.HR_SENTINELS)):
+            lo, hi = limits.PLAUSIBLE[name]
+            in_range = (values >= lo) & (values <= hi)
+            sentinel = no[name] = np.isin(values, sentinels)
+            plain &= in_range & ~sentinel
+            artefact &= in_range | sentinel
+        return Checks(clock, plain, artefact, no, probe_off)
 
 
 def take_rows(pipe: Pipeline, device: DeviceSim, table: _Table, first: int, end: int,

@@ -175,12 +175,12 @@ def _split(c: _Chunk, before: int | None) -> tuple[Batch, _Chunk]:
     now, later = order[:cut], order[cut:]
     items = c.items
     columns = Columns.concat(c.columns) if c.columns else None
-    out = Batch(at[now], dev[now], [items[i] for i in now.tolist()], int(n[now].sum()), 0,
-                src[now], columns)
+    out = Batch(at[now], dev[now], _placed(items, now, src), int(n[now].sum()), 0, src[now],
+                columns)
     rest = _Chunk()
     if len(later):
         rest = _Chunk([at[later]], [dev[later]], [ord_[later]], [n[later]],
-                      [items[i] for i in later.tolist()])
+                      _placed(items, later, src))
         carried = src[later]
         rows = carried >= 0
         if columns is not None and rows.any():  # rows published after the chunk's end
@@ -190,6 +190,18 @@ def _split(c: _Chunk, before: int | None) -> tuple[Batch, _Chunk]:
             rest.rows = int(rows.sum())
         rest.src = [carried]
     return out, rest
+
+
+def _placed(items: list[str | None], order: np.ndarray, src: np.ndarray) -> list[str | None]:
+    """`[items[i] for i in order]`, written out only for messages: a row of columns (`src`
+    >= 0) has None, and rows are most of a chunk (a million a patient in two weeks)."""
+    where = np.flatnonzero(src[order] < 0)
+    if len(where) == len(order):  # no rows (payload or line mode)
+        return [items[i] for i in order.tolist()]
+    out: list[str | None] = [None] * len(order)
+    for place, i in zip(where.tolist(), order[where].tolist(), strict=True):
+        out[place] = items[i]
+    return out
 
 
 @dataclass(frozen=True)

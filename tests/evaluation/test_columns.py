@@ -91,7 +91,7 @@ def test_a_generated_cohort_gives_the_same_either_way(runs_taken: list[tuple[int
 
 def test_the_fast_path_was_written_for_every_field_a_reading_has() -> None:
     """A field added to a reading (on the wire or normalised) must be handled by the fast
-    path too: `evaluation.columns.plain` (what ingest checks), `runs.OximetryRun.readings`
+    path too: `evaluation.columns.Checks` (what ingest checks), `runs.OximetryRun.readings`
     (what ingest makes) and `runs.take` (what the engine does with it). This fails until they
     have been looked at, and this list updated."""
     from ingest.parse import RawReading
