@@ -104,6 +104,16 @@ class Engine:
             "temperature": [], "oximetry": [], "combined": []}
         for rule in RULES:
             self._judged_on[rule.judged_on].append((rule, self._rules[rule.name].config))
+        # a kind whose rules' quiet proofs all hold on while their signal's windows slide over
+        # minutes with no value (`RuleSpec.quiet_slides`): that signal
+        self._slides: dict[str, str] = {}
+        for group, rules in self._judged_on.items():
+            signals = {rule.signal for rule, _ in rules}
+            if group != "combined" and rules and len(signals) == 1 and \
+                    all(rule.quiet_slides and rule.quiet for rule, _ in rules):
+                self._slides[group] = str(signals.pop())
+        self._names = {group: tuple(rule.name for rule, _ in rules)
+                       for group, rules in self._judged_on.items()}
         self._device_keys: dict[tuple[str, str], str] = {}
 
     def new_state(self) -> PatientState:
@@ -405,13 +415,27 @@ class Engine:
                           rule_states: dict[str, RuleState], late: bool) -> list[AlertEvent]:
         """Judge one minute of a kind of reading ("temperature" or "oximetry") with the rules
         judged on it, through the hysteresis in `rule_states`; the events that result."""
+        rules = self._judged_on[group]
+        signal = self._slides.get(group)
+        series = state.series[signal] if signal is not None else None
+        if series is not None and series.quiet_before(group, minute) and \
+                _all_idle(rule_states, self._names[group]):
+            # every rule was proven quiet the minute before, and the window only slid over
+            # an empty minute since (a sparse thermometer's, most minutes): still quiet
+            series.quiet_at(group, minute)
+            return []
         at = Minute(state, minute, self.rules_file, self.rules_file.rules)
         judged = {}
-        for rule, config in self._judged_on[group]:
-            if rule.quiet is not None and rule.quiet(at, config) and \
-                    _idle(rule_states.get(rule.name)):
-                continue  # cannot fire, nothing pending or to clear: nothing would change
+        quiet = True
+        for rule, config in rules:
+            if rule.quiet is not None and rule.quiet(at, config):
+                if _idle(rule_states.get(rule.name)):
+                    continue  # cannot fire, nothing pending or to clear: nothing would change
+            else:
+                quiet = False
             judged[rule.name] = rule.judge(at, config)
+        if series is not None and quiet:
+            series.quiet_at(group, minute)
         return self._apply(state, rule_states, judged, minute, late)
 
     def judge_combined_minute(self, state: PatientState, minute: int,
@@ -513,17 +537,26 @@ class Engine:
         assert at.levels is not None and at.news2 is not None
         state, minute, levels = at.state, at.minute, at.levels
         news2, scores = at.news2
-        temp_slope = hr_slope = math.nan
+        temp_slope = hr_slope = None
         if self.slopes:
-            temp_slope = slope_of(state.series["temp"], minute, 120, 4)
-            hr_slope = slope_of(state.series["hr"], minute, 60, 10)
+            temp_slope = rounded(slope_of(state.series["temp"], minute, 120, 4), 3)
+            hr_slope = rounded(slope_of(state.series["hr"], minute, 60, 10), 2)
         return TrendPoint(
             patient_id=state.patient_id, ts=(minute + 1) * MINUTE,
             temp=rounded(levels["temp"], 2), hr=rounded(levels["hr"]),
             spo2=rounded(levels["spo2"]), rr=rounded(levels["rr"]),
-            temp_slope=rounded(temp_slope, 3), hr_slope=rounded(hr_slope, 2),
+            temp_slope=temp_slope, hr_slope=hr_slope,
             hr_baseline=state.hr_baseline, news2=news2 if len(scores) >= 2 else None,
             news2_parameters=tuple(scores))
+
+
+def _all_idle(rule_states: dict[str, RuleState], names: tuple[str, ...]) -> bool:
+    """Whether every rule of `names` is idle (`_idle`)."""
+    for name in names:
+        rule_state = rule_states.get(name)
+        if rule_state is not None and (rule_state.firing or rule_state.pending_since is not None):
+            return False
+    return True
 
 
 def _idle(rule_state: RuleState | None) -> bool:

@@ -3,6 +3,7 @@ constant size (the raw samples of a minute are dropped once the minute is judged
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,7 +26,7 @@ class MinuteSeries:
     Serialised as int16 scaled by `scale` (e.g. 100 for centi-degrees), so a day of one
     signal costs 2.8 KiB."""
 
-    __slots__ = ("head", "memo", "scale", "values", "windows")
+    __slots__ = ("changes", "head", "memo", "quiet", "scale", "values", "windows")
 
     def __init__(self, scale: float, head: int = -1, values: np.ndarray | None = None) -> None:
         self.scale = scale
@@ -40,15 +41,22 @@ class MinuteSeries:
         # Sorted windows by length (`rolling.window_of`), kept in step with the values. Not
         # part of the state either.
         self.windows: dict[int, list[SortedWindow]] = {}
+        # Sets so far, and per group of rules (`RuleSpec.quiet_slides`) the last minute all
+        # its rules were proven quiet on, with the sets then. Not part of the state either.
+        self.changes = 0
+        self.quiet: dict[str, tuple[int, int]] = {}
 
     def set(self, minute: int, value: float) -> None:
         """Store a minute's value (quantised as on the wire); a minute older than a day is
         dropped."""
         if minute > self.head:
             self._advance(minute)
+            old = math.nan
         elif minute <= self.head - DAY_MIN:
             return  # older than a day: not kept
-        old = self.get(minute)
+        else:
+            old = float(self.values[minute % DAY_MIN])
+        self.changes += 1
         # quantised as on the wire, so a state restored from its bytes judges exactly alike
         new = self.values[minute % DAY_MIN] = round(value * self.scale) / self.scale
         if self.memo:
@@ -57,6 +65,17 @@ class MinuteSeries:
             for window in windows:
                 if minute <= window.end:  # most often a new minute, beyond every window
                     window.swap(minute, old, new)
+
+    def quiet_at(self, group: str, minute: int) -> None:
+        """Every rule of `group` is proven quiet at `minute`, with the values as they are."""
+        self.quiet[group] = (minute, self.changes)
+
+    def quiet_before(self, group: str, minute: int) -> bool:
+        """Whether every rule of `group` was proven quiet the minute before `minute` and no
+        value was set since: the windows ending at `minute` hold what those ending a minute
+        before held, less their oldest minute, when `minute` itself has no value."""
+        return self.quiet.get(group) == (minute - 1, self.changes) and \
+            not self.has_value(minute)
 
     def _forget(self, minute: int) -> None:
         """Drop the remembered windows that hold `minute`, or a minute no longer kept."""

@@ -371,6 +371,15 @@ def judge_missed(at: Minute, config: NeuroCheckMissed) -> Judgement:
         "every_h": config.every_h, "hours_since": round(overdue_min / 60, 1)})
 
 
+def quiet_missed(at: Minute, config: NeuroCheckMissed) -> bool:
+    """No check ever done, the days checks are asked for over, or the last check within its
+    hours: `judge_missed` would not fire."""
+    last = at.state.last_ice
+    if last is None or (at.day is not None and at.day > config.within_days):
+        return True
+    return at.minute + 1 - last.ts // MINUTE < (config.every_h + config.grace_h) * 60
+
+
 def _missed_words(evidence: dict[str, Any]) -> str:
     last = evidence.get("last_check_at")
     if last is None:
@@ -381,4 +390,5 @@ def _missed_words(evidence: dict[str, Any]) -> str:
 
 MISSED = RuleSpec("neuro_check_missed", NeuroCheckMissed, "combined", judge_missed,
                   "daily neuro check missed", _missed_words,
-                  firing_note=". Adherence: ask the caregiver to do today's check")
+                  firing_note=". Adherence: ask the caregiver to do today's check",
+                  quiet=quiet_missed)

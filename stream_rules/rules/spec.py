@@ -155,6 +155,10 @@ class RuleSpec:
       that the rule cannot fire this minute (e.g. no value in its window reaches the
       threshold), so that the engine may leave a rule with nothing pending unjudged; True only
       when `judge` would not fire. None: always judged.
+    - `quiet_slides`: `quiet` reads only the highest or lowest value of `signal`'s windows
+      against numbers of the rules file, so a proof that holds at one minute holds at the
+      next when no value entered the windows (they only lost their oldest minute): the
+      engine then skips the kind's minute, if every rule of the kind says so.
     """
 
     name: str
@@ -169,6 +173,7 @@ class RuleSpec:
     firing_note: str = ""
     severity: Callable[[Any, RulesFile, float], Severity] | None = None
     quiet: Callable[..., bool] | None = None
+    quiet_slides: bool = False
 
 
 def rounded(value: float | None, digits: int = 1) -> float | None:

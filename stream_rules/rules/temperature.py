@@ -189,9 +189,9 @@ def quiet_rising(at: Minute, config: Rising) -> bool:
 
 SPECS = (
     RuleSpec("fever", Fever, "temperature", judge_fever, "fever", _measured_level,
-             signal="temp", quiet=quiet_fever),
+             signal="temp", quiet=quiet_fever, quiet_slides=True),
     RuleSpec("high_fever", Fever, "temperature", judge_high_fever, "high fever",
-             _measured_level, signal="temp", quiet=quiet_fever),
+             _measured_level, signal="temp", quiet=quiet_fever, quiet_slides=True),
     RuleSpec("rising_temperature", Rising, "temperature", judge_rising, "rising temperature",
-             _measured_rise, signal="temp", quiet=quiet_rising),
+             _measured_rise, signal="temp", quiet=quiet_rising, quiet_slides=True),
 )

@@ -17,7 +17,8 @@ from stream_rules import engine as engine_module
 from stream_rules.config import load_rules
 from stream_rules.rules import RULES, Minute, RuleSpec
 from stream_rules.rules.news2 import combined_minute
-from stream_rules.state import DeviceState, PatientState
+from stream_rules.series import MinuteSeries
+from stream_rules.state import DeviceState, IceCheck, PatientState
 from tests.simulators.helpers import START
 
 RULES_FILE = load_rules(None)
@@ -96,23 +97,75 @@ def test_a_device_said_quiet_is_not_silent(last_valid_min: int, first_min: int, 
     assert quiet is not bool(spec.judge(at, config, "ox-1").fire), device
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.integers(0, 3 * 24 * 60)), st.floats(0, 40))
+def test_a_neuro_check_said_quiet_is_not_missed(ago_min: int | None, day: float) -> None:
+    state = PatientState("P001")
+    if ago_min is not None:
+        state.last_ice = IceCheck(10, (MINUTE - ago_min) * 60_000, "caregiver")
+    at = Minute(state, MINUTE, RULES_FILE, RULES_FILE.rules, day=day)
+    spec = next(rule for rule in RULES if rule.name == "neuro_check_missed")
+    config = RULES_FILE.rules.neuro_check_missed
+    quiet = spec.quiet(at, config)  # type: ignore[misc]
+    assert quiet is not bool(spec.judge(at, config).fire), (ago_min, day)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values(38.3, 2.5), st.integers(1, 30))
+def test_a_sliding_bound_holds_while_no_value_comes(temp: list[float | None],
+                                                   empty: int) -> None:
+    """A rule whose bound slides (`RuleSpec.quiet_slides`), proven quiet at a minute, is
+    quiet at each later minute until a value comes: the engine skips those minutes."""
+    state = PatientState("P001")
+    for i, value in enumerate(temp):
+        if value is not None:
+            state.series["temp"].set(MINUTE - len(temp) + 1 + i, value)
+    rules = RULES_FILE.rules
+    for rule in (rule for rule in RULES if rule.quiet_slides):
+        assert rule.quiet is not None and rule.signal == "temp" and not rule.per_device
+        config = getattr(rules, rule.name)
+        if not rule.quiet(Minute(state, MINUTE, RULES_FILE, rules, day=3.0), config):
+            continue
+        for later in range(MINUTE + 1, MINUTE + empty + 1):
+            at = Minute(state, later, RULES_FILE, rules, day=3.0)
+            assert rule.quiet(at, config), (rule.name, later - MINUTE, temp[-25:])
+            assert not rule.judge(at, config).fire
+
+
 def test_every_threshold_rule_has_a_bound() -> None:
     assert {rule.name for rule in BOUNDED} == {
         "fever", "high_fever", "rising_temperature", "tachycardia", "tachycardia_relative",
         "tachycardia_disproportionate", "desaturation", "severe_desaturation", "news2",
-        "news2_high", "crs_suspicion"}
+        "news2_high", "crs_suspicion", "neuro_check_missed"}
+    assert {rule.name for rule in RULES if rule.quiet_slides} == {
+        "fever", "high_fever", "rising_temperature"}
     assert [rule.name for rule in RULES if rule.per_device and rule.quiet] == ["no_data"]
 
 
 def test_the_bounds_leave_every_event_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
-    sim = cohort.generate(4, 21, 1.5, START)
+    """Every rule judged every minute (no bound, so no minute skipped either) gives the same
+    events and trend points."""
+    sim = cohort.generate(4, 3, 4, START)  # fevers, tachycardia, desaturation, NEWS2, CRS
+    skipped = []
+    quiet_before = MinuteSeries.quiet_before
+
+    def spy(series: MinuteSeries, group: str, minute: int) -> bool:
+        skipped.append(quiet_before(series, group, minute))
+        return skipped[-1]
+
+    monkeypatch.setattr(MinuteSeries, "quiet_before", spy)
     bounded = run_subset(sim, RULES_FILE, [0, 1, 2, 3])
+    assert sum(skipped) > len(skipped) / 4  # many of the thermometers' minutes were skipped
     monkeypatch.setattr(engine_module, "RULES", tuple(
         dataclasses.replace(rule, quiet=None) for rule in engine_module.RULES))
     judged = run_subset(sim, RULES_FILE, [0, 1, 2, 3])
-    assert sum(len(r.alerts) for r in judged.patients.values()) > 0
+    fired = {a.rule for r in judged.patients.values() for a in r.alerts}
+    assert {"fever", "high_fever", "rising_temperature", "tachycardia", "desaturation",
+            "news2", "crs_suspicion"} <= fired
     for pid, run in judged.patients.items():
         assert bounded.patients[pid].alerts == run.alerts, pid
         assert bounded.patients[pid].ts == run.ts
         assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(
             bounded.patients[pid].hr, run.hr, strict=True))
+        assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(
+            bounded.patients[pid].temp, run.temp, strict=True))
