@@ -27,6 +27,7 @@ from stream_rules import late as late_pass
 from stream_rules.config import RulesFile
 from stream_rules.features import slope_of
 from stream_rules.hysteresis import step
+from stream_rules.quiet_kinds import QuietKinds
 from stream_rules.rules import RULES, Judgement, Minute, RuleSpec, no_data, reports
 from stream_rules.rules.news2 import combined_minute
 from stream_rules.rules.spec import MINUTE, Severity
@@ -104,14 +105,7 @@ class Engine:
             "temperature": [], "oximetry": [], "combined": []}
         for rule in RULES:
             self._judged_on[rule.judged_on].append((rule, self._rules[rule.name].config))
-        # a kind whose rules' quiet proofs all hold on while their signal's windows slide over
-        # minutes with no value (`RuleSpec.quiet_slides`): that signal
-        self._slides: dict[str, str] = {}
-        for group, rules in self._judged_on.items():
-            signals = {rule.signal for rule, _ in rules}
-            if group != "combined" and rules and len(signals) == 1 and \
-                    all(rule.quiet_slides and rule.quiet for rule, _ in rules):
-                self._slides[group] = str(signals.pop())
+        self._quiet_kinds = QuietKinds(self._judged_on)
         self._names = {group: tuple(rule.name for rule, _ in rules)
                        for group, rules in self._judged_on.items()}
         self._device_keys: dict[tuple[str, str], str] = {}
@@ -416,14 +410,12 @@ class Engine:
         """Judge one minute of a kind of reading ("temperature" or "oximetry") with the rules
         judged on it, through the hysteresis in `rule_states`; the events that result."""
         rules = self._judged_on[group]
-        signal = self._slides.get(group)
-        series = state.series[signal] if signal is not None else None
-        if series is not None and series.quiet_before(group, minute) and \
+        quiet_kinds = self._quiet_kinds
+        covered = group in quiet_kinds.groups
+        if covered and quiet_kinds.holds(state, group, minute) and \
                 _all_idle(rule_states, self._names[group]):
-            # every rule was proven quiet the minute before, and the window only slid over
-            # an empty minute since (a sparse thermometer's, most minutes): still quiet
-            series.quiet_at(group, minute)
-            return []
+            quiet_kinds.note(state, group, minute)
+            return []  # every rule still proven quiet, none pending: nothing would change
         at = Minute(state, minute, self.rules_file, self.rules_file.rules)
         judged = {}
         quiet = True
@@ -434,8 +426,8 @@ class Engine:
             else:
                 quiet = False
             judged[rule.name] = rule.judge(at, config)
-        if series is not None and quiet:
-            series.quiet_at(group, minute)
+        if covered and quiet:
+            quiet_kinds.note(state, group, minute)
         return self._apply(state, rule_states, judged, minute, late)
 
     def judge_combined_minute(self, state: PatientState, minute: int,

@@ -26,7 +26,7 @@ class MinuteSeries:
     Serialised as int16 scaled by `scale` (e.g. 100 for centi-degrees), so a day of one
     signal costs 2.8 KiB."""
 
-    __slots__ = ("changes", "head", "memo", "quiet", "scale", "values", "windows")
+    __slots__ = ("changes", "head", "last_set", "memo", "scale", "values", "windows")
 
     def __init__(self, scale: float, head: int = -1, values: np.ndarray | None = None) -> None:
         self.scale = scale
@@ -41,10 +41,9 @@ class MinuteSeries:
         # Sorted windows by length (`rolling.window_of`), kept in step with the values. Not
         # part of the state either.
         self.windows: dict[int, list[SortedWindow]] = {}
-        # Sets so far, and per group of rules (`RuleSpec.quiet_slides`) the last minute all
-        # its rules were proven quiet on, with the sets then. Not part of the state either.
-        self.changes = 0
-        self.quiet: dict[str, tuple[int, int]] = {}
+        # Values set so far, and the minute of the last (`quiet_kinds`). Not part of the
+        # state either.
+        self.changes, self.last_set = 0, -1
 
     def set(self, minute: int, value: float) -> None:
         """Store a minute's value (quantised as on the wire); a minute older than a day is
@@ -56,7 +55,7 @@ class MinuteSeries:
             return  # older than a day: not kept
         else:
             old = float(self.values[minute % DAY_MIN])
-        self.changes += 1
+        self.changes, self.last_set = self.changes + 1, minute
         # quantised as on the wire, so a state restored from its bytes judges exactly alike
         new = self.values[minute % DAY_MIN] = round(value * self.scale) / self.scale
         if self.memo:
@@ -65,17 +64,6 @@ class MinuteSeries:
             for window in windows:
                 if minute <= window.end:  # most often a new minute, beyond every window
                     window.swap(minute, old, new)
-
-    def quiet_at(self, group: str, minute: int) -> None:
-        """Every rule of `group` is proven quiet at `minute`, with the values as they are."""
-        self.quiet[group] = (minute, self.changes)
-
-    def quiet_before(self, group: str, minute: int) -> bool:
-        """Whether every rule of `group` was proven quiet the minute before `minute` and no
-        value was set since: the windows ending at `minute` hold what those ending a minute
-        before held, less their oldest minute, when `minute` itself has no value."""
-        return self.quiet.get(group) == (minute - 1, self.changes) and \
-            not self.has_value(minute)
 
     def _forget(self, minute: int) -> None:
         """Drop the remembered windows that hold `minute`, or a minute no longer kept."""

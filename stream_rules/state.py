@@ -175,6 +175,10 @@ class PatientState:
     last_ice: IceCheck | None = None
     # spot checks (ts, core-equivalent) waiting for their minute to close, to be paired
     spot_checks: list[tuple[int, float]] = field(default_factory=list)
+    # per kind, what proves its rules quiet (`quiet_kinds`): not part of the state (`dump`
+    # leaves it out; a restored state judges its next minute and starts again)
+    quiet: dict[str, tuple[int, tuple[float | None, ...], tuple[int, ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def open(self, key: str, start: int) -> RuleState:
         """A rule judged per report (`rules.reports`) fires now, since `start`."""

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from stream_rules.rules.spec import (
     UNKNOWN,
+    Bound,
     Judgement,
     Minute,
     RuleSpec,
@@ -123,13 +124,32 @@ def quiet_disproportionate(at: Minute, config: Disproportionate) -> bool:
         config.min_hr, baseline + config.excess)
 
 
+def bound_tachycardia(config: HighLevel, _state: PatientState) -> Bound:
+    """`quiet_tachycardia` in numbers."""
+    return Bound("hr", True, config.fire_at)
+
+
+def bound_relative(config: Relative, state: PatientState) -> Bound:
+    """`quiet_relative` in numbers (no baseline: no limit)."""
+    baseline = state.hr_baseline
+    return Bound("hr", True, math.inf if baseline is None else baseline + config.above_baseline)
+
+
+def bound_disproportionate(config: Disproportionate, state: PatientState) -> Bound:
+    """`quiet_disproportionate` in numbers (no baseline: no limit)."""
+    baseline = state.hr_baseline
+    return Bound("hr", True, math.inf if baseline is None else max(
+        config.min_hr, baseline + config.excess))
+
+
 TACHYCARDIA = RuleSpec("tachycardia", HighLevel, "oximetry", judge_tachycardia, "tachycardia",
-                       _measured_tachycardia, signal="hr", quiet=quiet_tachycardia)
+                       _measured_tachycardia, signal="hr", quiet=quiet_tachycardia,
+                       bound=bound_tachycardia)
 RELATIVE = RuleSpec("tachycardia_relative", Relative, "oximetry", judge_relative,
                     "heart rate well above this patient's baseline", _measured_relative,
-                    signal="hr", quiet=quiet_relative)
+                    signal="hr", quiet=quiet_relative, bound=bound_relative)
 DISPROPORTIONATE = RuleSpec("tachycardia_disproportionate", Disproportionate, "oximetry",
                             judge_disproportionate,
                             "heart rate out of proportion to temperature",
                             _measured_disproportionate, signal="hr",
-                            quiet=quiet_disproportionate)
+                            quiet=quiet_disproportionate, bound=bound_disproportionate)

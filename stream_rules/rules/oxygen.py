@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import Field
 
-from stream_rules.rules.spec import Judgement, Minute, RuleSpec, rounded
+from stream_rules.rules.spec import Bound, Judgement, Minute, RuleSpec, rounded
 from stream_rules.rules.thresholds import LowLevel, judge_low
+from stream_rules.state import PatientState
 
 
 class Desaturation(LowLevel):
@@ -51,9 +52,16 @@ def quiet_desaturation(at: Minute, config: LowLevel) -> bool:
     return at.lowest("spo2", config.window_min) > config.fire_at
 
 
+def bound_desaturation(config: LowLevel, _state: PatientState) -> Bound:
+    """`quiet_desaturation` in numbers."""
+    return Bound("spo2", False, config.fire_at)
+
+
 SPECS = (
     RuleSpec("desaturation", Desaturation, "oximetry", judge_desaturation, "low SpO2", _measured,
-             signal="spo2", lower_is_worse=True, quiet=quiet_desaturation),
+             signal="spo2", lower_is_worse=True, quiet=quiet_desaturation,
+             bound=bound_desaturation),
     RuleSpec("severe_desaturation", LowLevel, "oximetry", judge_desaturation, "very low SpO2",
-             _measured, signal="spo2", lower_is_worse=True, quiet=quiet_desaturation),
+             _measured, signal="spo2", lower_is_worse=True, quiet=quiet_desaturation,
+             bound=bound_desaturation),
 )

@@ -155,10 +155,10 @@ class RuleSpec:
       that the rule cannot fire this minute (e.g. no value in its window reaches the
       threshold), so that the engine may leave a rule with nothing pending unjudged; True only
       when `judge` would not fire. None: always judged.
-    - `quiet_slides`: `quiet` reads only the highest or lowest value of `signal`'s windows
-      against numbers of the rules file, so a proof that holds at one minute holds at the
-      next when no value entered the windows (they only lost their oldest minute): the
-      engine then skips the kind's minute, if every rule of the kind says so.
+    - `bound(config, state)`: `quiet` in numbers, from the rule's config and the patient's
+      baselines only: `quiet` holds exactly when no value of `signal` in the rule's window
+      reaches the limit. The engine skips a kind's minutes while its rules stay quiet
+      (`stream_rules.quiet_kinds`) when every rule of the kind has one.
     """
 
     name: str
@@ -173,7 +173,17 @@ class RuleSpec:
     firing_note: str = ""
     severity: Callable[[Any, RulesFile, float], Severity] | None = None
     quiet: Callable[..., bool] | None = None
-    quiet_slides: bool = False
+    bound: Callable[[Any, PatientState], Bound] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A rule's quiet bound in numbers (`RuleSpec.bound`): it cannot fire while every value of
+    `signal` in its window is below `limit` (`upper`), or above it."""
+
+    signal: str
+    upper: bool
+    limit: float
 
 
 def rounded(value: float | None, digits: int = 1) -> float | None:

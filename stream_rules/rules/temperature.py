@@ -18,6 +18,7 @@ from stream_rules import calibration
 from stream_rules.features import Level, median, memoised
 from stream_rules.rules.spec import (
     UNKNOWN,
+    Bound,
     Celsius,
     Evidence,
     Judgement,
@@ -29,6 +30,7 @@ from stream_rules.rules.spec import (
     rounded,
 )
 from stream_rules.rules.thresholds import HighLevel, judge_high
+from stream_rules.state import PatientState
 
 
 class Rising(Windowed):
@@ -187,11 +189,21 @@ def quiet_rising(at: Minute, config: Rising) -> bool:
     return at.highest("temp", at.rules.fever.window_min) < config.from_c
 
 
+def bound_fever(config: Fever, _state: PatientState) -> Bound:
+    """`quiet_fever` in numbers."""
+    return Bound("temp", True, config.fire_at)
+
+
+def bound_rising(config: Rising, _state: PatientState) -> Bound:
+    """`quiet_rising` in numbers."""
+    return Bound("temp", True, config.from_c)
+
+
 SPECS = (
     RuleSpec("fever", Fever, "temperature", judge_fever, "fever", _measured_level,
-             signal="temp", quiet=quiet_fever, quiet_slides=True),
+             signal="temp", quiet=quiet_fever, bound=bound_fever),
     RuleSpec("high_fever", Fever, "temperature", judge_high_fever, "high fever",
-             _measured_level, signal="temp", quiet=quiet_fever, quiet_slides=True),
+             _measured_level, signal="temp", quiet=quiet_fever, bound=bound_fever),
     RuleSpec("rising_temperature", Rising, "temperature", judge_rising, "rising temperature",
-             _measured_rise, signal="temp", quiet=quiet_rising, quiet_slides=True),
+             _measured_rise, signal="temp", quiet=quiet_rising, bound=bound_rising),
 )

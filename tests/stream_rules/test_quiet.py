@@ -5,6 +5,7 @@ nothing of it is pending, and gives the same events as judging every rule every 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 
 import pytest
@@ -15,14 +16,17 @@ from evaluation.run import run_subset
 from simulators import cohort
 from stream_rules import engine as engine_module
 from stream_rules.config import load_rules
+from stream_rules.engine import Engine
+from stream_rules.quiet_kinds import QuietKinds
 from stream_rules.rules import RULES, Minute, RuleSpec
 from stream_rules.rules.news2 import combined_minute
-from stream_rules.series import MinuteSeries
-from stream_rules.state import DeviceState, IceCheck, PatientState
+from stream_rules.state import DeviceState, IceCheck, PatientState, dump, load
 from tests.simulators.helpers import START
+from vitals.patients import Patient
 
 RULES_FILE = load_rules(None)
 BOUNDED = [rule for rule in RULES if rule.quiet is not None and not rule.per_device]
+BOUND = [rule for rule in RULES if rule.bound is not None]
 MINUTE = 29_000_000  # an epoch minute in 2025
 
 
@@ -110,26 +114,92 @@ def test_a_neuro_check_said_quiet_is_not_missed(ago_min: int | None, day: float)
     assert quiet is not bool(spec.judge(at, config).fire), (ago_min, day)
 
 
-@settings(max_examples=300, deadline=None)
-@given(values(38.3, 2.5), st.integers(1, 30))
-def test_a_sliding_bound_holds_while_no_value_comes(temp: list[float | None],
-                                                   empty: int) -> None:
-    """A rule whose bound slides (`RuleSpec.quiet_slides`), proven quiet at a minute, is
-    quiet at each later minute until a value comes: the engine skips those minutes."""
-    state = PatientState("P001")
-    for i, value in enumerate(temp):
-        if value is not None:
-            state.series["temp"].set(MINUTE - len(temp) + 1 + i, value)
+@settings(max_examples=400, deadline=None)
+@given(values(38.3, 2.5), values(125, 45), values(92, 6),
+       st.one_of(st.none(), st.floats(50, 110)),
+       st.lists(st.tuples(st.one_of(st.none(), st.floats(34, 42)),
+                          st.one_of(st.none(), st.floats(40, 200)),
+                          st.one_of(st.none(), st.floats(80, 100))), min_size=1, max_size=25))
+def test_a_bound_quiet_stays_quiet_while_each_new_value_is_within_it(
+        temp: list[float | None], hr: list[float | None], spo2: list[float | None],
+        hr_baseline: float | None, later: list[tuple[float | None, ...]]) -> None:
+    """What `quiet_kinds` rests on: a rule with a bound (`RuleSpec.bound`), quiet at a
+    minute, is quiet at the next when the value that minute brings is within the bound, or
+    there is none; so every minute after, while that holds."""
+    state = PatientState("P001", hr_baseline=hr_baseline)
+    for signal, series in (("temp", temp), ("hr", hr), ("spo2", spo2)):
+        for i, value in enumerate(series):
+            if value is not None:
+                state.series[signal].set(MINUTE - len(series) + 1 + i, value)
     rules = RULES_FILE.rules
-    for rule in (rule for rule in RULES if rule.quiet_slides):
-        assert rule.quiet is not None and rule.signal == "temp" and not rule.per_device
-        config = getattr(rules, rule.name)
-        if not rule.quiet(Minute(state, MINUTE, RULES_FILE, rules, day=3.0), config):
-            continue
-        for later in range(MINUTE + 1, MINUTE + empty + 1):
-            at = Minute(state, later, RULES_FILE, rules, day=3.0)
-            assert rule.quiet(at, config), (rule.name, later - MINUTE, temp[-25:])
-            assert not rule.judge(at, config).fire
+    quiet = {rule.name: rule.quiet(Minute(state, MINUTE, RULES_FILE, rules, day=3.0),
+                                   getattr(rules, rule.name))  # type: ignore[misc]
+             for rule in BOUND}
+    for minute, values_then in enumerate(later, MINUTE + 1):
+        for signal, value in zip(("temp", "hr", "spo2"), values_then, strict=True):
+            if value is not None:
+                state.series[signal].set(minute, value)
+        at = Minute(state, minute, RULES_FILE, rules, day=3.0)
+        for rule in BOUND:
+            config = getattr(rules, rule.name)
+            bound = rule.bound(config, state)  # type: ignore[misc]
+            value = state.series[bound.signal].get(minute)
+            within = math.isnan(value) or (value < bound.limit if bound.upper else
+                                           value > bound.limit)
+            quiet[rule.name] = quiet[rule.name] and within
+            if quiet[rule.name]:
+                assert rule.quiet(at, config), (rule.name, minute - MINUTE)  # type: ignore[misc]
+                assert not rule.judge(at, config).fire
+
+
+@pytest.mark.parametrize("rule", BOUND, ids=lambda rule: rule.name)
+def test_a_bound_is_where_its_rule_stops_being_quiet(rule: RuleSpec) -> None:
+    """A bound's limit is the quiet bound's own: a value just within it (by the series'
+    quantum) keeps the rule quiet, a value at it does not."""
+    config = getattr(RULES_FILE.rules, rule.name)
+    for within, quiet in ((True, True), (False, False)):
+        state = PatientState("P001", hr_baseline=70.0, temp_baseline=36.8, spo2_baseline=97.0)
+        bound = rule.bound(config, state)  # type: ignore[misc]
+        series = state.series[bound.signal]
+        inside = (-1.0 if bound.upper else 1.0) / series.scale
+        for minute in range(MINUTE - 60, MINUTE):
+            series.set(minute, bound.limit + 20 * inside)
+        series.set(MINUTE, bound.limit + inside if within else bound.limit)
+        at = Minute(state, MINUTE, RULES_FILE, RULES_FILE.rules, day=3.0)
+        assert rule.quiet(at, config) is quiet, (rule.name, within)  # type: ignore[misc]
+
+
+def test_a_kind_is_skipped_only_while_its_proof_holds() -> None:
+    """`QuietKinds.holds`: the chain goes on with each minute's value within every limit, and
+    breaks on a value beyond one, a minute set out of turn, or a baseline learned."""
+    engine = Engine(RULES_FILE, Patient(id="P001", infusion=dt.date(2026, 11, 1), team="t"))
+    kinds = engine._quiet_kinds
+    assert kinds.groups == {"temperature", "oximetry"}
+    state = engine.new_state()
+    hr, spo2 = state.series["hr"], state.series["spo2"]
+    for minute in range(MINUTE - 20, MINUTE + 1):
+        hr.set(minute, 80.0)
+        spo2.set(minute, 97.0)
+    assert not kinds.holds(state, "oximetry", MINUTE)  # nothing proven yet
+    kinds.note(state, "oximetry", MINUTE)
+    hr.set(MINUTE + 1, 85.0)
+    assert kinds.holds(state, "oximetry", MINUTE + 1)  # a value within every limit
+    assert not kinds.holds(state, "oximetry", MINUTE + 2)  # not the minute after the proof
+    kinds.note(state, "oximetry", MINUTE + 1)
+    assert kinds.holds(state, "oximetry", MINUTE + 2)  # no value at all
+    hr.set(MINUTE + 2, RULES_FILE.rules.tachycardia.fire_at)
+    assert not kinds.holds(state, "oximetry", MINUTE + 2)  # at a limit
+    kinds.note(state, "oximetry", MINUTE + 2)
+    spo2.set(MINUTE - 3, 97.0)  # a late minute filled in
+    spo2.set(MINUTE + 3, 97.0)
+    assert not kinds.holds(state, "oximetry", MINUTE + 3)
+    kinds.note(state, "oximetry", MINUTE + 3)
+    state.hr_baseline = 70.0  # learned: the relative limits are new
+    assert not kinds.holds(state, "oximetry", MINUTE + 4)
+    kinds.note(state, "oximetry", MINUTE + 4)
+    spo2.set(MINUTE + 5, RULES_FILE.rules.desaturation.fire_at)  # a lower bound's limit
+    assert not kinds.holds(state, "oximetry", MINUTE + 5)
+    assert load(dump(state)).quiet == {}  # not part of the state
 
 
 def test_every_threshold_rule_has_a_bound() -> None:
@@ -137,8 +207,12 @@ def test_every_threshold_rule_has_a_bound() -> None:
         "fever", "high_fever", "rising_temperature", "tachycardia", "tachycardia_relative",
         "tachycardia_disproportionate", "desaturation", "severe_desaturation", "news2",
         "news2_high", "crs_suspicion", "neuro_check_missed"}
-    assert {rule.name for rule in RULES if rule.quiet_slides} == {
-        "fever", "high_fever", "rising_temperature"}
+    assert {rule.name for rule in BOUND} == {
+        "fever", "high_fever", "rising_temperature", "tachycardia", "tachycardia_relative",
+        "tachycardia_disproportionate", "desaturation", "severe_desaturation"}
+    state = PatientState("P001", hr_baseline=70.0)
+    assert all(rule.bound(getattr(RULES_FILE.rules, rule.name), state).signal == rule.signal
+               for rule in BOUND)  # type: ignore[misc]
     assert [rule.name for rule in RULES if rule.per_device and rule.quiet] == ["no_data"]
 
 
@@ -147,15 +221,15 @@ def test_the_bounds_leave_every_event_as_it_was(monkeypatch: pytest.MonkeyPatch)
     events and trend points."""
     sim = cohort.generate(4, 3, 4, START)  # fevers, tachycardia, desaturation, NEWS2, CRS
     skipped = []
-    quiet_before = MinuteSeries.quiet_before
+    holds = QuietKinds.holds
 
-    def spy(series: MinuteSeries, group: str, minute: int) -> bool:
-        skipped.append(quiet_before(series, group, minute))
+    def spy(kinds: QuietKinds, state: PatientState, group: str, minute: int) -> bool:
+        skipped.append(holds(kinds, state, group, minute))
         return skipped[-1]
 
-    monkeypatch.setattr(MinuteSeries, "quiet_before", spy)
+    monkeypatch.setattr(QuietKinds, "holds", spy)
     bounded = run_subset(sim, RULES_FILE, [0, 1, 2, 3])
-    assert sum(skipped) > len(skipped) / 4  # many of the thermometers' minutes were skipped
+    assert sum(skipped) > len(skipped) / 2  # most of the kinds' minutes were skipped
     monkeypatch.setattr(engine_module, "RULES", tuple(
         dataclasses.replace(rule, quiet=None) for rule in engine_module.RULES))
     judged = run_subset(sim, RULES_FILE, [0, 1, 2, 3])
