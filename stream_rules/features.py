@@ -97,6 +97,18 @@ def level_of(series: MinuteSeries, minute: int, window_min: int, min_samples: in
     return Level(window.median(), count)  # sorted already
 
 
+def level_value(series: MinuteSeries, minute: int, window_min: int, min_samples: int = 1
+                ) -> float:
+    """`level_of`'s value alone (NaN: unknown): the combined minute takes four every minute
+    of every patient."""
+    values = window_of(series, minute, window_min).values
+    count = len(values)
+    if count < min_samples or not count:
+        return math.nan
+    half = count // 2
+    return values[half] if count % 2 else (values[half - 1] + values[half]) / 2
+
+
 def slope_of(series: MinuteSeries, minute: int, window_min: int, min_samples: int) -> float:
     """`slope_per_hour` over the series' window ending at `minute`, computed once per change."""
     return memoised(series, ("slope", window_min, min_samples), minute, window_min,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from stream_rules.features import news2_partial
+from stream_rules.features import level_value, news2_partial
 from stream_rules.rules.spec import UNKNOWN, Judgement, Minute, Rule, RuleSpec
 from stream_rules.state import PatientState
 
@@ -32,13 +32,14 @@ def combined_minute(state: PatientState, minute: int, rules_file: RulesFile, day
                     ) -> Minute:
     """A minute judged on every signal at once: the levels over the fever, tachycardia and
     desaturation windows (respiratory rate over 5 min), and their partial NEWS2."""
-    rules = rules_file.rules
-    at = Minute.of(state, minute, rules_file, day)
-    at.levels = {
-        "temp": at.level("temp", rules.fever.window_min, rules.fever.min_samples).value,
-        "hr": at.level("hr", rules.tachycardia.window_min).value,
-        "spo2": at.level("spo2", rules.desaturation.window_min).value,
-        "rr": at.level("rr", 5).value,
+    rules, series = rules_file.rules, state.series
+    at = Minute(state, minute, rules_file, rules, day)
+    at.levels = {  # as `Minute.level` gives them
+        "temp": level_value(series["temp"], minute, int(rules.fever.window_min),
+                            rules.fever.min_samples),
+        "hr": level_value(series["hr"], minute, int(rules.tachycardia.window_min)),
+        "spo2": level_value(series["spo2"], minute, int(rules.desaturation.window_min)),
+        "rr": level_value(series["rr"], minute, 5),
     }
     at.news2 = news2_partial(at.levels)
     return at

@@ -10,7 +10,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_rules.features import Level, level_of, memoised, slope_of, slope_per_hour, sustained
+from stream_rules.features import (
+    Level,
+    level_of,
+    level_value,
+    memoised,
+    slope_of,
+    slope_per_hour,
+    sustained,
+)
 from stream_rules.series import MinuteSeries
 
 START = 29_000_000  # an epoch minute in 2025
@@ -33,6 +41,8 @@ def test_memoised_levels_and_slopes_equal_fresh_ones_every_minute(
             series.set(minute, value)
         fresh = series.window(minute, window)
         assert level_of(series, minute, window, min_samples) == sustained(fresh, min_samples)
+        assert same(level_value(series, minute, window, min_samples),
+                    sustained(fresh, min_samples).value)
         assert same(slope_of(series, minute, window, min_samples),
                     slope_per_hour(fresh, min_samples))
 
