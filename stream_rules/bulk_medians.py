@@ -165,11 +165,6 @@ class Closing:
             group = int(table.group[row])
             if int(table.rank[row]) != table.start_rank[group]:
                 group = -1  # rows of the group came before: not the whole group
-
-        def ahead(name: str, count: int) -> float | None:
-            """The median computed ahead, if these are all the group's samples."""
-            return table.ahead(name, group, count) if table is not None and group >= 0 else None
-
         values = {}
         for name, column, every, none, counted in self.signals:
             if none or a == b:
@@ -178,7 +173,10 @@ class Closing:
                 int(counted[b - 1]) - (int(counted[a - 1]) if a else 0)
             if not count:
                 continue
-            value = ahead(name, count)
+            value = None
+            if group >= 0:  # the median computed ahead, if these are all the group's samples
+                assert table is not None
+                value = table.ahead(name, group, count)
             if value is None:
                 present = column[a:b].tolist()
                 if not every:

@@ -110,7 +110,11 @@ class Engine:
         self._day_zero_s = -patient.day_since_infusion(0) * 86400
         self._names = {group: tuple(rule.name for rule, _ in rules)
                        for group, rules in self._judged_on.items()}
-        self._device_keys: dict[tuple[str, str], str] = {}
+        # the combined minute's rules, each with its rule states' keys by device
+        # ("name:device_id", made once) when it is judged per device
+        self._combined: list[tuple[RuleSpec, object, dict[str, str] | None]] = [
+            (rule, config, {} if rule.per_device else None)
+            for rule, config in self._judged_on["combined"]]
 
     def new_state(self) -> PatientState:
         """A patient's state before any reading (with the baseline set in the rules file)."""
@@ -440,27 +444,22 @@ class Engine:
         day = ((minute + 1) * 60 - self._day_zero_s) / 86400  # `day_since_infusion`, inline
         at = combined_minute(state, minute, self.rules_file, day)
         judged: dict[str, Judgement] = {}
-        for rule, config in self._judged_on["combined"]:
-            if not rule.per_device:
+        for rule, config, keys in self._combined:
+            if keys is None:
                 if rule.quiet is not None and rule.quiet(at, config) and \
                         _idle(rule_states.get(rule.name)):
                     continue  # as in judge_kind_minute
                 judged[rule.name] = rule.judge(at, config)
             elif per_device:
                 for device_id in state.devices:
-                    key = self._device_key(rule.name, device_id)
+                    key = keys.get(device_id)
+                    if key is None:
+                        key = keys[device_id] = f"{rule.name}:{device_id}"
                     if rule.quiet is not None and rule.quiet(at, config, device_id) and \
                             _idle(rule_states.get(key)):
                         continue  # as in judge_kind_minute
                     judged[key] = rule.judge(at, config, device_id)
         return self._apply(state, rule_states, judged, minute, late), self._trend(at)
-
-    def _device_key(self, name: str, device_id: str) -> str:
-        """A per-device rule's key in the rule states, "name:device_id" (made once)."""
-        key = self._device_keys.get((name, device_id))
-        if key is None:
-            key = self._device_keys[name, device_id] = f"{name}:{device_id}"
-        return key
 
     def _learn_baseline(self, state: PatientState, minute: int) -> None:
         """Heart-rate, temperature and SpO2 baselines from the first hours, unless set per
